@@ -1,0 +1,124 @@
+"""HTTP endpoints of authentication: login, logout, me."""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Router, Schema, Status
+from ninja.security import HttpBearer
+from pydantic import Field
+
+from apps.accounts.services import (
+    Principal,
+    apermissions_get,
+    asession_authenticate,
+    asession_login,
+    asession_revoke,
+)
+from realtime.errors import ProtocolError
+
+router = Router(tags=["auth"])
+
+
+class TokenAuth(HttpBearer):
+    """`Authorization: Bearer <sessionId>.<secret>`; answers 401 `unauthorized` otherwise."""
+
+    async def __call__(self, request: HttpRequest) -> Principal | None:  # type: ignore[override]
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        try:
+            return await asession_authenticate(token)
+        except ProtocolError:
+            return None
+
+    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:  # pragma: no cover
+        raise NotImplementedError("TokenAuth is async; __call__ does the work")
+
+
+token_auth = TokenAuth()
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The caller's address; X-Forwarded-For only when a trusted proxy sets it."""
+    if settings.TRUST_X_FORWARDED_FOR:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first[:45]
+    return str(request.META.get("REMOTE_ADDR") or "unknown")[:45]
+
+
+class LoginIn(Schema):
+    email: str = Field(min_length=3, max_length=255)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UserOut(Schema):
+    id: str
+    email: str
+    firstName: str
+    lastName: str
+    userType: str
+    roles: list[str]
+
+
+class LoginOut(Schema):
+    token: str
+    sessionId: str
+    expiresAt: datetime
+    user: UserOut
+
+
+class MeOut(Schema):
+    user: UserOut
+    sessionId: str
+    expiresAt: datetime
+    permissions: list[str]
+
+
+def _user_out(principal: Principal) -> UserOut:
+    return UserOut(
+        id=principal.user_id,
+        email=principal.email,
+        firstName=principal.first_name,
+        lastName=principal.last_name,
+        userType=principal.user_type,
+        roles=list(principal.roles),
+    )
+
+
+@router.post("/login", response=LoginOut, auth=None)
+async def login(request: HttpRequest, payload: LoginIn) -> LoginOut:
+    """Exchange an email and password for a session token (24 h by default)."""
+    principal, token = await asession_login(
+        email=payload.email,
+        password=payload.password,
+        ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent"),
+    )
+    return LoginOut(
+        token=token, sessionId=principal.session_id, expiresAt=principal.expires_at, user=_user_out(principal)
+    )
+
+
+@router.post("/logout", response={204: None}, auth=token_auth)
+async def logout(request: HttpRequest) -> Status:
+    """Revoke the calling session on every server process at once."""
+    principal: Principal = request.auth  # type: ignore[attr-defined]
+    await asession_revoke(session_id=principal.session_id)
+    return Status(204, None)
+
+
+@router.get("/me", response=MeOut, auth=token_auth)
+async def me(request: HttpRequest) -> MeOut:
+    """The calling user, their session and their permissions."""
+    principal: Principal = request.auth  # type: ignore[attr-defined]
+    permissions = await apermissions_get(principal)
+    return MeOut(
+        user=_user_out(principal),
+        sessionId=principal.session_id,
+        expiresAt=principal.expires_at,
+        permissions=sorted(permissions),
+    )

@@ -1,0 +1,277 @@
+"""Writes and token checks of the accounts domain: sessions, their Redis cache, permissions.
+
+Tokens are `<sessionId>.<secret>`. PostgreSQL keeps only the SHA-256 of the secret;
+`user:session:{sessionId}` caches the session (with that hash) so a request or a
+socket is authenticated from Redis alone, PostgreSQL on a cache miss. Redis is a
+cache here: when it is down, logins and checks still work from PostgreSQL.
+"""
+
+import hashlib
+import hmac
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import Session, User, UserRole
+from apps.accounts.permissions import permissions_for
+from realtime import keys, topics
+from realtime.codecs import pack_control
+from realtime.connections import get_redis, get_sync_redis
+from realtime.errors import RATE_LIMITED, UNAUTHORIZED, ProtocolError
+from realtime.ratelimit import SlidingWindowLimiter
+
+logger = logging.getLogger(__name__)
+
+INVALID_CREDENTIALS = "Email or password is incorrect."
+INVALID_TOKEN = "The token is invalid, expired or revoked."
+TOO_MANY_LOGINS = "Too many failed logins from this address; try again later."
+
+SESSION_CACHE_MAX_TTL = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the authenticated user of one session."""
+
+    user_id: str
+    session_id: str
+    email: str
+    first_name: str
+    last_name: str
+    user_type: str
+    roles: tuple[str, ...]
+    expires_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user_type == "admin"
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_token(token: str) -> tuple[str, str] | None:
+    """`<sessionId>.<secret>` -> (sessionId, secret), or None when malformed."""
+    session_id, sep, secret = token.strip().partition(".")
+    if not sep or not secret or len(token) > 512:
+        return None
+    try:
+        return str(uuid.UUID(session_id)), secret
+    except ValueError:
+        return None
+
+
+def _session_hash(principal: Principal, token_hash: str) -> dict[str, str]:
+    return {
+        "userId": principal.user_id,
+        "email": principal.email,
+        "firstName": principal.first_name,
+        "lastName": principal.last_name,
+        "userType": principal.user_type,
+        "roles": ",".join(principal.roles),
+        "expiresAt": principal.expires_at.isoformat(),
+        "tokenHash": token_hash,
+    }
+
+
+def _principal_from_hash(session_id: str, data: dict[str, str]) -> Principal:
+    return Principal(
+        user_id=data["userId"],
+        session_id=session_id,
+        email=data["email"],
+        first_name=data.get("firstName", ""),
+        last_name=data.get("lastName", ""),
+        user_type=data["userType"],
+        roles=tuple(role for role in data.get("roles", "").split(",") if role),
+        expires_at=datetime.fromisoformat(data["expiresAt"]),
+    )
+
+
+def _principal_from_session(session: Session, roles: list[str]) -> Principal:
+    user = session.user
+    assert user is not None
+    return Principal(
+        user_id=str(user.pk),
+        session_id=str(session.pk),
+        email=user.email,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        user_type=user.user_type,
+        roles=tuple(sorted(roles)),
+        expires_at=session.expires_at,
+    )
+
+
+async def _cache_session(principal: Principal, token_hash: str) -> None:
+    ttl = min(SESSION_CACHE_MAX_TTL, int((principal.expires_at - timezone.now()).total_seconds()))
+    if ttl <= 0:
+        return
+    key = keys.user_session(principal.session_id)
+    try:
+        async with get_redis().pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping=_session_hash(principal, token_hash))
+            pipe.expire(key, ttl)
+            await pipe.execute()
+    except redis.RedisError:
+        logger.warning("could not cache session %s; PostgreSQL stays authoritative", principal.session_id)
+
+
+def login_limiter() -> SlidingWindowLimiter:
+    return SlidingWindowLimiter(
+        get_redis(), limit=settings.LOGIN_RATE_LIMIT, window_seconds=settings.LOGIN_RATE_WINDOW_SECONDS
+    )
+
+
+async def _login_allowed(ip: str) -> None:
+    try:
+        decision = await login_limiter().check(keys.login_rate_limit(ip))
+    except redis.RedisError:
+        logger.warning("login rate limit unavailable (Redis down); allowing the attempt")
+        return
+    if not decision.allowed:
+        raise ProtocolError(RATE_LIMITED, TOO_MANY_LOGINS, retryAfter=decision.retry_after_seconds)
+
+
+async def _record_login_failure(ip: str) -> None:
+    try:
+        await login_limiter().hit(keys.login_rate_limit(ip))
+    except redis.RedisError:
+        logger.warning("could not record a failed login for %s (Redis down)", ip)
+
+
+@sync_to_async
+def _create_session(user: User, ip: str | None, user_agent: str | None) -> tuple[Session, list[str], str]:
+    secret = secrets.token_urlsafe(32)
+    now = timezone.now()
+    with transaction.atomic():
+        user.last_login = now
+        user.save(update_fields=["last_login"])
+        session = Session.objects.create(
+            user=user,
+            token=hash_secret(secret),
+            expires_at=now + timedelta(seconds=settings.SESSION_TOKEN_TTL_SECONDS),
+            ip_address=(ip or "")[:45] or None,
+            user_agent=user_agent or None,
+        )
+    roles = list(UserRole.objects.filter(user=user).values_list("role_name", flat=True))
+    return session, roles, f"{session.pk}.{secret}"
+
+
+async def asession_login(
+    *, email: str, password: str, ip: str, user_agent: str | None
+) -> tuple[Principal, str]:
+    """Check the credentials and open a session; returns the principal and its token.
+
+    Raises `rate_limited` past the per-IP failure limit and `unauthorized` for any bad
+    credential (unknown email and wrong password answer the same).
+    """
+    await _login_allowed(ip)
+    user = await sync_to_async(authenticate)(None, email=email, password=password)
+    if user is None:
+        await _record_login_failure(ip)
+        raise ProtocolError(UNAUTHORIZED, INVALID_CREDENTIALS)
+    session, roles, token = await _create_session(user, ip, user_agent)
+    principal = _principal_from_session(session, roles)
+    await _cache_session(principal, session.token)
+    return principal, token
+
+
+@sync_to_async
+def _load_session(session_id: str) -> tuple[Session, list[str]] | None:
+    session = Session.objects.select_related("user").filter(pk=session_id).first()
+    if session is None or session.user is None:
+        return None
+    roles = list(UserRole.objects.filter(user=session.user).values_list("role_name", flat=True))
+    return session, roles
+
+
+async def asession_authenticate(token: str) -> Principal:
+    """The principal of a valid token; `unauthorized` for a malformed, unknown, expired or revoked one."""
+    parts = split_token(token)
+    if parts is None:
+        raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
+    session_id, secret = parts
+    token_hash = hash_secret(secret)
+    cached: dict[str, str] = {}
+    try:
+        cached = await get_redis().hgetall(keys.user_session(session_id))
+    except redis.RedisError:
+        logger.warning("session cache unavailable; checking session %s in PostgreSQL", session_id)
+    if cached.get("tokenHash"):
+        if not hmac.compare_digest(cached["tokenHash"], token_hash):
+            raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
+        principal = _principal_from_hash(session_id, cached)
+    else:
+        loaded = await _load_session(session_id)
+        if loaded is None:
+            raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
+        session, roles = loaded
+        if not hmac.compare_digest(session.token, token_hash) or not session.user.is_active:  # type: ignore[union-attr]
+            raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
+        principal = _principal_from_session(session, roles)
+        await _cache_session(principal, token_hash)
+    if principal.expires_at <= timezone.now():
+        raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
+    return principal
+
+
+async def asession_revoke(*, session_id: str) -> None:
+    """Delete the session everywhere: PostgreSQL, its cache, and (via the control channel) open sockets."""
+    await Session.objects.filter(pk=session_id).adelete()
+    try:
+        client = get_redis()
+        await client.delete(keys.user_session(session_id))
+        await client.publish(topics.CONTROL_CHANNEL, pack_control("session.revoked", sessionId=session_id))
+    except redis.RedisError:
+        # The row is gone, so the token already fails on a cache miss; the cached hash
+        # could outlive it only until its TTL. Say so loudly.
+        logger.error("Redis down while revoking session %s: its cache entry may linger", session_id)
+
+
+async def apermissions_get(principal: Principal) -> frozenset[str]:
+    """The user's permission set from `user:permissions:{userId}`, rebuilt on a miss."""
+    key = keys.user_permissions(principal.user_id)
+    try:
+        cached = await get_redis().smembers(key)
+    except redis.RedisError:
+        cached = set()
+    if cached:
+        return frozenset(cached)
+    granted = permissions_for(principal.user_type, list(principal.roles))
+    try:
+        async with get_redis().pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.sadd(key, *sorted(granted))
+            pipe.expire(key, settings.PERMISSIONS_CACHE_TTL_SECONDS)
+            await pipe.execute()
+    except redis.RedisError:
+        logger.warning("could not cache permissions of %s", principal.user_id)
+    return granted
+
+
+def user_caches_drop(*, user_id: str) -> None:
+    """Drop the user's cached permissions and session hashes (after roles or type change).
+
+    Sessions are then re-read from PostgreSQL on their next use, with the new roles.
+    """
+    session_keys = [
+        keys.user_session(str(session_id))
+        for session_id in Session.objects.filter(user_id=user_id).values_list("pk", flat=True)
+    ]
+    try:
+        client = get_sync_redis()
+        client.delete(keys.user_permissions(user_id), *session_keys)
+        client.publish(topics.CONTROL_CHANNEL, pack_control("permissions.changed", userId=user_id))
+    except redis.RedisError:
+        logger.error("Redis down: cached permissions of %s may stay stale until their TTL", user_id)

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class HudConfig(AppConfig):
+    name = "apps.hud"
+    label = "hud"
+    verbose_name = "HUD integration"

@@ -1,0 +1,191 @@
+"""Admin for tenants, leases and lease documents.
+
+`LeaseTenant` has a composite primary key, which Django admin cannot register or
+inline; a lease's tenants (and its primary tenant) are edited on the lease page.
+"""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from apps.leasing.models import Lease, LeaseDocument, LeaseTenant, Tenant
+
+
+def tenant_choices() -> QuerySet[Tenant]:
+    return Tenant.objects.select_related("user").order_by("user__last_name", "user__first_name")
+
+
+class LeaseAdminForm(forms.ModelForm):
+    """Lease form with `tenants` and `primary_tenant` fields backed by `lease_tenants` rows."""
+
+    tenants = forms.ModelMultipleChoiceField(
+        queryset=tenant_choices(),
+        required=False,
+        widget=FilteredSelectMultiple("tenants", is_stacked=False),
+    )
+    primary_tenant = forms.ModelChoiceField(
+        queryset=tenant_choices(),
+        required=False,
+        help_text="Added to the lease's tenants if not chosen there.",
+    )
+
+    class Meta:
+        model = Lease
+        fields = "__all__"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.instance._state.adding:
+            links = list(LeaseTenant.objects.filter(lease=self.instance))
+            self.fields["tenants"].initial = [link.tenant_id for link in links]
+            primary = next((link.tenant_id for link in links if link.is_primary), None)
+            self.fields["primary_tenant"].initial = primary
+
+    def save_tenants(self) -> None:
+        """Make the lease's `lease_tenants` rows match the form; exactly the chosen primary."""
+        primary: Tenant | None = self.cleaned_data.get("primary_tenant")
+        chosen = {tenant.pk for tenant in self.cleaned_data.get("tenants", [])}
+        if primary is not None:
+            chosen.add(primary.pk)
+        links = LeaseTenant.objects.filter(lease=self.instance)
+        links.exclude(tenant_id__in=chosen).delete()
+        existing = set(links.values_list("tenant_id", flat=True))
+        LeaseTenant.objects.bulk_create(
+            [LeaseTenant(lease=self.instance, tenant_id=pk) for pk in chosen - existing],
+            ignore_conflicts=True,
+        )
+        primary_pk = primary.pk if primary is not None else None
+        links.exclude(tenant_id=primary_pk).update(is_primary=False)
+        if primary_pk is not None:
+            links.filter(tenant_id=primary_pk).update(is_primary=True)
+
+
+class LeaseDocumentInline(admin.TabularInline):
+    model = LeaseDocument
+    extra = 0
+    fields = ["document_type", "document_url", "uploaded_by", "uploaded_at", "is_signed", "signed_at"]
+    raw_id_fields = ["uploaded_by"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "employment_status",
+        "employer_name",
+        "income",
+        "background_check_status",
+        "credit_check_status",
+        "created_at",
+    ]
+    list_filter = ["background_check_status", "credit_check_status", "employment_status"]
+    search_fields = [
+        "user__email",
+        "user__first_name",
+        "user__last_name",
+        "employer_name",
+        "emergency_contact_name",
+    ]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        # Tenant.__str__ names the user; also used by the autocomplete of other admins.
+        return super().get_queryset(request).select_related("user")
+
+
+@admin.register(Lease)
+class LeaseAdmin(admin.ModelAdmin):
+    form = LeaseAdminForm
+    list_display = [
+        "__str__",
+        "start_date",
+        "end_date",
+        "monthly_rent",
+        "security_deposit",
+        "lease_status",
+        "is_signed",
+        "auto_renewal",
+    ]
+    list_filter = [
+        "lease_status",
+        "is_signed",
+        "auto_renewal",
+        "start_date",
+        "end_date",
+        "unit__property",
+    ]
+    search_fields = [
+        "unit__unit_number",
+        "unit__property__property_name",
+        "tenant_links__tenant__user__email",
+        "tenant_links__tenant__user__last_name",
+    ]
+    list_select_related = ["unit", "unit__property"]
+    autocomplete_fields = ["unit"]
+    readonly_fields = ["created_at", "updated_at"]
+    date_hierarchy = "start_date"
+    inlines = [LeaseDocumentInline]
+    fieldsets = [
+        (None, {"fields": ["unit", "lease_status", "tenants", "primary_tenant"]}),
+        (
+            "Terms",
+            {
+                "fields": [
+                    "start_date",
+                    "end_date",
+                    "monthly_rent",
+                    "security_deposit",
+                    "auto_renewal",
+                    "special_terms",
+                ]
+            },
+        ),
+        ("Signature", {"fields": ["is_signed", "lease_document_url"]}),
+        ("Record", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Lease]:
+        # Lease.__str__ names unit and property; also used by the autocomplete of other admins.
+        return super().get_queryset(request).select_related("unit", "unit__property")
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """Documents added without an uploader are recorded as uploaded by the admin user."""
+        instances = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            obj.delete()
+        for instance in instances:
+            if isinstance(instance, LeaseDocument) and instance.uploaded_by_id is None:
+                instance.uploaded_by = request.user
+            instance.save()
+        formset.save_m2m()
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        form.save_tenants()
+
+
+@admin.register(LeaseDocument)
+class LeaseDocumentAdmin(admin.ModelAdmin):
+    list_display = ["document_type", "lease", "uploaded_by", "uploaded_at", "is_signed", "signed_at"]
+    list_filter = ["document_type", "is_signed", "uploaded_at"]
+    search_fields = [
+        "document_type",
+        "document_url",
+        "lease__unit__unit_number",
+        "lease__unit__property__property_name",
+    ]
+    list_select_related = ["lease", "lease__unit", "lease__unit__property", "uploaded_by"]
+    autocomplete_fields = ["lease"]
+    raw_id_fields = ["uploaded_by"]
+    date_hierarchy = "uploaded_at"
+
+    def save_model(self, request: HttpRequest, obj: LeaseDocument, form: Any, change: bool) -> None:
+        if obj.uploaded_by_id is None:
+            obj.uploaded_by = request.user
+        super().save_model(request, obj, form, change)

@@ -1,0 +1,177 @@
+"""Tenants and their leases: the seed's `tenants`, `leases`, `lease_tenants`, `lease_documents`."""
+
+from django.db import models
+
+from apps.common.fields import (
+    created_at_field,
+    enum_check,
+    enum_field,
+    flag_field,
+    timestamp_now_field,
+    updated_at_field,
+    uuid_primary_key,
+)
+
+
+class BackgroundCheckStatus(models.TextChoices):
+    """Screening outcome; the seed uses the same ENUM for background and credit checks."""
+
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    DENIED = "denied", "Denied"
+    NOT_SUBMITTED = "not_submitted", "Not submitted"
+
+
+class LeaseStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    TERMINATED = "terminated", "Terminated"
+    RENEWED = "renewed", "Renewed"
+
+
+class Tenant(models.Model):
+    """The renter profile of a user: identity, income and screening results."""
+
+    id = uuid_primary_key("tenant_id")
+    # Indexed by idx_tenants_user_id below, so no second Django FK index.
+    user = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="tenant_profiles",
+        db_column="user_id",
+        db_index=False,
+    )
+    date_of_birth = models.DateField()
+    ssn_last_four = models.CharField(max_length=4)
+    income = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    employment_status = models.CharField(max_length=50, null=True, blank=True)
+    employer_name = models.CharField(max_length=255, null=True, blank=True)
+    emergency_contact_name = models.CharField(max_length=255, null=True, blank=True)
+    emergency_contact_phone = models.CharField(max_length=20, null=True, blank=True)
+    created_at = created_at_field()
+    updated_at = updated_at_field()
+    background_check_status = enum_field(
+        BackgroundCheckStatus, default=BackgroundCheckStatus.NOT_SUBMITTED, null=True
+    )
+    credit_check_status = enum_field(
+        BackgroundCheckStatus, default=BackgroundCheckStatus.NOT_SUBMITTED, null=True
+    )
+
+    class Meta:
+        db_table = "tenants"
+        indexes = [
+            models.Index(fields=["user"], name="idx_tenants_user_id"),
+            models.Index(fields=["background_check_status"], name="idx_tenants_background_check"),
+        ]
+        constraints = [
+            enum_check("tenants", "background_check_status", BackgroundCheckStatus),
+            enum_check("tenants", "credit_check_status", BackgroundCheckStatus),
+        ]
+
+    def __str__(self) -> str:
+        if self.user_id is None:
+            return f"Tenant {self.id}"
+        return f"{self.user.first_name} {self.user.last_name} <{self.user.email}>"
+
+
+class Lease(models.Model):
+    """A rental agreement for one unit over a date range."""
+
+    id = uuid_primary_key("lease_id")
+    # Indexed by idx_leases_unit_id below, so no second Django FK index.
+    unit = models.ForeignKey(
+        "properties.Unit",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="leases",
+        db_column="unit_id",
+        db_index=False,
+    )
+    start_date = models.DateField()
+    end_date = models.DateField()
+    monthly_rent = models.DecimalField(max_digits=10, decimal_places=2)
+    security_deposit = models.DecimalField(max_digits=10, decimal_places=2)
+    lease_status = enum_field(LeaseStatus, default=LeaseStatus.DRAFT, null=True)
+    created_at = created_at_field()
+    updated_at = updated_at_field()
+    lease_document_url = models.CharField(max_length=255, null=True, blank=True)
+    is_signed = flag_field(False)
+    special_terms = models.TextField(null=True, blank=True)
+    auto_renewal = flag_field(False)
+
+    class Meta:
+        db_table = "leases"
+        ordering = ["-start_date"]
+        indexes = [
+            models.Index(fields=["unit"], name="idx_leases_unit_id"),
+            models.Index(fields=["lease_status"], name="idx_leases_status"),
+            models.Index(fields=["start_date", "end_date"], name="idx_leases_dates"),
+        ]
+        constraints = [enum_check("leases", "lease_status", LeaseStatus)]
+
+    def __str__(self) -> str:
+        where = str(self.unit) if self.unit_id is not None else "no unit"
+        return f"{where}: {self.start_date} to {self.end_date}"
+
+
+class LeaseTenant(models.Model):
+    """A tenant on a lease (composite key: lease, tenant); one may be the primary."""
+
+    pk = models.CompositePrimaryKey("lease_id", "tenant_id")
+    # The primary key's index already leads with lease_id: no second Django FK index.
+    lease = models.ForeignKey(
+        Lease,
+        on_delete=models.CASCADE,
+        related_name="tenant_links",
+        db_column="lease_id",
+        db_index=False,
+    )
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="lease_links", db_column="tenant_id"
+    )
+    is_primary = flag_field(False)
+    created_at = created_at_field()
+
+    class Meta:
+        db_table = "lease_tenants"
+
+    def __str__(self) -> str:
+        role = "primary tenant" if self.is_primary else "tenant"
+        return f"{role} {self.tenant_id} on lease {self.lease_id}"
+
+
+class LeaseDocument(models.Model):
+    """A file attached to a lease (the lease itself, addenda, notices), maybe signed."""
+
+    id = uuid_primary_key("document_id")
+    lease = models.ForeignKey(
+        Lease,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="documents",
+        db_column="lease_id",
+    )
+    document_type = models.CharField(max_length=100)
+    document_url = models.CharField(max_length=255)
+    uploaded_by = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="uploaded_lease_documents",
+        db_column="uploaded_by",
+    )
+    uploaded_at = timestamp_now_field("uploaded_at")
+    is_signed = flag_field(False)
+    signed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "lease_documents"
+
+    def __str__(self) -> str:
+        return f"{self.document_type}: {self.document_url}"

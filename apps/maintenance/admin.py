@@ -1,0 +1,136 @@
+"""Admin for maintenance requests (with their images and work orders inline), vendors and work orders."""
+
+from django.contrib import admin
+
+from apps.maintenance.models import MaintenanceImage, MaintenanceRequest, Vendor, WorkOrder
+
+
+class MaintenanceImageInline(admin.TabularInline):
+    model = MaintenanceImage
+    extra = 0
+    fields = ["image_url", "is_before", "uploaded_at"]
+
+
+class WorkOrderInline(admin.StackedInline):
+    model = WorkOrder
+    extra = 0
+    raw_id_fields = ["assigned_by"]
+    show_change_link = True
+    fields = [
+        ("vendor", "status"),
+        ("assigned_by", "assigned_at"),
+        ("scheduled_date", "scheduled_time_start", "scheduled_time_end"),
+        ("invoice_amount", "invoice_paid", "invoice_paid_date"),
+        "completed_at",
+        "completion_notes",
+    ]
+
+
+@admin.register(MaintenanceRequest)
+class MaintenanceRequestAdmin(admin.ModelAdmin):
+    list_display = [
+        "category",
+        "unit",
+        "tenant",
+        "priority",
+        "status",
+        "is_tenant_caused",
+        "estimated_cost",
+        "actual_cost",
+        "created_at",
+        "completed_at",
+    ]
+    list_filter = [
+        "status",
+        "priority",
+        "category",
+        "is_tenant_caused",
+        "unit__property",
+        "created_at",
+        "completed_at",
+    ]
+    search_fields = [
+        "category",
+        "description",
+        "unit__unit_number",
+        "unit__property__property_name",
+        "tenant__user__email",
+        "tenant__user__last_name",
+    ]
+    list_select_related = ["unit__property", "tenant__user"]
+    raw_id_fields = ["unit", "tenant"]
+    readonly_fields = ["created_at", "updated_at"]
+    date_hierarchy = "created_at"
+    inlines = [MaintenanceImageInline, WorkOrderInline]
+    fieldsets = [
+        (None, {"fields": ["unit", "tenant", "category", "description"]}),
+        ("Handling", {"fields": ["priority", "status", "completed_at", "is_tenant_caused"]}),
+        ("Cost", {"fields": ["estimated_cost", "actual_cost"]}),
+        ("Record", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+
+@admin.register(MaintenanceImage)
+class MaintenanceImageAdmin(admin.ModelAdmin):
+    list_display = ["image_url", "request", "is_before", "uploaded_at"]
+    list_filter = ["is_before", "request__unit__property", "uploaded_at"]
+    search_fields = ["image_url", "request__category", "request__unit__unit_number"]
+    list_select_related = ["request"]
+    raw_id_fields = ["request"]
+    date_hierarchy = "uploaded_at"
+
+
+@admin.register(Vendor)
+class VendorAdmin(admin.ModelAdmin):
+    list_display = [
+        "company_name",
+        "service_category",
+        "contact_name",
+        "phone",
+        "email",
+        "is_preferred",
+        "insurance_expiry",
+    ]
+    list_filter = ["is_preferred", "service_category", "insurance_expiry"]
+    search_fields = ["company_name", "contact_name", "email", "phone", "license_number"]
+    readonly_fields = ["created_at", "updated_at"]
+
+
+@admin.register(WorkOrder)
+class WorkOrderAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "request",
+        "vendor",
+        "status",
+        "request_priority",
+        "scheduled_date",
+        "scheduled_time_start",
+        "assigned_by",
+        "invoice_amount",
+        "invoice_paid",
+    ]
+    list_filter = [
+        "status",
+        "request__priority",
+        "invoice_paid",
+        "vendor",
+        "request__unit__property",
+        "scheduled_date",
+        "assigned_at",
+    ]
+    search_fields = [
+        "request__category",
+        "request__description",
+        "request__unit__unit_number",
+        "request__unit__property__property_name",
+        "vendor__company_name",
+        "completion_notes",
+    ]
+    list_select_related = ["request", "vendor", "assigned_by"]
+    raw_id_fields = ["request", "assigned_by"]
+    date_hierarchy = "scheduled_date"
+
+    @admin.display(description="priority", ordering="request__priority")
+    def request_priority(self, obj: WorkOrder) -> str | None:
+        return obj.request.get_priority_display() if obj.request else None

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class MaintenanceConfig(AppConfig):
+    name = "apps.maintenance"
+    label = "maintenance"
+    verbose_name = "Maintenance management"

@@ -1,0 +1,88 @@
+"""The HTTP API (`/api/v1`): one NinjaAPI mounting each domain's router, one error shape."""
+
+import logging
+
+import pymongo.errors
+import redis
+from django.db import IntegrityError, InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from apps.accounts.api import router as auth_router
+from realtime.errors import BAD_REQUEST, CONFLICT, HTTP_STATUS, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, ProtocolError
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_FAILED = "The request is not valid."
+NOT_AUTHENTICATED = "Authentication required: send 'Authorization: Bearer <token>'."
+STORE_UNAVAILABLE = "A backing store is unavailable; nothing was changed. Retry shortly."
+INTERNAL_ERROR = "Internal error."
+
+api = NinjaAPI(
+    title="Property management API",
+    version="1",
+    urls_namespace="api-v1",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+
+
+def error_response(request: HttpRequest, status: int, error: dict[str, object]) -> HttpResponse:
+    response = api.create_response(request, {"error": error}, status=status)
+    retry_after = error.get("retryAfter")
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _code_for_status(status: int) -> str:
+    for code, code_status in HTTP_STATUS.items():
+        if code_status == status:
+            return code
+    return BAD_REQUEST if status < 500 else UNAVAILABLE
+
+
+@api.exception_handler(ProtocolError)
+def on_protocol_error(request: HttpRequest, exc: ProtocolError) -> HttpResponse:
+    return error_response(request, exc.http_status, exc.as_dict())
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    fields = [
+        {"field": ".".join(str(part) for part in error.get("loc", ())), "reason": error.get("msg", "invalid")}
+        for error in exc.errors
+    ]
+    return error_response(request, 422, {"code": BAD_REQUEST, "message": VALIDATION_FAILED, "fields": fields})
+
+
+@api.exception_handler(AuthenticationError)
+def on_authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = error_response(request, 401, {"code": UNAUTHORIZED, "message": NOT_AUTHENTICATED})
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return error_response(request, exc.status_code, {"code": _code_for_status(exc.status_code), "message": str(exc)})
+
+
+@api.exception_handler(Http404)
+def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error_response(request, 404, {"code": NOT_FOUND, "message": "Not found."})
+
+
+@api.exception_handler(Exception)
+def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    if isinstance(exc, IntegrityError):
+        return error_response(request, 409, {"code": CONFLICT, "message": "The change conflicts with existing data."})
+    if isinstance(exc, (OperationalError, InterfaceError, redis.RedisError, pymongo.errors.PyMongoError)):
+        logger.warning("store unavailable during %s %s: %r", request.method, request.path, exc)
+        return error_response(request, 503, {"code": UNAVAILABLE, "message": STORE_UNAVAILABLE})
+    logger.exception("unhandled error during %s %s", request.method, request.path)
+    return error_response(request, 500, {"code": "internal", "message": INTERNAL_ERROR})
+
+
+api.add_router("/auth", auth_router)

@@ -1,0 +1,156 @@
+"""Settings, read once from `PMS_*` environment variables (see `.env.example`)."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+INSECURE_KEY_PREFIX = "insecure-dev-key"
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("PMS_DEBUG", False)
+
+SECRET_KEY = env_str("PMS_SECRET_KEY", f"{INSECURE_KEY_PREFIX}-only-for-local-development")
+if not DEBUG and (SECRET_KEY.startswith(INSECURE_KEY_PREFIX) or len(SECRET_KEY) < 32):
+    raise ImproperlyConfigured(
+        "PMS_SECRET_KEY must be set to a random value of at least 32 characters when "
+        "PMS_DEBUG is off (production mode). Set PMS_DEBUG=1 for local development."
+    )
+
+ALLOWED_HOSTS = env_list("PMS_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+# Browser origins allowed to open /ws/ and to post forms (scheme://host[:port]).
+ALLOWED_ORIGINS = env_list("PMS_ALLOWED_ORIGINS", "http://localhost:8000,http://127.0.0.1:8000")
+CSRF_TRUSTED_ORIGINS = ALLOWED_ORIGINS
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "channels",
+    "pms",
+    "apps.accounts",
+    "apps.properties",
+    "apps.leasing",
+    "apps.finance",
+    "apps.maintenance",
+    "apps.subscriptions",
+    "apps.hud",
+    "apps.messaging",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pms.urls"
+ASGI_APPLICATION = "pms.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("PMS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pms")
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, engine="pms.postgres", conn_max_age=0, conn_health_checks=True
+    )
+}
+DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("PMS_TEST_DATABASE_NAME", "test_pms")
+
+REDIS_URL = env_str("PMS_REDIS_URL", "redis://127.0.0.1:6379/0")
+MONGO_URL = env_str("PMS_MONGO_URL", "mongodb://127.0.0.1:27017/")
+MONGO_DATABASE = env_str("PMS_MONGO_DATABASE", "pms")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["apps.accounts.backends.EmailBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# Session tokens of the API and sockets (the seed's `sessions` table).
+SESSION_TOKEN_TTL_SECONDS = env_int("PMS_SESSION_TTL_SECONDS", 24 * 3600)
+PERMISSIONS_CACHE_TTL_SECONDS = env_int("PMS_PERMISSIONS_TTL_SECONDS", 3600)
+LOGIN_RATE_LIMIT = env_int("PMS_LOGIN_RATE_LIMIT", 5)
+LOGIN_RATE_WINDOW_SECONDS = env_int("PMS_LOGIN_RATE_WINDOW_SECONDS", 600)
+API_RATE_LIMIT = env_int("PMS_API_RATE_LIMIT", 120)
+API_RATE_WINDOW_SECONDS = env_int("PMS_API_RATE_WINDOW_SECONDS", 60)
+# Honour X-Forwarded-For only behind a trusted proxy (docker compose sets it).
+TRUST_X_FORWARDED_FOR = env_bool("PMS_TRUST_X_FORWARDED_FOR", False)
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("PMS_LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import path
+
+from pms.api import api
+from pms.health import healthz, readyz
+
+admin.site.site_header = "Property management administration"
+admin.site.site_title = "PMS admin"
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,79 @@
+"""Clients of Redis and MongoDB, one per event loop (asyncio clients are bound to their loop)."""
+
+import asyncio
+import threading
+import weakref
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+from pymongo import AsyncMongoClient
+
+from realtime.config import RealtimeSettings
+
+_settings = RealtimeSettings()
+_async_redis: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis]" = weakref.WeakKeyDictionary()
+_mongo: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncMongoClient[Any]]" = weakref.WeakKeyDictionary()
+_sync_redis: redis.Redis | None = None
+_lock = threading.Lock()
+
+
+def configure(settings: RealtimeSettings) -> None:
+    """Install the settings; drops clients built from the previous ones."""
+    global _settings, _sync_redis
+    with _lock:
+        _settings = settings
+        _async_redis.clear()
+        _mongo.clear()
+        _sync_redis = None
+
+
+def current_settings() -> RealtimeSettings:
+    return _settings
+
+
+def get_redis() -> aredis.Redis:
+    """The asyncio Redis client of the running loop (decoded str responses)."""
+    loop = asyncio.get_running_loop()
+    client = _async_redis.get(loop)
+    if client is None:
+        pool = aredis.BlockingConnectionPool.from_url(
+            _settings.redis_url,
+            decode_responses=True,
+            max_connections=_settings.redis_max_connections,
+            timeout=_settings.redis_socket_timeout,
+            socket_timeout=_settings.redis_socket_timeout,
+            socket_connect_timeout=_settings.redis_socket_timeout,
+        )
+        client = aredis.Redis(connection_pool=pool)
+        _async_redis[loop] = client
+    return client
+
+
+def get_sync_redis() -> redis.Redis:
+    """A thread-safe blocking Redis client for sync code (admin, signals, commands)."""
+    global _sync_redis
+    with _lock:
+        if _sync_redis is None:
+            _sync_redis = redis.Redis.from_url(
+                _settings.redis_url,
+                decode_responses=True,
+                socket_timeout=_settings.redis_socket_timeout,
+                socket_connect_timeout=_settings.redis_socket_timeout,
+            )
+        return _sync_redis
+
+
+def get_mongo() -> "AsyncMongoClient[Any]":
+    """The PyMongo async client of the running loop (same code path for mongod and the stand-in)."""
+    loop = asyncio.get_running_loop()
+    client = _mongo.get(loop)
+    if client is None:
+        client = AsyncMongoClient(
+            _settings.mongo_url,
+            serverSelectionTimeoutMS=_settings.mongo_timeout_ms,
+            connectTimeoutMS=_settings.mongo_timeout_ms,
+            tz_aware=True,
+        )
+        _mongo[loop] = client
+    return client

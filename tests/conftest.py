@@ -1,0 +1,45 @@
+"""Shared fixtures: real PostgreSQL (pytest-django), real Redis on a test DB number, fast hashers."""
+
+from collections.abc import Iterator
+from dataclasses import replace
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+from django.conf import settings as django_settings
+
+from pms import wiring
+from realtime import connections
+
+TEST_REDIS_DB = 15
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("db="))
+        return urlunsplit(parts._replace(query=f"{query}&db={db}".lstrip("&")))
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def realtime_test_stores() -> Iterator[None]:
+    """Point the realtime core at Redis DB 15 (keys only; pub/sub ignores DB numbers)."""
+    url = redis_url_with_db(django_settings.REDIS_URL, TEST_REDIS_DB)
+    django_settings.REDIS_URL = url
+    connections.configure(replace(wiring.realtime_settings(), redis_url=url))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def clean_redis(realtime_test_stores: None) -> Iterator[redis.Redis]:
+    """Flush the test Redis DB before each test (only DB 15, never the developer's data)."""
+    client = redis.Redis.from_url(django_settings.REDIS_URL, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: pytest.FixtureRequest) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
