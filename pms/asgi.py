@@ -8,5 +8,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pms.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
+from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+# In development the admin's CSS and JS come from the app itself; in production a
+# proxy serves STATIC_ROOT (filled by collectstatic), as docs/deployment.md says.
+http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
+
+application = ProtocolTypeRouter({"http": http_app})
