@@ -11,8 +11,8 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-# In development the admin's CSS and JS come from the app itself; in production a
-# proxy serves STATIC_ROOT (filled by collectstatic), as docs/deployment.md says.
-http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.DEBUG else django_asgi_app
+# The admin's CSS and JS come from the app itself unless PMS_SERVE_STATIC=0 (then a
+# proxy serves STATIC_ROOT, filled by collectstatic), as docs/deployment.md says.
+http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
 
 application = ProtocolTypeRouter({"http": http_app})

@@ -197,6 +197,7 @@ def serve(host: str, port: int) -> int:
 
     say("applying migrations")
     manage("migrate", "--noinput", "-v", "0")
+    manage("ensure_mongo_indexes")
     manage("ensure_dev_admin", "--password-file", str(DATA_DIR / "admin-password"))
     banner = "\n".join(f"    {line}" for line in engines)
     say(f"stores:\n{banner}")

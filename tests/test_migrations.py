@@ -8,7 +8,8 @@ from django.core.management import call_command
 from django.db import connection
 
 FIXTURE_PATH = Path(__file__).parent / "fixtures" / "seed_schema.json"
-SEED_TABLES = {table["name"] for table in json.loads(FIXTURE_PATH.read_text())["tables"]}
+SEED = json.loads(FIXTURE_PATH.read_text(encoding="utf-8"))
+SEED_TABLES = {table["name"] for table in SEED["tables"]}
 
 # Project apps, dependencies first. `migrate <app> zero` also unapplies every migration
 # that depends on the app (admin's log entries point at accounts.User); admin goes first

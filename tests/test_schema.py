@@ -189,7 +189,8 @@ def test_column_types_match_the_seed(table: str) -> None:
             continue  # reported by test_table_has_exactly_the_seed_columns
         where = f"{table}.{name}"
         if db["data_type"] != DATA_TYPE[family]:
-            problems.append(f"{where}: type {db['data_type']!r}, seed {family} -> {DATA_TYPE[family]!r}")
+            expected = DATA_TYPE[family]
+            problems.append(f"{where}: type {db['data_type']!r}, seed {family} -> {expected!r}")
             continue
         if family in ("varchar", "enum") and db["max_length"] != column["max_length"]:
             problems.append(
@@ -298,7 +299,9 @@ def test_foreign_keys_and_on_delete_rules_match_the_seed(table: str) -> None:
             )
         rule = ON_DELETE[db["deltype"]]
         if rule != fk["on_delete"]:
-            problems.append(f"{where}: ON DELETE {rule} ({db['name']}), seed ON DELETE {fk['on_delete']}")
+            problems.append(
+                f"{where}: ON DELETE {rule} ({db['name']}), seed ON DELETE {fk['on_delete']}"
+            )
     extra = [f"{table}({', '.join(cols)}) -> {fk['ref_table']}" for cols, fk in actual.items()]
     if extra:
         problems.append(f"{table}: foreign keys not in the seed: {extra}")
@@ -332,9 +335,11 @@ def test_enum_checks_accept_every_listed_value_and_reject_others(table: str) -> 
         checks = enum_checks(table, name)
         assert checks, f"{where}: no CHECK constraint on the enum column"
         with connection.cursor() as cursor:
-            cursor.execute(f'CREATE TEMP TABLE enum_probe ("{name}" varchar({column["max_length"]}))')
+            length = column["max_length"]
+            cursor.execute(f'CREATE TEMP TABLE enum_probe ("{name}" varchar({length}))')
             for number, check in enumerate(checks):
-                cursor.execute(f"ALTER TABLE enum_probe ADD CONSTRAINT probe_{number} {check['definition']}")
+                definition = check["definition"]
+                cursor.execute(f"ALTER TABLE enum_probe ADD CONSTRAINT probe_{number} {definition}")
             for value in column["values"]:
                 cursor.execute("INSERT INTO enum_probe VALUES (%s)", [value])
             for bad in ("?", column["values"][0].upper()):
@@ -422,7 +427,9 @@ def test_plain_sql_inserts_get_the_database_defaults() -> None:
         assert stamp is not None, f"{name} was not set by the database"
         assert abs((stamp - now).total_seconds()) < 60, f"{name} = {stamp}, database now() = {now}"
     assert is_active is True, "users.is_active should default to TRUE"
-    assert property_active is True and hud is False, "properties: is_active TRUE, has_hud_approval FALSE"
+    assert property_active is True and hud is False, (
+        "properties: is_active should default to TRUE and has_hud_approval to FALSE"
+    )
     assert occupied is False and available is True, "units: is_occupied FALSE, is_available TRUE"
 
 
@@ -465,7 +472,9 @@ def test_deleting_a_lease_with_sql_sets_its_transactions_lease_to_null() -> None
 
         cursor.execute("DELETE FROM leases WHERE lease_id = %s", [lease_id])
 
-        cursor.execute("SELECT lease_id FROM transactions WHERE transaction_id = %s", [transaction_id])
+        cursor.execute(
+            "SELECT lease_id FROM transactions WHERE transaction_id = %s", [transaction_id]
+        )
         rows = cursor.fetchall()
     assert rows == [(None,)], (
         f"transactions.lease_id ON DELETE SET NULL: expected the row kept with NULL, got {rows}"
