@@ -1,5 +1,10 @@
 """Pub/sub channel names: exactly the schema design's, plus the servers' own control channel."""
 
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
 SYSTEM_BROADCASTS = "system:broadcasts"
 # Per-connection control between server processes (session revoked, ...); not a client topic.
 CONTROL_CHANNEL = "pms:control"
@@ -27,3 +32,69 @@ def unit_changes(unit_id: str) -> str:
 
 def lease_changes(lease_id: str) -> str:
     return f"lease:changes:{lease_id}"
+
+
+# --- parsing and authorization -------------------------------------------------
+
+CHAT = "chat:messages"
+NOTIFICATIONS = "notifications"
+MAINTENANCE = "maintenance:updates"
+PROPERTY = "property:changes"
+UNIT = "unit:changes"
+LEASE = "lease:changes"
+SYSTEM = "system:broadcasts"
+
+FAMILIES = (CHAT, NOTIFICATIONS, MAINTENANCE, PROPERTY, UNIT, LEASE)
+_TOPIC = re.compile(r"^(chat:messages|notifications|maintenance:updates|property:changes|unit:changes|lease:changes):([0-9a-fA-F-]{32,36})$")
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A parsed topic: its family (`chat:messages`, ...) and its id (a UUID string, None for broadcasts)."""
+
+    family: str
+    entity_id: str | None
+
+    @property
+    def name(self) -> str:
+        return SYSTEM if self.family == SYSTEM else f"{self.family}:{self.entity_id}"
+
+
+def parse(name: object) -> Topic | None:
+    """The topic a client named, or None when the name is malformed (not a known family and UUID)."""
+    if not isinstance(name, str) or len(name) > 80:
+        return None
+    if name == SYSTEM:
+        return Topic(SYSTEM, None)
+    match = _TOPIC.match(name)
+    if match is None:
+        return None
+    try:
+        entity_id = str(uuid.UUID(match.group(2)))
+    except ValueError:
+        return None
+    return Topic(match.group(1), entity_id)
+
+
+def family_of(name: str) -> str:
+    """The family of a channel name, for metrics (`other` when unknown)."""
+    topic = parse(name)
+    return topic.family if topic else "other"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who asks to see a topic: enough of the principal for authorization."""
+
+    user_id: str
+    user_type: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user_type == "admin"
+
+
+class TopicAuthorizer(Protocol):
+    """Decides whether a viewer may subscribe to a topic. Unknown ids are simply not allowed."""
+
+    async def allowed(self, viewer: Viewer, topic: Topic) -> bool: ...

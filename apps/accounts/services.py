@@ -271,7 +271,7 @@ def user_caches_drop(*, user_id: str) -> None:
     ]
     try:
         client = get_sync_redis()
-        client.delete(keys.user_permissions(user_id), *session_keys)
+        client.delete(keys.user_permissions(user_id), keys.user_topic_access(user_id), *session_keys)
         client.publish(topics.CONTROL_CHANNEL, pack_control("permissions.changed", userId=user_id))
     except redis.RedisError:
         logger.error("Redis down: cached permissions of %s may stay stale until their TTL", user_id)

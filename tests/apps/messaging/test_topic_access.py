@@ -1,0 +1,150 @@
+"""Topic authorization: the protocol's table, for every kind of user and topic family."""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from django.conf import settings
+
+from apps.messaging.topic_access import CachedTopicAuthorizer, topic_allowed
+from apps.properties.models import PropertyManager
+from realtime import topics
+from realtime.topics import Viewer
+from tests.factories import make_conversation, make_lease, make_property, make_unit, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@dataclass
+class World:
+    users: dict[str, Any]
+    names: dict[str, str]
+
+
+@pytest.fixture
+def world() -> World:
+    landlord = make_user(user_type="landlord")
+    other_landlord = make_user(user_type="landlord")
+    manager = make_user(user_type="property_manager")
+    other_manager = make_user(user_type="property_manager")
+    tenant = make_user(user_type="tenant")
+    former_tenant = make_user(user_type="tenant")
+    admin = make_user(user_type="admin")
+    prop = make_property(owner=landlord, managers=(manager,))
+    make_property(owner=other_landlord, managers=(other_manager,))
+    unit = make_unit(property=prop)
+    active = make_lease(unit=unit, tenants=(tenant,), status="active")
+    expired = make_lease(unit=unit, tenants=(former_tenant,), status="expired")
+    chat = make_conversation(participants=(tenant, manager))
+    missing = str(uuid.uuid4())
+    names = {
+        "chat": topics.chat_messages(str(chat.pk)),
+        "own_notifications": "",  # filled per user
+        "tenant_notifications": topics.notifications(str(tenant.pk)),
+        "maintenance": topics.maintenance_updates(str(prop.pk)),
+        "property": topics.property_changes(str(prop.pk)),
+        "unit": topics.unit_changes(str(unit.pk)),
+        "active_lease": topics.lease_changes(str(active.pk)),
+        "expired_lease": topics.lease_changes(str(expired.pk)),
+        "system": topics.SYSTEM_BROADCASTS,
+        "missing_chat": topics.chat_messages(missing),
+        "missing_property": topics.property_changes(missing),
+        "missing_unit": topics.unit_changes(missing),
+        "missing_lease": topics.lease_changes(missing),
+    }
+    users = {
+        "tenant": tenant, "former_tenant": former_tenant, "manager": manager, "other_manager": other_manager,
+        "landlord": landlord, "other_landlord": other_landlord, "admin": admin,
+    }
+    return World(users=users, names=names)
+
+
+ALLOWED = {
+    "tenant": {"chat", "own_notifications", "tenant_notifications", "unit", "active_lease", "system"},
+    "former_tenant": {"own_notifications", "system"},
+    "manager": {"chat", "own_notifications", "maintenance", "property", "unit", "active_lease", "expired_lease",
+                "system"},
+    "other_manager": {"own_notifications", "system"},
+    "landlord": {"own_notifications", "maintenance", "property", "unit", "active_lease", "expired_lease", "system"},
+    "other_landlord": {"own_notifications", "system"},
+    "admin": {"chat", "own_notifications", "maintenance", "property", "unit", "active_lease", "expired_lease",
+              "system"},
+}
+
+
+def decide(world: World, who: str, what: str, *, cached: bool) -> bool:
+    user = world.users[who]
+    name = topics.notifications(str(user.pk)) if what == "own_notifications" else world.names[what]
+    topic = topics.parse(name)
+    assert topic is not None, name
+    viewer = Viewer(user_id=str(user.pk), user_type=user.user_type)
+    if cached:
+        return async_to_sync(CachedTopicAuthorizer().allowed)(viewer, topic)
+    return topic_allowed(viewer, topic)
+
+
+@pytest.mark.parametrize("who", sorted(ALLOWED))
+def test_authorization_matrix(world: World, who: str) -> None:
+    for what in world.names:
+        expected = what in ALLOWED[who]
+        assert decide(world, who, what, cached=False) is expected, f"{who} -> {what}"
+        assert decide(world, who, what, cached=True) is expected, f"{who} -> {what} (cached path)"
+        assert decide(world, who, what, cached=True) is expected, f"{who} -> {what} (from cache)"
+
+
+def test_decisions_are_cached_per_user(world: World, clean_redis: redis.Redis) -> None:
+    manager = world.users["manager"]
+    assert decide(world, "manager", "property", cached=True)
+    cached = clean_redis.hgetall(f"user:access:{manager.pk}")
+    assert cached == {world.names["property"]: "1"}
+    assert 0 < clean_redis.ttl(f"user:access:{manager.pk}") <= 3600
+
+
+def test_new_membership_drops_the_cache_and_tells_every_process(
+    world: World, clean_redis: redis.Redis, django_capture_on_commit_callbacks: Any
+) -> None:
+    outsider = world.users["other_manager"]
+    assert decide(world, "other_manager", "property", cached=True) is False
+    raw = redis.Redis.from_url(settings.REDIS_URL)
+    pubsub = raw.pubsub()
+    pubsub.subscribe(topics.CONTROL_CHANNEL)
+    assert pubsub.get_message(timeout=1)["type"] == "subscribe"
+
+    prop_id = world.names["property"].rsplit(":", 1)[1]
+    with django_capture_on_commit_callbacks(execute=True):
+        PropertyManager.objects.create(property_id=prop_id, user=outsider)
+
+    assert not clean_redis.exists(f"user:access:{outsider.pk}")
+    assert decide(world, "other_manager", "property", cached=True) is True
+    message = pubsub.get_message(timeout=2)
+    pubsub.close()
+    raw.close()
+    assert message is not None
+    assert msgpack.unpackb(message["data"]) == {"kind": "access.changed", "userId": str(outsider.pk)}
+
+
+def test_lease_ending_drops_the_tenants_access(
+    world: World, clean_redis: redis.Redis, django_capture_on_commit_callbacks: Any
+) -> None:
+    from apps.leasing.models import Lease
+
+    assert decide(world, "tenant", "unit", cached=True) is True
+    lease = Lease.objects.get(pk=world.names["active_lease"].rsplit(":", 1)[1])
+    with django_capture_on_commit_callbacks(execute=True):
+        lease.lease_status = "terminated"
+        lease.save()
+    assert decide(world, "tenant", "unit", cached=True) is False
+    assert decide(world, "tenant", "active_lease", cached=True) is False
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "chat:messages:", "chat:messages:not-a-uuid", "unknown:0b2c1f04-2f4e-4e55-9b1e-4b7f6a0e5b11",
+     "system:broadcasts:x", 42, None, "notifications:" + "a" * 80],
+)
+def test_malformed_topic_names_do_not_parse(name: object) -> None:
+    assert topics.parse(name) is None
