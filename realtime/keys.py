@@ -15,3 +15,20 @@ def login_rate_limit(ip: str) -> str:
 
 def api_rate_limit(user_id: str, endpoint: str) -> str:
     return f"ratelimit:api:{user_id}:{endpoint}"
+
+
+# Recent history of a topic (our extension; the seed names none). The topic is the key's
+# hash tag so both keys of one topic share a Redis Cluster slot (one Lua script touches both).
+def topic_history(topic: str) -> str:
+    """The topic's stream of recent stored events."""
+    return f"history:{{{topic}}}:events"
+
+
+def topic_epoch(topic: str) -> str:
+    """The hash holding the topic history's epoch token and the id of its last stored event."""
+    return f"history:{{{topic}}}:epoch"
+
+
+def user_topic_access(user_id: str) -> str:
+    """Extension: hash of topic -> "1"/"0", the user's cached subscribe decisions."""
+    return f"user:access:{user_id}"
