@@ -1,19 +1,47 @@
 """The composition root: builds the realtime core's objects from Django settings."""
 
+from dataclasses import fields
+
 from django.conf import settings
 
-from realtime import connections
+from apps.messaging.topic_access import CachedTopicAuthorizer
+from realtime import connections, runtime
+from realtime.broker import RedisBroker
 from realtime.config import RealtimeSettings
+from realtime.history import RedisHistory
 
 
 def realtime_settings() -> RealtimeSettings:
+    """Defaults of RealtimeSettings, overridden by `settings.REALTIME` (a dict of the same names)."""
+    overrides = dict(getattr(settings, "REALTIME", {}))
+    known = {field.name for field in fields(RealtimeSettings)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown REALTIME settings: {sorted(unknown)}")
     return RealtimeSettings(
         redis_url=settings.REDIS_URL,
         mongo_url=settings.MONGO_URL,
         mongo_database=settings.MONGO_DATABASE,
+        **overrides,
     )
 
 
-def configure() -> None:
-    """Point the realtime core at the configured stores (called once at start-up)."""
-    connections.configure(realtime_settings())
+def build_realtime() -> runtime.Realtime:
+    """One process's realtime core, wired to Redis, MongoDB and the apps' authorizer."""
+    config = connections.current_settings()
+    return runtime.Realtime(
+        config,
+        history=RedisHistory(
+            connections.get_redis(),
+            max_events=config.history_max_events,
+            max_age_seconds=config.history_max_age_seconds,
+        ),
+        authorizer=CachedTopicAuthorizer(),
+        broker_factory=lambda on_message: RedisBroker(config.redis_url, on_message),
+    )
+
+
+def configure(config: RealtimeSettings | None = None) -> None:
+    """Point the realtime core at the configured stores (called once at start-up, and by tests)."""
+    connections.configure(config or realtime_settings())
+    runtime.install(build_realtime)

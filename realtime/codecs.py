@@ -1,16 +1,200 @@
-"""Wire encodings. Control messages between server processes are MessagePack maps."""
+"""Wire encodings: socket frame codecs keyed by subprotocol, and the servers' control messages.
 
+Both frame codecs carry the same maps (PROTOCOL.md "Values"): ids are strings, times
+ISO 8601 UTC strings, money decimal strings, and no MessagePack extension types ever
+leave the server. Values that are not plain wire values (datetime, Decimal, UUID,
+ObjectId, ...) are converted by one `default` hook shared by both codecs.
+"""
+
+import base64
+import json
+import math
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import msgpack
+
+from realtime.errors import BAD_REQUEST, ProtocolError
+
+JSON = "pms.v1.json"
+MSGPACK = "pms.v1.msgpack"
+
+NOT_JSON = "frame is not valid JSON"
+NOT_MSGPACK = "frame is not valid MessagePack"
+NOT_A_MAP = "frame must be a map"
+WANTS_TEXT = "pms.v1.json takes text frames"
+WANTS_BINARY = "pms.v1.msgpack takes binary frames"
+
+
+def iso_utc(value: datetime) -> str:
+    """ISO 8601 in UTC with a `Z` suffix; a naive datetime is taken as UTC already."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def wire_value(value: Any) -> Any:
+    """The wire form of a value neither codec carries natively (`bytes` excepted: see the JSON codec)."""
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, msgpack.Timestamp):
+        return iso_utc(value.to_datetime())
+    if isinstance(value, msgpack.ExtType):
+        return value.data.hex()
+    if isinstance(value, set | frozenset):
+        return list(value)
+    # ObjectId and other id-like objects: their string form is the wire id.
+    return str(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return wire_value(value)
+
+
+def _finite(value: Any) -> Any:
+    """A copy with NaN and infinities as null: JSON has no spelling for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise ValueError("MessagePack extension types are not accepted")
+
+
+class FrameCodec:
+    """One subprotocol's encoding of protocol maps; `decode` raises only `ProtocolError(bad_request)`."""
+
+    name: str
+    binary: bool
+
+    def decode(self, data: str | bytes) -> dict[str, Any]:
+        """The frame as a map, or `ProtocolError("bad_request")` for anything else."""
+        raise NotImplementedError
+
+    def encode(self, frame: dict[str, Any]) -> str | bytes:
+        """The frame's wire form (text for text codecs, bytes for binary ones)."""
+        raise NotImplementedError
+
+    def asgi_message(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """The ready ASGI `websocket.send` message carrying the encoded frame."""
+        encoded = self.encode(frame)
+        if self.binary:
+            return {"type": "websocket.send", "bytes": encoded}
+        return {"type": "websocket.send", "text": encoded}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class JsonCodec(FrameCodec):
+    """`pms.v1.json`: compact UTF-8 JSON in text frames; bytes values travel as base64 strings."""
+
+    name = JSON
+    binary = False
+
+    def __init__(self) -> None:
+        self._encoder = json.JSONEncoder(
+            ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default
+        )
+
+    def decode(self, data: str | bytes) -> dict[str, Any]:
+        if not isinstance(data, str):
+            raise ProtocolError(BAD_REQUEST, WANTS_TEXT)
+        try:
+            frame = json.loads(data, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError(BAD_REQUEST, NOT_JSON) from exc
+        if not isinstance(frame, dict):
+            raise ProtocolError(BAD_REQUEST, NOT_A_MAP)
+        return frame
+
+    def encode(self, frame: dict[str, Any]) -> str:
+        try:
+            return self._encoder.encode(frame)
+        except ValueError:
+            # Only non-finite floats fail here (allow_nan=False): send them as null
+            # rather than a frame that JSON.parse rejects.
+            return self._encoder.encode(_finite(frame))
+
+
+class MsgpackCodec(FrameCodec):
+    """`pms.v1.msgpack`: MessagePack maps in binary frames, str as str and bytes as bin, no ext types."""
+
+    name = MSGPACK
+    binary = True
+
+    def decode(self, data: str | bytes) -> dict[str, Any]:
+        if not isinstance(data, bytes | bytearray):
+            raise ProtocolError(BAD_REQUEST, WANTS_BINARY)
+        try:
+            frame = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_reject_ext, timestamp=3)
+        except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
+            # Invalid UTF-8 in a str is a UnicodeDecodeError, a ValueError too.
+            raise ProtocolError(BAD_REQUEST, NOT_MSGPACK) from exc
+        if not isinstance(frame, dict):
+            raise ProtocolError(BAD_REQUEST, NOT_A_MAP)
+        return frame
+
+    def encode(self, frame: dict[str, Any]) -> bytes:
+        return pack(frame)
+
+
+def pack(value: Any) -> bytes:
+    """MessagePack of a value in wire form (str/bin types, no ext types, `wire_value` for the rest)."""
+    packed: bytes = msgpack.packb(value, use_bin_type=True, datetime=False, default=wire_value)
+    return packed
+
+
+JSON_CODEC = JsonCodec()
+MSGPACK_CODEC = MsgpackCodec()
+CODECS: dict[str, FrameCodec] = {JSON_CODEC.name: JSON_CODEC, MSGPACK_CODEC.name: MSGPACK_CODEC}
+DEFAULT_CODEC = JSON_CODEC
+
+
+def negotiate(offered: list[str]) -> FrameCodec | None:
+    """The codec of the first known subprotocol offered; JSON when none is offered; None when only unknown ones are."""
+    if not offered:
+        return DEFAULT_CODEC
+    for name in offered:
+        codec = CODECS.get(name.strip())
+        if codec is not None:
+            return codec
+    return None
+
+
+def encode_once(frame: dict[str, Any], names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The frame's ASGI send message per codec name (all codecs, or only `names`), each encoded once."""
+    if names is None:
+        return {name: codec.asgi_message(frame) for name, codec in CODECS.items()}
+    return {name: CODECS[name].asgi_message(frame) for name in names}
 
 
 def pack_control(kind: str, **fields: Any) -> bytes:
     """A control-channel message: `{kind, ...fields}` in MessagePack."""
-    return msgpack.packb({"kind": kind, **fields})
+    packed: bytes = msgpack.packb({"kind": kind, **fields})
+    return packed
 
 
 def unpack_control(payload: bytes) -> dict[str, Any]:
+    """The control message's map; ValueError when the payload is not one."""
     data = msgpack.unpackb(payload, raw=False)
     if not isinstance(data, dict) or "kind" not in data:
         raise ValueError("not a control message")

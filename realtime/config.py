@@ -1,4 +1,7 @@
-"""The realtime core's settings: a frozen object built by `pms.wiring`, never django.conf."""
+"""The realtime core's settings: a frozen object built by `pms.wiring`, never django.conf.
+
+The defaults are the wire protocol's contract (PROTOCOL.md, "Limits and close codes").
+"""
 
 from dataclasses import dataclass
 
@@ -12,3 +15,28 @@ class RealtimeSettings:
     redis_socket_timeout: float = 5.0
     redis_max_connections: int = 200
     mongo_timeout_ms: int = 3000
+
+    # Connection
+    auth_timeout_seconds: float = 10.0
+    # Frames
+    max_frame_bytes: int = 64 * 1024
+    hard_max_frame_bytes: int = 1024 * 1024
+    too_large_strikes: int = 3
+    too_large_window_seconds: float = 60.0
+    # Commands per socket: token bucket, then close 4429 after this long of refusals.
+    commands_per_second: float = 20.0
+    command_burst: int = 40
+    rate_limited_close_after_seconds: float = 10.0
+    max_subscriptions: int = 200
+    # Slow readers (close 4008)
+    max_backlog_events: int = 1000
+    max_backlog_bytes: int = 1024 * 1024
+    # History (recovery)
+    history_max_events: int = 1000
+    history_max_age_seconds: int = 24 * 3600
+    # Presence and workers
+    presence_ttl_seconds: int = 300
+    away_after_seconds: int = 300
+    worker_ttl_seconds: int = 90
+    # Housekeeping period: presence refresh, session expiry, pending publishes.
+    housekeeping_seconds: float = 20.0

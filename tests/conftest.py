@@ -9,7 +9,6 @@ import redis
 from django.conf import settings as django_settings
 
 from pms import wiring
-from realtime import connections
 
 TEST_REDIS_DB = 15
 
@@ -27,7 +26,7 @@ def realtime_test_stores() -> Iterator[None]:
     """Point the realtime core at Redis DB 15 (keys only; pub/sub ignores DB numbers)."""
     url = redis_url_with_db(django_settings.REDIS_URL, TEST_REDIS_DB)
     django_settings.REDIS_URL = url
-    connections.configure(replace(wiring.realtime_settings(), redis_url=url))
+    wiring.configure(replace(wiring.realtime_settings(), redis_url=url))
     yield
 
 

@@ -1,0 +1,9 @@
+"""WebSocket close codes of the protocol, with what a client should do after each."""
+
+NORMAL = 1000
+MESSAGE_TOO_BIG = 1009  # a frame over 1 MiB, or a third oversize frame within 60 s: fix the client
+SERVICE_RESTART = 1012  # server shutting down: reconnect (another process) and resubscribe with `since`
+SLOW_CONSUMER = 4008  # the client read too slowly: reconnect and resubscribe with `since`
+UNAUTHORIZED = 4401  # no, bad, expired token or no auth in time: log in again, then reconnect
+SESSION_REVOKED = 4409  # logged out elsewhere: do not reconnect with this token
+RATE_LIMITED = 4429  # kept flooding after 10 s of refusals: back off before reconnecting

@@ -1,0 +1,253 @@
+"""Redis pub/sub between server processes: one subscription per channel per process, one PUBLISH per event.
+
+The reader owns one dedicated Redis connection (RESP2, no socket read timeout: an idle
+subscriber is normal, DESIGN.md "Known pitfalls"), pings it when it has been silent, and on
+any connection error logs, backs off (0.1 s doubling to 5 s), reconnects and resubscribes
+every channel it holds (channels_redis `pubsub.py` style, without redis-py's hidden retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aredis
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from realtime import metrics
+
+logger = logging.getLogger(__name__)
+
+MessageCallback = Callable[[str, bytes], None]
+
+_SUBSCRIBE_BATCH = 500  # channels per SUBSCRIBE when resubscribing after a reconnect
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else "***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+class RedisBroker:
+    """Redis pub/sub for one process: at-most-once live delivery per connection, every held channel resubscribed.
+
+    Delivery: `on_message(channel, payload)` is called once per Redis message on a channel
+    this broker holds, in Redis order, from the reader task; it must be quick and must not
+    block (it is the hub's fan-out). An exception from it is logged and counted, never fatal.
+    Messages published while the connection is down are not received (history recovery
+    covers them). Reference counting is the caller's: subscribe a channel when its first
+    local subscriber arrives, unsubscribe when the last one leaves (`Hub` return values).
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        on_message: MessageCallback,
+        *,
+        client_name: str | None = "pms-broker",
+        command_timeout: float = 5.0,
+        ping_interval: float = 15.0,
+        confirm_timeout: float = 2.0,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 5.0,
+        max_publish_connections: int = 50,
+    ) -> None:
+        self._on_message = on_message
+        self._where = _redacted(redis_url)
+        self._ping_interval = ping_interval
+        self._confirm_timeout = confirm_timeout
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        # Only used to build connections from the URL (TCP or unix socket). No read timeout:
+        # liveness comes from our own PING; no retries: the reader alone decides to reconnect.
+        self._pubsub_pool = aredis.ConnectionPool.from_url(
+            redis_url,
+            protocol=2,
+            socket_timeout=None,
+            socket_connect_timeout=command_timeout,
+            retry=Retry(NoBackoff(), 0),
+            client_name=client_name,
+        )
+        # Publishing shares a bounded pool that waits for a free connection instead of raising.
+        self._redis = aredis.Redis.from_pool(
+            aredis.BlockingConnectionPool.from_url(
+                redis_url,
+                max_connections=max_publish_connections,
+                timeout=command_timeout,
+                socket_timeout=command_timeout,
+                socket_connect_timeout=command_timeout,
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            )
+        )
+        self._channels: set[str] = set()
+        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._conn: AbstractConnection | None = None
+        self._lock = asyncio.Lock()  # one writer at a time on the pubsub connection
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    @property
+    def channels(self) -> frozenset[str]:
+        """The channels this broker holds (subscribed now, or as soon as Redis is back)."""
+        return frozenset(self._channels)
+
+    @property
+    def connected(self) -> bool:
+        """True while the pubsub connection is up and its channels were (re)sent to Redis."""
+        return self._conn is not None
+
+    async def start(self) -> None:
+        """Starts the reader task; returns at once, even when Redis is down (it keeps retrying)."""
+        if self._stopped:
+            raise RuntimeError("a stopped broker cannot be restarted")
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="redis-broker-reader")
+
+    async def stop(self) -> None:
+        """Stops the reader, closes every connection and releases waiters; final."""
+        self._stopped = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
+        for fut in self._pending.values():
+            fut.cancel()
+        self._pending.clear()
+        await self._redis.aclose()
+
+    async def subscribe(self, channel: str) -> bool:
+        """Holds `channel` until `unsubscribe`, across reconnects; True once Redis confirmed it.
+
+        After a True return, every later PUBLISH on the channel reaches `on_message`. False
+        means no confirmation within `confirm_timeout` (Redis down): the channel stays held
+        and is subscribed as soon as the connection is back.
+        """
+        self._channels.add(channel)
+        fut = self._pending.get(channel)
+        if fut is None:
+            fut = self._pending[channel] = asyncio.get_running_loop().create_future()
+        await self._send("SUBSCRIBE", channel)
+        await asyncio.wait({fut}, timeout=self._confirm_timeout)
+        return fut.done() and not fut.cancelled()
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Stops holding `channel`: nothing more is passed to `on_message` for it, from now on."""
+        self._channels.discard(channel)
+        fut = self._pending.pop(channel, None)
+        if fut is not None:
+            fut.cancel()
+        await self._send("UNSUBSCRIBE", channel)
+
+    async def publish(self, channel: str, payload: bytes) -> int:
+        """One PUBLISH; returns how many Redis subscribers got it. Raises redis errors: the caller keeps the event."""
+        receivers: int = await self._redis.publish(channel, payload)
+        return receivers
+
+    async def _send(self, *args: str) -> None:
+        """Writes a command on the live pubsub connection; a dead one is left to the reader to replace."""
+        async with self._lock:
+            conn = self._conn
+            # Checked right before writing: redis-py would silently reconnect a closed connection,
+            # giving it a session without our subscriptions behind the reader's back.
+            if conn is None or not conn.is_connected:
+                return
+            try:
+                await conn.send_command(*args, check_health=False)
+            except (RedisError, OSError) as exc:
+                logger.info("redis pub/sub %s: %s not sent (%r); the reader reconnects", self._where, args[0], exc)
+
+    async def _run(self) -> None:
+        """The reader: connect, resubscribe, read until the connection fails, back off, repeat; ends only by cancel."""
+        loop = asyncio.get_running_loop()
+        delay = self._backoff_initial
+        while True:
+            conn: AbstractConnection | None = None
+            connected_at = loop.time()
+            try:
+                conn = await self._connect()
+                connected_at = loop.time()
+                await self._read(conn)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                metrics.incr("broker.connection_errors")
+                if conn is not None and loop.time() - connected_at >= self._backoff_max:
+                    delay = self._backoff_initial  # it had been healthy: this is a fresh outage
+                logger.warning(
+                    "redis pub/sub %s lost (%s: %s); reconnecting in %.1fs and resubscribing %d channels",
+                    self._where,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    len(self._channels),
+                )
+            except Exception:
+                metrics.incr("broker.connection_errors")
+                logger.exception("redis pub/sub %s reader failed; reconnecting in %.1fs", self._where, delay)
+            finally:
+                self._conn = None
+                if conn is not None:
+                    await conn.disconnect(nowait=True)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._backoff_max)
+            metrics.incr("broker.reconnects")
+
+    async def _connect(self) -> AbstractConnection:
+        conn: AbstractConnection = self._pubsub_pool.make_connection()
+        try:
+            await conn.connect()
+            async with self._lock:
+                # Snapshot under the lock: a channel added later is sent by its own `subscribe`.
+                channels = list(self._channels)
+                for start in range(0, len(channels), _SUBSCRIBE_BATCH):
+                    await conn.send_command("SUBSCRIBE", *channels[start : start + _SUBSCRIBE_BATCH], check_health=False)
+                self._conn = conn
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        if channels:
+            logger.info("redis pub/sub %s connected; %d channels subscribed", self._where, len(channels))
+        return conn
+
+    async def _read(self, conn: AbstractConnection) -> None:
+        """Dispatches replies until the connection fails; silent for two ping intervals counts as failed."""
+        channels = self._channels
+        on_message = self._on_message
+        pinged = False
+        while True:
+            response = await conn.read_response(timeout=self._ping_interval)
+            if response is None:  # silent for a whole interval
+                if pinged:
+                    raise RedisConnectionError(f"no reply to PING within {self._ping_interval}s")
+                await self._send("PING")
+                pinged = True
+                continue
+            pinged = False
+            if not isinstance(response, list):
+                continue  # b"PONG" outside subscribed mode
+            kind = response[0]
+            if kind == b"message":
+                name = response[1].decode()
+                if name not in channels:
+                    continue  # in flight when it was unsubscribed
+                metrics.incr("broker.messages")
+                try:
+                    on_message(name, response[2])
+                except Exception:
+                    metrics.incr("broker.callback_errors")
+                    logger.exception("broker callback failed for a message on %s", name)
+            elif kind == b"subscribe":
+                fut = self._pending.pop(response[1].decode(), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)

@@ -1,0 +1,25 @@
+"""What the realtime core needs to know of the domain, declared here and implemented by `apps`."""
+
+from typing import Protocol
+
+from realtime.topics import Viewer
+
+
+class Directory(Protocol):
+    """Memberships and read positions (PostgreSQL behind a cache, in `apps.messaging`)."""
+
+    async def participants(self, conversation_id: str) -> list[str]:
+        """User ids of the conversation's participants (empty when it does not exist)."""
+        ...
+
+    async def conversations_of(self, user_id: str) -> list[str]:
+        """Ids of the conversations the user takes part in."""
+        ...
+
+    async def visible_users(self, viewer: Viewer, user_ids: list[str]) -> set[str]:
+        """Those of `user_ids` who share a conversation or a property with the viewer (admins: all)."""
+        ...
+
+    async def record_read(self, conversation_id: str, user_id: str, message_id: str, read_at: str) -> None:
+        """Store the participant's last-read position."""
+        ...

@@ -1,0 +1,172 @@
+"""Per-topic recent history in Redis streams: offsets for stored events, and recovery after reconnect.
+
+Layout per topic (keys from `realtime.keys`, both hash-tagged by the topic so a script
+may touch them on Redis Cluster):
+- `topic_epoch(topic)`: a hash `{epoch, last}`: a random token naming this life of the
+  history, and the stream id of the last stored event (`0-0` before the first one).
+- `topic_history(topic)`: a stream, one entry per stored event: `f` = the frame as
+  MessagePack without its offset, `p` = the id of the event stored before it.
+
+An offset is `"<epoch>-<ms>-<seq>"`: opaque to clients, increasing per topic within an
+epoch. When Redis loses a topic's epoch hash (restart without persistence, expiry,
+eviction), the next use starts a new epoch with an empty stream, so an old `since`
+answers recovered=False instead of silently skipping events.
+
+Bounds: each publish trims the stream to about `max_events` (`MAXLEN ~`, whole radix
+nodes: never fewer than `max_events` are kept) and drops entries older than
+`max_age_seconds` (`MINID ~`, by the Redis clock), then sets both keys to expire
+`max_age_seconds` after that publish, so a quiet topic leaves nothing behind.
+`position` refreshes the epoch hash's expiry so a watched but quiet topic keeps its
+offsets valid; the stream may then expire before the hash, which `since` handles: with
+no stream, only an offset equal to `last` is recovered. A gap is detected exactly: an
+offset is recovered iff it is not older than the first held entry's `p` (the newest
+event that trimming may have removed).
+
+Payloads are binary MessagePack while the injected client decodes replies to `str`: the
+scripts receive bytes arguments as they are (decoding applies to replies only), and
+`since` reads its binary reply on the same client with redis-py's `NEVER_DECODE`
+option (the one `DUMP` uses), so no second connection pool is opened.
+"""
+
+import re
+import secrets
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgpack
+import redis.asyncio as aredis
+from redis.client import NEVER_DECODE
+from redis.exceptions import NoScriptError
+
+from realtime import keys
+from realtime.codecs import pack
+from realtime.events import make_event
+
+_LUA = Path(__file__).parent / "lua"
+_PUBLISH = (_LUA / "history_publish.lua").read_text()
+_POSITION = (_LUA / "history_position.lua").read_text()
+_SINCE = (_LUA / "history_since.lua").read_text()
+
+DEFAULT_MAX_EVENTS = 1000
+DEFAULT_MAX_AGE_SECONDS = 24 * 60 * 60
+
+# 15 digits keep stream ids exact in Lua's doubles (ms up to the year 33658).
+_OFFSET = re.compile(r"([0-9a-f]{16})-([0-9]{1,15})-([0-9]{1,15})")
+
+
+class Offset(NamedTuple):
+    """A parsed offset; within one epoch, `(ms, seq)` orders events."""
+
+    epoch: str
+    ms: int
+    seq: int
+
+    @property
+    def stream_id(self) -> str:
+        return f"{self.ms}-{self.seq}"
+
+    def __str__(self) -> str:
+        return f"{self.epoch}-{self.ms}-{self.seq}"
+
+
+def parse_offset(offset: object) -> Offset | None:
+    """The offset's parts, or None for anything this module never hands out."""
+    if not isinstance(offset, str):
+        return None
+    match = _OFFSET.fullmatch(offset)
+    if match is None:
+        return None
+    return Offset(match[1], int(match[2]), int(match[3]))
+
+
+def _new_epoch() -> str:
+    return secrets.token_hex(8)
+
+
+class RedisHistory:
+    """Recent stored events per topic with gap-free recovery; each publish is one atomic Redis round trip."""
+
+    def __init__(
+        self,
+        redis: aredis.Redis,
+        *,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS,
+    ) -> None:
+        if max_events < 1 or max_age_seconds < 1:
+            raise ValueError("history bounds must be positive")
+        self._redis = redis
+        self.max_events = max_events
+        self.max_age_seconds = max_age_seconds
+        self._max_age_ms = max_age_seconds * 1000
+        self._publish = redis.register_script(_PUBLISH)
+        self._position = redis.register_script(_POSITION)
+        self._since = redis.register_script(_SINCE)
+
+    async def publish(self, topic: str, event: str, data: Any, *, ts: str | None = None) -> dict[str, Any]:
+        """Store the event and PUBLISH it on channel `topic` atomically; returns the frame as subscribers decode it.
+
+        Subscribers receive a MessagePack map of the whole frame, offset included. If the
+        connection fails after Redis ran the script, the caller cannot tell and may publish
+        again: delivery is at least once (clients deduplicate by `data.id`).
+        """
+        frame = make_event(topic, event, data, ts=ts)
+        payload = pack(frame)
+        offset = await self._publish(
+            keys=[keys.topic_epoch(topic), keys.topic_history(topic)],
+            args=[topic, payload, self.max_events, self._max_age_ms, _new_epoch()],
+        )
+        sent: dict[str, Any] = msgpack.unpackb(payload, raw=False)
+        sent["offset"] = str(offset)
+        return sent
+
+    async def publish_ephemeral(self, topic: str, event: str, data: Any) -> dict[str, Any]:
+        """PUBLISH the event on channel `topic` without storing it or giving it an offset; returns the frame."""
+        frame = make_event(topic, event, data)
+        await self._redis.publish(topic, pack(frame))
+        return frame
+
+    async def position(self, topic: str) -> str:
+        """The topic's current offset: a valid `since` later, also before its first event."""
+        offset = await self._position(
+            keys=[keys.topic_epoch(topic), keys.topic_history(topic)],
+            args=[_new_epoch(), self._max_age_ms],
+        )
+        return str(offset)
+
+    async def since(self, topic: str, offset: str) -> tuple[bool, list[dict[str, Any]]]:
+        """(True, every event stored after `offset`, in order, as sent live) or (False, []) if any may be lost.
+
+        False when the offset is malformed, from another epoch, or older than what the
+        history still holds.
+        """
+        parsed = parse_offset(offset)
+        if parsed is None:
+            return False, []
+        reply = await self._eval_binary(
+            self._since,
+            [keys.topic_epoch(topic), keys.topic_history(topic)],
+            [parsed.epoch, parsed.stream_id],
+        )
+        if not reply or int(reply[0]) != 1:
+            return False, []
+        prefix = f"{parsed.epoch}-"
+        missed: list[dict[str, Any]] = []
+        for i in range(1, len(reply), 2):
+            frame: dict[str, Any] = msgpack.unpackb(reply[i + 1], raw=False)
+            frame["offset"] = prefix + reply[i].decode("ascii")
+            missed.append(frame)
+        return True, missed
+
+    async def _eval_binary(self, script: Any, script_keys: list[str], args: list[Any]) -> Any:
+        """Run a registered script with its reply left as bytes."""
+        options: dict[str, Any] = {NEVER_DECODE: []}
+        try:
+            return await self._redis.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", script.sha, len(script_keys), *script_keys, *args, **options
+            )
+        except NoScriptError:
+            # First use on this server (or after SCRIPT FLUSH): EVAL also caches it.
+            return await self._redis.execute_command(  # type: ignore[no-untyped-call]
+                "EVAL", script.script, len(script_keys), *script_keys, *args, **options
+            )

@@ -1,0 +1,338 @@
+"""Local fan-out within one process: encode a frame once per codec, write it to every local socket.
+
+The hub calls each socket's ASGI `send` directly with one prebuilt message and drives the
+coroutine by hand (DESIGN.md, "Known pitfalls"): a send that completes at once costs what a
+plain `await` would; a send that would wait is handed to a writer task for that socket alone,
+which finishes it and drains a bounded backlog of later messages. A backlog over its bounds
+closes the socket with 4008 (the client recovers with `since`), so one slow reader never
+delays the others and never grows memory without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+from typing import Any
+
+from realtime import metrics
+
+logger = logging.getLogger(__name__)
+
+AsgiMessage = dict[str, Any]
+AsgiSend = Callable[[AsgiMessage], Coroutine[Any, Any, None]]
+CloseCallback = Callable[[int], Awaitable[None]]
+Encoder = Callable[[dict[str, Any]], dict[str, AsgiMessage]]
+
+CLOSE_SLOW_CONSUMER = 4008
+DEFAULT_MAX_BACKLOG_EVENTS = 1000
+DEFAULT_MAX_BACKLOG_BYTES = 1024 * 1024
+
+# Fire-and-forget tasks (close callbacks, writers) stay referenced until done: the loop keeps weak refs only.
+_background: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    task = asyncio.get_running_loop().create_task(coro, name=name)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+def _message_size(message: AsgiMessage) -> int:
+    """Payload bytes of a `websocket.send` message (exact for bytes and ASCII text)."""
+    data = message.get("bytes")
+    if data is not None:
+        return len(data)
+    text = message.get("text") or ""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+class _Resume:
+    """Awaitable that finishes a coroutine already advanced by hand, starting from what it yielded.
+
+    Awaiting it inside a task does what `yield from coro` would have done had the coroutine
+    been started there: the task waits on the same future, and results, exceptions and
+    cancellation are forwarded to the coroutine.
+    """
+
+    __slots__ = ("_coro", "_pending")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
+        self._coro = coro
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, pending = self._coro, self._pending
+        self._pending = None
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # forwarded into the coroutine (CancelledError included)
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration:
+                    return
+
+
+class Connection:
+    """One socket as the hub sees it; `deliver` and `send_direct` never block and never raise.
+
+    Messages reach the socket in the order they were handed over. Preconditions: `send` is
+    an `async def` (the ASGI send) that does not depend on which task runs it (a stalled
+    send is finished by this connection's writer task), and `close(code)` closes the socket.
+    """
+
+    __slots__ = (
+        "id",
+        "codec",
+        "max_backlog_events",
+        "max_backlog_bytes",
+        "dead",
+        "closing",
+        "_send",
+        "_close",
+        "_backlog",
+        "_backlog_bytes",
+        "_writer",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        conn_id: str,
+        codec: str,
+        send: AsgiSend,
+        close: CloseCallback,
+        *,
+        max_backlog_events: int = DEFAULT_MAX_BACKLOG_EVENTS,
+        max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES,
+    ) -> None:
+        self.id = conn_id
+        self.codec = codec
+        self.max_backlog_events = max_backlog_events
+        self.max_backlog_bytes = max_backlog_bytes
+        self.dead = False  # its send failed or it was discarded: nothing more is written
+        self.closing = False  # closed with 4008: nothing more is queued
+        self._send = send
+        self._close = close
+        self._backlog: deque[tuple[AsgiMessage, int]] = deque()
+        self._backlog_bytes = 0
+        self._writer: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} {self.codec} backlog={len(self._backlog)}>"
+
+    @property
+    def writing(self) -> bool:
+        """True while a writer task owns this socket (its transport pushed back)."""
+        return self._writer is not None
+
+    @property
+    def backlog(self) -> tuple[int, int]:
+        """Queued messages and their payload bytes, not counting the one in flight."""
+        return len(self._backlog), self._backlog_bytes
+
+    def deliver(self, messages_by_codec: dict[str, AsgiMessage]) -> None:
+        """Writes this socket's codec's prebuilt message; never blocks, never raises."""
+        message = messages_by_codec.get(self.codec)
+        if message is None:
+            metrics.incr("hub.codec_missing")
+            logger.error("no %r encoding for connection %s; event skipped", self.codec, self.id)
+            return
+        self.send_direct(message)
+
+    def send_direct(self, message: AsgiMessage) -> None:
+        """Writes one ASGI message (a reply, an event) in order with everything else; never blocks, never raises."""
+        if self.dead or self.closing:
+            return
+        if self._writer is not None:
+            self._enqueue(message)
+            return
+        try:
+            coro = self._send(message)
+            pending = coro.send(None)
+        except StopIteration:
+            return  # the fast path: written at once
+        except Exception as exc:
+            self._fail(exc)
+            return
+        # The transport pushed back: the rest of this send, and everything after it, goes to a writer.
+        metrics.incr("hub.writer_started")
+        self._writer = _spawn(self._write(coro, pending), f"hub-writer-{self.id}")
+
+    async def drain(self) -> None:
+        """Returns once nothing is in flight or queued (at once on the fast path); never raises."""
+        while (writer := self._writer) is not None and not writer.done():
+            await asyncio.wait({writer})
+
+    def discard(self) -> None:
+        """The socket is gone: stop its writer, drop its backlog, write nothing more."""
+        self.dead = True
+        self._clear_backlog()
+        if self._writer is not None:
+            # Cleared here too: a writer cancelled before its first step never runs its `finally`.
+            self._writer.cancel()
+            self._writer = None
+
+    def _enqueue(self, message: AsgiMessage) -> None:
+        size = _message_size(message)
+        if len(self._backlog) >= self.max_backlog_events or self._backlog_bytes + size > self.max_backlog_bytes:
+            self._overflow()
+            return
+        self._backlog.append((message, size))
+        self._backlog_bytes += size
+
+    def _overflow(self) -> None:
+        dropped = len(self._backlog) + 1
+        self.closing = True
+        self._clear_backlog()
+        metrics.incr("hub.slow_closed")
+        metrics.incr("hub.backlog_dropped", dropped)
+        logger.warning(
+            "connection %s too slow to read: %d queued messages dropped, closing %d",
+            self.id,
+            dropped,
+            CLOSE_SLOW_CONSUMER,
+        )
+        _spawn(self._run_close(CLOSE_SLOW_CONSUMER), f"hub-close-{self.id}")
+
+    async def _run_close(self, code: int) -> None:
+        try:
+            await self._close(code)
+        except Exception:
+            metrics.incr("hub.close_failed")
+            logger.exception("closing connection %s with %d failed", self.id, code)
+
+    async def _write(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
+        """The writer: finish the stalled send, then drain the backlog in order; exits when it is empty."""
+        try:
+            await _Resume(coro, pending)
+            while self._backlog and not self.dead:
+                message, size = self._backlog.popleft()
+                self._backlog_bytes -= size
+                await self._send(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(exc)
+        finally:
+            self._writer = None
+
+    def _fail(self, exc: BaseException) -> None:
+        self.dead = True
+        self._clear_backlog()
+        metrics.incr("hub.send_failed")
+        logger.debug("send to connection %s failed (%r); it is dead", self.id, exc)
+
+    def _clear_backlog(self) -> None:
+        self._backlog.clear()
+        self._backlog_bytes = 0
+
+
+class Hub:
+    """Local subscriptions of one process; `broadcast` encodes once and never awaits a socket.
+
+    Return values of `subscribe`, `unsubscribe` and `drop` tell the caller when a topic gains
+    its first or loses its last local subscriber, so the broker holds exactly one Redis
+    subscription per topic per process.
+    """
+
+    def __init__(self, encode_once: Encoder) -> None:
+        self._encode_once = encode_once
+        self._topics: dict[str, set[Connection]] = {}
+        self._snapshots: dict[str, tuple[Connection, ...]] = {}
+        self._by_conn: dict[Connection, set[str]] = {}
+
+    def subscribe(self, topic: str, conn: Connection) -> bool:
+        """Adds `conn` to `topic` (idempotent); True if it is the topic's first local subscriber."""
+        subs = self._topics.get(topic)
+        first = subs is None
+        if subs is None:
+            subs = self._topics[topic] = set()
+        elif conn in subs:
+            return False
+        subs.add(conn)
+        self._snapshots.pop(topic, None)
+        self._by_conn.setdefault(conn, set()).add(topic)
+        return first
+
+    def unsubscribe(self, topic: str, conn: Connection) -> bool:
+        """Removes `conn` from `topic`; True if the topic has no local subscriber left."""
+        subs = self._topics.get(topic)
+        if subs is None or conn not in subs:
+            return False
+        topics = self._by_conn[conn]
+        topics.discard(topic)
+        if not topics:
+            del self._by_conn[conn]
+        return self._remove(topic, subs, conn)
+
+    def drop(self, conn: Connection) -> list[str]:
+        """The socket is gone: removes it from every topic, stops its writer; returns topics left empty."""
+        conn.discard()
+        emptied = []
+        for topic in self._by_conn.pop(conn, ()):
+            if self._remove(topic, self._topics[topic], conn):
+                emptied.append(topic)
+        return emptied
+
+    def subscribers(self, topic: str) -> tuple[Connection, ...]:
+        """The topic's local subscribers, as an immutable snapshot."""
+        snapshot = self._snapshots.get(topic)
+        if snapshot is None:
+            subs = self._topics.get(topic)
+            if not subs:
+                return ()
+            snapshot = self._snapshots[topic] = tuple(subs)
+        return snapshot
+
+    def topics(self) -> list[str]:
+        """Every topic with at least one local subscriber."""
+        return list(self._topics)
+
+    def topics_of(self, conn: Connection) -> frozenset[str]:
+        """The topics `conn` is subscribed to."""
+        return frozenset(self._by_conn.get(conn, ()))
+
+    def broadcast(self, topic: str, frame: dict[str, Any], encode_once: Encoder | None = None) -> int:
+        """Encodes `frame` once per codec and hands it to every local subscriber; returns how many.
+
+        Nothing is encoded when the topic has no local subscriber. Never awaits, never raises
+        because of a socket (an encoder error propagates: it is the caller's frame).
+        """
+        subs = self.subscribers(topic)
+        if not subs:
+            return 0
+        messages = (encode_once or self._encode_once)(frame)
+        for conn in subs:
+            conn.deliver(messages)
+        return len(subs)
+
+    def broadcast_encoded(self, topic: str, messages_by_codec: dict[str, AsgiMessage]) -> int:
+        """Hands already-encoded messages to every local subscriber of `topic`; returns how many."""
+        subs = self.subscribers(topic)
+        for conn in subs:
+            conn.deliver(messages_by_codec)
+        return len(subs)
+
+    def connections(self) -> Iterable[Connection]:
+        """Every connection subscribed to at least one topic."""
+        return tuple(self._by_conn)
+
+    def _remove(self, topic: str, subs: set[Connection], conn: Connection) -> bool:
+        subs.discard(conn)
+        self._snapshots.pop(topic, None)
+        if subs:
+            return False
+        del self._topics[topic]
+        return True

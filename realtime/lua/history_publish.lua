@@ -1,0 +1,46 @@
+-- Store one event in a topic's recent history and publish it, atomically.
+-- KEYS[1] = epoch hash {epoch, last}, KEYS[2] = stream of events {p = previous id, f = frame}
+-- ARGV[1] = channel (the topic), ARGV[2] = MessagePack fixmap of the frame without "offset",
+-- ARGV[3] = max events (approximate, MAXLEN ~), ARGV[4] = max age in ms,
+-- ARGV[5] = a fresh epoch token, used only when the topic has none (first use or data lost)
+-- Returns the event's offset "<epoch>-<stream id>". The published message is ARGV[2] with
+-- the "offset" key appended, so subscribers and `since` see the same frame.
+local meta, stream = KEYS[1], KEYS[2]
+local frame = ARGV[2]
+local maxlen, max_age = ARGV[3], tonumber(ARGV[4])
+
+local head = string.byte(frame, 1)
+if head == nil or head < 0x80 or head > 0x8e then
+  return redis.error_reply("ERR history: frame must be a MessagePack fixmap of at most 14 keys")
+end
+
+local t = redis.call("TIME")
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local state = redis.call("HMGET", meta, "epoch", "last")
+local epoch, last = state[1], state[2]
+local id = "*"
+if not epoch then
+  -- A new epoch starts with an empty history: drop entries of a lost epoch, if any.
+  epoch, last = ARGV[5], "0-0"
+  redis.call("DEL", stream)
+elseif last ~= "0-0" and redis.call("EXISTS", stream) == 0 then
+  -- The stream expired while the epoch lived on (kept by `position`): a new stream
+  -- must still number after `last`, whatever the clock says.
+  local ms, seq = string.match(last, "^(%d+)-(%d+)$")
+  ms, seq = tonumber(ms), tonumber(seq)
+  if now_ms > ms then id = string.format("%.0f-0", now_ms) else id = string.format("%.0f-%.0f", ms, seq + 1) end
+end
+
+id = redis.call("XADD", stream, "MAXLEN", "~", maxlen, id, "p", last, "f", frame)
+redis.call("XTRIM", stream, "MINID", "~", string.format("%.0f", now_ms - max_age))
+redis.call("HSET", meta, "epoch", epoch, "last", id)
+local expire_at = string.format("%.0f", now_ms + max_age)
+redis.call("PEXPIREAT", meta, expire_at)
+redis.call("PEXPIREAT", stream, expire_at)
+
+local offset = epoch .. "-" .. id
+local header
+if #offset < 32 then header = string.char(0xa0 + #offset) else header = string.char(0xd9, #offset) end
+redis.call("PUBLISH", ARGV[1], string.char(head + 1) .. string.sub(frame, 2) .. "\166offset" .. header .. offset)
+return offset

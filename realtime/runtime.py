@@ -1,0 +1,299 @@
+"""One process's realtime core: sockets, local fan-out, the Redis broker, and housekeeping.
+
+Every event reaches this process once per topic (one Redis subscription per topic that
+has local subscribers), is encoded once per codec and written to each local socket.
+Control messages (session revoked, access changed) ride the same broker on the control
+channel, so every process acts on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from realtime import metrics, topics
+from realtime.codecs import encode_once, unpack_control
+from realtime.config import RealtimeSettings
+from realtime.events import normalize_external
+from realtime.history import RedisHistory, parse_offset
+from realtime.hub import Hub
+from realtime.session import SocketSession
+from realtime.topics import Topic, TopicAuthorizer, Viewer
+
+logger = logging.getLogger(__name__)
+
+CLOSE_SESSION_REVOKED = 4409
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_SERVICE_RESTART = 1012
+
+
+@dataclass(frozen=True)
+class SubscribeResult:
+    """The `subscribe` reply's data."""
+
+    topic: str
+    offset: str
+    recovered: bool | None = None
+    missed: list[dict[str, Any]] | None = None
+
+    def as_reply(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"topic": self.topic, "offset": self.offset}
+        if self.recovered is not None:
+            data["recovered"] = self.recovered
+            data["missed"] = self.missed or []
+        return data
+
+
+class Realtime:
+    """The realtime core of one process (one event loop)."""
+
+    def __init__(
+        self,
+        settings: RealtimeSettings,
+        *,
+        history: RedisHistory,
+        authorizer: TopicAuthorizer,
+        broker_factory: Callable[[Callable[[str, bytes], None]], Any],
+    ) -> None:
+        self.settings = settings
+        self.history = history
+        self.authorizer = authorizer
+        self.hub = Hub(encode_once)
+        self.broker = broker_factory(self._on_message)
+        self.sessions: set[SocketSession] = set()
+        # Live events that arrive for a socket while its `subscribe` reads history.
+        self._holds: dict[str, dict[SocketSession, list[tuple[dict[str, Any], dict[str, Any]]]]] = {}
+        self._hooks: list[Callable[[str, dict[str, Any]], Awaitable[None]]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        await self.broker.start()
+        await self.broker.subscribe(topics.CONTROL_CHANNEL)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.broker.stop()
+
+    def on_control(self, hook: Callable[[str, dict[str, Any]], Awaitable[None]]) -> None:
+        """Run `hook(kind, message)` for every control message (after the core's own handling)."""
+        self._hooks.append(hook)
+
+    async def add(self, session: SocketSession) -> None:
+        """A socket authenticated: count it and track it for control messages."""
+        self.sessions.add(session)
+        metrics.incr("sockets.opened")
+
+    async def remove(self, session: SocketSession) -> None:
+        """The socket closed: forget it and release the topics it alone held in this process."""
+        self.sessions.discard(session)
+        for held in self._holds.values():
+            held.pop(session, None)
+        for topic in self.hub.drop(session.conn):
+            await self._release(topic)
+        metrics.incr("sockets.closed")
+
+    # --- subscriptions ---------------------------------------------------------------
+
+    def subscription_count(self, session: SocketSession) -> int:
+        return len(self.hub.topics_of(session.conn))
+
+    def is_subscribed(self, session: SocketSession, topic: str) -> bool:
+        return topic in self.hub.topics_of(session.conn)
+
+    async def allowed(self, session: SocketSession, topic: Topic) -> bool:
+        viewer = Viewer(user_id=session.identity.user_id, user_type=session.identity.user_type)
+        return await self.authorizer.allowed(viewer, topic)
+
+    async def subscribe(self, session: SocketSession, topic: str, since: str | None) -> SubscribeResult:
+        """Subscribe the socket; with `since`, recover what it missed with no gap and no duplicate.
+
+        Order: hold Redis's subscription first, then register the socket with live events
+        held back, then read the history, and only after the reply is sent release the held
+        events newer than the reply's offset (`release_held`).
+        """
+        if not self.hub.subscribers(topic):
+            await self.broker.subscribe(topic)
+        self._holds.setdefault(topic, {})[session] = []
+        self.hub.subscribe(topic, session.conn)
+        if since is not None:
+            recovered, missed = await self.history.since(topic, since)
+            if recovered:
+                offset = missed[-1]["offset"] if missed else since
+                return SubscribeResult(topic, offset, True, missed)
+            return SubscribeResult(topic, await self.history.position(topic), False, [])
+        return SubscribeResult(topic, await self.history.position(topic))
+
+    def release_held(self, session: SocketSession, result: SubscribeResult) -> None:
+        """After the reply: deliver the held live events that come after the reply's offset."""
+        holds = self._holds.get(result.topic)
+        held = holds.pop(session, []) if holds is not None else []
+        if holds is not None and not holds:
+            del self._holds[result.topic]
+        after = parse_offset(result.offset)
+        for frame, messages in held:
+            seen = parse_offset(frame.get("offset"))
+            if seen is not None and after is not None and seen.epoch == after.epoch and (seen.ms, seen.seq) <= (
+                after.ms,
+                after.seq,
+            ):
+                continue
+            session.conn.deliver(messages)
+
+    async def abort_subscribe(self, session: SocketSession, topic: str) -> None:
+        """Undo a `subscribe` whose history read failed."""
+        holds = self._holds.get(topic)
+        if holds is not None:
+            holds.pop(session, None)
+            if not holds:
+                del self._holds[topic]
+        await self.unsubscribe(session, topic)
+
+    async def unsubscribe(self, session: SocketSession, topic: str) -> None:
+        if self.hub.unsubscribe(topic, session.conn):
+            await self._release(topic)
+
+    async def _release(self, topic: str) -> None:
+        try:
+            await self.broker.unsubscribe(topic)
+        except Exception:
+            logger.exception("could not unsubscribe %s from Redis", topic)
+
+    # --- events ----------------------------------------------------------------------
+
+    def _on_message(self, channel: str, payload: bytes) -> None:
+        if channel == topics.CONTROL_CHANNEL:
+            self._spawn(self._handle_control(payload))
+            return
+        frame = normalize_external(channel, payload)
+        family = topics.family_of(channel)
+        metrics.incr(f"events.in.{family}")
+        holds = self._holds.get(channel)
+        if holds:
+            messages = encode_once(frame)
+            delivered = 0
+            for conn in self.hub.subscribers(channel):
+                held = next((h for s, h in holds.items() if s.conn is conn), None)
+                if held is not None:
+                    held.append((frame, messages))
+                else:
+                    conn.deliver(messages)
+                    delivered += 1
+        else:
+            delivered = self.hub.broadcast(channel, frame)
+        metrics.incr(f"events.out.{family}", delivered)
+
+    async def _handle_control(self, payload: bytes) -> None:
+        try:
+            message = unpack_control(payload)
+        except ValueError:
+            logger.warning("malformed control message ignored")
+            return
+        kind = message["kind"]
+        if kind == "session.revoked":
+            self.close_where(lambda s: s.identity.session_id == message.get("sessionId"), CLOSE_SESSION_REVOKED)
+        elif kind in ("access.changed", "permissions.changed"):
+            await self.recheck_access(str(message.get("userId")))
+        for hook in self._hooks:
+            try:
+                await hook(kind, message)
+            except Exception:
+                logger.exception("control hook failed for %s", kind)
+
+    async def recheck_access(self, user_id: str) -> None:
+        """Re-authorize every subscription of the user's local sockets; tell and drop the lost ones."""
+        for session in [s for s in self.sessions if s.identity.user_id == user_id]:
+            for name in sorted(self.hub.topics_of(session.conn)):
+                topic = topics.parse(name)
+                if topic is None:
+                    continue
+                try:
+                    allowed = await self.allowed(session, topic)
+                except Exception:
+                    logger.exception("re-checking %s for %s failed; keeping it", name, user_id)
+                    continue
+                if not allowed:
+                    await self.unsubscribe(session, name)
+                    session.conn.send_direct(
+                        encode_once({"type": "unsubscribed", "topic": name, "reason": "forbidden"})[
+                            session.conn.codec
+                        ]
+                    )
+
+    def close_where(self, predicate: Callable[[SocketSession], bool], code: int) -> int:
+        """Close every local socket matching `predicate` with `code`; returns how many."""
+        matching = [s for s in self.sessions if predicate(s)]
+        for session in matching:
+            self._spawn(session_close(session, code))
+        return len(matching)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def session_close(session: SocketSession, code: int) -> None:
+    """Close one socket with `code`, ignoring a socket already gone."""
+    try:
+        await session.close(code)
+    except Exception:
+        logger.debug("closing %s with %d failed; already gone", session.conn_id, code)
+
+
+# --- one core per event loop ---------------------------------------------------------
+
+_factory: Callable[[], Realtime] | None = None
+_instances: dict[asyncio.AbstractEventLoop, Realtime] = {}
+_starting: dict[asyncio.AbstractEventLoop, asyncio.Future[Realtime]] = {}
+
+
+def install(factory: Callable[[], Realtime]) -> None:
+    """Set how the composition root builds the core (`pms.wiring`); drops built instances."""
+    global _factory
+    _factory = factory
+    _instances.clear()
+    _starting.clear()
+
+
+async def get_realtime() -> Realtime:
+    """The running loop's core, built and started on first use."""
+    loop = asyncio.get_running_loop()
+    instance = _instances.get(loop)
+    if instance is not None:
+        return instance
+    pending = _starting.get(loop)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    if _factory is None:
+        raise RuntimeError("realtime core not configured: call realtime.runtime.install() first")
+    future: asyncio.Future[Realtime] = loop.create_future()
+    _starting[loop] = future
+    try:
+        instance = _factory()
+        await instance.start()
+    except BaseException as exc:
+        del _starting[loop]
+        future.set_exception(exc)
+        future.exception()  # retrieved: the caller gets it raised below
+        raise
+    _instances[loop] = instance
+    del _starting[loop]
+    future.set_result(instance)
+    return instance
+
+
+async def stop_realtime() -> None:
+    """Stop and forget the running loop's core (tests, shutdown)."""
+    instance = _instances.pop(asyncio.get_running_loop(), None)
+    if instance is not None:
+        await instance.stop()

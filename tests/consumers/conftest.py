@@ -1,0 +1,63 @@
+"""Socket fixtures: the real ASGI application under Channels' WebsocketCommunicator."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections as db_connections
+
+from apps.accounts.services import asession_login
+from pms.asgi import application
+from realtime.runtime import stop_realtime
+from tests.factories import DEFAULT_PASSWORD, make_user
+
+Connect = Callable[..., Awaitable[WebsocketCommunicator]]
+
+
+@pytest.fixture
+async def realtime_core() -> AsyncIterator[None]:
+    """Stop this test loop's realtime core (broker reader, tasks) when the test ends."""
+    yield
+    await stop_realtime()
+    # The ORM ran in asgiref's shared thread: close its connection so the test DB can be dropped.
+    await sync_to_async(db_connections.close_all)()
+
+
+@pytest.fixture
+def new_user(transactional_db: Any) -> Callable[..., Awaitable[Any]]:
+    async def create(**fields: Any) -> Any:
+        return await sync_to_async(make_user)(**fields)
+
+    return create
+
+
+async def token_for(user: Any) -> str:
+    _, token = await asession_login(email=user.email, password=DEFAULT_PASSWORD, ip="127.0.0.1", user_agent="tests")
+    return token
+
+
+@pytest.fixture
+async def connect(realtime_core: None) -> AsyncIterator[Connect]:
+    opened: list[WebsocketCommunicator] = []
+
+    async def open_socket(
+        token: str | None = None,
+        *,
+        subprotocols: list[str] | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        expect_accept: bool = True,
+    ) -> WebsocketCommunicator:
+        all_headers = list(headers or [])
+        if token is not None:
+            all_headers.append((b"authorization", f"Bearer {token}".encode()))
+        communicator = WebsocketCommunicator(application, "/ws/", headers=all_headers, subprotocols=subprotocols)
+        opened.append(communicator)
+        connected, _ = await communicator.connect(timeout=3)
+        assert connected is expect_accept
+        return communicator
+
+    yield open_socket
+    for communicator in opened:
+        await communicator.disconnect(timeout=2)

@@ -1,0 +1,280 @@
+"""The hub: encode once, write each socket directly, isolate slow readers, close them with 4008."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from realtime import metrics
+from realtime.hub import CLOSE_SLOW_CONSUMER, AsgiMessage, Connection, Hub
+
+JSON = "pms.v1.json"
+PACKED = "pms.v1.msgpack"
+
+
+class CountingEncoder:
+    """A tiny stand-in for `realtime.codecs.encode_once`: text for JSON, bytes for the binary codec."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, frame: dict[str, Any]) -> dict[str, AsgiMessage]:
+        self.calls += 1
+        text = json.dumps(frame, separators=(",", ":"))
+        return {
+            JSON: {"type": "websocket.send", "text": text},
+            PACKED: {"type": "websocket.send", "bytes": text.encode()},
+        }
+
+
+class FakeSocket:
+    """An ASGI `send` recording what it wrote; optionally stalls on a gate (a client that stopped reading)."""
+
+    def __init__(self, name: str, codec: str = JSON, *, gate: asyncio.Event | None = None, **limits: int) -> None:
+        self.sent: list[AsgiMessage] = []
+        self.closes: list[int] = []
+        self.gate = gate
+        self.conn = Connection(name, codec, self.send, self.close, **limits)
+
+    async def send(self, message: AsgiMessage) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        self.sent.append(message)
+
+    async def close(self, code: int) -> None:
+        self.closes.append(code)
+
+    def seqs(self) -> list[int]:
+        return [json.loads(m.get("text") or m["bytes"])["seq"] for m in self.sent]
+
+
+@pytest.fixture
+def encoder() -> CountingEncoder:
+    return CountingEncoder()
+
+
+@pytest.fixture
+async def hub(encoder: CountingEncoder) -> AsyncIterator[Hub]:
+    hub = Hub(encoder)
+    yield hub
+    writers = {c._writer for c in hub.connections() if c._writer is not None}
+    for conn in hub.connections():
+        hub.drop(conn)  # cancels writers still stalled at the end of a test
+    if writers:
+        await asyncio.wait_for(asyncio.wait(writers), 2)
+
+
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(poll(), 2)
+
+
+def frame(seq: int, topic: str = "chat:messages:1") -> dict[str, Any]:
+    return {"type": "event", "topic": topic, "event": "chat.message", "seq": seq}
+
+
+async def test_broadcast_writes_every_subscriber_at_once_without_tasks(hub: Hub) -> None:
+    sockets = [FakeSocket(f"s{i}", JSON if i % 2 else PACKED) for i in range(50)]
+    for s in sockets:
+        hub.subscribe("chat:messages:1", s.conn)
+    tasks_before = asyncio.all_tasks()
+
+    for seq in range(3):
+        assert hub.broadcast("chat:messages:1", frame(seq)) == 50
+
+    # Written synchronously, before any await: the fast path is the whole cost.
+    assert asyncio.all_tasks() == tasks_before
+    for s in sockets:
+        assert s.seqs() == [0, 1, 2]
+        assert not s.conn.writing
+        key = "text" if s.conn.codec == JSON else "bytes"
+        assert all(key in m for m in s.sent)
+
+
+async def test_encoder_runs_once_per_broadcast_whatever_the_subscriber_count(hub: Hub, encoder: CountingEncoder) -> None:
+    assert hub.broadcast("chat:messages:none", frame(0)) == 0
+    assert encoder.calls == 0  # nobody local: nothing encoded
+
+    for i in range(200):
+        hub.subscribe("chat:messages:1", FakeSocket(f"s{i}").conn)
+    hub.broadcast("chat:messages:1", frame(1))
+    hub.broadcast("chat:messages:1", frame(2))
+    assert encoder.calls == 2
+
+
+async def test_broadcast_accepts_an_encoder_per_call(hub: Hub, encoder: CountingEncoder) -> None:
+    s = FakeSocket("s")
+    hub.subscribe("t", s.conn)
+    other = CountingEncoder()
+    hub.broadcast("t", frame(7), other)
+    assert (other.calls, encoder.calls) == (1, 0)
+    assert s.seqs() == [7]
+
+
+async def test_slow_reader_does_not_delay_others_and_drains_in_order(hub: Hub) -> None:
+    gate = asyncio.Event()
+    slow = FakeSocket("slow", gate=gate)
+    fast = [FakeSocket(f"fast{i}") for i in range(5)]
+    for s in [slow, *fast]:
+        hub.subscribe("t", s.conn)
+
+    for seq in range(20):
+        hub.broadcast("t", frame(seq))
+        await asyncio.sleep(0)  # let the loop run between events, as live traffic does
+
+    for s in fast:
+        assert s.seqs() == list(range(20))
+    assert slow.sent == []
+    assert slow.conn.writing
+    assert slow.conn.backlog[0] == 19  # one in flight, the rest queued
+
+    gate.set()
+    await asyncio.wait_for(slow.conn.drain(), 2)
+    assert slow.seqs() == list(range(20))
+    assert not slow.conn.writing
+    assert slow.closes == []
+
+    tasks_before = asyncio.all_tasks()
+    hub.broadcast("t", frame(20))  # back on the fast path
+    assert slow.seqs()[-1] == 20
+    assert asyncio.all_tasks() == tasks_before
+
+
+async def test_replies_keep_their_order_with_queued_events(hub: Hub) -> None:
+    gate = asyncio.Event()
+    s = FakeSocket("s", gate=gate)
+    hub.subscribe("t", s.conn)
+    hub.broadcast("t", frame(0))
+    s.conn.send_direct({"type": "websocket.send", "text": json.dumps({"seq": 1})})
+    hub.broadcast("t", frame(2))
+    gate.set()
+    await asyncio.wait_for(s.conn.drain(), 2)
+    assert s.seqs() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("limits", [{"max_backlog_events": 3}, {"max_backlog_bytes": 300}])
+async def test_backlog_overflow_closes_4008_once_and_spares_the_others(hub: Hub, limits: dict[str, int]) -> None:
+    slow_closed, dropped = metrics.value("hub.slow_closed"), metrics.value("hub.backlog_dropped")
+    gate = asyncio.Event()
+    slow = FakeSocket("slow", gate=gate, **limits)
+    fast = FakeSocket("fast")
+    hub.subscribe("t", slow.conn)
+    hub.subscribe("t", fast.conn)
+
+    for seq in range(10):  # ~70-byte frames: both limits overflow by the fifth event
+        hub.broadcast("t", frame(seq))
+    await wait_until(lambda: bool(slow.closes))
+    for seq in range(10, 15):
+        hub.broadcast("t", frame(seq))
+    await asyncio.sleep(0.05)
+
+    assert slow.closes == [CLOSE_SLOW_CONSUMER]
+    assert slow.conn.closing
+    assert slow.conn.backlog == (0, 0)
+    assert fast.seqs() == list(range(15))
+    assert metrics.value("hub.slow_closed") == slow_closed + 1
+    assert metrics.value("hub.backlog_dropped") > dropped
+
+    gate.set()  # the one send in flight completes; nothing queued after the close is written
+    await asyncio.wait_for(slow.conn.drain(), 2)
+    assert slow.seqs() == [0]
+
+
+async def test_a_send_that_raises_marks_the_connection_dead_without_breaking_broadcast(hub: Hub) -> None:
+    calls = 0
+
+    async def broken_send(message: AsgiMessage) -> None:
+        nonlocal calls
+        calls += 1
+        raise OSError("socket gone")
+
+    async def close(code: int) -> None:
+        raise AssertionError("a dead socket is not closed by the hub")
+
+    broken = Connection("broken", JSON, broken_send, close)
+    good = [FakeSocket(f"g{i}") for i in range(3)]
+    hub.subscribe("t", good[0].conn)
+    hub.subscribe("t", broken)
+    for s in good[1:]:
+        hub.subscribe("t", s.conn)
+
+    hub.broadcast("t", frame(0))
+    hub.broadcast("t", frame(1))
+
+    assert broken.dead
+    assert calls == 1  # never written again
+    for s in good:
+        assert s.seqs() == [0, 1]
+
+
+async def test_a_stalled_send_that_fails_later_drops_its_backlog(hub: Hub) -> None:
+    gate = asyncio.Event()
+
+    async def send(message: AsgiMessage) -> None:
+        await gate.wait()
+        raise ConnectionResetError("peer went away")
+
+    async def close(code: int) -> None:
+        raise AssertionError("not a slow reader: its socket is gone")
+
+    conn = Connection("c", JSON, send, close)
+    hub.subscribe("t", conn)
+    for seq in range(5):
+        hub.broadcast("t", frame(seq))
+    assert conn.writing and conn.backlog[0] == 4
+
+    gate.set()
+    await asyncio.wait_for(conn.drain(), 2)
+    assert conn.dead
+    assert conn.backlog == (0, 0)
+    assert not conn.writing
+
+
+async def test_drop_cancels_a_stalled_writer(hub: Hub) -> None:
+    gate = asyncio.Event()
+    s = FakeSocket("s", gate=gate)
+    hub.subscribe("t", s.conn)
+    hub.broadcast("t", frame(0))
+    hub.broadcast("t", frame(1))
+    writer = s.conn._writer
+    assert writer is not None
+
+    assert hub.drop(s.conn) == ["t"]
+    await asyncio.wait_for(asyncio.wait({writer}), 2)
+    assert writer.cancelled()
+    assert s.conn.dead and not s.conn.writing
+    hub.broadcast("t", frame(2))
+    assert s.sent == []
+
+
+async def test_subscribe_unsubscribe_and_drop_report_first_and_last_local_subscriber(hub: Hub) -> None:
+    a, b = FakeSocket("a").conn, FakeSocket("b").conn
+
+    assert hub.subscribe("t1", a) is True
+    assert hub.subscribe("t1", a) is False  # idempotent
+    assert hub.subscribe("t1", b) is False
+    assert hub.subscribe("t2", a) is True
+    assert set(hub.topics()) == {"t1", "t2"}
+    assert set(hub.subscribers("t1")) == {a, b}
+    assert hub.topics_of(a) == {"t1", "t2"}
+
+    assert hub.unsubscribe("t1", a) is False
+    assert hub.unsubscribe("t1", a) is False  # not subscribed any more
+    assert hub.unsubscribe("nope", a) is False
+    assert hub.unsubscribe("t1", b) is True
+    assert hub.subscribers("t1") == ()
+    assert hub.topics() == ["t2"]
+
+    hub.subscribe("t3", a)
+    hub.subscribe("t3", b)
+    assert sorted(hub.drop(a)) == ["t2"]
+    assert hub.topics() == ["t3"]
+    assert hub.topics_of(a) == frozenset()
+    assert hub.drop(a) == []
+    assert hub.drop(b) == ["t3"]
+    assert hub.topics() == []
