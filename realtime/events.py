@@ -39,8 +39,9 @@ def make_event(
 def normalize_external(topic: str, payload: bytes | str) -> dict[str, Any]:
     """The event frame for a payload published on `topic`'s channel by anyone, never raising.
 
-    A map with a string `event` is that event (its `data`, `ts` and `offset` kept: our own
-    publishes carry them); anything else is event `message` with the decoded payload as
+    Our own publishes (history.py) arrive as whole frames and pass through with their
+    offset. Another map with a string `event` is that event (its `data` and `ts` kept, but
+    no offset: only the history hands out offsets); anything else is event `message` with the decoded payload as
     `data` (MessagePack, else JSON, else the UTF-8 text, else the bytes as hex).
     """
     value = _decode(payload)
@@ -50,15 +51,8 @@ def normalize_external(topic: str, payload: bytes | str) -> dict[str, Any]:
             if value.get("type") == "event" and value.get("topic") == topic and _EVENT_KEYS <= value.keys():
                 # Our own publish (history.py): already the exact frame, offset included.
                 return value
-            offset = value.get("offset")
             ts = value.get("ts")
-            return make_event(
-                topic,
-                event,
-                value.get("data", {}),
-                offset=offset if isinstance(offset, str) else None,
-                ts=ts if isinstance(ts, str) else None,
-            )
+            return make_event(topic, event, value.get("data", {}), ts=ts if isinstance(ts, str) else None)
     return make_event(topic, MESSAGE_EVENT, value)
 
 
