@@ -220,7 +220,7 @@ class SocketConsumer(AsyncConsumer):
                 raise ProtocolError(errors.UNAUTHORIZED, "A string `token` is required.")
             principal = await asession_authenticate(token)
         except ProtocolError as exc:
-            self._send_direct_error(ref, exc)
+            await self._send_before_open(ref, exc)
             await self.close(closecodes.UNAUTHORIZED)
             return
         await self._open(principal)
@@ -264,12 +264,9 @@ class SocketConsumer(AsyncConsumer):
     # --- writing -----------------------------------------------------------------------
 
     def _write(self, frame: dict[str, Any]) -> None:
-        assert self.codec is not None
-        message = self.codec.asgi_message(frame)
-        if self.session is not None:
-            self.session.conn.send_direct(message)
-        else:
-            asyncio.ensure_future(self.base_send(message))
+        """Write in order with the hub's events (the socket is open)."""
+        assert self.codec is not None and self.session is not None
+        self.session.conn.send_direct(self.codec.asgi_message(frame))
 
     def _reply(self, ref: Any, data: Any) -> None:
         if ref is not None:
@@ -281,5 +278,11 @@ class SocketConsumer(AsyncConsumer):
         else:
             self._write({"type": "error", "error": exc.as_dict()})
 
-    def _send_direct_error(self, ref: Any, exc: ProtocolError) -> None:
-        self._send_error(ref if isinstance(ref, (str, int)) and not isinstance(ref, bool) else None, exc)
+    async def _send_before_open(self, ref: Any, exc: ProtocolError) -> None:
+        """An auth failure, written before the socket joins the hub."""
+        assert self.codec is not None
+        if isinstance(ref, (str, int)) and not isinstance(ref, bool):
+            frame: dict[str, Any] = {"type": "reply", "ref": ref, "ok": False, "error": exc.as_dict()}
+        else:
+            frame = {"type": "error", "error": exc.as_dict()}
+        await self.base_send(self.codec.asgi_message(frame))

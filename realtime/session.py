@@ -24,11 +24,12 @@ class Identity:
 class CommandBudget:
     """Token bucket per socket: `rate` commands/s sustained, `burst` at once.
 
-    `refused_for()` tells how long refusals have lasted without a single accepted
-    command in between (the protocol closes with 4429 past a bound).
+    `refused_for()` tells how long the socket has stayed over the limit: a streak of
+    refusals that starts at the first refusal and ends only once a whole second passes
+    without one (the protocol closes with 4429 past a bound).
     """
 
-    __slots__ = ("rate", "burst", "_tokens", "_stamp", "_refusing_since")
+    __slots__ = ("rate", "burst", "_tokens", "_stamp", "_refusing_since", "_last_refusal")
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
@@ -36,24 +37,29 @@ class CommandBudget:
         self._tokens = float(burst)
         self._stamp = time.monotonic()
         self._refusing_since: float | None = None
+        self._last_refusal = 0.0
 
     def take(self) -> bool:
         now = time.monotonic()
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
+        if self._refusing_since is not None and now - self._last_refusal > 1.0:
+            self._refusing_since = None
         if self._tokens >= 1.0:
             self._tokens -= 1.0
-            self._refusing_since = None
             return True
         if self._refusing_since is None:
             self._refusing_since = now
+        self._last_refusal = now
         return False
 
     def retry_after(self) -> float:
         return max(0.0, (1.0 - self._tokens) / self.rate)
 
     def refused_for(self) -> float:
-        return 0.0 if self._refusing_since is None else time.monotonic() - self._refusing_since
+        if self._refusing_since is None or time.monotonic() - self._last_refusal > 1.0:
+            return 0.0
+        return time.monotonic() - self._refusing_since
 
 
 class StrikeCounter:

@@ -1,6 +1,7 @@
 """Socket fixtures: the real ASGI application under Channels' WebsocketCommunicator."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -9,7 +10,9 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections as db_connections
 
 from apps.accounts.services import asession_login
+from pms import wiring
 from pms.asgi import application
+from realtime import connections
 from realtime.runtime import stop_realtime
 from tests.factories import DEFAULT_PASSWORD, make_user
 
@@ -23,6 +26,26 @@ async def realtime_core() -> AsyncIterator[None]:
     await stop_realtime()
     # The ORM ran in asgiref's shared thread: close its connection so the test DB can be dropped.
     await sync_to_async(db_connections.close_all)()
+
+
+@pytest.fixture
+def tune() -> Iterator[Callable[..., None]]:
+    """Change realtime settings (limits, timeouts) for one test; restored afterwards."""
+    original = connections.current_settings()
+
+    def apply(**changes: Any) -> None:
+        wiring.configure(replace(original, **changes))
+
+    yield apply
+    wiring.configure(original)
+
+
+async def close_code(socket: WebsocketCommunicator, timeout: float = 3) -> int | None:
+    """Read frames until the server closes; returns the close code."""
+    while True:
+        output = await socket.receive_output(timeout)
+        if output["type"] == "websocket.close":
+            return output.get("code")
 
 
 @pytest.fixture
