@@ -1,0 +1,134 @@
+"""Recovery with `since`, live continuation with no gap or duplicate, and losing access."""
+
+import asyncio
+
+import msgpack
+import pytest
+from asgiref.sync import sync_to_async
+
+from realtime import topics
+from realtime.connections import get_redis
+from realtime.history import RedisHistory
+from tests.consumers.conftest import token_for
+from tests.factories import make_conversation
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def subscribe(socket, topic: str, ref: object = "sub", since: str | None = None) -> dict:  # type: ignore[no-untyped-def]
+    frame = {"type": "subscribe", "ref": ref, "topic": topic}
+    if since is not None:
+        frame["since"] = since
+    await socket.send_json_to(frame)
+    reply = await socket.receive_json_from(timeout=2)
+    assert reply["type"] == "reply" and reply["ref"] == ref and reply["ok"] is True, reply
+    return reply["data"]
+
+
+async def test_reconnect_with_since_recovers_missed_events_in_order(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+    user = await new_user()
+    topic = topics.notifications(str(user.pk))
+    history = RedisHistory(get_redis())
+    first = await connect(await token_for(user))
+    position = (await subscribe(first, topic))["offset"]
+    live = await history.publish(topic, "notification", {"n": 0})
+    assert await first.receive_json_from(timeout=2) == live
+    await first.disconnect()
+
+    missed = [await history.publish(topic, "notification", {"n": n}) for n in range(1, 4)]
+    second = await connect(await token_for(user))
+    data = await subscribe(second, topic, since=live["offset"])
+    assert data["recovered"] is True
+    assert data["missed"] == missed
+    assert data["offset"] == missed[-1]["offset"]
+
+    after = await history.publish(topic, "notification", {"n": 4})
+    assert await second.receive_json_from(timeout=2) == after
+    assert await second.receive_nothing(timeout=0.3)
+
+    # The offset before everything recovers all five, in order.
+    third = await connect(await token_for(user))
+    everything = await subscribe(third, topic, since=position)
+    assert [e["data"]["n"] for e in everything["missed"]] == [0, 1, 2, 3, 4]
+
+
+async def test_unknown_or_foreign_epoch_offset_is_not_recovered(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+    user = await new_user()
+    socket = await connect(await token_for(user))
+    topic = topics.notifications(str(user.pk))
+    for since in ["0123456789abcdef-1-0", "garbage"]:
+        await socket.send_json_to({"type": "unsubscribe", "topic": topic})
+        data = await subscribe(socket, topic, since=since)
+        assert data["recovered"] is False and data["missed"] == []
+        assert data["offset"]
+
+
+async def test_events_published_during_subscribe_arrive_once_after_the_reply(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+    user = await new_user()
+    topic = topics.notifications(str(user.pk))
+    history = RedisHistory(get_redis())
+    socket = await connect(await token_for(user))
+    start = (await subscribe(socket, topic))["offset"]
+    await socket.send_json_to({"type": "unsubscribe", "ref": "u", "topic": topic})
+    await socket.receive_json_from(timeout=2)
+
+    async def publish_many() -> list[dict]:
+        sent = []
+        for n in range(30):
+            sent.append(await history.publish(topic, "notification", {"n": n}))
+            await asyncio.sleep(0)
+        return sent
+
+    publisher = asyncio.ensure_future(publish_many())
+    await asyncio.sleep(0.005)
+    await socket.send_json_to({"type": "subscribe", "ref": "again", "topic": topic, "since": start})
+    sent = await publisher
+    reply = await socket.receive_json_from(timeout=2)
+    assert reply["ref"] == "again" and reply["data"]["recovered"] is True
+    received = list(reply["data"]["missed"])
+    while len(received) < 30:
+        frame = await socket.receive_json_from(timeout=2)
+        assert frame["type"] == "event"
+        received.append(frame)
+    assert [e["data"]["n"] for e in received] == list(range(30))
+    assert received == sent
+    assert await socket.receive_nothing(timeout=0.3)
+
+
+async def test_msgpack_socket_gets_the_same_events_as_binary_frames(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+    user = await new_user()
+    socket = await connect(await token_for(user), subprotocols=["pms.v1.msgpack"])
+    topic = topics.notifications(str(user.pk))
+    await socket.send_to(bytes_data=msgpack.packb({"type": "subscribe", "ref": 1, "topic": topic}))
+    reply = msgpack.unpackb(await socket.receive_from(timeout=2))
+    assert reply["ok"] is True
+    sent = await RedisHistory(get_redis()).publish(topic, "notification", {"x": 1})
+    assert msgpack.unpackb(await socket.receive_from(timeout=2)) == sent
+
+
+async def test_external_publish_reaches_subscribers_live_without_offset(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+    user = await new_user()
+    socket = await connect(await token_for(user))
+    await subscribe(socket, topics.SYSTEM_BROADCASTS)
+    await get_redis().publish(topics.SYSTEM_BROADCASTS, '{"event": "broadcast", "data": {"text": "maintenance at 5"}}')
+    event = await socket.receive_json_from(timeout=2)
+    assert event["event"] == "broadcast" and event["data"] == {"text": "maintenance at 5"}
+    assert "offset" not in event
+    await get_redis().publish(topics.SYSTEM_BROADCASTS, "plain words")
+    event = await socket.receive_json_from(timeout=2)
+    assert event["event"] == "message" and event["data"] == "plain words"
+
+
+async def test_removed_participant_is_told_unsubscribed_and_gets_nothing_more(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+    from apps.messaging.models import ConversationParticipant
+
+    tenant, manager = await new_user(), await new_user(user_type="property_manager")
+    conversation = await sync_to_async(make_conversation)(participants=(tenant, manager))
+    topic = topics.chat_messages(str(conversation.pk))
+    socket = await connect(await token_for(tenant))
+    await subscribe(socket, topic)
+
+    await sync_to_async(ConversationParticipant.objects.filter(conversation=conversation, user=tenant).delete)()
+    assert await socket.receive_json_from(timeout=3) == {"type": "unsubscribed", "topic": topic, "reason": "forbidden"}
+    await RedisHistory(get_redis()).publish(topic, "chat.message", {"message": "secret"})
+    assert await socket.receive_nothing(timeout=0.5)
