@@ -4,9 +4,11 @@ from dataclasses import fields
 
 from django.conf import settings
 
+from apps.messaging.directory import ParticipantDirectory
 from apps.messaging.topic_access import CachedTopicAuthorizer
 from realtime import connections, runtime
 from realtime.broker import RedisBroker
+from realtime.chat import ChatService
 from realtime.config import RealtimeSettings
 from realtime.history import RedisHistory
 
@@ -29,15 +31,19 @@ def realtime_settings() -> RealtimeSettings:
 def build_realtime() -> runtime.Realtime:
     """One process's realtime core, wired to Redis, MongoDB and the apps' authorizer."""
     config = connections.current_settings()
+    history = RedisHistory(
+        connections.get_redis(),
+        max_events=config.history_max_events,
+        max_age_seconds=config.history_max_age_seconds,
+    )
+    database = connections.get_mongo()[config.mongo_database]
     return runtime.Realtime(
         config,
-        history=RedisHistory(
-            connections.get_redis(),
-            max_events=config.history_max_events,
-            max_age_seconds=config.history_max_age_seconds,
-        ),
+        history=history,
         authorizer=CachedTopicAuthorizer(),
         broker_factory=lambda on_message: RedisBroker(config.redis_url, on_message),
+        directory=ParticipantDirectory(),
+        chat=ChatService(database, history),
     )
 
 

@@ -77,3 +77,14 @@ def get_mongo() -> "AsyncMongoClient[Any]":
         )
         _mongo[loop] = client
     return client
+
+
+async def aclose_loop_clients() -> None:
+    """Close the running loop's Redis and MongoDB clients (shutdown, end of a test)."""
+    loop = asyncio.get_running_loop()
+    redis_client = _async_redis.pop(loop, None)
+    mongo_client = _mongo.pop(loop, None)
+    if redis_client is not None:
+        await redis_client.aclose()
+    if mongo_client is not None:
+        await mongo_client.close()

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from realtime import metrics, topics
+from realtime import connections, metrics, topics
 from realtime.codecs import encode_once, unpack_control
+from realtime.chat import ChatService
 from realtime.config import RealtimeSettings
+from realtime.directory import Directory
 from realtime.events import normalize_external
 from realtime.history import RedisHistory, parse_offset
 from realtime.hub import Hub
@@ -57,10 +60,14 @@ class Realtime:
         history: RedisHistory,
         authorizer: TopicAuthorizer,
         broker_factory: Callable[[Callable[[str, bytes], None]], Any],
+        directory: Directory | None = None,
+        chat: ChatService | None = None,
     ) -> None:
         self.settings = settings
         self.history = history
         self.authorizer = authorizer
+        self.directory = directory
+        self.chat = chat
         self.hub = Hub(encode_once)
         self.broker = broker_factory(self._on_message)
         self.sessions: set[SocketSession] = set()
@@ -78,11 +85,42 @@ class Realtime:
         self._started = True
         await self.broker.start()
         await self.broker.subscribe(topics.CONTROL_CHANNEL)
+        if self.chat is not None:
+            try:
+                await self.chat.ensure_indexes()
+            except Exception:
+                logger.exception("could not ensure chat indexes; sends stay idempotent per batch only")
+        if self.directory is not None and hasattr(self.directory, "on_control"):
+            self.on_control(self.directory.on_control)
+        self._spawn(self._housekeeping())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2)
+        if self.chat is not None:
+            await self.chat.aclose()
         await self.broker.stop()
+
+    async def _housekeeping(self) -> None:
+        """Periodic work: pending chat publishes, expired sessions (4401)."""
+        while True:
+            await asyncio.sleep(self.settings.housekeeping_seconds)
+            try:
+                await self.housekeep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                metrics.incr("housekeeping.failed")
+                logger.exception("housekeeping failed; retrying next period")
+
+    async def housekeep(self) -> None:
+        """One round of periodic work (also called by tests)."""
+        now = datetime.now(UTC)
+        self.close_where(lambda s: s.identity.expires_at <= now, CLOSE_UNAUTHORIZED)
+        if self.chat is not None:
+            await self.chat.publish_pending()
 
     def on_control(self, hook: Callable[[str, dict[str, Any]], Awaitable[None]]) -> None:
         """Run `hook(kind, message)` for every control message (after the core's own handling)."""
@@ -297,3 +335,4 @@ async def stop_realtime() -> None:
     instance = _instances.pop(asyncio.get_running_loop(), None)
     if instance is not None:
         await instance.stop()
+    await connections.aclose_loop_clients()

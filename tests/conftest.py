@@ -23,10 +23,11 @@ def redis_url_with_db(url: str, db: int) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def realtime_test_stores() -> Iterator[None]:
-    """Point the realtime core at Redis DB 15 (keys only; pub/sub ignores DB numbers)."""
+    """Point the realtime core at Redis DB 15 (keys only; pub/sub ignores DB numbers) and MongoDB `pms_test`."""
     url = redis_url_with_db(django_settings.REDIS_URL, TEST_REDIS_DB)
     django_settings.REDIS_URL = url
-    wiring.configure(replace(wiring.realtime_settings(), redis_url=url))
+    django_settings.MONGO_DATABASE = "pms_test"
+    wiring.configure(replace(wiring.realtime_settings(), redis_url=url, mongo_database="pms_test"))
     yield
 
 

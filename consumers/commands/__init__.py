@@ -44,4 +44,4 @@ def command(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-from consumers.commands import subscriptions  # noqa: E402,F401  (registers its handlers)
+from consumers.commands import chat, subscriptions  # noqa: E402,F401  (register their handlers)

@@ -1,0 +1,132 @@
+"""`realtime.directory.Directory` for the sockets: memberships from PostgreSQL, cached in-process.
+
+Participants and a user's conversations are read on chat commands and presence changes,
+so they are cached per process for a short TTL and dropped at once when any process
+announces an access change (the same control message that re-checks subscriptions).
+"""
+
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.db.models import Q
+from django.utils.dateparse import parse_datetime
+
+from apps.messaging.models import ConversationParticipant
+from apps.properties.models import Property
+from realtime.topics import Viewer
+
+CACHE_SECONDS = 60.0
+
+
+class _TtlCache:
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._items: dict[str, tuple[float, list[str]]] = {}
+
+    def get(self, key: str) -> list[str] | None:
+        item = self._items.get(key)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def put(self, key: str, value: list[str]) -> None:
+        self._items[key] = (time.monotonic() + self.ttl, value)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+@database_sync_to_async
+def _participants(conversation_id: str) -> list[str]:
+    return [
+        str(user_id)
+        for user_id in ConversationParticipant.objects.filter(conversation_id=conversation_id)
+        .order_by("joined_at")
+        .values_list("user_id", flat=True)
+    ]
+
+
+@database_sync_to_async
+def _conversations_of(user_id: str) -> list[str]:
+    return [
+        str(conversation_id)
+        for conversation_id in ConversationParticipant.objects.filter(user_id=user_id).values_list(
+            "conversation_id", flat=True
+        )
+    ]
+
+
+def _properties_of(user_id: str) -> Any:
+    return Property.objects.filter(
+        Q(owner_id=user_id)
+        | Q(manager_links__user_id=user_id)
+        | Q(units__leases__lease_status="active", units__leases__tenant_links__tenant__user_id=user_id)
+    ).values("pk")
+
+
+@database_sync_to_async
+def _visible_users(viewer_id: str, user_ids: list[str]) -> set[str]:
+    conversations = ConversationParticipant.objects.filter(user_id=viewer_id).values("conversation_id")
+    via_chat = ConversationParticipant.objects.filter(
+        conversation_id__in=conversations, user_id__in=user_ids
+    ).values_list("user_id", flat=True)
+    properties = _properties_of(viewer_id)
+    via_property = (
+        Property.objects.filter(pk__in=properties)
+        .filter(
+            Q(owner_id__in=user_ids)
+            | Q(manager_links__user_id__in=user_ids)
+            | Q(units__leases__lease_status="active", units__leases__tenant_links__tenant__user_id__in=user_ids)
+        )
+        .values_list("owner_id", "manager_links__user_id", "units__leases__tenant_links__tenant__user_id")
+    )
+    wanted = set(user_ids)
+    found = {str(user_id) for user_id in via_chat}
+    for row in via_property:
+        found |= {str(value) for value in row if value is not None and str(value) in wanted}
+    return found & wanted
+
+
+@database_sync_to_async
+def _record_read(conversation_id: str, user_id: str, message_id: str, read_at: str) -> None:
+    ConversationParticipant.objects.filter(conversation_id=conversation_id, user_id=user_id).update(
+        last_read_message_id=message_id, last_read_at=parse_datetime(read_at.replace("Z", "+00:00"))
+    )
+
+
+class ParticipantDirectory:
+    """Memberships for the realtime core; `on_control` drops the cache on access changes."""
+
+    def __init__(self, ttl: float = CACHE_SECONDS) -> None:
+        self._participants = _TtlCache(ttl)
+        self._conversations = _TtlCache(ttl)
+
+    async def participants(self, conversation_id: str) -> list[str]:
+        cached = self._participants.get(conversation_id)
+        if cached is None:
+            cached = await _participants(conversation_id)
+            self._participants.put(conversation_id, cached)
+        return cached
+
+    async def conversations_of(self, user_id: str) -> list[str]:
+        cached = self._conversations.get(user_id)
+        if cached is None:
+            cached = await _conversations_of(user_id)
+            self._conversations.put(user_id, cached)
+        return cached
+
+    async def visible_users(self, viewer: Viewer, user_ids: list[str]) -> set[str]:
+        if viewer.is_admin:
+            return set(user_ids)
+        others = [user_id for user_id in user_ids if user_id != viewer.user_id]
+        visible = await _visible_users(viewer.user_id, others) if others else set()
+        return visible | ({viewer.user_id} & set(user_ids))
+
+    async def record_read(self, conversation_id: str, user_id: str, message_id: str, read_at: str) -> None:
+        await _record_read(conversation_id, user_id, message_id, read_at)
+
+    async def on_control(self, kind: str, message: dict[str, Any]) -> None:
+        if kind in ("access.changed", "permissions.changed"):
+            self._participants.clear()
+            self._conversations.clear()

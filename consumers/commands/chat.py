@@ -1,0 +1,99 @@
+"""`chat.send`, `chat.edit`, `chat.delete`, `chat.history`, `chat.read`, `chat.typing`."""
+
+from typing import Any
+
+from consumers.commands import CommandContext, command
+from consumers.commands.fields import required_str, required_uuid
+from realtime import errors, topics
+from realtime.errors import ProtocolError
+
+NOT_A_PARTICIPANT = "You are not a participant of this conversation."
+BAD_LIMIT = "`limit` must be an integer from 1 to 100."
+BAD_ATTACHMENTS = "`attachments` must be a list."
+
+
+async def _authorize(ctx: CommandContext, conversation_id: str, *, participant: bool) -> list[str]:
+    """The conversation's participants, once the caller may use it (forbidden otherwise)."""
+    realtime, session = ctx.realtime, ctx.session
+    assert realtime.directory is not None
+    participants = await realtime.directory.participants(conversation_id)
+    if session.identity.user_id in participants:
+        return participants
+    if not participant and session.identity.user_type == "admin":
+        topic = topics.parse(topics.chat_messages(conversation_id))
+        if topic is not None and await realtime.allowed(session, topic):
+            return participants
+    raise ProtocolError(errors.FORBIDDEN, NOT_A_PARTICIPANT)
+
+
+def _chat(ctx: CommandContext) -> Any:
+    chat = ctx.realtime.chat
+    if chat is None:
+        raise ProtocolError(errors.UNAVAILABLE, "Chat is not available on this server.")
+    return chat
+
+
+@command("chat.send")
+async def handle_chat_send(ctx: CommandContext, frame: dict[str, Any]) -> Any:
+    conversation_id = required_uuid(frame, "conversationId")
+    attachments = frame.get("attachments")
+    if attachments is not None and not isinstance(attachments, list):
+        raise ProtocolError(errors.BAD_REQUEST, BAD_ATTACHMENTS)
+    message = frame.get("message", "")
+    participants = await _authorize(ctx, conversation_id, participant=True)
+    return await _chat(ctx).send(
+        conversation_id=conversation_id,
+        sender_id=ctx.session.identity.user_id,
+        participants=participants,
+        message=message,
+        client_message_id=frame.get("clientMessageId"),
+        attachments=attachments,
+    )
+
+
+@command("chat.edit")
+async def handle_chat_edit(ctx: CommandContext, frame: dict[str, Any]) -> Any:
+    return await _chat(ctx).edit(
+        message_id=required_str(frame, "messageId", max_length=64),
+        editor_id=ctx.session.identity.user_id,
+        message=frame.get("message"),
+    )
+
+
+@command("chat.delete")
+async def handle_chat_delete(ctx: CommandContext, frame: dict[str, Any]) -> Any:
+    await _chat(ctx).delete(
+        message_id=required_str(frame, "messageId", max_length=64), deleter_id=ctx.session.identity.user_id
+    )
+    return {}
+
+
+@command("chat.history")
+async def handle_chat_history(ctx: CommandContext, frame: dict[str, Any]) -> Any:
+    conversation_id = required_uuid(frame, "conversationId")
+    limit = frame.get("limit", 50)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise ProtocolError(errors.BAD_REQUEST, BAD_LIMIT)
+    before = frame.get("before")
+    await _authorize(ctx, conversation_id, participant=False)
+    return await _chat(ctx).history(conversation_id=conversation_id, before=before, limit=limit)
+
+
+@command("chat.read")
+async def handle_chat_read(ctx: CommandContext, frame: dict[str, Any]) -> Any:
+    conversation_id = required_uuid(frame, "conversationId")
+    message_id = required_str(frame, "messageId", max_length=64)
+    await _authorize(ctx, conversation_id, participant=True)
+    user_id = ctx.session.identity.user_id
+    marked = await _chat(ctx).mark_read(conversation_id=conversation_id, reader_id=user_id, message_id=message_id)
+    assert ctx.realtime.directory is not None
+    await ctx.realtime.directory.record_read(conversation_id, user_id, marked["lastReadMessageId"], marked["readAt"])
+    return {"readAt": marked["readAt"]}
+
+
+@command("chat.typing")
+async def handle_chat_typing(ctx: CommandContext, frame: dict[str, Any]) -> Any:
+    conversation_id = required_uuid(frame, "conversationId")
+    await _authorize(ctx, conversation_id, participant=True)
+    await _chat(ctx).typing(conversation_id=conversation_id, user_id=ctx.session.identity.user_id)
+    return {}

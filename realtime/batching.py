@@ -1,0 +1,153 @@
+"""Coalesce concurrent calls made in one event-loop tick into one batched call.
+
+MongoDB round trips dominate the chat path (and the stand-in server shares the CPU with
+everything else), so concurrent `chat.send`s become one `insert_many` (DESIGN.md).
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, WriteError
+
+DUPLICATE_KEY = 11000
+NOT_WRITTEN = "the document was not written"
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Flushes a batch; returns one outcome per item, in order: a result, or the exception for that item.
+FlushFunction = Callable[[list[T]], Awaitable[Sequence["R | BaseException"]]]
+
+
+class Batcher(Generic[T, R]):
+    """Collects items submitted in the same loop tick and flushes them together, at most `max_size` at once.
+
+    Every `submit` resolves exactly once: with its own outcome, or with the exception that
+    failed the whole flush. A caller cancelled while waiting does not cancel the flush (its
+    item may still be written), so callers must be idempotent on retry.
+    """
+
+    def __init__(self, flush: "FlushFunction[T, R]", *, max_size: int = 500) -> None:
+        if max_size < 1:
+            raise ValueError("max_size must be at least 1")
+        self._flush = flush
+        self._max_size = max_size
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._scheduled = False
+        # Strong references: the loop keeps only weak ones to tasks.
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.flushes = 0
+
+    async def submit(self, item: T) -> R:
+        """Queue `item` for the next flush and wait for its outcome (re-raised if it is an exception)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._pending.append((item, future))
+        if len(self._pending) >= self._max_size:
+            self._start_flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._start_flush)
+        return await future
+
+    def _start_flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[tuple[T, "asyncio.Future[R]"]]) -> None:
+        self.flushes += 1
+        try:
+            outcomes = await self._flush([item for item, _ in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"flush returned {len(outcomes)} outcomes for {len(batch)} items")
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as exc:  # every waiter must hear about the failure
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # the caller was cancelled; its item was still flushed
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    async def aclose(self) -> None:
+        """Flush what is queued and wait for every running flush to finish."""
+        self._start_flush()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class InsertOnce:
+    """Inserts documents unique on `key` in batches: one `insert_many(ordered=False)` per flush.
+
+    `insert(doc)` returns `(doc, True)` when this call stored it, or `(stored, False)` with
+    the document already stored under the same key (the collection must have a unique
+    index on `key`; the same key twice in one batch is sent once). MongoDB's connection
+    errors reach every caller of the failed flush; a retry is safe.
+    """
+
+    def __init__(self, collection: "AsyncCollection[Any]", key: tuple[str, ...], *, max_size: int = 500) -> None:
+        self._collection = collection
+        self._key = key
+        self._batcher: Batcher[dict[str, Any], tuple[dict[str, Any], bool]] = Batcher(self._flush, max_size=max_size)
+
+    @property
+    def flushes(self) -> int:
+        return self._batcher.flushes
+
+    async def insert(self, doc: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Stores `doc` unless its key is taken; see the class docstring for the outcome."""
+        return await self._batcher.submit(doc)
+
+    async def aclose(self) -> None:
+        """Flushes what is queued."""
+        await self._batcher.aclose()
+
+    def _of(self, doc: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(doc.get(field) for field in self._key)
+
+    async def _flush(self, docs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], bool] | BaseException]:
+        outcomes: list[tuple[dict[str, Any], bool] | BaseException | None] = [None] * len(docs)
+        first: dict[tuple[Any, ...], int] = {}
+        taken: list[int] = []
+        for index, doc in enumerate(docs):
+            if self._of(doc) in first:
+                taken.append(index)
+            else:
+                first[self._of(doc)] = index
+        inserting = list(first.values())
+        try:
+            await self._collection.insert_many([docs[i] for i in inserting], ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                index = inserting[error["index"]]
+                if error.get("code") == DUPLICATE_KEY:
+                    taken.append(index)
+                else:
+                    outcomes[index] = WriteError(error.get("errmsg", "write failed"), error.get("code"), error)
+        for index in inserting:
+            if outcomes[index] is None and index not in taken:
+                outcomes[index] = (docs[index], True)
+        if taken:
+            keys = {self._of(docs[i]) for i in taken}
+            query = {"$or": [dict(zip(self._key, values, strict=True)) for values in keys]}
+            found = {self._of(doc): doc async for doc in self._collection.find(query)}
+            for index in taken:
+                stored = found.get(self._of(docs[index]))
+                # Absent only when the first of its key in this batch failed to write.
+                outcomes[index] = (stored, False) if stored else WriteError(NOT_WRITTEN, None, None)
+        return [outcome if outcome is not None else WriteError(NOT_WRITTEN, None, None) for outcome in outcomes]
