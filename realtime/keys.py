@@ -32,3 +32,35 @@ def topic_epoch(topic: str) -> str:
 def user_topic_access(user_id: str) -> str:
     """Extension: hash of topic -> "1"/"0", the user's cached subscribe decisions."""
     return f"user:access:{user_id}"
+
+
+# Presence, unread counters and active maintenance workers. The seed's names exactly,
+# except the connection set, which is ours.
+
+MAINTENANCE_ACTIVE_WORKERS = "maintenance:active:workers"
+NOTIFICATIONS_COUNT_PATTERN = "notifications:count:*"
+
+
+def chat_presence(user_id: str) -> str:
+    """The seed's presence hash `{status, lastActive}`."""
+    return f"chat:presence:{user_id}"
+
+
+def chat_presence_connections(user_id: str) -> str:
+    """Ours: the user's live sockets, a sorted set of connection ids scored by expiry (ms)."""
+    return f"chat:presence:conns:{user_id}"
+
+
+def notifications_count(user_id: str) -> str:
+    """The seed's unread counter (a decimal string)."""
+    return f"notifications:count:{user_id}"
+
+
+def notifications_count_user(key: str) -> str:
+    """The user id of a `notifications:count:{userId}` key."""
+    return key.removeprefix("notifications:count:")
+
+
+def maintenance_worker(user_id: str) -> str:
+    """A worker's liveness key; its expiry takes the worker out of the active set at the next sweep."""
+    return f"maintenance:worker:{user_id}"
