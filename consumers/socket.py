@@ -116,10 +116,11 @@ class SocketConsumer(AsyncConsumer):
                 await self.base_send(accept)
                 await self.close(closecodes.UNAUTHORIZED)
                 return
-        await self.base_send(accept)
         if principal is not None:
+            # Registered before the accept: once the client sees the socket open, it is online.
             await self._open(principal)
-        else:
+        await self.base_send(accept)
+        if principal is None:
             loop = asyncio.get_running_loop()
             self._auth_timer = loop.call_later(settings.auth_timeout_seconds, self._auth_timed_out)
 
@@ -246,6 +247,8 @@ class SocketConsumer(AsyncConsumer):
             self._send_error(ref, ProtocolError(errors.BAD_REQUEST, UNKNOWN_TYPE.format(type=kind[:64])))
             return
         self.session.touch()
+        if self.realtime.presence is not None:
+            await self.realtime.presence.active(self.session)
         context = CommandContext(realtime=self.realtime, session=self.session, ref=ref, reply=self._reply)
         metrics.incr(f"commands.{kind}")
         try:

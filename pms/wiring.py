@@ -11,6 +11,11 @@ from realtime.broker import RedisBroker
 from realtime.chat import ChatService
 from realtime.config import RealtimeSettings
 from realtime.history import RedisHistory
+from realtime.notifications import NotificationService
+from realtime.presence.base import PresenceSettings
+from realtime.presence.redis import RedisPresence
+from realtime.presence.tracker import PresenceTracker
+from realtime.workers import ActiveWorkers
 
 
 def realtime_settings() -> RealtimeSettings:
@@ -37,13 +42,23 @@ def build_realtime() -> runtime.Realtime:
         max_age_seconds=config.history_max_age_seconds,
     )
     database = connections.get_mongo()[config.mongo_database]
+    redis = connections.get_redis()
+    directory = ParticipantDirectory()
+    presence = PresenceTracker(
+        RedisPresence(redis, PresenceSettings(config.presence_ttl_seconds, config.away_after_seconds)),
+        history=history,
+        directory=directory,
+        workers=ActiveWorkers(redis, ttl_seconds=config.worker_ttl_seconds),
+    )
     return runtime.Realtime(
         config,
         history=history,
         authorizer=CachedTopicAuthorizer(),
         broker_factory=lambda on_message: RedisBroker(config.redis_url, on_message),
-        directory=ParticipantDirectory(),
+        directory=directory,
         chat=ChatService(database, history),
+        notifications=NotificationService(database, redis, history),
+        presence=presence,
     )
 
 

@@ -20,6 +20,8 @@ from realtime.codecs import encode_once, unpack_control
 from realtime.chat import ChatService
 from realtime.config import RealtimeSettings
 from realtime.directory import Directory
+from realtime.notifications import NotificationService
+from realtime.presence.tracker import PresenceTracker
 from realtime.events import normalize_external
 from realtime.history import RedisHistory, parse_offset
 from realtime.hub import Hub
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 CLOSE_SESSION_REVOKED = 4409
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_SERVICE_RESTART = 1012
+RESYNC_EVERY_ROUNDS = 15  # unread counters re-counted every 15 housekeeping rounds (5 min by default)
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,17 @@ class Realtime:
         broker_factory: Callable[[Callable[[str, bytes], None]], Any],
         directory: Directory | None = None,
         chat: ChatService | None = None,
+        notifications: NotificationService | None = None,
+        presence: PresenceTracker | None = None,
     ) -> None:
         self.settings = settings
         self.history = history
         self.authorizer = authorizer
         self.directory = directory
         self.chat = chat
+        self.notifications = notifications
+        self.presence = presence
+        self._rounds = 0
         self.hub = Hub(encode_once)
         self.broker = broker_factory(self._on_message)
         self.sessions: set[SocketSession] = set()
@@ -117,10 +125,16 @@ class Realtime:
 
     async def housekeep(self) -> None:
         """One round of periodic work (also called by tests)."""
+        self._rounds += 1
         now = datetime.now(UTC)
         self.close_where(lambda s: s.identity.expires_at <= now, CLOSE_UNAUTHORIZED)
+        if self.presence is not None:
+            await self.presence.heartbeat(list(self.sessions))
         if self.chat is not None:
             await self.chat.publish_pending()
+        if self.notifications is not None and self._rounds % RESYNC_EVERY_ROUNDS == 0:
+            # TTL deletion of unread notifications would otherwise leave counters high.
+            await self.notifications.resync_all({s.identity.user_id for s in self.sessions})
 
     def on_control(self, hook: Callable[[str, dict[str, Any]], Awaitable[None]]) -> None:
         """Run `hook(kind, message)` for every control message (after the core's own handling)."""
@@ -130,6 +144,8 @@ class Realtime:
         """A socket authenticated: count it and track it for control messages."""
         self.sessions.add(session)
         metrics.incr("sockets.opened")
+        if self.presence is not None:
+            await self.presence.opened(session)
 
     async def remove(self, session: SocketSession) -> None:
         """The socket closed: forget it and release the topics it alone held in this process."""
@@ -139,6 +155,8 @@ class Realtime:
         for topic in self.hub.drop(session.conn):
             await self._release(topic)
         metrics.incr("sockets.closed")
+        if self.presence is not None:
+            await self.presence.closed(session)
 
     # --- subscriptions ---------------------------------------------------------------
 
