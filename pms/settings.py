@@ -136,6 +136,29 @@ LOGIN_RATE_LIMIT = env_int("PMS_LOGIN_RATE_LIMIT", 5)
 LOGIN_RATE_WINDOW_SECONDS = env_int("PMS_LOGIN_RATE_WINDOW_SECONDS", 600)
 API_RATE_LIMIT = env_int("PMS_API_RATE_LIMIT", 120)
 API_RATE_WINDOW_SECONDS = env_int("PMS_API_RATE_WINDOW_SECONDS", 60)
+# Realtime limits and timings (realtime/config.py has every name and the protocol's defaults).
+REALTIME = {
+    name: float(os.environ[variable])
+    for name, variable in {
+        "presence_ttl_seconds": "PMS_PRESENCE_TTL_SECONDS",
+        "away_after_seconds": "PMS_AWAY_AFTER_SECONDS",
+        "worker_ttl_seconds": "PMS_WORKER_TTL_SECONDS",
+        "housekeeping_seconds": "PMS_HOUSEKEEPING_SECONDS",
+        "auth_timeout_seconds": "PMS_WS_AUTH_TIMEOUT_SECONDS",
+    }.items()
+    if os.environ.get(variable)
+}
+REALTIME.update(
+    {
+        name: env_int(variable, 0)
+        for name, variable in {
+            "history_max_events": "PMS_HISTORY_MAX_EVENTS",
+            "max_subscriptions": "PMS_WS_MAX_SUBSCRIPTIONS",
+            "max_frame_bytes": "PMS_WS_MAX_FRAME_BYTES",
+        }.items()
+        if os.environ.get(variable)
+    }
+)
 # Honour X-Forwarded-For only behind a trusted proxy (docker compose sets it).
 TRUST_X_FORWARDED_FOR = env_bool("PMS_TRUST_X_FORWARDED_FOR", False)
 

@@ -82,6 +82,7 @@ class Realtime:
         # Live events that arrive for a socket while its `subscribe` reads history.
         self._holds: dict[str, dict[SocketSession, list[tuple[dict[str, Any], dict[str, Any]]]]] = {}
         self._hooks: list[Callable[[str, dict[str, Any]], Awaitable[None]]] = []
+        self._periodic: list[Callable[[], Awaitable[Any]]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
 
@@ -135,6 +136,16 @@ class Realtime:
         if self.notifications is not None and self._rounds % RESYNC_EVERY_ROUNDS == 0:
             # TTL deletion of unread notifications would otherwise leave counters high.
             await self.notifications.resync_all({s.identity.user_id for s in self.sessions})
+        for job in self._periodic:
+            try:
+                await job()
+            except Exception:
+                metrics.incr("housekeeping.failed")
+                logger.exception("periodic job %r failed; retrying next round", job)
+
+    def every_round(self, job: Callable[[], Awaitable[Any]]) -> None:
+        """Run `job()` in every housekeeping round (failures are logged; the next round retries)."""
+        self._periodic.append(job)
 
     def on_control(self, hook: Callable[[str, dict[str, Any]], Awaitable[None]]) -> None:
         """Run `hook(kind, message)` for every control message (after the core's own handling)."""
@@ -346,6 +357,14 @@ async def get_realtime() -> Realtime:
     del _starting[loop]
     future.set_result(instance)
     return instance
+
+
+def current() -> Realtime | None:
+    """The running loop's core if it was started, else None (metrics, health)."""
+    try:
+        return _instances.get(asyncio.get_running_loop())
+    except RuntimeError:
+        return None
 
 
 async def stop_realtime() -> None:
