@@ -10,6 +10,7 @@ from pydantic import Field
 
 from apps.accounts.services import (
     Principal,
+    aapi_rate_limit,
     apermissions_get,
     asession_authenticate,
     asession_login,
@@ -29,9 +30,11 @@ class TokenAuth(HttpBearer):
         if scheme.lower() != "bearer" or not token.strip():
             return None
         try:
-            return await asession_authenticate(token)
+            principal = await asession_authenticate(token)
         except ProtocolError:
             return None
+        await aapi_rate_limit(principal, request)
+        return principal
 
     def authenticate(self, request: HttpRequest, token: str) -> Principal | None:  # pragma: no cover
         raise NotImplementedError("TokenAuth is async; __call__ does the work")

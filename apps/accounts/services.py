@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts.models import Session, User, UserRole
@@ -258,6 +259,30 @@ async def apermissions_get(principal: Principal) -> frozenset[str]:
     except redis.RedisError:
         logger.warning("could not cache permissions of %s", principal.user_id)
     return granted
+
+
+TOO_MANY_REQUESTS = "Too many requests to this endpoint; slow down."
+
+
+async def aapi_rate_limit(principal: Principal, request: HttpRequest) -> None:
+    """`ratelimit:api:{userId}:{endpoint}`: at most API_RATE_LIMIT calls per window per endpoint.
+
+    The endpoint is the method and route pattern (`GET /api/v1/properties/<id>`), so ids in
+    the path do not split a user's budget. Redis down: allowed (logged).
+    """
+    match = getattr(request, "resolver_match", None)
+    route = match.route if match is not None else request.path
+    endpoint = f"{request.method}:{route}"
+    limiter = SlidingWindowLimiter(
+        get_redis(), limit=settings.API_RATE_LIMIT, window_seconds=settings.API_RATE_WINDOW_SECONDS
+    )
+    try:
+        decision = await limiter.hit(keys.api_rate_limit(principal.user_id, endpoint))
+    except redis.RedisError:
+        logger.warning("API rate limit unavailable (Redis down); allowing the call")
+        return
+    if not decision.allowed:
+        raise ProtocolError(RATE_LIMITED, TOO_MANY_REQUESTS, retryAfter=decision.retry_after_seconds)
 
 
 def user_caches_drop(*, user_id: str) -> None:

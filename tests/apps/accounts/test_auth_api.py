@@ -234,3 +234,18 @@ def test_login_and_me_work_from_postgres_while_redis_is_down(client: Client, use
     assert response.status_code == 200
     me = client.get(ME, **bearer(response.json()["token"]))
     assert me.status_code == 200 and me.json()["user"]["email"] == user.email
+
+
+def test_api_rate_limit_per_user_and_endpoint(client: Client, user, clean_redis: redis.Redis, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.API_RATE_LIMIT = 3
+    token = login(client, user.email).json()["token"]
+    for _ in range(3):
+        assert client.get(ME, **bearer(token)).status_code == 200
+    refused = client.get(ME, **bearer(token))
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    assert 0 < int(refused["Retry-After"]) <= 60
+    keys = list(clean_redis.scan_iter(f"ratelimit:api:{user.pk}:*"))
+    assert keys == [f"ratelimit:api:{user.pk}:GET:api/v1/auth/me"]
+    assert 0 < clean_redis.pttl(keys[0]) <= 60_000
+    # Another endpoint has its own budget.
+    assert client.post(LOGOUT, **bearer(token)).status_code == 204
