@@ -64,3 +64,39 @@ def notifications_count_user(key: str) -> str:
 def maintenance_worker(user_id: str) -> str:
     """A worker's liveness key; its expiry takes the worker out of the active set at the next sweep."""
     return f"maintenance:worker:{user_id}"
+
+
+# The seed's application caches (read through and dropped by apps/common/cache.py users).
+def property_details(property_id: str) -> str:
+    return f"property:{property_id}"
+
+
+def unit_availability(property_id: str) -> str:
+    return f"unit:availability:{property_id}"
+
+
+def maintenance_counts(property_id: str) -> str:
+    return f"maintenance:counts:{property_id}"
+
+
+def transactions_recent(user_id: str) -> str:
+    return f"transactions:recent:{user_id}"
+
+
+def lookup_cities(state_code: str) -> str:
+    return f"lookup:cities:{state_code.upper()}"
+
+
+LOOKUP_AMENITIES = "lookup:amenities"
+
+
+def search_properties(query_hash: str) -> str:
+    return f"search:properties:{query_hash}"
+
+
+def subscription_status(user_id: str) -> str:
+    return f"subscription:status:{user_id}"
+
+
+def feature_access(user_id: str, feature_id: str) -> str:
+    return f"feature:access:{user_id}:{feature_id}"
