@@ -10,6 +10,14 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from apps.accounts.api import router as auth_router
+from apps.accounts.users_api import router as users_router
+from apps.finance.api import router as finance_router
+from apps.hud.api import router as hud_router
+from apps.leasing.api import router as leasing_router
+from apps.maintenance.api import router as maintenance_router
+from apps.messaging.conversations_api import router as conversations_router
+from apps.properties.api import router as properties_router
+from apps.subscriptions.api import router as subscriptions_router
 from realtime.errors import BAD_REQUEST, CONFLICT, HTTP_STATUS, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -86,3 +94,15 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 
 api.add_router("/auth", auth_router)
+# Domain routers declare their full paths (`/properties/{id}`, `/leases`, ...).
+for domain_router in (
+    users_router,
+    properties_router,
+    leasing_router,
+    finance_router,
+    maintenance_router,
+    subscriptions_router,
+    hud_router,
+    conversations_router,
+):
+    api.add_router("", domain_router)
