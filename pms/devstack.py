@@ -224,9 +224,27 @@ def serve(host: str, port: int) -> int:
     return code
 
 
+def claim_test_redis_db() -> int:
+    """A Redis DB number (1-15) no other running test run holds, so concurrent runs don't flush each other."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ.get("PMS_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    try:
+        for db in range(15, 0, -1):
+            if client.set(f"pms:test-db-lock:{db}", os.getpid(), nx=True, ex=3600):
+                atexit.register(lambda db=db: client.delete(f"pms:test-db-lock:{db}"))
+                return db
+    except redis.RedisError:
+        pass
+    return 15
+
+
 def run_tests(pytest_args: list[str]) -> int:
     ensure_test_postgres()
     ensure_test_redis()
+    # A test database and a Redis DB of this run's own: several runs may share the machine.
+    os.environ.setdefault("PMS_TEST_DATABASE_NAME", f"test_pms_{os.getpid()}")
+    os.environ.setdefault("PMS_TEST_REDIS_DB", str(claim_test_redis_db()))
     if not os.environ.get("PMS_MONGO_URL"):
         os.environ["PMS_MONGO_URL"] = start_mongo_standin()
         say(f"MongoDB stand-in (nx-27017) at {os.environ['PMS_MONGO_URL']}")

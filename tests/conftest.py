@@ -1,5 +1,6 @@
 """Shared fixtures: real PostgreSQL (pytest-django), real Redis on a test DB number, fast hashers."""
 
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
@@ -10,7 +11,7 @@ from django.conf import settings as django_settings
 
 from pms import wiring
 
-TEST_REDIS_DB = 15
+TEST_REDIS_DB = int(os.environ.get("PMS_TEST_REDIS_DB", "15"))
 
 
 def redis_url_with_db(url: str, db: int) -> str:
@@ -33,7 +34,7 @@ def realtime_test_stores() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def clean_redis(realtime_test_stores: None) -> Iterator[redis.Redis]:
-    """Flush the test Redis DB before each test (only DB 15, never the developer's data)."""
+    """Flush the test Redis DB before each test (only the run's test DB, never the developer's data)."""
     client = redis.Redis.from_url(django_settings.REDIS_URL, decode_responses=True)
     client.flushdb()
     yield client
