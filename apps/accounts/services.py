@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 
 import redis
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import transaction
@@ -152,7 +151,7 @@ async def _record_login_failure(ip: str) -> None:
         logger.warning("could not record a failed login for %s (Redis down)", ip)
 
 
-@database_sync_to_async
+@sync_to_async
 def _create_session(user: User, ip: str | None, user_agent: str | None) -> tuple[Session, list[str], str]:
     secret = secrets.token_urlsafe(32)
     now = timezone.now()
@@ -189,7 +188,7 @@ async def asession_login(
     return principal, token
 
 
-@database_sync_to_async
+@sync_to_async
 def _load_session(session_id: str) -> tuple[Session, list[str]] | None:
     session = Session.objects.select_related("user").filter(pk=session_id).first()
     if session is None or session.user is None:

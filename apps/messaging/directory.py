@@ -8,7 +8,7 @@ announces an access change (the same control message that re-checks subscription
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
@@ -37,7 +37,7 @@ class _TtlCache:
         self._items.clear()
 
 
-@database_sync_to_async
+@sync_to_async
 def _participants(conversation_id: str) -> list[str]:
     return [
         str(user_id)
@@ -47,7 +47,7 @@ def _participants(conversation_id: str) -> list[str]:
     ]
 
 
-@database_sync_to_async
+@sync_to_async
 def _conversations_of(user_id: str) -> list[str]:
     return [
         str(conversation_id)
@@ -65,7 +65,7 @@ def _properties_of(user_id: str) -> Any:
     ).values("pk")
 
 
-@database_sync_to_async
+@sync_to_async
 def _visible_users(viewer_id: str, user_ids: list[str]) -> set[str]:
     conversations = ConversationParticipant.objects.filter(user_id=viewer_id).values("conversation_id")
     via_chat = ConversationParticipant.objects.filter(
@@ -88,7 +88,7 @@ def _visible_users(viewer_id: str, user_ids: list[str]) -> set[str]:
     return found & wanted
 
 
-@database_sync_to_async
+@sync_to_async
 def _record_read(conversation_id: str, user_id: str, message_id: str, read_at: str) -> None:
     ConversationParticipant.objects.filter(conversation_id=conversation_id, user_id=user_id).update(
         last_read_message_id=message_id, last_read_at=parse_datetime(read_at.replace("Z", "+00:00"))

@@ -9,7 +9,7 @@ subscriptions, whenever a membership that feeds it changes (signals.py).
 import logging
 
 import redis
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Q
 
@@ -74,7 +74,7 @@ class CachedTopicAuthorizer:
             cached = None
         if cached is not None:
             return cached == "1"
-        decision = await database_sync_to_async(topic_allowed)(viewer, topic)
+        decision = await sync_to_async(topic_allowed)(viewer, topic)
         try:
             async with get_redis().pipeline(transaction=True) as pipe:
                 pipe.hset(key, topic.name, "1" if decision else "0")
