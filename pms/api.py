@@ -15,6 +15,7 @@ from apps.finance.api import router as finance_router
 from apps.hud.api import router as hud_router
 from apps.leasing.api import router as leasing_router
 from apps.maintenance.api import router as maintenance_router
+from apps.messaging.api import router as system_router
 from apps.messaging.conversations_api import router as conversations_router
 from apps.properties.api import router as properties_router
 from apps.subscriptions.api import router as subscriptions_router
@@ -94,6 +95,7 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 
 api.add_router("/auth", auth_router)
+api.add_router("/system", system_router)
 # Domain routers declare their full paths (`/properties/{id}`, `/leases`, ...).
 for domain_router in (
     users_router,

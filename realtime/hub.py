@@ -252,6 +252,7 @@ class Hub:
         self._topics: dict[str, set[Connection]] = {}
         self._snapshots: dict[str, tuple[Connection, ...]] = {}
         self._by_conn: dict[Connection, set[str]] = {}
+        self._subscription_total = 0  # sum of len(topics_of(conn)) over every connection
 
     def subscribe(self, topic: str, conn: Connection) -> bool:
         """Adds `conn` to `topic` (idempotent); True if it is the topic's first local subscriber."""
@@ -264,6 +265,7 @@ class Hub:
         subs.add(conn)
         self._snapshots.pop(topic, None)
         self._by_conn.setdefault(conn, set()).add(topic)
+        self._subscription_total += 1
         return first
 
     def unsubscribe(self, topic: str, conn: Connection) -> bool:
@@ -275,13 +277,16 @@ class Hub:
         topics.discard(topic)
         if not topics:
             del self._by_conn[conn]
+        self._subscription_total -= 1
         return self._remove(topic, subs, conn)
 
     def drop(self, conn: Connection) -> list[str]:
         """The socket is gone: removes it from every topic, stops its writer; returns topics left empty."""
         conn.discard()
         emptied = []
-        for topic in self._by_conn.pop(conn, ()):
+        held = self._by_conn.pop(conn, ())
+        self._subscription_total -= len(held)
+        for topic in held:
             if self._remove(topic, self._topics[topic], conn):
                 emptied.append(topic)
         return emptied
@@ -299,6 +304,14 @@ class Hub:
     def topics(self) -> list[str]:
         """Every topic with at least one local subscriber."""
         return list(self._topics)
+
+    def topic_count(self) -> int:
+        """How many topics have at least one local subscriber."""
+        return len(self._topics)
+
+    def subscription_count(self) -> int:
+        """Subscriptions of every local connection together (one per connection per topic); O(1)."""
+        return self._subscription_total
 
     def topics_of(self, conn: Connection) -> frozenset[str]:
         """The topics `conn` is subscribed to."""

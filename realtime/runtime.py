@@ -258,6 +258,7 @@ class Realtime:
         else:
             delivered = self.hub.broadcast(channel, frame)
         metrics.incr(f"events.out.{family}", delivered)
+        metrics.observe_delivery(frame.get("ts"))
 
     async def _handle_control(self, payload: bytes) -> None:
         try:

@@ -15,7 +15,8 @@ class EmailBackend(BaseBackend):
         self, request: HttpRequest | None, email: str | None = None, password: str | None = None, **kwargs: Any
     ) -> User | None:
         if email is None:
-            email = kwargs.get(User.USERNAME_FIELD)
+            # Django's admin login form sends the email as `username`.
+            email = kwargs.get("username") or kwargs.get(User.USERNAME_FIELD)
         if not email or password is None:
             return None
         try:

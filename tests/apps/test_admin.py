@@ -68,3 +68,18 @@ def test_admin_creates_a_user_with_a_hashed_password(admin_client: Client) -> No
     user = User.objects.get(email="new.manager@example.test")
     assert user.password != "s3cret-Passw0rd!" and user.check_password("s3cret-Passw0rd!")
     assert list(user.roles.values_list("role_name", flat=True)) == ["accountant"]
+
+
+def test_admin_login_page_accepts_email_and_password() -> None:
+    from tests.factories import DEFAULT_PASSWORD
+
+    admin_user = make_user(user_type="admin")
+    client = Client()
+    response = client.post(
+        reverse("admin:login"), {"username": admin_user.email, "password": DEFAULT_PASSWORD, "next": "/admin/"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert client.get(reverse("admin:index")).status_code == 200
+    tenant = make_user(user_type="tenant")
+    refused = Client().post(reverse("admin:login"), {"username": tenant.email, "password": DEFAULT_PASSWORD})
+    assert refused.status_code == 200  # the form again, with an error
