@@ -18,6 +18,7 @@ from channels.exceptions import StopConsumer
 
 from apps.accounts.services import Principal, asession_authenticate
 from consumers import closecodes
+from consumers.backpressure import buffered_bytes_probe
 from consumers.commands import COMMANDS, NO_REPLY, CommandContext
 from consumers.origin import origin_allowed
 from realtime import errors, metrics
@@ -53,9 +54,9 @@ def _bearer_token(scope: dict[str, Any]) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
+            if scheme.lower() == "bearer":
                 return token.strip()
-            return ""
+            return None  # another scheme: not ours; the client may still send an `auth` frame
     return None
 
 
@@ -141,6 +142,7 @@ class SocketConsumer(AsyncConsumer):
             self.close,
             max_backlog_events=settings.max_backlog_events,
             max_backlog_bytes=settings.max_backlog_bytes,
+            buffered=buffered_bytes_probe(self.base_send),
         )
         self.session = SocketSession(conn=conn, identity=_identity(principal), settings=settings, closer=self.close)
         await self.realtime.add(self.session)
@@ -236,6 +238,9 @@ class SocketConsumer(AsyncConsumer):
         if kind == "auth":
             self._send_error(ref, ProtocolError(errors.BAD_REQUEST, ALREADY_AUTHENTICATED))
             return
+        self.session.touch()
+        if self.realtime.presence is not None:
+            await self.realtime.presence.active(self.session)
         if kind == "ping":
             pong: dict[str, Any] = {"type": "pong"}
             if ref is not None:
@@ -246,9 +251,6 @@ class SocketConsumer(AsyncConsumer):
         if handler is None:
             self._send_error(ref, ProtocolError(errors.BAD_REQUEST, UNKNOWN_TYPE.format(type=kind[:64])))
             return
-        self.session.touch()
-        if self.realtime.presence is not None:
-            await self.realtime.presence.active(self.session)
         context = CommandContext(realtime=self.realtime, session=self.session, ref=ref, reply=self._reply)
         metrics.incr(f"commands.{kind}")
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from typing import Any
@@ -28,6 +29,10 @@ Encoder = Callable[[dict[str, Any]], dict[str, AsgiMessage]]
 CLOSE_SLOW_CONSUMER = 4008
 DEFAULT_MAX_BACKLOG_EVENTS = 1000
 DEFAULT_MAX_BACKLOG_BYTES = 1024 * 1024
+# For servers whose send never waits (daphne): a fast reader's buffer passes the bound during
+# a burst and drains within one loop turn or two; a slow reader's stays over it.
+BUFFERED_GRACE_SECONDS = 1.0
+BUFFERED_HARD_FACTOR = 16
 
 # Fire-and-forget tasks (close callbacks, writers) stay referenced until done: the loop keeps weak refs only.
 _background: set[asyncio.Task[None]] = set()
@@ -104,6 +109,8 @@ class Connection:
         "_backlog",
         "_backlog_bytes",
         "_writer",
+        "_buffered",
+        "_over_since",
         "__weakref__",
     )
 
@@ -116,7 +123,11 @@ class Connection:
         *,
         max_backlog_events: int = DEFAULT_MAX_BACKLOG_EVENTS,
         max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES,
+        buffered: Callable[[], int] | None = None,
     ) -> None:
+        """`buffered`, when given, reports bytes the server holds for this socket but has not
+        written yet: for servers whose `send` never waits (daphne buffers in memory), it is
+        how a slow reader is noticed; past `max_backlog_bytes` the socket closes with 4008."""
         self.id = conn_id
         self.codec = codec
         self.max_backlog_events = max_backlog_events
@@ -128,6 +139,8 @@ class Connection:
         self._backlog: deque[tuple[AsgiMessage, int]] = deque()
         self._backlog_bytes = 0
         self._writer: asyncio.Task[None] | None = None
+        self._buffered = buffered
+        self._over_since: float | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.codec} backlog={len(self._backlog)}>"
@@ -162,7 +175,10 @@ class Connection:
             coro = self._send(message)
             pending = coro.send(None)
         except StopIteration:
-            return  # the fast path: written at once
+            # The fast path: written at once (into the server's own buffer, on daphne).
+            if self._buffered is not None:
+                self._check_buffered()
+            return
         except Exception as exc:
             self._fail(exc)
             return
@@ -183,6 +199,20 @@ class Connection:
             # Cleared here too: a writer cancelled before its first step never runs its `finally`.
             self._writer.cancel()
             self._writer = None
+
+    def _check_buffered(self) -> None:
+        """Servers that buffer for us: over the byte bound for longer than a burst takes
+        to flush (or far over it at once) means the client is not reading."""
+        assert self._buffered is not None
+        pending = self._buffered()
+        if pending <= self.max_backlog_bytes:
+            self._over_since = None
+            return
+        now = time.monotonic()
+        if self._over_since is None:
+            self._over_since = now
+        if now - self._over_since > BUFFERED_GRACE_SECONDS or pending > BUFFERED_HARD_FACTOR * self.max_backlog_bytes:
+            self._overflow()
 
     def _enqueue(self, message: AsgiMessage) -> None:
         size = _message_size(message)
