@@ -5,6 +5,7 @@ from dataclasses import fields
 from django.conf import settings
 
 from apps.messaging.directory import ParticipantDirectory
+from apps.messaging.outbox import aoutbox_relay
 from apps.messaging.topic_access import CachedTopicAuthorizer
 from realtime import connections, runtime
 from realtime.broker import RedisBroker
@@ -50,7 +51,7 @@ def build_realtime() -> runtime.Realtime:
         directory=directory,
         workers=ActiveWorkers(redis, ttl_seconds=config.worker_ttl_seconds),
     )
-    return runtime.Realtime(
+    rt = runtime.Realtime(
         config,
         history=history,
         authorizer=CachedTopicAuthorizer(),
@@ -60,6 +61,9 @@ def build_realtime() -> runtime.Realtime:
         notifications=NotificationService(database, redis, history),
         presence=presence,
     )
+    # Model change events an outage (or a crash after commit) left in the outbox.
+    rt.every_round(aoutbox_relay)
+    return rt
 
 
 def configure(config: RealtimeSettings | None = None) -> None:

@@ -170,3 +170,36 @@ class RedisHistory:
             return await self._redis.execute_command(  # type: ignore[no-untyped-call]
                 "EVAL", script.script, len(script_keys), *script_keys, *args, **options
             )
+
+
+def publish_sync(
+    redis_client_sync: Any,
+    topic: str,
+    event: str,
+    data: Any,
+    *,
+    max_events: int = DEFAULT_MAX_EVENTS,
+    max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS,
+    ts: str | None = None,
+) -> dict[str, Any]:
+    """The blocking twin of `RedisHistory.publish` for sync code (ORM signals, commands, the outbox relay).
+
+    Same script, keys, frame and offsets: the event enters the topic's history and is
+    PUBLISHed on channel `topic` atomically; returns the frame with its offset. Takes any
+    redis-py sync client (`realtime.connections.get_sync_redis()`; decoded replies or not).
+    Raises redis' errors when Redis is unreachable: the caller keeps the event and retries.
+    """
+    if max_events < 1 or max_age_seconds < 1:
+        raise ValueError("history bounds must be positive")
+    frame = make_event(topic, event, data, ts=ts)
+    payload = pack(frame)
+    script = redis_client_sync.register_script(_PUBLISH)
+    offset = script(
+        keys=[keys.topic_epoch(topic), keys.topic_history(topic)],
+        args=[topic, payload, max_events, max_age_seconds * 1000, _new_epoch()],
+    )
+    if isinstance(offset, bytes):
+        offset = offset.decode("ascii")
+    sent: dict[str, Any] = msgpack.unpackb(payload, raw=False)
+    sent["offset"] = str(offset)
+    return sent

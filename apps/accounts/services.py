@@ -27,7 +27,7 @@ from apps.accounts.permissions import permissions_for
 from realtime import keys, topics
 from realtime.codecs import pack_control
 from realtime.connections import get_redis, get_sync_redis
-from realtime.errors import RATE_LIMITED, UNAUTHORIZED, ProtocolError
+from realtime.errors import CONFLICT, NOT_FOUND, RATE_LIMITED, UNAUTHORIZED, ProtocolError
 from realtime.ratelimit import SlidingWindowLimiter
 
 logger = logging.getLogger(__name__)
@@ -300,3 +300,88 @@ def user_caches_drop(*, user_id: str) -> None:
         client.publish(topics.CONTROL_CHANNEL, pack_control("permissions.changed", userId=user_id))
     except redis.RedisError:
         logger.error("Redis down: cached permissions of %s may stay stale until their TTL", user_id)
+
+
+# Users and roles (admin screens) --------------------------------------------------------
+# Saves go through the ORM so the receivers of apps/accounts/signals.py drop the user's
+# cached permissions and sessions after the commit (a role or type change, a deactivation).
+
+EMAIL_TAKEN = "A user with this email already exists."
+ROLE_HELD = "The user already holds this role."
+ROLE_NOT_HELD = "The user does not hold this role."
+CANNOT_DEMOTE_SELF = "You cannot deactivate yourself or remove your own admin access."
+
+# API field name -> model field name (password is handled apart: it is hashed).
+USER_FIELDS = {
+    "email": "email",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "phone": "phone",
+    "userType": "user_type",
+    "isActive": "is_active",
+    "profileImageUrl": "profile_image_url",
+}
+
+
+def _email_free(email: str, *, except_user: object = None) -> None:
+    taken = User.objects.filter(email__iexact=email)
+    if except_user is not None:
+        taken = taken.exclude(pk=except_user)
+    if taken.exists():
+        raise ProtocolError(CONFLICT, EMAIL_TAKEN, field="email")
+
+
+def user_create(*, data: dict[str, object]) -> User:
+    """A new user (API field names) with a hashed password and the given roles; `conflict` on a taken email."""
+    email = str(data["email"]).strip().lower()
+    fields = {USER_FIELDS[key]: value for key, value in data.items() if key in USER_FIELDS and key != "email"}
+    with transaction.atomic():
+        _email_free(email)
+        user = User.objects.create_user(email=email, password=str(data["password"]), **fields)
+        for role in sorted(set(data.get("roles") or ())):  # type: ignore[call-overload]
+            UserRole.objects.create(user=user, role_name=role)
+    return user
+
+
+def user_update(*, actor_id: str, user_id: object, data: dict[str, object]) -> User:
+    """Change the given fields (API names); a new `password` is hashed. Admins cannot lock themselves out."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user_id)
+        changes = {USER_FIELDS[key]: value for key, value in data.items() if key in USER_FIELDS}
+        if "email" in changes:
+            changes["email"] = str(changes["email"]).strip().lower()
+            _email_free(changes["email"], except_user=user.pk)
+        if str(user.pk) == actor_id and (changes.get("is_active") is False or changes.get("user_type", "admin") != "admin"):
+            raise ProtocolError(CONFLICT, CANNOT_DEMOTE_SELF)
+        for name, value in changes.items():
+            setattr(user, name, value)
+        if data.get("password") is not None:
+            user.set_password(str(data["password"]))
+        if changes or data.get("password") is not None:
+            user.save()
+    return user
+
+
+def user_deactivate(*, actor_id: str, user_id: object) -> User:
+    """`is_active` false: the user and their history stay, their tokens stop working at once."""
+    return user_update(actor_id=actor_id, user_id=user_id, data={"isActive": False})
+
+
+def user_role_add(*, user_id: object, role_name: str) -> UserRole:
+    """Give the user a role; `conflict` if they hold it already."""
+    with transaction.atomic():
+        User.objects.select_for_update().get(pk=user_id)
+        if UserRole.objects.filter(user_id=user_id, role_name=role_name).exists():
+            raise ProtocolError(CONFLICT, ROLE_HELD)
+        role = UserRole(user_id=user_id, role_name=role_name)
+        role.save()
+    return role
+
+
+def user_role_remove(*, user_id: object, role_name: str) -> None:
+    """Take a role away; `not_found` if the user does not hold it."""
+    with transaction.atomic():
+        role = UserRole.objects.filter(user_id=user_id, role_name=role_name).first()
+        if role is None:
+            raise ProtocolError(NOT_FOUND, ROLE_NOT_HELD)
+        role.delete()

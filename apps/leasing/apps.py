@@ -5,3 +5,6 @@ class LeasingConfig(AppConfig):
     name = "apps.leasing"
     label = "leasing"
     verbose_name = "Tenants and leases"
+
+    def ready(self) -> None:
+        from apps.leasing import events  # noqa: F401  (connects the receivers: change events on commit)

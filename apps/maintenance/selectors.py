@@ -1,0 +1,238 @@
+"""Reads of the maintenance domain, always narrowed to what the caller may see.
+
+Who sees what (apps/common/visibility.py): an admin everything; a landlord or property
+manager the requests and work orders under the properties they own or manage; a tenant
+their own requests (`tenant.user` is the caller). Reading of ours: a user holding the role
+`maintenance_staff` (the platform's maintenance workforce, tracked globally in
+`maintenance:active:workers`) sees every work order, since no column ties a worker to a
+property. Vendors are a shared directory read by every non-tenant. Objects outside the
+caller's view raise `not_found`; collections a caller can never see raise `forbidden`.
+"""
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from asgiref.sync import sync_to_async
+from django.db.models import Count, Q, QuerySet
+
+from apps.accounts.services import Principal
+from apps.common.cache import aread_hash, decode_hash
+from apps.common.visibility import not_found, property_staff_q, tenant_user_q
+from apps.maintenance.models import (
+    MaintenanceImage,
+    MaintenanceRequest,
+    MaintenanceStatus,
+    Priority,
+    Vendor,
+    WorkOrder,
+)
+from apps.properties.models import Property
+from realtime import errors, keys
+from realtime.errors import ProtocolError
+
+STAFF_TYPES = frozenset({"landlord", "property_manager"})
+MAINTENANCE_STAFF_ROLE = "maintenance_staff"
+COUNTS_TTL_SECONDS = 5 * 60
+COUNT_FIELDS: dict[str, type] = {
+    "total": int, "emergency": int, "high": int, "medium": int, "low": int, "open": int, "inProgress": int,
+}
+
+VENDORS_FORBIDDEN = "Tenants have no access to vendors."
+WORK_ORDERS_FORBIDDEN = "Tenants have no access to work orders."
+
+
+def is_staff(caller: Principal) -> bool:
+    """A landlord or property manager (what they may touch still depends on the property)."""
+    return caller.user_type in STAFF_TYPES
+
+
+def is_maintenance_worker(caller: Principal) -> bool:
+    return MAINTENANCE_STAFF_ROLE in caller.roles
+
+
+def forbidden(message: str) -> ProtocolError:
+    return ProtocolError(errors.FORBIDDEN, message)
+
+
+def staff_property_ids(caller: Principal) -> QuerySet[Property]:
+    """Subquery of the ids of the properties the caller owns or manages."""
+    return Property.objects.filter(property_staff_q(caller)).values("pk")
+
+
+def property_is_staffed_by(*, caller: Principal, property_id: Any) -> bool:
+    """The caller is an admin or owns or manages the property."""
+    found = Property.objects.filter(pk=property_id)
+    return (found if caller.is_admin else found.filter(pk__in=staff_property_ids(caller))).exists()
+
+
+# --- maintenance requests ---------------------------------------------------------------
+
+
+def maintenance_request_visible(*, caller: Principal) -> QuerySet[MaintenanceRequest]:
+    """Every request the caller may read."""
+    requests = MaintenanceRequest.objects.select_related("unit")
+    if caller.is_admin:
+        return requests
+    return requests.filter(Q(unit__property__in=staff_property_ids(caller)) | tenant_user_q(caller, "tenant__"))
+
+
+def maintenance_request_list(
+    *,
+    caller: Principal,
+    unit_id: UUID | None = None,
+    property_id: UUID | None = None,
+    status: str | None = None,
+    priority: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> QuerySet[MaintenanceRequest]:
+    """Visible requests matching the filters, newest first (`createdTo` inclusive)."""
+    requests = maintenance_request_visible(caller=caller)
+    if unit_id is not None:
+        requests = requests.filter(unit_id=unit_id)
+    if property_id is not None:
+        requests = requests.filter(unit__property_id=property_id)
+    if status is not None:
+        requests = requests.filter(status=status)
+    if priority is not None:
+        requests = requests.filter(priority=priority)
+    if created_from is not None:
+        requests = requests.filter(created_at__gte=created_from)
+    if created_to is not None:
+        requests = requests.filter(created_at__lte=created_to)
+    return requests.order_by("-created_at", "-pk")
+
+
+def access_maintenance_request(*, caller: Principal, request_id: UUID, for_update: bool = False) -> MaintenanceRequest:
+    """The request if the caller may read it, else `not_found` (locked FOR UPDATE when asked, in a transaction)."""
+    requests = maintenance_request_visible(caller=caller).filter(pk=request_id)
+    if for_update:
+        # The visibility filter joins other tables: lock only the request's own row.
+        requests = MaintenanceRequest.objects.select_for_update(of=("self",)).select_related("unit").filter(
+            pk__in=requests.values("pk")
+        )
+    found = requests.first()
+    if found is None:
+        raise not_found()
+    return found
+
+
+def maintenance_request_is_managed_by(*, caller: Principal, request: MaintenanceRequest) -> bool:
+    """The caller is an admin or staff of the request's property (may change status, priority, costs)."""
+    if caller.is_admin:
+        return True
+    if request.unit is None or request.unit.property_id is None:
+        return False
+    return property_is_staffed_by(caller=caller, property_id=request.unit.property_id)
+
+
+def maintenance_image_list(*, request: MaintenanceRequest) -> QuerySet[MaintenanceImage]:
+    return MaintenanceImage.objects.filter(request=request).order_by("uploaded_at", "pk")
+
+
+# --- the maintenance:counts:{propertyId} cache ------------------------------------------
+
+
+def maintenance_counts_from_db(*, property_id: Any) -> dict[str, int]:
+    """The seed's counts hash from PostgreSQL (DESIGN.md: open = submitted + assigned, inProgress = in_progress).
+
+    `total` and the priority counts cover every request of the property, whatever its status.
+    """
+    requests = MaintenanceRequest.objects.filter(unit__property_id=property_id)
+    counted = requests.aggregate(
+        total=Count("pk"),
+        emergency=Count("pk", filter=Q(priority=Priority.EMERGENCY)),
+        high=Count("pk", filter=Q(priority=Priority.HIGH)),
+        medium=Count("pk", filter=Q(priority=Priority.MEDIUM)),
+        low=Count("pk", filter=Q(priority=Priority.LOW)),
+        open=Count("pk", filter=Q(status__in=[MaintenanceStatus.SUBMITTED, MaintenanceStatus.ASSIGNED])),
+        inProgress=Count("pk", filter=Q(status=MaintenanceStatus.IN_PROGRESS)),
+    )
+    return {field: int(counted[field]) for field in COUNT_FIELDS}
+
+
+async def amaintenance_counts_get(*, property_id: Any) -> dict[str, int]:
+    """`maintenance:counts:{propertyId}` read through (TTL 5 min); PostgreSQL when Redis is down.
+
+    Precondition: the caller checked that the property exists and may be seen.
+    """
+    async def load() -> dict[str, int]:
+        return await sync_to_async(maintenance_counts_from_db)(property_id=property_id)
+
+    raw = await aread_hash(keys.maintenance_counts(str(property_id)), COUNTS_TTL_SECONDS, load)
+    return {field: value or 0 for field, value in decode_hash(raw, COUNT_FIELDS).items()}
+
+
+# --- vendors -----------------------------------------------------------------------------
+
+
+def vendor_list(
+    *, caller: Principal, service_category: str | None = None, is_preferred: bool | None = None
+) -> QuerySet[Vendor]:
+    """Vendors by name; `forbidden` for tenants (who never see vendors)."""
+    if not (caller.is_admin or is_staff(caller) or is_maintenance_worker(caller)):
+        raise forbidden(VENDORS_FORBIDDEN)
+    vendors = Vendor.objects.all()
+    if service_category is not None:
+        vendors = vendors.filter(service_category__iexact=service_category)
+    if is_preferred is not None:
+        vendors = vendors.filter(is_preferred=is_preferred)
+    return vendors.order_by("company_name", "pk")
+
+
+def access_vendor(*, caller: Principal, vendor_id: UUID) -> Vendor:
+    if not (caller.is_admin or is_staff(caller) or is_maintenance_worker(caller)):
+        raise not_found()
+    vendor = Vendor.objects.filter(pk=vendor_id).first()
+    if vendor is None:
+        raise not_found()
+    return vendor
+
+
+# --- work orders -------------------------------------------------------------------------
+
+
+def work_order_visible(*, caller: Principal) -> QuerySet[WorkOrder]:
+    orders = WorkOrder.objects.select_related("request__unit")
+    if caller.is_admin or is_maintenance_worker(caller):
+        return orders
+    return orders.filter(request__unit__property__in=staff_property_ids(caller))
+
+
+def work_order_list(
+    *,
+    caller: Principal,
+    request_id: UUID | None = None,
+    vendor_id: UUID | None = None,
+    status: str | None = None,
+    scheduled_from: date | None = None,
+    scheduled_to: date | None = None,
+) -> QuerySet[WorkOrder]:
+    """Visible work orders matching the filters, newest assignment first; `forbidden` for tenants."""
+    if not (caller.is_admin or is_staff(caller) or is_maintenance_worker(caller)):
+        raise forbidden(WORK_ORDERS_FORBIDDEN)
+    orders = work_order_visible(caller=caller)
+    if request_id is not None:
+        orders = orders.filter(request_id=request_id)
+    if vendor_id is not None:
+        orders = orders.filter(vendor_id=vendor_id)
+    if status is not None:
+        orders = orders.filter(status=status)
+    if scheduled_from is not None:
+        orders = orders.filter(scheduled_date__gte=scheduled_from)
+    if scheduled_to is not None:
+        orders = orders.filter(scheduled_date__lte=scheduled_to)
+    return orders.order_by("-assigned_at", "-pk")
+
+
+def access_work_order(*, caller: Principal, work_order_id: UUID, for_update: bool = False) -> WorkOrder:
+    orders = work_order_visible(caller=caller).filter(pk=work_order_id)
+    if for_update:
+        orders = WorkOrder.objects.select_for_update(of=("self",)).select_related("request__unit").filter(
+            pk__in=orders.values("pk")
+        )
+    found = orders.first()
+    if found is None:
+        raise not_found()
+    return found

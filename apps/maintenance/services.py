@@ -1,0 +1,255 @@
+"""Writes of the maintenance domain: requests and their images, vendors, work orders.
+
+Each write runs in one transaction; the `maintenance:counts:{propertyId}` cache is dropped
+after it commits by the model signals (apps/maintenance/signals.py), so admin and ORM
+changes count too. Preconditions are checked here, not in the views: the views only
+translate HTTP.
+"""
+
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
+
+from apps.accounts.services import Principal
+from apps.common.visibility import not_found
+from apps.leasing.models import LeaseStatus, Tenant
+from apps.maintenance import selectors
+from apps.maintenance.models import (
+    MaintenanceImage,
+    MaintenanceRequest,
+    MaintenanceStatus,
+    Vendor,
+    WorkOrder,
+    WorkOrderStatus,
+)
+from apps.properties.models import Unit
+from realtime import errors
+from realtime.errors import ProtocolError
+
+NO_ACTIVE_LEASE = "You can file maintenance requests only for a unit of your active lease."
+TENANT_EDITS_ONLY = "Tenants may change only the description and category of their own request."
+TENANT_EDITS_WHILE_SUBMITTED = "The request can no longer be edited: it is past 'submitted'."
+NOT_YOUR_REQUEST = "Only the tenant who filed the request or the property's staff may do this."
+ALREADY_CLOSED = "The request is completed or cancelled already."
+TENANT_NOT_ON_UNIT = "The tenant has no lease on this unit."
+STAFF_ONLY = "Only the property's staff or an admin may do this."
+VENDOR_WRITERS_ONLY = "Only landlords, property managers and admins may change vendors."
+VENDOR_DELETE_ADMIN_ONLY = "Only admins may delete vendors; they are shared by every landlord."
+VENDOR_IN_USE = "The vendor has work orders; it cannot be deleted."
+WORKER_FIELDS_ONLY = "Maintenance staff may change only the status and completion notes of a work order."
+UNKNOWN_VENDOR = "No such vendor."
+
+TENANT_EDITABLE = frozenset({"description", "category"})
+WORKER_EDITABLE = frozenset({"status", "completion_notes"})
+
+
+def _invalid(field: str, reason: str) -> ProtocolError:
+    """A 422 naming the field, the same shape as the API's validation errors."""
+    return ProtocolError(errors.BAD_REQUEST, reason, http_status=422, fields=[{"field": field, "reason": reason}])
+
+
+def _owns(caller: Principal, request: MaintenanceRequest) -> bool:
+    return request.tenant_id is not None and Tenant.objects.filter(
+        pk=request.tenant_id, user_id=caller.user_id
+    ).exists()
+
+
+def _set_status_times(request: MaintenanceRequest, previous: str | None) -> None:
+    if request.status == MaintenanceStatus.COMPLETED and previous != MaintenanceStatus.COMPLETED:
+        request.completed_at = timezone.now()
+    elif request.status != MaintenanceStatus.COMPLETED:
+        request.completed_at = None
+
+
+# --- maintenance requests ---------------------------------------------------------------
+
+
+@transaction.atomic
+def maintenance_request_create(*, caller: Principal, unit_id: UUID, fields: dict[str, Any],
+                               tenant_id: UUID | None = None) -> MaintenanceRequest:
+    """File a request. A tenant files for a unit of their ACTIVE lease (as that lease's tenant);
+    staff of the unit's property or an admin file for any of theirs, optionally naming a tenant of the unit."""
+    unit = Unit.objects.filter(pk=unit_id).first()
+    if unit is None:
+        raise not_found()
+    managed = caller.is_admin or selectors.property_is_staffed_by(caller=caller, property_id=unit.property_id)
+    if managed:
+        tenant = None
+        if tenant_id is not None:
+            tenant = Tenant.objects.filter(pk=tenant_id, lease_links__lease__unit=unit).first()
+            if tenant is None:
+                raise _invalid("tenantId", TENANT_NOT_ON_UNIT)
+    else:
+        leases = Tenant.objects.filter(user_id=caller.user_id, lease_links__lease__unit=unit)
+        if not leases.exists():
+            raise not_found()
+        # One filter() call, so the active lease is the lease on this unit (not any lease).
+        tenant = Tenant.objects.filter(
+            user_id=caller.user_id, lease_links__lease__unit=unit, lease_links__lease__lease_status=LeaseStatus.ACTIVE
+        ).first()
+        if tenant is None:
+            raise ProtocolError(errors.FORBIDDEN, NO_ACTIVE_LEASE)
+        fields = {key: value for key, value in fields.items() if key in TENANT_EDITABLE | {"priority"}}
+    request = MaintenanceRequest(unit=unit, tenant=tenant, **fields)
+    _set_status_times(request, None)
+    request.save()
+    return request
+
+
+@transaction.atomic
+def maintenance_request_update(*, caller: Principal, request_id: UUID, changes: dict[str, Any]) -> MaintenanceRequest:
+    """Change a request. Staff of its property (or an admin) change anything; its tenant only
+    the description and category, and only while it is `submitted`. Completing sets `completed_at`."""
+    request = selectors.access_maintenance_request(caller=caller, request_id=request_id, for_update=True)
+    if not selectors.maintenance_request_is_managed_by(caller=caller, request=request):
+        if set(changes) - TENANT_EDITABLE:
+            raise ProtocolError(errors.FORBIDDEN, TENANT_EDITS_ONLY)
+        if request.status != MaintenanceStatus.SUBMITTED:
+            raise ProtocolError(errors.CONFLICT, TENANT_EDITS_WHILE_SUBMITTED)
+    previous = request.status
+    for field, value in changes.items():
+        setattr(request, field, value)
+    _set_status_times(request, previous)
+    request.save()
+    return request
+
+
+@transaction.atomic
+def maintenance_request_cancel(*, caller: Principal, request_id: UUID) -> MaintenanceRequest:
+    """Cancel (the seed keeps requests: status `cancelled`). Its tenant may cancel while it is `submitted`."""
+    request = selectors.access_maintenance_request(caller=caller, request_id=request_id, for_update=True)
+    if request.status in (MaintenanceStatus.COMPLETED, MaintenanceStatus.CANCELLED):
+        raise ProtocolError(errors.CONFLICT, ALREADY_CLOSED)
+    if not selectors.maintenance_request_is_managed_by(caller=caller, request=request):
+        if request.status != MaintenanceStatus.SUBMITTED:
+            raise ProtocolError(errors.CONFLICT, TENANT_EDITS_WHILE_SUBMITTED)
+    request.status = MaintenanceStatus.CANCELLED
+    request.completed_at = None
+    request.save()
+    return request
+
+
+def _may_touch_images(caller: Principal, request: MaintenanceRequest) -> bool:
+    return selectors.maintenance_request_is_managed_by(caller=caller, request=request) or _owns(caller, request)
+
+
+@transaction.atomic
+def maintenance_image_add(*, caller: Principal, request_id: UUID, image_url: str, is_before: bool) -> MaintenanceImage:
+    """Attach an image (its tenant or the property's staff)."""
+    request = selectors.access_maintenance_request(caller=caller, request_id=request_id)
+    if not _may_touch_images(caller, request):
+        raise ProtocolError(errors.FORBIDDEN, NOT_YOUR_REQUEST)
+    return MaintenanceImage.objects.create(request=request, image_url=image_url, is_before=is_before)
+
+
+@transaction.atomic
+def maintenance_image_delete(*, caller: Principal, request_id: UUID, image_id: UUID) -> None:
+    request = selectors.access_maintenance_request(caller=caller, request_id=request_id)
+    image = MaintenanceImage.objects.filter(pk=image_id, request=request).first()
+    if image is None:
+        raise not_found()
+    if not _may_touch_images(caller, request):
+        raise ProtocolError(errors.FORBIDDEN, NOT_YOUR_REQUEST)
+    image.delete()
+
+
+# --- vendors -----------------------------------------------------------------------------
+
+
+def _require_vendor_writer(caller: Principal) -> None:
+    if not (caller.is_admin or selectors.is_staff(caller)):
+        raise ProtocolError(errors.FORBIDDEN, VENDOR_WRITERS_ONLY)
+
+
+@transaction.atomic
+def vendor_create(*, caller: Principal, fields: dict[str, Any]) -> Vendor:
+    _require_vendor_writer(caller)
+    vendor = Vendor(**fields)
+    vendor.save()
+    return vendor
+
+
+@transaction.atomic
+def vendor_update(*, caller: Principal, vendor_id: UUID, changes: dict[str, Any]) -> Vendor:
+    vendor = selectors.access_vendor(caller=caller, vendor_id=vendor_id)
+    _require_vendor_writer(caller)
+    for field, value in changes.items():
+        setattr(vendor, field, value)
+    vendor.save()
+    return vendor
+
+
+@transaction.atomic
+def vendor_delete(*, caller: Principal, vendor_id: UUID) -> None:
+    vendor = selectors.access_vendor(caller=caller, vendor_id=vendor_id)
+    if not caller.is_admin:
+        raise ProtocolError(errors.FORBIDDEN, VENDOR_DELETE_ADMIN_ONLY)
+    try:
+        vendor.delete()
+    except ProtectedError as exc:
+        raise ProtocolError(errors.CONFLICT, VENDOR_IN_USE) from exc
+
+
+# --- work orders -------------------------------------------------------------------------
+
+
+def _vendor(vendor_id: UUID | None) -> Vendor | None:
+    if vendor_id is None:
+        return None
+    vendor = Vendor.objects.filter(pk=vendor_id).first()
+    if vendor is None:
+        raise _invalid("vendorId", UNKNOWN_VENDOR)
+    return vendor
+
+
+def _set_work_order_times(order: WorkOrder, previous: str | None) -> None:
+    if order.status == WorkOrderStatus.COMPLETED and previous != WorkOrderStatus.COMPLETED:
+        order.completed_at = timezone.now()
+    elif order.status != WorkOrderStatus.COMPLETED:
+        order.completed_at = None
+    if order.invoice_paid and order.invoice_paid_date is None:
+        order.invoice_paid_date = timezone.now()
+
+
+@transaction.atomic
+def work_order_create(*, caller: Principal, request_id: UUID, vendor_id: UUID | None,
+                      fields: dict[str, Any]) -> WorkOrder:
+    """Assign a request to a vendor (staff of the request's property or an admin; `assigned_by` is the caller).
+
+    A request still `submitted` moves to `assigned`.
+    """
+    request = selectors.access_maintenance_request(caller=caller, request_id=request_id, for_update=True)
+    if not selectors.maintenance_request_is_managed_by(caller=caller, request=request):
+        raise ProtocolError(errors.FORBIDDEN, STAFF_ONLY)
+    order = WorkOrder(request=request, vendor=_vendor(vendor_id), assigned_by_id=caller.user_id, **fields)
+    _set_work_order_times(order, None)
+    order.save()
+    if request.status == MaintenanceStatus.SUBMITTED:
+        request.status = MaintenanceStatus.ASSIGNED
+        request.save(update_fields=["status", "updated_at"])
+    return order
+
+
+@transaction.atomic
+def work_order_update(*, caller: Principal, work_order_id: UUID, changes: dict[str, Any]) -> WorkOrder:
+    """Change a work order: staff of its property or an admin change anything; `maintenance_staff`
+    change the status and completion notes. Completing sets `completed_at`; paying sets `invoice_paid_date`."""
+    order = selectors.access_work_order(caller=caller, work_order_id=work_order_id, for_update=True)
+    managed = order.request is not None and selectors.maintenance_request_is_managed_by(
+        caller=caller, request=order.request
+    )
+    if not (managed or caller.is_admin):
+        if not selectors.is_maintenance_worker(caller) or set(changes) - WORKER_EDITABLE:
+            raise ProtocolError(errors.FORBIDDEN, WORKER_FIELDS_ONLY)
+    previous = order.status
+    if "vendor_id" in changes:
+        order.vendor = _vendor(changes.pop("vendor_id"))
+    for field, value in changes.items():
+        setattr(order, field, value)
+    _set_work_order_times(order, previous)
+    order.save()
+    return order
+

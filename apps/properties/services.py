@@ -1,0 +1,288 @@
+"""Writes of properties, units, amenities and property managers.
+
+Each write runs in one transaction and saves through the ORM, so the receivers of
+`apps/properties/caches.py` (cache drops) and `events.py` (change events) run for it
+and act after the commit. Callers check visibility first (`selectors.access_*`); the
+services check what the caller may change.
+"""
+
+from typing import Any
+
+from django.db import transaction
+
+from apps.accounts.models import User
+from apps.common.visibility import Caller
+from apps.properties import selectors
+from apps.properties.models import (
+    Amenity,
+    Property,
+    PropertyAmenity,
+    PropertyManager,
+    Unit,
+    UnitAmenity,
+)
+from realtime.errors import BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, ProtocolError
+
+VALIDATION_FAILED = "The request is not valid."
+CANNOT_CREATE_PROPERTY = "Only landlords and admins create properties."
+CANNOT_CHANGE_PROPERTY = "Only the property's owner or an admin may change it."
+CANNOT_CHANGE_OWNER = "Only an admin may change a property's owner."
+CANNOT_CHANGE_UNIT = "Only the property's owner, its managers or an admin may change its units."
+UNIT_NUMBER_TAKEN = "This unit number is already taken in the property."
+UNIT_HAS_HISTORY = "The unit has leases or maintenance requests; mark it unavailable instead of deleting it."
+AMENITY_EXISTS = "An amenity with this name and category already exists."
+ADMIN_ONLY = "Only an admin may do this."
+ALREADY_MANAGER = "This user already manages the property."
+NOT_A_MANAGER = "This user does not manage the property."
+OWNER_NOT_ELIGIBLE = "The owner must be an active landlord or admin."
+MANAGER_NOT_ELIGIBLE = "A manager must be an active property manager or landlord other than the owner."
+UNKNOWN_AMENITIES = "Unknown amenity ids: {ids}."
+UNKNOWN_USER = "No such user."
+
+OWNER_TYPES = frozenset({"landlord", "admin"})
+MANAGER_TYPES = frozenset({"property_manager", "landlord"})
+
+# API field name -> model field name.
+PROPERTY_FIELDS = {
+    "propertyName": "property_name",
+    "streetAddress": "street_address",
+    "city": "city",
+    "state": "state",
+    "zipCode": "zip_code",
+    "propertyType": "property_type",
+    "yearBuilt": "year_built",
+    "squareFootage": "square_footage",
+    "hasHudApproval": "has_hud_approval",
+    "hudApprovalDate": "hud_approval_date",
+    "hudProgramType": "hud_program_type",
+    "isActive": "is_active",
+}
+UNIT_FIELDS = {
+    "unitNumber": "unit_number",
+    "bedrooms": "bedrooms",
+    "bathrooms": "bathrooms",
+    "squareFootage": "square_footage",
+    "monthlyRent": "monthly_rent",
+    "isOccupied": "is_occupied",
+    "isAvailable": "is_available",
+    "unitFeatures": "unit_features",
+}
+
+
+def invalid(field: str, reason: str) -> ProtocolError:
+    """A 422 in the same shape as a schema validation error."""
+    return ProtocolError(
+        BAD_REQUEST, VALIDATION_FAILED, http_status=422, fields=[{"field": f"body.payload.{field}", "reason": reason}]
+    )
+
+
+def forbidden(message: str) -> ProtocolError:
+    return ProtocolError(FORBIDDEN, message)
+
+
+def _model_fields(data: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    return {names[key]: value for key, value in data.items() if key in names}
+
+
+def _eligible_owner(owner_id: Any) -> User:
+    owner = User.objects.filter(pk=owner_id, is_active=True, user_type__in=OWNER_TYPES).first()
+    if owner is None:
+        raise invalid("ownerId", OWNER_NOT_ELIGIBLE)
+    return owner
+
+
+def property_create(*, caller: Caller, data: dict[str, Any]) -> Property:
+    """A new property owned by the calling landlord, or by `ownerId` (or the caller) for an admin.
+
+    `data` uses the API's field names. Tenants and property managers get `forbidden`.
+    """
+    if not caller.is_admin and caller.user_type != "landlord":
+        raise forbidden(CANNOT_CREATE_PROPERTY)
+    owner_id = data.get("ownerId")
+    if owner_id is not None and not caller.is_admin:
+        raise forbidden(CANNOT_CHANGE_OWNER)
+    with transaction.atomic():
+        owner = _eligible_owner(owner_id if owner_id is not None else caller.user_id)
+        prop = Property(owner=owner, **_model_fields(data, PROPERTY_FIELDS))
+        prop.save()
+    return prop
+
+
+def property_update(*, caller: Caller, prop: Property, data: dict[str, Any]) -> Property:
+    """Change the given fields (API names); `ownerId` by admins only."""
+    if not selectors.property_caller_may_write(caller=caller, prop=prop):
+        raise forbidden(CANNOT_CHANGE_PROPERTY)
+    changes = _model_fields(data, PROPERTY_FIELDS)
+    with transaction.atomic():
+        if "ownerId" in data:
+            if not caller.is_admin:
+                raise forbidden(CANNOT_CHANGE_OWNER)
+            changes["owner"] = _eligible_owner(data["ownerId"])
+        locked = Property.objects.select_for_update().get(pk=prop.pk)
+        for name, value in changes.items():
+            setattr(locked, name, value)
+        if changes:
+            locked.save()
+    return locked
+
+
+def property_deactivate(*, caller: Caller, prop: Property) -> Property:
+    """Set `is_active` false (the row and its history stay)."""
+    return property_update(caller=caller, prop=prop, data={"isActive": False})
+
+
+def property_amenities_set(*, caller: Caller, prop: Property, amenity_ids: list[int]) -> list[Amenity]:
+    """Make the property's amenities exactly `amenity_ids`."""
+    if not selectors.property_caller_may_write(caller=caller, prop=prop):
+        raise forbidden(CANNOT_CHANGE_PROPERTY)
+    wanted = _known_amenity_ids(amenity_ids)
+    with transaction.atomic():
+        links = PropertyAmenity.objects.filter(property=prop)
+        links.exclude(amenity_id__in=wanted).delete()
+        existing = set(links.values_list("amenity_id", flat=True))
+        PropertyAmenity.objects.bulk_create(
+            [PropertyAmenity(property=prop, amenity_id=pk) for pk in sorted(wanted - existing)]
+        )
+    return selectors.amenities_of_property(property_id=prop.pk)
+
+
+def _known_amenity_ids(amenity_ids: list[int]) -> set[int]:
+    wanted = set(amenity_ids)
+    known = set(Amenity.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise invalid("amenityIds", UNKNOWN_AMENITIES.format(ids=", ".join(map(str, unknown))))
+    return wanted
+
+
+def _unit_number_free(*, property_id: Any, unit_number: str, except_unit: Any = None) -> None:
+    taken = Unit.objects.filter(property_id=property_id, unit_number=unit_number)
+    if except_unit is not None:
+        taken = taken.exclude(pk=except_unit)
+    if taken.exists():
+        raise ProtocolError(CONFLICT, UNIT_NUMBER_TAKEN, field="unitNumber")
+
+
+def unit_create(*, caller: Caller, prop: Property, data: dict[str, Any]) -> Unit:
+    """A new unit in `prop`; `conflict` when its number is taken there."""
+    if not selectors.unit_caller_may_write(caller=caller, property_id=prop.pk):
+        raise forbidden(CANNOT_CHANGE_UNIT)
+    with transaction.atomic():
+        _unit_number_free(property_id=prop.pk, unit_number=data["unitNumber"])
+        unit = Unit(property=prop, **_model_fields(data, UNIT_FIELDS))
+        unit.save()
+    return unit
+
+
+def unit_update(*, caller: Caller, unit: Unit, data: dict[str, Any]) -> Unit:
+    """Change the given fields (API names); `conflict` when the new number is taken."""
+    if not selectors.unit_caller_may_write(caller=caller, property_id=unit.property_id):
+        raise forbidden(CANNOT_CHANGE_UNIT)
+    changes = _model_fields(data, UNIT_FIELDS)
+    with transaction.atomic():
+        locked = Unit.objects.select_for_update().get(pk=unit.pk)
+        if "unit_number" in changes and changes["unit_number"] != locked.unit_number:
+            _unit_number_free(property_id=locked.property_id, unit_number=changes["unit_number"], except_unit=unit.pk)
+        for name, value in changes.items():
+            setattr(locked, name, value)
+        if changes:
+            locked.save()
+    return locked
+
+
+def unit_delete(*, caller: Caller, unit: Unit) -> None:
+    """Delete a unit without history; `conflict` if leases or maintenance requests reference it."""
+    if not selectors.unit_caller_may_write(caller=caller, property_id=unit.property_id):
+        raise forbidden(CANNOT_CHANGE_UNIT)
+    with transaction.atomic():
+        locked = Unit.objects.select_for_update().get(pk=unit.pk)
+        if locked.leases.exists() or locked.maintenance_requests.exists():  # type: ignore[attr-defined]
+            raise ProtocolError(CONFLICT, UNIT_HAS_HISTORY)
+        locked.delete()
+
+
+def unit_amenities_set(*, caller: Caller, unit: Unit, amenity_ids: list[int]) -> list[Amenity]:
+    """Make the unit's amenities exactly `amenity_ids`."""
+    if not selectors.unit_caller_may_write(caller=caller, property_id=unit.property_id):
+        raise forbidden(CANNOT_CHANGE_UNIT)
+    wanted = _known_amenity_ids(amenity_ids)
+    with transaction.atomic():
+        links = UnitAmenity.objects.filter(unit=unit)
+        links.exclude(amenity_id__in=wanted).delete()
+        existing = set(links.values_list("amenity_id", flat=True))
+        UnitAmenity.objects.bulk_create([UnitAmenity(unit=unit, amenity_id=pk) for pk in sorted(wanted - existing)])
+    return selectors.amenities_of_unit(unit_id=unit.pk)
+
+
+def _admin_only(caller: Caller) -> None:
+    if not caller.is_admin:
+        raise forbidden(ADMIN_ONLY)
+
+
+def _amenity_unique(*, name: str, category: str, except_id: int | None = None) -> None:
+    clash = Amenity.objects.filter(name__iexact=name, category__iexact=category)
+    if except_id is not None:
+        clash = clash.exclude(pk=except_id)
+    if clash.exists():
+        raise ProtocolError(CONFLICT, AMENITY_EXISTS)
+
+
+def amenity_create(*, caller: Caller, name: str, category: str) -> Amenity:
+    """A new amenity (admins only); `conflict` for a duplicate name in the category."""
+    _admin_only(caller)
+    with transaction.atomic():
+        _amenity_unique(name=name, category=category)
+        amenity = Amenity(name=name, category=category)
+        amenity.save()
+    return amenity
+
+
+def amenity_update(*, caller: Caller, amenity_id: int, data: dict[str, Any]) -> Amenity:
+    """Rename or re-categorize an amenity (admins only)."""
+    _admin_only(caller)
+    with transaction.atomic():
+        amenity = Amenity.objects.select_for_update().filter(pk=amenity_id).first()
+        if amenity is None:
+            raise ProtocolError(NOT_FOUND, "Not found.")
+        amenity.name = data.get("name", amenity.name)
+        amenity.category = data.get("category", amenity.category)
+        _amenity_unique(name=amenity.name, category=amenity.category, except_id=amenity.pk)
+        amenity.save()
+    return amenity
+
+
+def amenity_delete(*, caller: Caller, amenity_id: int) -> None:
+    """Delete an amenity and its property/unit links (admins only)."""
+    _admin_only(caller)
+    with transaction.atomic():
+        amenity = Amenity.objects.filter(pk=amenity_id).first()
+        if amenity is None:
+            raise ProtocolError(NOT_FOUND, "Not found.")
+        amenity.delete()
+
+
+def property_manager_add(*, caller: Caller, prop: Property, user_id: Any) -> PropertyManager:
+    """Make `user_id` a manager of `prop` (owner or admin); `conflict` if already one."""
+    if not selectors.property_caller_may_write(caller=caller, prop=prop):
+        raise forbidden(CANNOT_CHANGE_PROPERTY)
+    with transaction.atomic():
+        user = User.objects.filter(pk=user_id, is_active=True, user_type__in=MANAGER_TYPES).first()
+        if user is None or user.pk == prop.owner_id:
+            raise invalid("userId", MANAGER_NOT_ELIGIBLE)
+        if PropertyManager.objects.filter(property=prop, user=user).exists():
+            raise ProtocolError(CONFLICT, ALREADY_MANAGER)
+        link = PropertyManager(property=prop, user=user)
+        link.save()
+    return link
+
+
+def property_manager_remove(*, caller: Caller, prop: Property, user_id: Any) -> None:
+    """Stop `user_id` managing `prop` (owner or admin); `not_found` if they did not."""
+    if not selectors.property_caller_may_write(caller=caller, prop=prop):
+        raise forbidden(CANNOT_CHANGE_PROPERTY)
+    with transaction.atomic():
+        link = PropertyManager.objects.filter(property=prop, user_id=user_id).first()
+        if link is None:
+            raise ProtocolError(NOT_FOUND, NOT_A_MANAGER)
+        link.delete()
+
