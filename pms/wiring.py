@@ -2,7 +2,9 @@
 
 from dataclasses import fields
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 
 from apps.messaging.directory import ParticipantDirectory
 from apps.messaging.outbox import aoutbox_relay
@@ -63,6 +65,9 @@ def build_realtime() -> runtime.Realtime:
     )
     # Model change events an outage (or a crash after commit) left in the outbox.
     rt.every_round(aoutbox_relay)
+    # Sockets live for hours; the ORM thread's connection must not outlive a database
+    # restart or CONN_MAX_AGE (HTTP requests get this from Django's request signals).
+    rt.every_round(sync_to_async(close_old_connections))
     return rt
 
 

@@ -170,3 +170,27 @@ async def test_attachments_are_stored_as_metadata(room) -> None:  # type: ignore
     reply = await request(room["t"], {"type": "chat.send", "conversationId": room["cid"], "message": "",
                                       "clientMessageId": "a-1", "attachments": [attachment]})
     assert reply["ok"] and reply["data"]["attachments"] == [attachment]
+
+
+async def test_unknown_message_is_not_found(room) -> None:  # type: ignore[no-untyped-def]
+    for frame in ({"type": "chat.edit", "messageId": "0" * 24, "message": "x"},
+                  {"type": "chat.delete", "messageId": "0" * 24},
+                  {"type": "chat.read", "conversationId": room["cid"], "messageId": "0" * 24}):
+        reply = await request(room["t"], frame)
+        assert reply["ok"] is False and reply["error"]["code"] == "not_found", reply
+
+
+async def test_message_store_down_answers_unavailable_and_writes_nothing(connect, new_user, tune) -> None:  # type: ignore[no-untyped-def]
+    tune(mongo_url="mongodb://127.0.0.1:1/", mongo_timeout_ms=300)
+    tenant, manager = await new_user(), await new_user(user_type="property_manager")
+    conversation = await sync_to_async(make_conversation)(participants=(tenant, manager))
+    socket = await connect(await token_for(tenant))
+    other = await connect(await token_for(manager))
+    assert (await request(other, {"type": "subscribe", "topic": topics.chat_messages(str(conversation.pk))}))["ok"]
+    reply = await request(socket, {"type": "chat.send", "conversationId": str(conversation.pk), "message": "hi",
+                                   "clientMessageId": "down-1"})
+    assert reply["ok"] is False and reply["error"]["code"] == "unavailable", reply
+    await socket.send_json_to({"type": "ping", "ref": "alive"})
+    assert await socket.receive_json_from(timeout=2) == {"type": "pong", "ref": "alive"}
+    assert await other.receive_nothing(timeout=0.3)
+    assert await stored_count(str(conversation.pk)) == 0
