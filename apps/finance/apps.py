@@ -5,3 +5,6 @@ class FinanceConfig(AppConfig):
     name = "apps.finance"
     label = "finance"
     verbose_name = "Financial management"
+
+    def ready(self) -> None:
+        from apps.finance import caches  # noqa: F401  (connects the transactions:recent drop receivers)

@@ -1,0 +1,229 @@
+"""Writes of tenants, leases, lease tenants and lease documents.
+
+Preconditions: the caller was checked by the API (`require_staff`, `access_*` selectors);
+these functions take the objects they act on and enforce the domain rules:
+- one ACTIVE lease per unit (409), checked under a row lock on the unit;
+- lease status moves only along `LEASE_TRANSITIONS` (409 otherwise);
+- a lease ends after it starts (422);
+- a lease's tenants have exactly one primary;
+- tenant records on a lease other than a draft are kept for the lease history (409 on delete).
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import User, UserType
+from apps.leasing.models import Lease, LeaseDocument, LeaseStatus, LeaseTenant, Tenant
+from apps.properties.models import Unit
+from realtime import errors
+from realtime.errors import ProtocolError
+
+VALIDATION_FAILED = "The request is not valid."
+SECOND_ACTIVE_LEASE = "The unit already has an active lease; end it before activating another."
+BAD_TRANSITION = "A lease cannot move from {current} to {target}."
+END_BEFORE_START = "must be after startDate"
+NOT_A_TENANT_USER = "must be the id of an active tenant-type user"
+TENANT_ON_ACTIVE_LEASE = "The tenant is on an active lease; end the lease first."
+TENANT_HAS_HISTORY = "The tenant is on past leases; tenant records are kept for the lease history."
+TENANT_NOT_FOUND = "Tenant not found."
+
+LEASE_TRANSITIONS: dict[str, frozenset[str]] = {
+    LeaseStatus.DRAFT: frozenset({LeaseStatus.DRAFT, LeaseStatus.ACTIVE, LeaseStatus.TERMINATED}),
+    LeaseStatus.ACTIVE: frozenset(
+        {LeaseStatus.ACTIVE, LeaseStatus.EXPIRED, LeaseStatus.TERMINATED, LeaseStatus.RENEWED}
+    ),
+    LeaseStatus.EXPIRED: frozenset({LeaseStatus.EXPIRED, LeaseStatus.RENEWED}),
+    LeaseStatus.RENEWED: frozenset({LeaseStatus.RENEWED}),
+    LeaseStatus.TERMINATED: frozenset({LeaseStatus.TERMINATED}),
+}
+
+
+def invalid(field: str, reason: str) -> ProtocolError:
+    """A 422 in the same shape as the API's validation errors (`fields: [{field, reason}]`)."""
+    return ProtocolError(
+        errors.BAD_REQUEST, VALIDATION_FAILED, http_status=422, fields=[{"field": field, "reason": reason}]
+    )
+
+
+# Tenants
+
+
+def tenant_create(*, user_id: str, lease: Lease | None, is_primary: bool = False, **fields: Any) -> Tenant:
+    """A tenant profile for a tenant-type user; attached to `lease` (primary if it is the first
+    tenant or `is_primary`) in the same transaction when given."""
+    if not User.objects.filter(pk=user_id, user_type=UserType.TENANT, is_active=True).exists():
+        raise invalid("body.payload.userId", NOT_A_TENANT_USER)
+    with transaction.atomic():
+        tenant = Tenant.objects.create(user_id=user_id, **fields)
+        if lease is not None:
+            Lease.objects.select_for_update().filter(pk=lease.pk).first()
+            links = LeaseTenant.objects.filter(lease=lease)
+            primary = is_primary or not links.filter(is_primary=True).exists()
+            if primary:
+                links.update(is_primary=False)
+            LeaseTenant.objects.create(lease=lease, tenant=tenant, is_primary=primary)
+    return tenant
+
+
+def tenant_update(*, tenant: Tenant, changes: dict[str, Any]) -> Tenant:
+    """Apply `changes` (model field names) to the tenant record."""
+    for name, value in changes.items():
+        setattr(tenant, name, value)
+    tenant.save(update_fields=[*changes, "updated_at"])
+    return tenant
+
+
+def tenant_delete(*, tenant: Tenant) -> None:
+    """Delete a tenant record that is on no lease, or only on drafts (409 otherwise)."""
+    with transaction.atomic():
+        statuses = set(
+            LeaseTenant.objects.select_for_update(of=("self",))
+            .filter(tenant=tenant)
+            .values_list("lease__lease_status", flat=True)
+        )
+        if LeaseStatus.ACTIVE in statuses:
+            raise ProtocolError(errors.CONFLICT, TENANT_ON_ACTIVE_LEASE)
+        if statuses - {LeaseStatus.DRAFT, None}:
+            raise ProtocolError(errors.CONFLICT, TENANT_HAS_HISTORY)
+        tenant.delete()
+
+
+# Leases
+
+
+def _lock_unit_and_check_single_active(*, unit_id: Any, exclude_lease_id: Any = None) -> None:
+    """Row-lock the unit (serializes concurrent activations) and refuse a second active lease."""
+    # order_by(): Unit's default ordering joins its (nullable) property, which FOR UPDATE refuses.
+    list(Unit.objects.select_for_update().filter(pk=unit_id).order_by().values_list("pk", flat=True))
+    others = Lease.objects.filter(unit_id=unit_id, lease_status=LeaseStatus.ACTIVE)
+    if exclude_lease_id is not None:
+        others = others.exclude(pk=exclude_lease_id)
+    if others.exists():
+        raise ProtocolError(errors.CONFLICT, SECOND_ACTIVE_LEASE)
+
+
+def lease_create(
+    *,
+    unit: Unit,
+    start_date: date,
+    end_date: date,
+    monthly_rent: Decimal,
+    security_deposit: Decimal,
+    lease_status: str = LeaseStatus.DRAFT,
+    **fields: Any,
+) -> Lease:
+    """A lease on `unit`; 409 if it is active and the unit already has an active lease."""
+    if end_date <= start_date:
+        raise invalid("body.payload.endDate", END_BEFORE_START)
+    if lease_status not in (LeaseStatus.DRAFT, LeaseStatus.ACTIVE):
+        raise invalid("body.payload.status", "a new lease is draft or active")
+    with transaction.atomic():
+        if lease_status == LeaseStatus.ACTIVE:
+            _lock_unit_and_check_single_active(unit_id=unit.pk)
+        return Lease.objects.create(
+            unit=unit,
+            start_date=start_date,
+            end_date=end_date,
+            monthly_rent=monthly_rent,
+            security_deposit=security_deposit,
+            lease_status=lease_status,
+            **fields,
+        )
+
+
+def lease_update(*, lease: Lease, changes: dict[str, Any]) -> Lease:
+    """Apply `changes` (model field names); status moves along LEASE_TRANSITIONS, and
+    activating a lease while the unit has another active one answers 409."""
+    with transaction.atomic():
+        current = Lease.objects.select_for_update().get(pk=lease.pk)
+        target = changes.get("lease_status")
+        if target is not None:
+            source = current.lease_status or LeaseStatus.DRAFT
+            if target not in LEASE_TRANSITIONS[source]:
+                raise ProtocolError(
+                    errors.CONFLICT, BAD_TRANSITION.format(current=source, target=target), current=source
+                )
+            if target == LeaseStatus.ACTIVE and source != LeaseStatus.ACTIVE:
+                _lock_unit_and_check_single_active(unit_id=current.unit_id, exclude_lease_id=current.pk)
+        start = changes.get("start_date", current.start_date)
+        end = changes.get("end_date", current.end_date)
+        if end <= start:
+            raise invalid("body.payload.endDate", END_BEFORE_START)
+        for name, value in changes.items():
+            setattr(current, name, value)
+        current.save(update_fields=[*changes, "updated_at"])
+    return current
+
+
+def lease_terminate(*, lease: Lease) -> Lease:
+    """End a draft or active lease (status terminated; the row and its history stay).
+    Terminating a terminated lease is a no-op; an expired or renewed one answers 409."""
+    if lease.lease_status == LeaseStatus.TERMINATED:
+        return lease
+    return lease_update(lease=lease, changes={"lease_status": LeaseStatus.TERMINATED})
+
+
+@dataclass(frozen=True)
+class LeaseTenantSpec:
+    tenant_id: str
+    is_primary: bool
+
+
+def lease_tenants_set(*, lease: Lease, tenants: list[Tenant], specs: list[LeaseTenantSpec]) -> None:
+    """Make the lease's tenants exactly `specs` (kept links keep their created_at).
+
+    Preconditions: `tenants` are the records of `specs` (each visible to the caller),
+    ids are unique and exactly one spec is primary (the API schema checks both).
+    """
+    wanted = {spec.tenant_id: spec.is_primary for spec in specs}
+    if {str(tenant.pk) for tenant in tenants} != set(wanted):
+        raise ProtocolError(errors.NOT_FOUND, TENANT_NOT_FOUND)
+    with transaction.atomic():
+        Lease.objects.select_for_update().filter(pk=lease.pk).first()
+        existing = {str(link.tenant_id): link for link in LeaseTenant.objects.filter(lease=lease)}
+        removed = [tenant_id for tenant_id in existing if tenant_id not in wanted]
+        if removed:
+            LeaseTenant.objects.filter(lease=lease, tenant_id__in=removed).delete()
+        for tenant_id, is_primary in wanted.items():
+            link = existing.get(tenant_id)
+            if link is None:
+                LeaseTenant.objects.create(lease=lease, tenant_id=tenant_id, is_primary=is_primary)
+            elif link.is_primary != is_primary:
+                LeaseTenant.objects.filter(lease=lease, tenant_id=tenant_id).update(is_primary=is_primary)
+
+
+# Lease documents
+
+
+def lease_document_create(
+    *,
+    lease: Lease,
+    uploaded_by_id: str,
+    document_type: str,
+    document_url: str,
+    is_signed: bool = False,
+    signed_at: datetime | None = None,
+) -> LeaseDocument:
+    """A document record on the lease; a signed one without `signed_at` is signed now."""
+    if is_signed and signed_at is None:
+        signed_at = timezone.now()
+    document = LeaseDocument.objects.create(
+        lease=lease,
+        uploaded_by_id=uploaded_by_id,
+        document_type=document_type,
+        document_url=document_url,
+        is_signed=is_signed,
+        signed_at=signed_at,
+    )
+    document.refresh_from_db()
+    return document
+
+
+def lease_document_delete(*, document: LeaseDocument) -> None:
+    """Remove the document record (the file itself lives wherever its URL points)."""
+    document.delete()
