@@ -5,3 +5,6 @@ class SubscriptionsConfig(AppConfig):
     name = "apps.subscriptions"
     label = "subscriptions"
     verbose_name = "Pricing and subscriptions"
+
+    def ready(self) -> None:
+        from apps.subscriptions import caches  # noqa: F401  (connects the receivers: cache drops on commit)
