@@ -41,3 +41,9 @@ async def test_ensure_indexes_is_idempotent_and_creates_every_index(mongo_db: An
         missing = []  # nx-27017 keeps text indexes outside listIndexes; mongod lists them.
     assert missing == [], f"indexes not created: {missing}"
     assert listed[("notifications", "expiresAt")].get("expireAfterSeconds") == 0
+
+
+async def test_ensure_indexes_again_on_a_collection_with_text_documents(mongo_db: Any) -> None:
+    await ensure_indexes(mongo_db)
+    await mongo_db["documents"].insert_one({"documentType": "lease", "textContent": "rent is due"})
+    assert len(await ensure_indexes(mongo_db)) == 21
