@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WriteError
 from redis.exceptions import RedisError
 
 from realtime import topics
-from realtime.batching import InsertOnce
+from realtime.batching import Batcher, InsertOnce
 from realtime.chat_schema import (
     BAD_BEFORE,
     BAD_CONVERSATION_ID,
@@ -102,6 +102,8 @@ class ChatService:
         self._clock = clock
         key = ("conversationId", "senderId", "clientMessageId")
         self._inserter = InsertOnce(self._messages, key, max_size=batch_max_size)
+        # Offsets of published messages, written in one bulk_write per loop tick.
+        self._offsets: Batcher[tuple[ObjectId, str], None] = Batcher(self._record_offsets, max_size=batch_max_size)
 
     def _now(self) -> datetime:
         """Now in UTC, cut to milliseconds as BSON stores it, so a reply equals a later read."""
@@ -125,8 +127,25 @@ class ChatService:
             ])
 
     async def aclose(self) -> None:
-        """Writes the sends already queued; call before closing the MongoDB client."""
+        """Writes the sends and offsets already queued; call before closing the MongoDB client."""
         await self._inserter.aclose()
+        await self._offsets.aclose()
+
+    async def _record_offsets(self, items: list[tuple[ObjectId, str]]) -> list[None]:
+        await self._messages.bulk_write(
+            [
+                UpdateOne({"_id": oid}, {"$set": {"offset": offset}, "$unset": {"publishClaimUntil": ""}})
+                for oid, offset in items
+            ],
+            ordered=False,
+        )
+        return [None] * len(items)
+
+    async def _record_offset(self, oid: ObjectId, offset: str) -> None:
+        try:
+            await self._offsets.submit((oid, offset))
+        except PyMongoError:  # at least once: after the claim expires it is published again
+            logger.warning("chat: message %s published but its offset not recorded", oid, exc_info=True)
 
     async def send(self, *, conversation_id: str, sender_id: str, participants: list[str], message: str,
                    client_message_id: str, attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -193,12 +212,8 @@ class ChatService:
                 )
             return doc
         published = {k: v for k, v in doc.items() if k != "publishClaimUntil"} | {"offset": frame.get("offset")}
-        try:
-            await self._messages.update_one(
-                {"_id": doc["_id"]}, {"$set": {"offset": published["offset"]}, "$unset": {"publishClaimUntil": ""}}
-            )
-        except PyMongoError:  # at least once: after the claim expires it is published again
-            logger.warning("chat: message %s published but its offset not recorded", doc["_id"], exc_info=True)
+        # Batched with the other sends of this loop tick: one bulk_write, not one update each.
+        await self._record_offset(doc["_id"], published["offset"])
         return published
 
     async def publish_pending(self, *, limit: int = 100) -> int:
