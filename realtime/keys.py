@@ -100,3 +100,8 @@ def subscription_status(user_id: str) -> str:
 
 def feature_access(user_id: str, feature_id: str) -> str:
     return f"feature:access:{user_id}:{feature_id}"
+
+
+def user_conversations(user_id: str) -> str:
+    """Extension: JSON list of the user's conversation ids (presence announcements), TTL 1 h."""
+    return f"user:conversations:{user_id}"

@@ -83,6 +83,7 @@ class Realtime:
         self._holds: dict[str, dict[SocketSession, list[tuple[dict[str, Any], dict[str, Any]]]]] = {}
         self._hooks: list[Callable[[str, dict[str, Any]], Awaitable[None]]] = []
         self._periodic: list[Callable[[], Awaitable[Any]]] = []
+        self._opening: dict[SocketSession, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
 
@@ -156,7 +157,11 @@ class Realtime:
         self.sessions.add(session)
         metrics.incr("sockets.opened")
         if self.presence is not None:
-            await self.presence.opened(session)
+            # Off the connect path: presence (and telling the user's conversations) must not
+            # make a connect wait for Redis scripts and a membership lookup.
+            task = asyncio.ensure_future(self.presence.opened(session))
+            self._opening[session] = task
+            task.add_done_callback(lambda _: self._opening.pop(session, None))
 
     async def remove(self, session: SocketSession) -> None:
         """The socket closed: forget it and release the topics it alone held in this process."""
@@ -167,6 +172,9 @@ class Realtime:
             await self._release(topic)
         metrics.incr("sockets.closed")
         if self.presence is not None:
+            opening = self._opening.pop(session, None)
+            if opening is not None and not opening.done():
+                await asyncio.wait({opening})  # never record "offline" before "online"
             await self.presence.closed(session)
 
     # --- subscriptions ---------------------------------------------------------------

@@ -12,11 +12,14 @@ from asgiref.sync import sync_to_async
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
+from apps.common.cache import aread_json
 from apps.messaging.models import ConversationParticipant
 from apps.properties.models import Property
+from realtime import keys
 from realtime.topics import Viewer
 
 CACHE_SECONDS = 60.0
+CONVERSATIONS_REDIS_TTL = 3600
 
 
 class _TtlCache:
@@ -110,9 +113,11 @@ class ParticipantDirectory:
         return cached
 
     async def conversations_of(self, user_id: str) -> list[str]:
+        """In-process cache, then `user:conversations:{userId}` in Redis, then PostgreSQL."""
         cached = self._conversations.get(user_id)
         if cached is None:
-            cached = await _conversations_of(user_id)
+            cached = await aread_json(keys.user_conversations(user_id), CONVERSATIONS_REDIS_TTL,
+                                      lambda: _conversations_of(user_id))
             self._conversations.put(user_id, cached)
         return cached
 

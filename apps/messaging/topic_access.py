@@ -91,7 +91,10 @@ def topic_access_drop(*, user_ids: set[str]) -> None:
         return
     try:
         client = get_sync_redis()
-        client.delete(*(keys.user_topic_access(user_id) for user_id in user_ids))
+        client.delete(
+            *(keys.user_topic_access(user_id) for user_id in user_ids),
+            *(keys.user_conversations(user_id) for user_id in user_ids),
+        )
         for user_id in sorted(user_ids):
             client.publish(topics.CONTROL_CHANNEL, pack_control(ACCESS_CHANGED, userId=user_id))
     except redis.RedisError:

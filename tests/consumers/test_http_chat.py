@@ -7,7 +7,7 @@ from realtime import topics
 from tests.apps.api_world import build_world
 from tests.apps.messaging.http_chat import AsyncApi
 from tests.consumers.conftest import token_for
-from tests.consumers.test_chat import next_event, request
+from tests.consumers.test_chat import next_event, request, settle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,6 +19,7 @@ async def test_http_send_and_read_go_out_live_to_subscribed_sockets(connect) -> 
     cid = created.json()["id"]
     socket = await connect(await token_for(world.manager))
     assert (await request(socket, {"type": "subscribe", "topic": topics.chat_messages(cid)}))["ok"]
+    await settle(socket)
 
     sent = await tenant.post(f"/conversations/{cid}/messages", {"message": "Over HTTP", "clientMessageId": "h-1"})
     assert sent.status_code == 201, sent.content

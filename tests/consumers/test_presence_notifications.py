@@ -1,5 +1,6 @@
 """Presence (online, away, offline; multi-device; query scope), maintenance workers, notifications over sockets."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -67,6 +68,10 @@ async def test_presence_query_leaves_out_strangers_and_rejects_bad_ids(connect, 
 async def test_maintenance_staff_are_active_workers_while_connected(connect, new_user, raw_redis) -> None:  # type: ignore[no-untyped-def]
     worker = await new_user(roles=("maintenance_staff",))
     socket = await connect(await token_for(worker))
+    for _ in range(50):  # presence is recorded just after the accept, off the connect path
+        if str(worker.pk) in raw_redis.smembers("maintenance:active:workers"):
+            break
+        await asyncio.sleep(0.02)
     assert str(worker.pk) in raw_redis.smembers("maintenance:active:workers")
     assert 0 < raw_redis.ttl(f"maintenance:worker:{worker.pk}") <= 90
     await socket.disconnect()
