@@ -149,14 +149,14 @@ def start_servers(server_env: dict[str, str], tmp_path: Path) -> Iterator[Server
     """
     started: list[ServerProcess] = []
 
-    def start(count: int = 1, *, kind: str = "uvicorn") -> list[ServerProcess]:
+    def start(count: int = 1, *, kind: str = "uvicorn", extra_args: tuple[str, ...] = ()) -> list[ServerProcess]:
         batch = []
         for _ in range(count):
             port = free_port()
             name = f"{kind}-{len(started) + 1}:{port}"
             if kind == "uvicorn":
                 args = [sys.executable, "-m", "uvicorn", "pms.asgi:application",
-                        "--host", "127.0.0.1", "--port", str(port), *UVICORN_ARGS]
+                        "--host", "127.0.0.1", "--port", str(port), *UVICORN_ARGS, *extra_args]
             elif kind == "daphne":
                 args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "pms.asgi:application"]
             else:
