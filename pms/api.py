@@ -1,16 +1,18 @@
 """The HTTP API (`/api/v1`): one NinjaAPI mounting each domain's router, one error shape."""
 
 import logging
+from typing import Any
 
 import pymongo.errors
 import redis
-from django.db import IntegrityError, InterfaceError, OperationalError
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from apps.accounts.api import router as auth_router
 from apps.accounts.users_api import router as users_router
+from apps.documents.api import router as documents_router
 from apps.finance.api import router as finance_router
 from apps.hud.api import router as hud_router
 from apps.leasing.api import router as leasing_router
@@ -19,6 +21,8 @@ from apps.messaging.api import router as system_router
 from apps.messaging.conversations_api import router as conversations_router
 from apps.properties.api import router as properties_router
 from apps.subscriptions.api import router as subscriptions_router
+from pms.openapi import declare_error_responses
+from pms.parsing import ApiParser
 from realtime.errors import BAD_REQUEST, CONFLICT, HTTP_STATUS, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -27,13 +31,28 @@ VALIDATION_FAILED = "The request is not valid."
 NOT_AUTHENTICATED = "Authentication required: send 'Authorization: Bearer <token>'."
 STORE_UNAVAILABLE = "A backing store is unavailable; nothing was changed. Retry shortly."
 INTERNAL_ERROR = "Internal error."
+VALUE_NOT_STORABLE = (
+    "A value of the request cannot be stored: text with NUL characters, or a date, UTC offset or number"
+    " beyond what the database accepts."
+)
 
-api = NinjaAPI(
+
+class Api(NinjaAPI):
+    """The NinjaAPI whose OpenAPI document declares the shared error responses (pms/openapi.py)."""
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None) -> Any:
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        declare_error_responses(schema)
+        return schema
+
+
+api = Api(
     title="Property management API",
     version="1",
     urls_namespace="api-v1",
     docs_url="/docs",
     openapi_url="/openapi.json",
+    parser=ApiParser(),
 )
 
 
@@ -87,6 +106,12 @@ def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     if isinstance(exc, IntegrityError):
         return error_response(request, 409, {"code": CONFLICT, "message": "The change conflicts with existing data."})
+    if isinstance(exc, DataError):
+        # The database refused a value the request carried (text with NUL, a UTC offset beyond ±15:59,
+        # a date beyond its range ...) that the schema let through: the request's fault, and the
+        # statement wrote nothing. Logged in full in case a value the server computed is the cause.
+        logger.warning("value refused by the database during %s %s", request.method, request.path, exc_info=exc)
+        return error_response(request, 422, {"code": BAD_REQUEST, "message": VALUE_NOT_STORABLE, "fields": []})
     if isinstance(exc, (OperationalError, InterfaceError, redis.RedisError, pymongo.errors.PyMongoError)):
         logger.warning("store unavailable during %s %s: %r", request.method, request.path, exc)
         return error_response(request, 503, {"code": UNAVAILABLE, "message": STORE_UNAVAILABLE})
@@ -106,5 +131,6 @@ for domain_router in (
     subscriptions_router,
     hud_router,
     conversations_router,
+    documents_router,
 ):
     api.add_router("", domain_router)

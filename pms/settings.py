@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "apps.subscriptions",
     "apps.hud",
     "apps.messaging",
+    "apps.documents",
 ]
 
 MIDDLEWARE = [
@@ -83,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.documents.middleware.usage_middleware",
 ]
 
 ROOT_URLCONF = "pms.urls"
@@ -166,6 +168,12 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Uploaded documents (Django's default FileSystemStorage). MEDIA_URL is never served: files
+# are downloaded through the permission-checked /api/v1/documents/{id}/download.
+MEDIA_ROOT = Path(env_str("PMS_MEDIA_ROOT", str(BASE_DIR / "media")))
+MEDIA_URL = "media/"
+MAX_UPLOAD_BYTES = env_int("PMS_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 
 STATIC_URL = "static/"
 SERVE_STATIC = env_bool("PMS_SERVE_STATIC", True)

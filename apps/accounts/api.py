@@ -58,7 +58,9 @@ class LoginIn(Schema):
     password: str = Field(min_length=1, max_length=1024)
 
 
-class UserOut(Schema):
+class SessionUserOut(Schema):
+    """The caller as their session knows them (not `UserOut` of /users: OpenAPI names must be unique)."""
+
     id: str
     email: str
     firstName: str
@@ -67,22 +69,22 @@ class UserOut(Schema):
     roles: list[str]
 
 
-class LoginOut(Schema):
+class LoginTokenOut(Schema):
     token: str
     sessionId: str
     expiresAt: datetime
-    user: UserOut
+    user: SessionUserOut
 
 
 class MeOut(Schema):
-    user: UserOut
+    user: SessionUserOut
     sessionId: str
     expiresAt: datetime
     permissions: list[str]
 
 
-def _user_out(principal: Principal) -> UserOut:
-    return UserOut(
+def _user_out(principal: Principal) -> SessionUserOut:
+    return SessionUserOut(
         id=principal.user_id,
         email=principal.email,
         firstName=principal.first_name,
@@ -92,8 +94,8 @@ def _user_out(principal: Principal) -> UserOut:
     )
 
 
-@router.post("/login", response=LoginOut, auth=None)
-async def login(request: HttpRequest, payload: LoginIn) -> LoginOut:
+@router.post("/login", response=LoginTokenOut, auth=None)
+async def login(request: HttpRequest, payload: LoginIn) -> LoginTokenOut:
     """Exchange an email and password for a session token (24 h by default)."""
     principal, token = await asession_login(
         email=payload.email,
@@ -101,7 +103,7 @@ async def login(request: HttpRequest, payload: LoginIn) -> LoginOut:
         ip=client_ip(request),
         user_agent=request.headers.get("User-Agent"),
     )
-    return LoginOut(
+    return LoginTokenOut(
         token=token, sessionId=principal.session_id, expiresAt=principal.expires_at, user=_user_out(principal)
     )
 

@@ -12,6 +12,7 @@ from pydantic import Field, StringConstraints
 
 from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
+from apps.common.decimals import decimal_schema
 from apps.common.pagination import Page, PageParams, apaginate, paginate
 from apps.hud import selectors, services
 from apps.hud.models import HousingAuthority, HudApplication, HudForm, HudProgram, PropertyHudProgram
@@ -24,7 +25,7 @@ Str100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 Str255 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255, pattern=r"^[^@\s]+@[^@\s]+$")]
 Notes = Annotated[str, StringConstraints(max_length=10_000)]
-Money = Annotated[Decimal, Field(max_digits=10, decimal_places=2, ge=0)]
+Money = Annotated[Decimal, Field(max_digits=10, decimal_places=2, ge=0), decimal_schema(10, 2)]
 ApplicationStatus = Literal["draft", "submitted", "under_review", "approved", "denied"]
 FormStatus = Literal["pending", "submitted", "accepted", "rejected"]
 LinkStatus = Literal["pending", "approved", "expired", "revoked"]

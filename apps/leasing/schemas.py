@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from apps.accounts.services import Principal
+from apps.common.decimals import decimal_schema
 from apps.leasing.models import BackgroundCheckStatus, Lease, LeaseDocument, LeaseStatus, LeaseTenant, Tenant
 
 R = TypeVar("R")
@@ -33,9 +34,9 @@ NOT_NULL = "may not be null"
 REQUIRED_FOR_STAFF = "required for landlords and managers: a tenant record is created on one of your leases"
 
 # Money: exact decimals, at most 10 digits with 2 after the point (the seed's DECIMAL(10,2)).
-Money = Annotated[Decimal, Field(gt=0, max_digits=10, decimal_places=2)]
-MoneyOrZero = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
-Income = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+Money = Annotated[Decimal, Field(gt=0, max_digits=10, decimal_places=2), decimal_schema(10, 2, positive=True)]
+MoneyOrZero = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2), decimal_schema(10, 2)]
+Income = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2), decimal_schema(12, 2)]
 
 
 # PostgreSQL text cannot hold NUL characters: refuse them here (422) instead of failing in the database.

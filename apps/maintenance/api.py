@@ -17,6 +17,7 @@ from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
 from apps.common.pagination import Page, PageParams, apaginate, paginate
+from apps.common.decimals import decimal_schema
 from apps.common.visibility import not_found
 from apps.maintenance import selectors, services
 from apps.maintenance.models import MaintenanceImage, MaintenanceRequest, Vendor, WorkOrder
@@ -26,7 +27,7 @@ router = Router(tags=["maintenance"], auth=token_auth)
 PriorityName = Literal["low", "medium", "high", "emergency"]
 RequestStatus = Literal["submitted", "assigned", "in_progress", "completed", "cancelled"]
 WorkOrderStatusName = Literal["assigned", "scheduled", "in_progress", "completed", "cancelled"]
-Money = Annotated[Decimal, Field(max_digits=10, decimal_places=2, ge=0)]
+Money = Annotated[Decimal, Field(max_digits=10, decimal_places=2, ge=0), decimal_schema(10, 2)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 Str20 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
 Str100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

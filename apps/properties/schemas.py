@@ -2,15 +2,21 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
+from apps.common.decimals import decimal_schema
+
 PropertyTypeName = Literal["single_family", "multi_family", "apartment", "condo", "commercial"]
 
 INT4_MAX = 2_147_483_647
+
+Bathrooms = Annotated[Decimal, Field(ge=0, max_digits=3, decimal_places=1), decimal_schema(3, 1)]
+Rent = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2), decimal_schema(10, 2)]
+RentBound = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2), decimal_schema(12, 2)]
 
 
 class StrictIn(Schema):
@@ -142,9 +148,9 @@ class CitiesOut(Schema):
 class UnitIn(StrictIn):
     unitNumber: str = Field(min_length=1, max_length=50)
     bedrooms: int = Field(ge=0, le=1000)
-    bathrooms: Decimal = Field(ge=0, max_digits=3, decimal_places=1)
+    bathrooms: Bathrooms
     squareFootage: int = Field(ge=0, le=INT4_MAX)
-    monthlyRent: Decimal = Field(ge=0, max_digits=10, decimal_places=2)
+    monthlyRent: Rent
     isOccupied: bool = False
     isAvailable: bool = True
     unitFeatures: dict[str, Any] | None = None
@@ -153,9 +159,9 @@ class UnitIn(StrictIn):
 class UnitPatch(StrictIn):
     unitNumber: str = Field(None, min_length=1, max_length=50)  # type: ignore[assignment]
     bedrooms: int = Field(None, ge=0, le=1000)  # type: ignore[assignment]
-    bathrooms: Decimal = Field(None, ge=0, max_digits=3, decimal_places=1)  # type: ignore[assignment]
+    bathrooms: Bathrooms = None  # type: ignore[assignment]
     squareFootage: int = Field(None, ge=0, le=INT4_MAX)  # type: ignore[assignment]
-    monthlyRent: Decimal = Field(None, ge=0, max_digits=10, decimal_places=2)  # type: ignore[assignment]
+    monthlyRent: Rent = None  # type: ignore[assignment]
     isOccupied: bool = None  # type: ignore[assignment]
     isAvailable: bool = None  # type: ignore[assignment]
     unitFeatures: dict[str, Any] | None = None
@@ -179,8 +185,8 @@ class UnitOut(Schema):
 
 class UnitFilters(Schema):
     isAvailable: bool | None = None
-    minRent: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=2)
-    maxRent: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=2)
+    minRent: RentBound | None = None
+    maxRent: RentBound | None = None
     bedrooms: int | None = Field(None, ge=0, le=1000)
 
 
