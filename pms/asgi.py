@@ -7,7 +7,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pms.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
+from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
@@ -15,8 +15,8 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 # proxy serves STATIC_ROOT, filled by collectstatic), as docs/deployment.md says.
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
 
-from consumers.routing import websocket_urlpatterns  # noqa: E402
+from consumers.routing import websocket_application  # noqa: E402
 
 # Origins are checked by the socket consumer itself (consumers/origin.py); no session or
 # auth middleware wraps sockets: they cost ~9.5 KiB each and a token does the job.
-application = ProtocolTypeRouter({"http": http_app, "websocket": URLRouter(websocket_urlpatterns)})
+application = ProtocolTypeRouter({"http": http_app, "websocket": websocket_application})

@@ -136,14 +136,15 @@ class Connection:
         self.closing = False  # closed with 4008: nothing more is queued
         self._send = send
         self._close = close
-        self._backlog: deque[tuple[AsgiMessage, int]] = deque()
+        # Made on the slow path only: an empty deque costs 760 bytes, and most sockets never queue.
+        self._backlog: deque[tuple[AsgiMessage, int]] | None = None
         self._backlog_bytes = 0
         self._writer: asyncio.Task[None] | None = None
         self._buffered = buffered
         self._over_since: float | None = None
 
     def __repr__(self) -> str:
-        return f"<Connection {self.id} {self.codec} backlog={len(self._backlog)}>"
+        return f"<Connection {self.id} {self.codec} backlog={len(self._backlog or ())}>"
 
     @property
     def writing(self) -> bool:
@@ -153,7 +154,7 @@ class Connection:
     @property
     def backlog(self) -> tuple[int, int]:
         """Queued messages and their payload bytes, not counting the one in flight."""
-        return len(self._backlog), self._backlog_bytes
+        return len(self._backlog or ()), self._backlog_bytes
 
     def deliver(self, messages_by_codec: dict[str, AsgiMessage]) -> None:
         """Writes this socket's codec's prebuilt message; never blocks, never raises."""
@@ -216,6 +217,8 @@ class Connection:
 
     def _enqueue(self, message: AsgiMessage) -> None:
         size = _message_size(message)
+        if self._backlog is None:
+            self._backlog = deque()
         if len(self._backlog) >= self.max_backlog_events or self._backlog_bytes + size > self.max_backlog_bytes:
             self._overflow()
             return
@@ -223,7 +226,7 @@ class Connection:
         self._backlog_bytes += size
 
     def _overflow(self) -> None:
-        dropped = len(self._backlog) + 1
+        dropped = len(self._backlog or ()) + 1
         self.closing = True
         self._clear_backlog()
         metrics.incr("hub.slow_closed")
@@ -265,7 +268,7 @@ class Connection:
         logger.debug("send to connection %s failed (%r); it is dead", self.id, exc)
 
     def _clear_backlog(self) -> None:
-        self._backlog.clear()
+        self._backlog = None
         self._backlog_bytes = 0
 
 

@@ -37,3 +37,13 @@ async def test_first_frame_auth_and_msgpack(connect, new_user) -> None:  # type:
     await socket.send_to(bytes_data=msgpack.packb({"type": "auth", "ref": 9, "token": await token_for(user)}))
     reply = msgpack.unpackb(await socket.receive_from(timeout=2))
     assert reply == {"type": "reply", "ref": 9, "ok": True, "data": {"userId": str(user.pk), "userType": "tenant"}}
+
+
+async def test_other_socket_paths_are_refused_at_the_handshake(realtime_core) -> None:  # type: ignore[no-untyped-def]
+    from channels.testing import WebsocketCommunicator
+
+    from pms.asgi import application
+
+    communicator = WebsocketCommunicator(application, "/ws/other/")
+    connected, _ = await communicator.connect(timeout=3)
+    assert connected is False
