@@ -84,6 +84,7 @@ class Realtime:
         self._hooks: list[Callable[[str, dict[str, Any]], Awaitable[None]]] = []
         self._periodic: list[Callable[[], Awaitable[Any]]] = []
         self._opening: dict[SocketSession, asyncio.Future[None]] = {}
+        self._joining: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
 
@@ -196,10 +197,20 @@ class Realtime:
         held back, then read the history, and only after the reply is sent release the held
         events newer than the reply's offset (`release_held`).
         """
-        if not self.hub.subscribers(topic):
-            await self.broker.subscribe(topic)
-        self._holds.setdefault(topic, {})[session] = []
-        self.hub.subscribe(topic, session.conn)
+        # Counted while Redis confirms, so a last local subscriber leaving meanwhile does not
+        # UNSUBSCRIBE the channel this socket is about to join (`_release`).
+        self._joining[topic] = self._joining.get(topic, 0) + 1
+        try:
+            if not self.hub.subscribers(topic):
+                await self.broker.subscribe(topic)
+            self._holds.setdefault(topic, {})[session] = []
+            self.hub.subscribe(topic, session.conn)
+        finally:
+            left = self._joining[topic] - 1
+            if left:
+                self._joining[topic] = left
+            else:
+                del self._joining[topic]
         if since is not None:
             recovered, missed = await self.history.since(topic, since)
             if recovered:
@@ -238,6 +249,9 @@ class Realtime:
             await self._release(topic)
 
     async def _release(self, topic: str) -> None:
+        """Drop the process's Redis subscription of a topic no local socket holds or is joining."""
+        if self.hub.subscribers(topic) or topic in self._joining:
+            return
         try:
             await self.broker.unsubscribe(topic)
         except Exception:

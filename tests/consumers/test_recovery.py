@@ -132,3 +132,44 @@ async def test_removed_participant_is_told_unsubscribed_and_gets_nothing_more(co
     assert await socket.receive_json_from(timeout=3) == {"type": "unsubscribed", "topic": topic, "reason": "forbidden"}
     await RedisHistory(get_redis()).publish(topic, "chat.message", {"message": "secret"})
     assert await socket.receive_nothing(timeout=0.5)
+
+
+async def test_last_subscriber_leaving_while_another_joins_keeps_the_redis_subscription(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+    """Socket B joins a topic and its SUBSCRIBE is out while Redis confirms; meanwhile the removal
+    of the topic's last other local subscriber reaches `_release`. Its UNSUBSCRIBE must not
+    follow B's SUBSCRIBE, or B would silently get nothing live."""
+    from realtime.runtime import get_realtime
+
+    user = await new_user()
+    topic = topics.notifications(str(user.pk))
+    leaving = await connect(await token_for(user))
+    await subscribe(leaving, topic)
+    realtime = await get_realtime()
+    broker = realtime.broker
+    original = broker.subscribe
+    sent_subscribe = asyncio.Event()
+    release = asyncio.Event()
+
+    async def subscribe_then_wait(channel: str) -> bool:
+        confirmed = await original(channel)  # SUBSCRIBE is out (and confirmed)
+        sent_subscribe.set()
+        await release.wait()  # ... but the join is not finished yet
+        return confirmed
+
+    joining = await connect(await token_for(user))
+    leaving_session = next(s for s in realtime.sessions if s.identity.user_id == str(user.pk)
+                           and realtime.is_subscribed(s, topic))
+    realtime.hub.unsubscribe(topic, leaving_session.conn)  # the leaving socket is out of the hub ...
+    broker.subscribe = subscribe_then_wait
+    try:
+        await joining.send_json_to({"type": "subscribe", "ref": "join", "topic": topic})
+        await asyncio.wait_for(sent_subscribe.wait(), 2)
+        await realtime._release(topic)  # ... and its removal releases the topic now
+        release.set()
+        reply = await joining.receive_json_from(timeout=2)
+        assert reply["ref"] == "join" and reply["ok"] is True
+    finally:
+        broker.subscribe = original
+    assert topic in broker.channels
+    sent = await RedisHistory(get_redis()).publish(topic, "notification", {"still": "live"})
+    assert await joining.receive_json_from(timeout=2) == sent
