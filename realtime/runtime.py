@@ -24,7 +24,7 @@ from realtime.notifications import NotificationService
 from realtime.presence.tracker import PresenceTracker
 from realtime.events import normalize_external
 from realtime.history import RedisHistory, parse_offset
-from realtime.hub import Hub
+from realtime.hub import Connection, Hub
 from realtime.session import SocketSession
 from realtime.topics import Topic, TopicAuthorizer, Viewer
 
@@ -80,7 +80,7 @@ class Realtime:
         self.broker = broker_factory(self._on_message)
         self.sessions: set[SocketSession] = set()
         # Live events that arrive for a socket while its `subscribe` reads history.
-        self._holds: dict[str, dict[SocketSession, list[tuple[dict[str, Any], dict[str, Any]]]]] = {}
+        self._holds: dict[str, dict[Connection, list[tuple[dict[str, Any], dict[str, Any]]]]] = {}
         self._hooks: list[Callable[[str, dict[str, Any]], Awaitable[None]]] = []
         self._periodic: list[Callable[[], Awaitable[Any]]] = []
         self._opening: dict[SocketSession, asyncio.Future[None]] = {}
@@ -168,7 +168,7 @@ class Realtime:
         """The socket closed: forget it and release the topics it alone held in this process."""
         self.sessions.discard(session)
         for held in self._holds.values():
-            held.pop(session, None)
+            held.pop(session.conn, None)
         for topic in self.hub.drop(session.conn):
             await self._release(topic)
         metrics.incr("sockets.closed")
@@ -203,7 +203,7 @@ class Realtime:
         try:
             if not self.hub.subscribers(topic):
                 await self.broker.subscribe(topic)
-            self._holds.setdefault(topic, {})[session] = []
+            self._holds.setdefault(topic, {})[session.conn] = []
             self.hub.subscribe(topic, session.conn)
         finally:
             left = self._joining[topic] - 1
@@ -222,7 +222,7 @@ class Realtime:
     def release_held(self, session: SocketSession, result: SubscribeResult) -> None:
         """After the reply: deliver the held live events that come after the reply's offset."""
         holds = self._holds.get(result.topic)
-        held = holds.pop(session, []) if holds is not None else []
+        held = holds.pop(session.conn, []) if holds is not None else []
         if holds is not None and not holds:
             del self._holds[result.topic]
         after = parse_offset(result.offset)
@@ -239,7 +239,7 @@ class Realtime:
         """Undo a `subscribe` whose history read failed."""
         holds = self._holds.get(topic)
         if holds is not None:
-            holds.pop(session, None)
+            holds.pop(session.conn, None)
             if not holds:
                 del self._holds[topic]
         await self.unsubscribe(session, topic)
@@ -271,7 +271,7 @@ class Realtime:
             messages = encode_once(frame)
             delivered = 0
             for conn in self.hub.subscribers(channel):
-                held = next((h for s, h in holds.items() if s.conn is conn), None)
+                held = holds.get(conn)
                 if held is not None:
                     held.append((frame, messages))
                 else:

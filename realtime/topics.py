@@ -77,9 +77,11 @@ def parse(name: object) -> Topic | None:
 
 
 def family_of(name: str) -> str:
-    """The family of a channel name, for metrics (`other` when unknown)."""
-    topic = parse(name)
-    return topic.family if topic else "other"
+    """The family of a channel name, for metrics (`other` when unknown); called per event, so no parsing."""
+    if name == SYSTEM:
+        return SYSTEM
+    family = name.rpartition(":")[0]
+    return family if family in FAMILIES else "other"
 
 
 @dataclass(frozen=True)
