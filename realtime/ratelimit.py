@@ -3,12 +3,23 @@
 import math
 import secrets
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aredis
 
 _SCRIPT = (Path(__file__).parent / "lua" / "sliding_window.lua").read_text()
+# One registered script per client: limiters are built per request, hashing the script each time is waste.
+_scripts: "weakref.WeakKeyDictionary[aredis.Redis, Any]" = weakref.WeakKeyDictionary()
+
+
+def _script_for(redis: aredis.Redis) -> Any:
+    script = _scripts.get(redis)
+    if script is None:
+        script = _scripts[redis] = redis.register_script(_SCRIPT)
+    return script
 
 
 @dataclass(frozen=True)
@@ -25,7 +36,7 @@ class SlidingWindowLimiter:
         self._redis = redis
         self._limit = limit
         self._window_ms = window_seconds * 1000
-        self._script = redis.register_script(_SCRIPT)
+        self._script = _script_for(redis)
 
     async def check(self, key: str) -> LimitDecision:
         """Whether one more hit would be allowed, recording nothing."""
