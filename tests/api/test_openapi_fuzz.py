@@ -89,6 +89,16 @@ import_now(
     "schemathesis.specs.openapi", "schemathesis.transport", "schemathesis.wfc", "hypothesis.strategies._internal",
 )
 
+# The CPython 3.11 AST bug above can still strike inside hypothesis mid-run (seen once in CI:
+# "INTERESTING from SystemError at .../ast.py"). That is the fuzzing tool failing, not the server
+# under test, so such an operation is run again; any failure that names our server still counts.
+TOOL_CRASH_RETRIES = 2
+
+
+def tool_crashed(outcome: "Outcome") -> bool:
+    return outcome.error is not None and "SystemError" in outcome.error and "/ast.py" in outcome.error
+
+
 MAX_EXAMPLES = int(os.environ.get("PMS_FUZZ_MAX_EXAMPLES", "12"))
 NEGATIVE_EXAMPLES = int(os.environ.get("PMS_FUZZ_NEGATIVE_EXAMPLES", "5"))
 OPERATION_FILTER = re.compile(os.environ.get("PMS_FUZZ_OPERATIONS", ".*"))
@@ -295,11 +305,15 @@ def test_openapi_fuzz(caller: str, fuzz_server: ServerProcess, capsys: pytest.Ca
         for operation in operations(schema):
             for mode, max_examples in budgets:
                 if max_examples > 0:
-                    outcomes.append(fuzz_operation(
-                        operation, base_url=fuzz_server.http_url, token=token, server=fuzz_server, seed=seed,
-                        session=session, password_login=(user.email, DEFAULT_PASSWORD), mode=mode,
-                        max_examples=max_examples,
-                    ))
+                    for _attempt in range(TOOL_CRASH_RETRIES + 1):
+                        outcome = fuzz_operation(
+                            operation, base_url=fuzz_server.http_url, token=token, server=fuzz_server, seed=seed,
+                            session=session, password_login=(user.email, DEFAULT_PASSWORD), mode=mode,
+                            max_examples=max_examples,
+                        )
+                        if not tool_crashed(outcome):
+                            break
+                    outcomes.append(outcome)
     elapsed = time.monotonic() - started
 
     calls = sum(o.calls for o in outcomes)
