@@ -9,7 +9,9 @@ every channel it holds (channels_redis `pubsub.py` style, without redis-py's hid
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+from collections import deque
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 MessageCallback = Callable[[str, bytes], None]
 
 _SUBSCRIBE_BATCH = 500  # channels per SUBSCRIBE when resubscribing after a reconnect
+_BARRIER = b"pms-barrier-"  # PING argument of `barrier`, followed by a sequence number
 
 
 def _redacted(url: str) -> str:
@@ -92,6 +95,8 @@ class RedisBroker:
         )
         self._channels: set[str] = set()
         self._pending: dict[str, asyncio.Future[None]] = {}
+        self._barriers: deque[tuple[bytes, asyncio.Future[None]]] = deque()  # in the order their PINGs went out
+        self._barrier_seq = itertools.count(1)
         self._conn: AbstractConnection | None = None
         self._lock = asyncio.Lock()  # one writer at a time on the pubsub connection
         self._task: asyncio.Task[None] | None = None
@@ -124,6 +129,7 @@ class RedisBroker:
         for fut in self._pending.values():
             fut.cancel()
         self._pending.clear()
+        self._release_barriers(None)
         await self._redis.aclose()
 
     async def subscribe(self, channel: str) -> bool:
@@ -148,6 +154,38 @@ class RedisBroker:
         if fut is not None:
             fut.cancel()
         await self._send("UNSUBSCRIBE", channel)
+
+    async def barrier(self) -> None:
+        """Returns once `on_message` was called for every message Redis published before this call.
+
+        A PING on the pub/sub connection: Redis answers it after every message it had already
+        queued there, and the reader dispatches in order. Also returns when that connection
+        is gone (nothing more comes from it) and at once when there is none. Never raises
+        because of Redis.
+        """
+        async with self._lock:
+            conn = self._conn
+            if conn is None or not conn.is_connected:
+                return
+            token = _BARRIER + str(next(self._barrier_seq)).encode()
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._barriers.append((token, fut))
+            try:
+                await conn.send_command("PING", token, check_health=False)
+            except (RedisError, OSError) as exc:
+                # The reader fails on this connection too and releases every barrier of it.
+                logger.info("redis pub/sub %s: PING not sent (%r); the reader reconnects", self._where, exc)
+        await asyncio.shield(fut)
+
+    def _release_barriers(self, token: bytes | None) -> None:
+        """Resolves the barriers up to the one whose PING answered `token` (every one when None)."""
+        barriers = self._barriers
+        while barriers:
+            sent, fut = barriers.popleft()
+            if not fut.done():
+                fut.set_result(None)
+            if sent == token:
+                return
 
     async def publish(self, channel: str, payload: bytes) -> int:
         """One PUBLISH; returns how many Redis subscribers got it. Raises redis errors: the caller keeps the event."""
@@ -197,6 +235,7 @@ class RedisBroker:
                 logger.exception("redis pub/sub %s reader failed; reconnecting in %.1fs", self._where, delay)
             finally:
                 self._conn = None
+                self._release_barriers(None)  # dispatch from this connection is over
                 if conn is not None:
                     await conn.disconnect(nowait=True)
             await asyncio.sleep(delay)
@@ -235,7 +274,10 @@ class RedisBroker:
                 continue
             pinged = False
             if not isinstance(response, list):
-                continue  # b"PONG" outside subscribed mode
+                # PONG outside subscribed mode: b"PONG", or a barrier's token as it was sent.
+                if isinstance(response, bytes) and response.startswith(_BARRIER):
+                    self._release_barriers(response)
+                continue
             kind = response[0]
             if kind == b"message":
                 name = response[1].decode()
@@ -251,3 +293,5 @@ class RedisBroker:
                 fut = self._pending.pop(response[1].decode(), None)
                 if fut is not None and not fut.done():
                     fut.set_result(None)
+            elif kind == b"pong" and response[1].startswith(_BARRIER):
+                self._release_barriers(response[1])

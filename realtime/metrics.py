@@ -9,7 +9,8 @@ from typing import NamedTuple
 # Names in use: hub.slow_closed, hub.backlog_dropped, hub.send_failed, hub.writer_started,
 # hub.close_failed, hub.codec_missing, broker.reconnects, broker.connection_errors,
 # broker.callback_errors, broker.messages, sockets.opened, sockets.closed,
-# events.in.<family>, events.out.<family>, commands.<type>, commands.failed.
+# events.in.<family>, events.out.<family>, commands.<type>, commands.failed,
+# recovery.late_duplicates_skipped.
 _counts: Counter[str] = Counter()
 
 

@@ -23,7 +23,7 @@ from realtime.directory import Directory
 from realtime.notifications import NotificationService
 from realtime.presence.tracker import PresenceTracker
 from realtime.events import normalize_external
-from realtime.history import RedisHistory, parse_offset
+from realtime.history import Offset, RedisHistory, parse_offset
 from realtime.hub import Connection, Hub
 from realtime.session import SocketSession
 from realtime.topics import Topic, TopicAuthorizer, Viewer
@@ -34,6 +34,18 @@ CLOSE_SESSION_REVOKED = 4409
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_SERVICE_RESTART = 1012
 RESYNC_EVERY_ROUNDS = 15  # unread counters re-counted every 15 housekeeping rounds (5 min by default)
+
+
+Held = list[tuple[dict[str, Any], dict[str, Any]]]  # (frame, messages by codec) in arrival order
+
+
+def _not_after(offset: Offset, floor: Offset) -> bool:
+    """True if `offset` is `floor` or precedes it in the same epoch.
+
+    An offset of another epoch counts as after: the history was lost and started over, and
+    pub/sub order puts every event of the floor's epoch before the new epoch's first one.
+    """
+    return offset.epoch == floor.epoch and (offset.ms, offset.seq) <= (floor.ms, floor.seq)
 
 
 @dataclass(frozen=True)
@@ -79,8 +91,14 @@ class Realtime:
         self.hub = Hub(encode_once)
         self.broker = broker_factory(self._on_message)
         self.sessions: set[SocketSession] = set()
-        # Live events that arrive for a socket while its `subscribe` reads history.
-        self._holds: dict[str, dict[Connection, list[tuple[dict[str, Any], dict[str, Any]]]]] = {}
+        # Per topic, its local sockets in their recovery window (see `subscribe`): the live
+        # events held back while the socket's `subscribe` reads history, then, once the reply
+        # is out, the reply's offset, at or before which live events are skipped. Only topics
+        # with such a socket take the per-socket fan-out path (`_fan_out_recovering`).
+        self._recovering: dict[str, dict[Connection, Held | Offset]] = {}
+        # Floors set since the last broker barrier was sent; `_close_floors` ends them.
+        self._floors: list[tuple[str, Connection, Offset]] = []
+        self._closing_floors = False
         self._hooks: list[Callable[[str, dict[str, Any]], Awaitable[None]]] = []
         self._periodic: list[Callable[[], Awaitable[Any]]] = []
         self._opening: dict[SocketSession, asyncio.Future[None]] = {}
@@ -167,8 +185,8 @@ class Realtime:
     async def remove(self, session: SocketSession) -> None:
         """The socket closed: forget it and release the topics it alone held in this process."""
         self.sessions.discard(session)
-        for held in self._holds.values():
-            held.pop(session.conn, None)
+        for topic in self.hub.topics_of(session.conn):
+            self._end_recovery(topic, session.conn)
         for topic in self.hub.drop(session.conn):
             await self._release(topic)
         metrics.incr("sockets.closed")
@@ -195,7 +213,16 @@ class Realtime:
 
         Order: hold Redis's subscription first, then register the socket with live events
         held back, then read the history, and only after the reply is sent release the held
-        events newer than the reply's offset (`release_held`).
+        events newer than the reply's offset (`release_held`). No gap: an event stored after
+        the history read is PUBLISHed after it, so it reaches the socket live. No duplicate:
+        an event stored before the read is in `missed`, but its pub/sub copy travels on the
+        broker's own connection and the reader may dispatch it only after the release (it
+        lags behind under load). So the reply's offset stays the socket's floor, at or
+        before which live events on the topic are skipped, until the live copy of the event
+        at the floor or of a later one is dispatched (Redis delivers a channel's messages in
+        the order their offsets were given: none older can follow), or until the reader has
+        dispatched everything Redis published before the read (a broker barrier,
+        `_close_floors`), whichever comes first.
         """
         # Counted while Redis confirms, so a last local subscriber leaving meanwhile does not
         # UNSUBSCRIBE the channel this socket is about to join (`_release`).
@@ -203,7 +230,7 @@ class Realtime:
         try:
             if not self.hub.subscribers(topic):
                 await self.broker.subscribe(topic)
-            self._holds.setdefault(topic, {})[session.conn] = []
+            self._recovering.setdefault(topic, {})[session.conn] = []
             self.hub.subscribe(topic, session.conn)
         finally:
             left = self._joining[topic] - 1
@@ -220,33 +247,70 @@ class Realtime:
         return SubscribeResult(topic, await self.history.position(topic))
 
     def release_held(self, session: SocketSession, result: SubscribeResult) -> None:
-        """After the reply: deliver the held live events that come after the reply's offset."""
-        holds = self._holds.get(result.topic)
-        held = holds.pop(session.conn, []) if holds is not None else []
-        if holds is not None and not holds:
-            del self._holds[result.topic]
-        after = parse_offset(result.offset)
+        """After the reply: deliver the held live events that come after the reply's offset.
+
+        The reply's offset then stays the socket's floor for later live events on the topic
+        (`_fan_out_recovering`), unless the floor's event or a later one was already dispatched.
+        """
+        conn = session.conn
+        recovering = self._recovering.get(result.topic)
+        held = recovering.get(conn) if recovering is not None else None
+        if recovering is None or not isinstance(held, list):
+            return  # the socket left or unsubscribed meanwhile
+        floor = parse_offset(result.offset)
+        caught_up = False  # the floor's event or a later one was dispatched: none older can follow
         for frame, messages in held:
             seen = parse_offset(frame.get("offset"))
-            if seen is not None and after is not None and seen.epoch == after.epoch and (seen.ms, seen.seq) <= (
-                after.ms,
-                after.seq,
-            ):
-                continue
-            session.conn.deliver(messages)
+            if seen is not None and floor is not None:
+                if _not_after(seen, floor):
+                    caught_up = caught_up or seen == floor
+                    continue
+                caught_up = True
+            conn.deliver(messages)
+        if floor is None or caught_up:
+            self._end_recovery(result.topic, conn)
+            return
+        recovering[conn] = floor
+        self._floors.append((result.topic, conn, floor))
+        if not self._closing_floors:
+            self._closing_floors = True
+            self._spawn(self._close_floors())
+
+    async def _close_floors(self) -> None:
+        """Ends the recovery windows whose history read came before a broker barrier.
+
+        The barrier's PING goes out after those reads completed, so once the reader has
+        answered it, every late live copy of an event in their `missed` was dispatched
+        (and skipped). One barrier covers every floor set before it was sent.
+        """
+        try:
+            while self._floors:
+                floors, self._floors = self._floors, []
+                await self.broker.barrier()
+                for topic, conn, floor in floors:
+                    recovering = self._recovering.get(topic)
+                    if recovering is not None and recovering.get(conn) is floor:
+                        self._end_recovery(topic, conn)
+        except Exception:
+            logger.exception("closing recovery windows failed; they close on their topic's next event")
+        finally:
+            self._closing_floors = False
 
     async def abort_subscribe(self, session: SocketSession, topic: str) -> None:
         """Undo a `subscribe` whose history read failed."""
-        holds = self._holds.get(topic)
-        if holds is not None:
-            holds.pop(session.conn, None)
-            if not holds:
-                del self._holds[topic]
+        self._end_recovery(topic, session.conn)
         await self.unsubscribe(session, topic)
 
     async def unsubscribe(self, session: SocketSession, topic: str) -> None:
+        self._end_recovery(topic, session.conn)
         if self.hub.unsubscribe(topic, session.conn):
             await self._release(topic)
+
+    def _end_recovery(self, topic: str, conn: Connection) -> None:
+        """The socket's live events on `topic` go straight out again (no-op outside its window)."""
+        recovering = self._recovering.get(topic)
+        if recovering is not None and recovering.pop(conn, None) is not None and not recovering:
+            del self._recovering[topic]
 
     async def _release(self, topic: str) -> None:
         """Drop the process's Redis subscription of a topic no local socket holds or is joining."""
@@ -266,21 +330,47 @@ class Realtime:
         frame = normalize_external(channel, payload)
         family = topics.family_of(channel)
         metrics.incr(f"events.in.{family}")
-        holds = self._holds.get(channel)
-        if holds:
-            messages = encode_once(frame)
-            delivered = 0
-            for conn in self.hub.subscribers(channel):
-                held = holds.get(conn)
-                if held is not None:
-                    held.append((frame, messages))
-                else:
-                    conn.deliver(messages)
-                    delivered += 1
+        recovering = self._recovering.get(channel)
+        if recovering:
+            delivered = self._fan_out_recovering(channel, frame, recovering)
         else:
             delivered = self.hub.broadcast(channel, frame)
         metrics.incr(f"events.out.{family}", delivered)
         metrics.observe_delivery(frame.get("ts"))
+
+    def _fan_out_recovering(
+        self, channel: str, frame: dict[str, Any], recovering: dict[Connection, Held | Offset]
+    ) -> int:
+        """Fan-out on a topic some of whose local sockets are in their recovery window; returns how many got it.
+
+        A socket whose `subscribe` still reads history gets the event held; one whose reply
+        is out gets it only if it comes after the reply's offset (else it was in `missed`),
+        and the event at that offset or the first one after it ends its window. Events
+        without an offset (ephemeral, external) are never in `missed`: they always go out.
+        """
+        messages = encode_once(frame)
+        offset = parse_offset(frame.get("offset"))  # once per event, not per socket
+        delivered = 0
+        for conn in self.hub.subscribers(channel):
+            state = recovering.get(conn)
+            if state is None:
+                conn.deliver(messages)
+                delivered += 1
+            elif isinstance(state, list):
+                state.append((frame, messages))
+            else:
+                if offset is not None:
+                    if _not_after(offset, state):
+                        metrics.incr("recovery.late_duplicates_skipped")
+                        if offset == state:
+                            del recovering[conn]
+                        continue
+                    del recovering[conn]
+                conn.deliver(messages)
+                delivered += 1
+        if not recovering:
+            del self._recovering[channel]
+        return delivered
 
     async def _handle_control(self, payload: bytes) -> None:
         try:

@@ -212,3 +212,36 @@ async def test_subscribe_without_redis_returns_false_and_keeps_the_channel() -> 
         assert not broker.connected
     finally:
         await broker.stop()
+
+
+async def test_barrier_returns_after_every_message_published_before_it(processes, raw: aredis.Redis) -> None:
+    a = await processes()
+    channel = fresh_channel()
+    assert await a.broker.subscribe(channel)
+    padding = "x" * 1000  # megabytes on the wire: the reader needs many reads to get through them
+    async with raw.pipeline(transaction=False) as pipe:
+        for n in range(2000):
+            pipe.publish(channel, f"{n} {padding}")
+        await pipe.execute()
+    await asyncio.wait_for(a.broker.barrier(), 5)
+    assert a.received.qsize() == 2000  # all dispatched before the barrier's answer
+    assert [a.received.get_nowait()[1] for _ in range(2000)] == [f"{n} {padding}".encode() for n in range(2000)]
+    # Barriers one after another, and next to the reader's own pings, each return.
+    await asyncio.wait_for(asyncio.gather(*(a.broker.barrier() for _ in range(5))), 2)
+
+
+async def test_barrier_outside_subscribed_mode_and_without_redis_returns() -> None:
+    idle = RedisBroker(settings.REDIS_URL, lambda ch, data: None, client_name=f"pms-test-{uuid.uuid4().hex}")
+    down = RedisBroker("redis://127.0.0.1:1/0", lambda ch, data: None, confirm_timeout=0.2, backoff_max=0.2)
+    await idle.start()
+    await down.start()
+    try:
+        async def connected() -> bool:
+            return idle.connected
+
+        await wait_until(connected)
+        await asyncio.wait_for(idle.barrier(), 2)  # no channel held: PING answers with its argument
+        await asyncio.wait_for(down.barrier(), 0.5)  # no connection: nothing can still arrive
+    finally:
+        await idle.stop()
+        await down.stop()
