@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import random
 from typing import Any
 
 from channels.consumer import AsyncConsumer
@@ -58,6 +58,11 @@ def _bearer_token(scope: dict[str, Any]) -> str | None:
                 return token.strip()
             return None  # another scheme: not ours; the client may still send an `auth` frame
     return None
+
+
+def _new_connection_id() -> str:
+    # Unique across processes, not secret: no getrandom() call (it releases the GIL) per connect.
+    return f"{random.getrandbits(128):032x}"
 
 
 class SocketConsumer(AsyncConsumer):
@@ -136,7 +141,7 @@ class SocketConsumer(AsyncConsumer):
         assert self.codec is not None
         settings = self.realtime.settings
         conn = Connection(
-            uuid.uuid4().hex,
+            _new_connection_id(),
             self.codec.name,
             self.base_send,
             self.close,

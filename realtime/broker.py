@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from realtime import metrics
+from realtime.connections import DRIVER_INFO
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class RedisBroker:
             socket_connect_timeout=command_timeout,
             retry=Retry(NoBackoff(), 0),
             client_name=client_name,
+            driver_info=DRIVER_INFO,
         )
         # Publishing shares a bounded pool that waits for a free connection instead of raising.
         self._redis = aredis.Redis.from_pool(
@@ -91,6 +93,7 @@ class RedisBroker:
                 socket_timeout=command_timeout,
                 socket_connect_timeout=command_timeout,
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+                driver_info=DRIVER_INFO,
             )
         )
         self._channels: set[str] = set()

@@ -16,6 +16,10 @@ class Directory(Protocol):
         """Ids of the conversations the user takes part in."""
         ...
 
+    async def conversations_of_many(self, user_ids: list[str]) -> dict[str, list[str]]:
+        """`conversations_of` for each user, looked up together."""
+        ...
+
     async def visible_users(self, viewer: Viewer, user_ids: list[str]) -> set[str]:
         """Those of `user_ids` who share a conversation or a property with the viewer (admins: all)."""
         ...

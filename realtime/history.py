@@ -28,8 +28,8 @@ scripts receive bytes arguments as they are (decoding applies to replies only), 
 option (the one `DUMP` uses), so no second connection pool is opened.
 """
 
+import random
 import re
-import secrets
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -80,7 +80,9 @@ def parse_offset(offset: object) -> Offset | None:
 
 
 def _new_epoch() -> str:
-    return secrets.token_hex(8)
+    # Unique, not secret: Python's own generator (seeded from the OS, reseeded in forked
+    # children) instead of a getrandom() call per subscribe, which releases the GIL.
+    return f"{random.getrandbits(64):016x}"
 
 
 class RedisHistory:
@@ -125,6 +127,15 @@ class RedisHistory:
         frame = make_event(topic, event, data)
         await self._redis.publish(topic, pack(frame))
         return frame
+
+    async def publish_ephemeral_many(self, events: list[tuple[str, str, Any]]) -> None:
+        """`publish_ephemeral` for each (topic, event, data), in one pipelined round trip."""
+        if not events:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for topic, event, data in events:
+                pipe.publish(topic, pack(make_event(topic, event, data)))
+            await pipe.execute()
 
     async def position(self, topic: str) -> str:
         """The topic's current offset: a valid `since` later, also before its first event."""

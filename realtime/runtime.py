@@ -178,9 +178,9 @@ class Realtime:
         if self.presence is not None:
             # Off the connect path: presence (and telling the user's conversations) must not
             # make a connect wait for Redis scripts and a membership lookup.
-            task = asyncio.ensure_future(self.presence.opened(session))
-            self._opening[session] = task
-            task.add_done_callback(lambda _: self._opening.pop(session, None))
+            opening = self.presence.open_later(session)
+            self._opening[session] = opening
+            opening.add_done_callback(lambda _: self._opening.pop(session, None))
 
     async def remove(self, session: SocketSession) -> None:
         """The socket closed: forget it and release the topics it alone held in this process."""

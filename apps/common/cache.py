@@ -92,6 +92,36 @@ async def aread_json(key: str, ttl: int, load: Callable[[], Awaitable[Any]]) -> 
     return fresh
 
 
+async def aread_json_many(
+    keys_by_id: dict[str, str], ttl: int, load: Callable[[list[str]], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    """`aread_json` for many ids at once: one MGET, then `load(missing ids)` and one pipelined fill.
+
+    `keys_by_id` maps each id to its cache key; `load` must answer every id it is given.
+    """
+    ids = list(keys_by_id)
+    if not ids:
+        return {}
+    try:
+        cached = await get_redis().mget([keys_by_id[i] for i in ids])
+    except redis.RedisError:
+        logger.warning("cache read of %d keys failed; reading the source", len(ids))
+        return dict(await load(ids))
+    found = {i: json.loads(raw) for i, raw in zip(ids, cached) if raw is not None}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        fresh = await load(missing)
+        try:
+            async with get_redis().pipeline(transaction=False) as pipe:
+                for i in missing:
+                    pipe.set(keys_by_id[i], json.dumps(fresh[i], default=str), ex=ttl)
+                await pipe.execute()
+        except redis.RedisError:
+            logger.warning("cache write of %d keys failed", len(missing))
+        found.update((i, fresh[i]) for i in missing)
+    return found
+
+
 async def aread_json_list(key: str, ttl: int, load: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
     """The cached Redis list of JSON strings at `key` (newest first), filled from `load()` on a miss.
 

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
-from apps.common.cache import aread_json
+from apps.common.cache import aread_json_many
 from apps.messaging.models import ConversationParticipant
 from apps.properties.models import Property
 from realtime import keys
@@ -26,6 +26,7 @@ class _TtlCache:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._items: dict[str, tuple[float, list[str]]] = {}
+        self._pruned = time.monotonic()
 
     def get(self, key: str) -> list[str] | None:
         item = self._items.get(key)
@@ -34,7 +35,12 @@ class _TtlCache:
         return item[1]
 
     def put(self, key: str, value: list[str]) -> None:
-        self._items[key] = (time.monotonic() + self.ttl, value)
+        now = time.monotonic()
+        if now - self._pruned > self.ttl:
+            # Expired entries go once per TTL, so a process that saw many users stays bounded.
+            self._pruned = now
+            self._items = {k: item for k, item in self._items.items() if item[0] >= now}
+        self._items[key] = (now + self.ttl, value)
 
     def clear(self) -> None:
         self._items.clear()
@@ -51,13 +57,12 @@ def _participants(conversation_id: str) -> list[str]:
 
 
 @sync_to_async
-def _conversations_of(user_id: str) -> list[str]:
-    return [
-        str(conversation_id)
-        for conversation_id in ConversationParticipant.objects.filter(user_id=user_id).values_list(
-            "conversation_id", flat=True
-        )
-    ]
+def _conversations_of(user_ids: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {user_id: [] for user_id in user_ids}
+    rows = ConversationParticipant.objects.filter(user_id__in=user_ids).values_list("user_id", "conversation_id")
+    for user_id, conversation_id in rows:
+        found[str(user_id)].append(str(conversation_id))
+    return found
 
 
 def _properties_of(user_id: str) -> Any:
@@ -113,13 +118,25 @@ class ParticipantDirectory:
         return cached
 
     async def conversations_of(self, user_id: str) -> list[str]:
-        """In-process cache, then `user:conversations:{userId}` in Redis, then PostgreSQL."""
-        cached = self._conversations.get(user_id)
-        if cached is None:
-            cached = await aread_json(keys.user_conversations(user_id), CONVERSATIONS_REDIS_TTL,
-                                      lambda: _conversations_of(user_id))
-            self._conversations.put(user_id, cached)
-        return cached
+        return (await self.conversations_of_many([user_id]))[user_id]
+
+    async def conversations_of_many(self, user_ids: list[str]) -> dict[str, list[str]]:
+        """In-process cache, then `user:conversations:{userId}` in Redis (one MGET), then one
+        PostgreSQL query for the rest."""
+        found: dict[str, list[str]] = {}
+        missing: dict[str, str] = {}
+        for user_id in user_ids:
+            cached = self._conversations.get(user_id)
+            if cached is None:
+                missing[user_id] = keys.user_conversations(user_id)
+            else:
+                found[user_id] = cached
+        if missing:
+            loaded = await aread_json_many(missing, CONVERSATIONS_REDIS_TTL, _conversations_of)
+            for user_id, conversation_ids in loaded.items():
+                self._conversations.put(user_id, conversation_ids)
+            found.update(loaded)
+        return found
 
     async def visible_users(self, viewer: Viewer, user_ids: list[str]) -> set[str]:
         if viewer.is_admin:

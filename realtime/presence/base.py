@@ -84,6 +84,14 @@ class PresenceStore(Protocol):
         came, so lastActive becomes now. True when the user's status changed with this call."""
         ...
 
+    async def connect_many(self, sockets: list[tuple[str, str]]) -> list[bool]:
+        """`connect` for each (user id, connection id), in order: one round trip for a burst of opens."""
+        ...
+
+    async def touch_many(self, sockets: list[tuple[str, str, bool]]) -> list[bool]:
+        """`touch` for each (user id, connection id, active), in order: one round trip per heartbeat batch."""
+        ...
+
     async def disconnect(self, user_id: str, conn_id: str) -> bool:
         """Drop a socket; True when no live socket remains and the user was not already marked offline
         (by an earlier disconnect, or by expiry). lastActive is kept until the hash expires."""

@@ -77,6 +77,14 @@ class MemoryPresence:
         state.expires_ms = now_ms + self.settings.ttl_ms
         return before != state.status
 
+    async def connect_many(self, sockets: list[tuple[str, str]]) -> list[bool]:
+        """`connect` for each (user id, connection id), in order."""
+        return [await self.connect(user_id, conn_id) for user_id, conn_id in sockets]
+
+    async def touch_many(self, sockets: list[tuple[str, str, bool]]) -> list[bool]:
+        """`touch` for each (user id, connection id, active), in order."""
+        return [await self.touch(user_id, conn_id, active) for user_id, conn_id, active in sockets]
+
     async def disconnect(self, user_id: str, conn_id: str) -> bool:
         """Drop a socket; True when no live socket remains and the user was not already marked offline."""
         now_ms, _, _ = self._now()

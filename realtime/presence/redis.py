@@ -39,9 +39,14 @@ class RedisPresence:
         self._touch = redis.register_script(_TOUCH)
         self._disconnect = redis.register_script(_DISCONNECT)
 
-    def _args(self, conn_id: str) -> list[str | int]:
+    def _args(self, conn_id: str, times: tuple[int, str, str] | None = None) -> list[str | int]:
+        now_ms, now_iso, away_cutoff = times or self._times()
+        return [now_ms, self.settings.ttl_ms, conn_id, now_iso, away_cutoff]
+
+    def _times(self) -> tuple[int, str, str]:
+        """Now (ms), now as ISO and the away cutoff: computed once for a whole batch."""
         now_ms = int(self._clock() * 1000)
-        return [now_ms, self.settings.ttl_ms, conn_id, iso_ms(now_ms), iso_ms(now_ms - self.settings.away_after_ms)]
+        return now_ms, iso_ms(now_ms), iso_ms(now_ms - self.settings.away_after_ms)
 
     async def connect(self, user_id: str, conn_id: str) -> bool:
         """Register a live socket and mark activity now; True when the user was not `online` before."""
@@ -52,6 +57,28 @@ class RedisPresence:
         """Heartbeat (re-registers an expired socket); `active` sets lastActive to now. True on a status change."""
         keys = [chat_presence(user_id), chat_presence_connections(user_id)]
         return bool(await self._touch(keys=keys, args=[*self._args(conn_id), "1" if active else "0"]))
+
+    async def connect_many(self, sockets: list[tuple[str, str]]) -> list[bool]:
+        """`connect` for each (user id, connection id), in order, in one pipelined round trip."""
+        if not sockets:
+            return []
+        times = self._times()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id, conn_id in sockets:
+                keys = [chat_presence(user_id), chat_presence_connections(user_id)]
+                await self._connect(keys=keys, args=self._args(conn_id, times), client=pipe)
+            return [bool(reply) for reply in await pipe.execute()]
+
+    async def touch_many(self, sockets: list[tuple[str, str, bool]]) -> list[bool]:
+        """`touch` for each (user id, connection id, active), in order, in one pipelined round trip."""
+        if not sockets:
+            return []
+        times = self._times()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id, conn_id, active in sockets:
+                keys = [chat_presence(user_id), chat_presence_connections(user_id)]
+                await self._touch(keys=keys, args=[*self._args(conn_id, times), "1" if active else "0"], client=pipe)
+            return [bool(reply) for reply in await pipe.execute()]
 
     async def disconnect(self, user_id: str, conn_id: str) -> bool:
         """Drop a socket; True when no live socket remains and the user was not already marked offline."""

@@ -2,6 +2,7 @@
 and maintenance staff kept in `maintenance:active:workers` while they have a socket open.
 """
 
+import asyncio
 import logging
 import time
 
@@ -17,6 +18,8 @@ logger = logging.getLogger(__name__)
 WORKER_ROLE = "maintenance_staff"
 # A command refreshes `lastActive` at most this often per socket (not a Redis call per frame).
 ACTIVITY_REFRESH_SECONDS = 15.0
+# Heartbeats go to the store this many sockets per pipelined round trip.
+HEARTBEAT_BATCH = 500
 
 
 class PresenceTracker:
@@ -35,18 +38,46 @@ class PresenceTracker:
         self.directory = directory
         self.workers = workers
         self._last_activity: dict[str, float] = {}
+        self._pending_opens: list[tuple[SocketSession, asyncio.Future[None]]] = []
+        self._in_flight: list[tuple[SocketSession, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    def open_later(self, session: SocketSession) -> asyncio.Future[None]:
+        """Register the socket with the sockets opening in the same loop turns: one round trip
+        for the burst, one membership lookup and one publish pipeline for whoever came online.
+        The future is done once this socket's registration is (successful or logged)."""
+        # `connect` marks activity now, so the socket's first command need not touch again.
+        self._last_activity[session.conn_id] = time.monotonic()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_opens.append((session, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self._flush_opens())
+        return done
 
     async def opened(self, session: SocketSession) -> None:
-        user_id = session.identity.user_id
-        try:
-            if await self.presence.connect(user_id, session.conn_id):
-                await self._announce(user_id)
-            if self.workers is not None and WORKER_ROLE in session.identity.roles:
-                await self.workers.join(user_id)
-        except Exception:
-            metrics.incr("presence.failed")
-            logger.warning("presence update failed for %s on open", user_id, exc_info=True)
-        self._last_activity[session.conn_id] = time.monotonic()
+        await self.open_later(session)
+
+    async def _flush_opens(self) -> None:
+        await asyncio.sleep(0)  # let the other sockets accepted in this loop turn join the batch
+        while self._pending_opens:
+            batch, self._pending_opens = self._pending_opens, []
+            self._in_flight = batch
+            try:
+                sessions = [session for session, _ in batch]
+                changed = await self.presence.connect_many([(s.identity.user_id, s.conn_id) for s in sessions])
+                await self._announce_many([s.identity.user_id for s, came in zip(sessions, changed) if came])
+                if self.workers is not None:
+                    for session in sessions:
+                        if WORKER_ROLE in session.identity.roles:
+                            await self.workers.join(session.identity.user_id)
+            except Exception:
+                metrics.incr("presence.failed")
+                logger.warning("presence update failed for %d opening sockets", len(batch), exc_info=True)
+            finally:
+                self._in_flight = []
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
     async def active(self, session: SocketSession) -> None:
         """A command came: refresh `lastActive` (rate-limited per socket)."""
@@ -64,18 +95,20 @@ class PresenceTracker:
     async def heartbeat(self, sessions: list[SocketSession]) -> None:
         """Keep every local socket registered; announce users who turned away."""
         announced: set[str] = set()
-        for session in sessions:
-            user_id = session.identity.user_id
+        for start in range(0, len(sessions), HEARTBEAT_BATCH):
+            chunk = sessions[start : start + HEARTBEAT_BATCH]
             try:
-                changed = await self.presence.touch(user_id, session.conn_id, False)
-                if changed and user_id not in announced:
-                    announced.add(user_id)
-                    await self._announce(user_id)
-                if self.workers is not None and WORKER_ROLE in session.identity.roles:
-                    await self.workers.heartbeat(user_id)
+                changed = await self.presence.touch_many([(s.identity.user_id, s.conn_id, False) for s in chunk])
+                turned = {s.identity.user_id for s, flag in zip(chunk, changed) if flag} - announced
+                announced |= turned
+                await self._announce_many(sorted(turned))
+                if self.workers is not None:
+                    for session in chunk:
+                        if WORKER_ROLE in session.identity.roles:
+                            await self.workers.heartbeat(session.identity.user_id)
             except Exception:
                 metrics.incr("presence.failed")
-                logger.warning("presence heartbeat failed for %s", user_id, exc_info=True)
+                logger.warning("presence heartbeat failed for %d sockets", len(chunk), exc_info=True)
         if self.workers is not None:
             try:
                 await self.workers.sweep()
@@ -85,6 +118,12 @@ class PresenceTracker:
     async def closed(self, session: SocketSession) -> None:
         user_id = session.identity.user_id
         self._last_activity.pop(session.conn_id, None)
+        # Another socket of the user still registering would be missed by the disconnect's
+        # "was that the last live socket?" check, and the user announced offline.
+        opening = [done for other, done in (*self._in_flight, *self._pending_opens)
+                   if other.identity.user_id == user_id and not done.done()]
+        if opening:
+            await asyncio.wait(opening)
         try:
             if await self.presence.disconnect(user_id, session.conn_id):
                 await self._announce(user_id)
@@ -95,8 +134,17 @@ class PresenceTracker:
             logger.warning("presence update failed for %s on close", user_id, exc_info=True)
 
     async def _announce(self, user_id: str) -> None:
-        """Tell each conversation of the user its new status (ephemeral: never stored)."""
-        info = (await self.presence.query([user_id]))[user_id]
-        data = {"userId": user_id, "status": info["status"], "lastActive": info["lastActive"]}
-        for conversation_id in await self.directory.conversations_of(user_id):
-            await self.history.publish_ephemeral(topics.chat_messages(conversation_id), "presence", data)
+        await self._announce_many([user_id])
+
+    async def _announce_many(self, user_ids: list[str]) -> None:
+        """Tell each conversation of the users their new status (ephemeral: never stored)."""
+        if not user_ids:
+            return
+        infos = await self.presence.query(user_ids)
+        conversations = await self.directory.conversations_of_many(list(infos))
+        events = []
+        for user_id, info in infos.items():
+            data = {"userId": user_id, "status": info["status"], "lastActive": info["lastActive"]}
+            for conversation_id in conversations.get(user_id, ()):
+                events.append((topics.chat_messages(conversation_id), "presence", data))
+        await self.history.publish_ephemeral_many(events)

@@ -131,6 +131,25 @@ async def test_query_answers_unknown_users_offline_and_each_user_once(make_store
     assert await store.query([]) == {}
 
 
+async def test_batched_connects_and_touches_answer_as_one_call_each_in_order(make_store: MakeStore) -> None:
+    store = make_store(ttl_seconds=5, away_after_seconds=0.3)
+    first, second = new_id(), new_id()
+    assert await store.connect_many([]) == [] and await store.touch_many([]) == []
+    # The same user twice in one batch: only the first socket brings the user online.
+    assert await store.connect_many([(first, "phone"), (second, "phone"), (first, "laptop")]) == [True, True, False]
+    answer = await store.query([first, second])
+    assert answer[first]["status"] == answer[second]["status"] == ONLINE
+    await asyncio.sleep(0.4)
+    # Heartbeats do not change an idle user's status; a command does, once.
+    assert await store.touch_many([(first, "phone", False), (second, "phone", True), (second, "phone", True)]) == [
+        False,
+        True,
+        False,
+    ]
+    answer = await store.query([first, second])
+    assert (answer[first]["status"], answer[second]["status"]) == (AWAY, ONLINE)
+
+
 async def test_redis_presence_writes_the_seed_hash_with_its_ttl(redis_client: aredis.Redis) -> None:
     store, user = RedisPresence(redis_client, PresenceSettings(ttl_seconds=300)), new_id()
     await store.connect(user, "phone")

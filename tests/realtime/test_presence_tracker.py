@@ -1,0 +1,148 @@
+"""The presence tracker on real Redis: bursts of opens batched, closes ordered after opens, heartbeats in batches."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import msgpack
+import pytest
+import redis.asyncio as aredis
+from django.conf import settings
+
+from realtime import topics
+from realtime.history import RedisHistory
+from realtime.presence import OFFLINE, ONLINE, PresenceSettings, RedisPresence
+from realtime.presence import tracker as tracker_module
+from realtime.presence.tracker import PresenceTracker
+
+
+class CountingDirectory:
+    """Each user is in one conversation of their own; counts the lookups the tracker makes."""
+
+    def __init__(self) -> None:
+        self.conversation: dict[str, str] = {}
+        self.lookups: list[list[str]] = []
+
+    def conversation_of(self, user_id: str) -> str:
+        return self.conversation.setdefault(user_id, str(uuid.uuid4()))
+
+    async def conversations_of_many(self, user_ids: list[str]) -> dict[str, list[str]]:
+        self.lookups.append(list(user_ids))
+        return {user_id: [self.conversation_of(user_id)] for user_id in user_ids}
+
+
+class CountingPresence(RedisPresence):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connect_batches: list[int] = []
+        self.touch_batches: list[int] = []
+
+    async def connect_many(self, sockets: list[tuple[str, str]]) -> list[bool]:
+        self.connect_batches.append(len(sockets))
+        return await super().connect_many(sockets)
+
+    async def touch_many(self, sockets: list[tuple[str, str, bool]]) -> list[bool]:
+        self.touch_batches.append(len(sockets))
+        return await super().touch_many(sockets)
+
+
+def session(user_id: str) -> Any:
+    return SimpleNamespace(identity=SimpleNamespace(user_id=user_id, roles=()), conn_id=uuid.uuid4().hex)
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[aredis.Redis]:
+    client = aredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def parts(redis_client: aredis.Redis) -> tuple[PresenceTracker, CountingPresence, CountingDirectory]:
+    store = CountingPresence(redis_client, PresenceSettings(ttl_seconds=5, away_after_seconds=0.3))
+    directory = CountingDirectory()
+    return PresenceTracker(store, history=RedisHistory(redis_client), directory=directory), store, directory
+
+
+async def listen(channels: list[str]) -> tuple[Any, Any]:
+    raw = aredis.Redis.from_url(settings.REDIS_URL)
+    pubsub = raw.pubsub()
+    await pubsub.subscribe(*channels)
+    for _ in channels:
+        await pubsub.get_message(timeout=1)  # the subscribe confirmations
+    return raw, pubsub
+
+
+async def frames(pubsub: Any, count: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for _ in range(count + 5):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if message is not None:
+            out.append(msgpack.unpackb(message["data"], raw=False))
+        if len(out) >= count:
+            break
+    return out
+
+
+async def test_a_burst_of_opens_is_one_store_call_one_lookup_and_each_user_announced_once(parts) -> None:  # type: ignore[no-untyped-def]
+    tracker, store, directory = parts
+    users = [str(uuid.uuid4()) for _ in range(30)]
+    sessions = [session(user_id) for user_id in users] + [session(users[0])]  # a second device of one user
+    raw, pubsub = await listen([topics.chat_messages(directory.conversation_of(u)) for u in users])
+    try:
+        opening = [tracker.open_later(s) for s in sessions]  # as sockets accepted in one loop turn
+        await asyncio.wait_for(asyncio.gather(*opening), 5)
+        assert store.connect_batches == [31]
+        assert directory.lookups == [users]
+        answer = await store.query(users)
+        heard = await frames(pubsub, 30)
+        heard += await frames(pubsub, 1)  # nothing more: the second device brought no one online
+    finally:
+        await pubsub.aclose()
+        await raw.aclose()
+    assert sorted(f["data"]["userId"] for f in heard) == sorted(users)  # no second "online" for the second device
+    assert {f["event"] for f in heard} == {"presence"} and {f["data"]["status"] for f in heard} == {ONLINE}
+    assert all(f["topic"] == topics.chat_messages(directory.conversation_of(f["data"]["userId"])) for f in heard)
+    assert {info["status"] for info in answer.values()} == {ONLINE}
+
+
+async def test_closing_one_device_while_another_is_still_registering_keeps_the_user_online(parts) -> None:  # type: ignore[no-untyped-def]
+    tracker, store, _ = parts
+    user = str(uuid.uuid4())
+    phone, laptop = session(user), session(user)
+    await tracker.opened(phone)
+    laptop_open = tracker.open_later(laptop)  # queued, not yet written to Redis
+    await tracker.closed(phone)  # must not conclude "last socket gone"
+    assert laptop_open.done()
+    assert (await store.query([user]))[user]["status"] == ONLINE
+    await tracker.closed(laptop)
+    assert (await store.query([user]))[user]["status"] != ONLINE
+
+
+async def test_heartbeats_go_in_batches_and_users_back_from_expiry_are_announced_once(  # type: ignore[no-untyped-def]
+    redis_client, monkeypatch
+) -> None:
+    store = CountingPresence(redis_client, PresenceSettings(ttl_seconds=0.3, away_after_seconds=60))
+    directory = CountingDirectory()
+    tracker = PresenceTracker(store, history=RedisHistory(redis_client), directory=directory)
+    monkeypatch.setattr(tracker_module, "HEARTBEAT_BATCH", 4)
+    users = [str(uuid.uuid4()) for _ in range(5)]
+    sessions = [session(user_id) for user_id in users] + [session(users[0]), session(users[1])]
+    await asyncio.gather(*(tracker.open_later(s) for s in sessions))
+    directory.lookups.clear()
+    await asyncio.sleep(0.5)  # the process stalled past the ttl: its registrations expired
+    assert {info["status"] for info in (await store.query(users)).values()} == {OFFLINE}
+    raw, pubsub = await listen([topics.chat_messages(directory.conversation_of(u)) for u in users])
+    try:
+        await tracker.heartbeat(sessions)
+        heard = await frames(pubsub, len(users))
+        heard += await frames(pubsub, 1)  # and no second announcement for a user's other socket
+    finally:
+        await pubsub.aclose()
+        await raw.aclose()
+    assert store.touch_batches == [4, 3]
+    assert sorted(f["data"]["userId"] for f in heard) == sorted(users)
+    assert {f["data"]["status"] for f in heard} == {ONLINE}
+    assert sorted(u for lookup in directory.lookups for u in lookup) == sorted(users)
