@@ -31,4 +31,4 @@ USER pms
 EXPOSE 8000
 
 CMD ["uvicorn", "pms.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--ws", "websockets-sansio", "--loop", "uvloop", "--http", "httptools"]
+     "--ws", "pms.wsprotocol:LeanWebSocketsProtocol", "--loop", "uvloop", "--http", "httptools"]

@@ -208,7 +208,7 @@ def serve(host: str, port: int) -> int:
     say(f"  socket  ws://{host}:{port}/ws/")
     server = subprocess.Popen(
         [PYTHON, "-m", "uvicorn", "pms.asgi:application", "--host", host, "--port", str(port),
-         "--ws", "websockets-sansio", "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
+         "--ws", "pms.wsprotocol:LeanWebSocketsProtocol", "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
          # PROTOCOL.md: pings every 25 s, a peer silent for 60 s is closed, frames over 1 MiB close 1009.
          "--ws-ping-interval", "25", "--ws-ping-timeout", "60", "--ws-max-size", "1048576"],
         cwd=ROOT,

@@ -167,11 +167,12 @@ class Stack:
                         "--pairs", str(pairs), "--out", str(out)], cwd=ROOT, env=env, check=True)
         return dict(json.loads(out.read_text()))
 
-    def start_ours(self, name: str = "ours") -> Server:
+    def start_ours(self, name: str = "ours", module: list[str] | None = None) -> Server:
+        """`module` replaces `-m uvicorn` (the memory tracer wraps uvicorn's command line)."""
         port = free_port()
         proc = self._spawn(
-            [PYTHON, "-m", "uvicorn", "pms.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-             "--ws", "websockets-sansio", "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
+            [PYTHON, "-m", *(module or ["uvicorn"]), "pms.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+             "--ws", os.environ.get("BENCH_WS", "pms.wsprotocol:LeanWebSocketsProtocol"), "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
              "--ws-ping-interval", "25", "--ws-ping-timeout", "60", "--ws-max-size", "1048576",
              "--log-level", "warning", "--backlog", "4096"],
             f"{name}-{port}.log", env=self.ours_env())

@@ -42,7 +42,7 @@ EPHEMERAL_EVENTS = frozenset({"presence", "chat.typing"})
 
 # The production command line (pms/devstack.py `serve`, Dockerfile): same flags, free port.
 UVICORN_ARGS = [
-    "--ws", "websockets-sansio", "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
+    "--ws", "pms.wsprotocol:LeanWebSocketsProtocol", "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
     "--ws-ping-interval", "25", "--ws-ping-timeout", "60", "--ws-max-size", "1048576",
 ]
 

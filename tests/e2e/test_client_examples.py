@@ -74,7 +74,7 @@ def server(transactional_db: Any, settings: Any) -> Iterator[str]:
         "DJANGO_SETTINGS_MODULE": "pms.settings",
     }
     args = [sys.executable, "-m", "uvicorn", "pms.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-            "--ws", "websockets-sansio", "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
+            "--ws", "pms.wsprotocol:LeanWebSocketsProtocol", "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
             "--ws-ping-interval", "25", "--ws-ping-timeout", "60", "--ws-max-size", "1048576"]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
