@@ -1,34 +1,45 @@
-"""HTTP endpoints of housing authorities, HUD programs, applications and forms (mounted at /api/v1 by pms/api.py)."""
+"""HTTP endpoints of housing authorities, HUD programs, applications and forms (mounted at /api/v1 by pms/api.py).
 
-from datetime import date, datetime
+The request and response schemas are in apps/hud/schemas.py.
+"""
+
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
 from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
-from apps.common.decimals import decimal_schema
 from apps.common.pagination import Page, PageParams, apaginate, paginate
 from apps.hud import selectors, services
 from apps.hud.models import HousingAuthority, HudApplication, HudForm, HudProgram, PropertyHudProgram
+from apps.hud.schemas import (
+    APPLICATION_FIELDS,
+    AUTHORITY_FIELDS,
+    FORM_FIELDS,
+    PROGRAM_FIELDS,
+    HousingAuthorityIn,
+    HousingAuthorityOut,
+    HousingAuthorityPatch,
+    HudApplicationFilters,
+    HudApplicationIn,
+    HudApplicationOut,
+    HudApplicationPatch,
+    HudFormIn,
+    HudFormOut,
+    HudFormPatch,
+    HudProgramIn,
+    HudProgramOut,
+    HudProgramPatch,
+    PropertyHudProgramOut,
+    PropertyHudProgramsIn,
+)
 
 router = Router(tags=["hud"], auth=token_auth)
-
-Str20 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
-Str50 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-Str100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Str255 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255, pattern=r"^[^@\s]+@[^@\s]+$")]
-Notes = Annotated[str, StringConstraints(max_length=10_000)]
-Money = Annotated[Decimal, Field(max_digits=10, decimal_places=2, ge=0), decimal_schema(10, 2)]
-ApplicationStatus = Literal["draft", "submitted", "under_review", "approved", "denied"]
-FormStatus = Literal["pending", "submitted", "accepted", "rejected"]
-LinkStatus = Literal["pending", "approved", "expired", "revoked"]
 
 
 def _caller(request: HttpRequest) -> Principal:
@@ -44,45 +55,6 @@ def _money(value: Decimal | None) -> Decimal | None:
 
 
 # --- housing authorities -------------------------------------------------------------------
-
-
-class HousingAuthorityOut(Schema):
-    id: UUID
-    name: str
-    state: str
-    county: str | None
-    contactName: str | None
-    contactEmail: str | None
-    contactPhone: str | None
-    website: str | None
-    createdAt: datetime | None
-    updatedAt: datetime | None
-
-
-class HousingAuthorityIn(Schema):
-    name: Str255
-    state: Str50
-    county: Str100 | None = None
-    contactName: Str255 | None = None
-    contactEmail: Email | None = None
-    contactPhone: Str20 | None = None
-    website: Str255 | None = None
-
-
-class HousingAuthorityPatch(Schema):
-    name: Str255 = None  # type: ignore[assignment]
-    state: Str50 = None  # type: ignore[assignment]
-    county: Str100 | None = None
-    contactName: Str255 | None = None
-    contactEmail: Email | None = None
-    contactPhone: Str20 | None = None
-    website: Str255 | None = None
-
-
-AUTHORITY_FIELDS = {
-    "name": "name", "state": "state", "county": "county", "contactName": "contact_name",
-    "contactEmail": "contact_email", "contactPhone": "contact_phone", "website": "website",
-}
 
 
 def authority_out(authority: HousingAuthority) -> HousingAuthorityOut:
@@ -140,39 +112,6 @@ async def housing_authority_delete(request: HttpRequest, authority_id: UUID) -> 
 # --- HUD programs --------------------------------------------------------------------------
 
 
-class HudProgramOut(Schema):
-    id: UUID
-    programName: str
-    programCode: str
-    description: str | None
-    eligibilityCriteria: str | None
-    requiredForms: list[Any] | dict[str, Any] | None
-    createdAt: datetime | None
-    updatedAt: datetime | None
-
-
-class HudProgramIn(Schema):
-    programName: Str100
-    programCode: Str50
-    description: Notes | None = None
-    eligibilityCriteria: Notes | None = None
-    requiredForms: list[Any] | dict[str, Any] | None = Field(None, description="JSON, e.g. a list of form numbers.")
-
-
-class HudProgramPatch(Schema):
-    programName: Str100 = None  # type: ignore[assignment]
-    programCode: Str50 = None  # type: ignore[assignment]
-    description: Notes | None = None
-    eligibilityCriteria: Notes | None = None
-    requiredForms: list[Any] | dict[str, Any] | None = None
-
-
-PROGRAM_FIELDS = {
-    "programName": "program_name", "programCode": "program_code", "description": "description",
-    "eligibilityCriteria": "eligibility_criteria", "requiredForms": "required_forms",
-}
-
-
 def program_out(program: HudProgram) -> HudProgramOut:
     return HudProgramOut(
         id=program.pk, programName=program.program_name, programCode=program.program_code,
@@ -227,28 +166,6 @@ async def hud_program_delete(request: HttpRequest, program_id: UUID) -> Status:
 # --- a property's programs -----------------------------------------------------------------
 
 
-class PropertyHudProgramOut(Schema):
-    programId: UUID
-    programName: str
-    programCode: str
-    authorityId: UUID | None
-    approvalDate: date | None
-    expirationDate: date | None
-    status: str | None
-
-
-class PropertyHudProgramIn(Schema):
-    programId: UUID
-    authorityId: UUID | None = None
-    approvalDate: date | None = None
-    expirationDate: date | None = None
-    status: LinkStatus = "pending"
-
-
-class PropertyHudProgramsIn(Schema):
-    programs: list[PropertyHudProgramIn] = Field(max_length=100)
-
-
 def link_out(link: PropertyHudProgram) -> PropertyHudProgramOut:
     return PropertyHudProgramOut(
         programId=link.program_id, programName=link.program.program_name, programCode=link.program.program_code,
@@ -287,55 +204,6 @@ async def property_hud_program_replace(
 
 
 # --- applications --------------------------------------------------------------------------
-
-
-class HudApplicationOut(Schema):
-    id: UUID
-    tenantId: UUID | None
-    programId: UUID | None
-    authorityId: UUID | None
-    applicationDate: date
-    status: str | None
-    submissionDate: datetime | None
-    decisionDate: datetime | None
-    voucherAmount: Decimal | None
-    voucherStartDate: date | None
-    voucherEndDate: date | None
-    notes: str | None
-
-
-class HudApplicationIn(Schema):
-    tenantId: UUID | None = Field(None, description="Staff: required. Tenants: their own tenant record (default).")
-    programId: UUID | None = None
-    authorityId: UUID | None = None
-    applicationDate: date | None = Field(None, description="Defaults to today.")
-    notes: Notes | None = None
-
-
-class HudApplicationPatch(Schema):
-    """Applicants: programId, authorityId, applicationDate, notes and status `submitted`, while a draft.
-    Staff: everything, along draft -> submitted -> under_review -> approved | denied."""
-
-    programId: UUID | None = None
-    authorityId: UUID | None = None
-    applicationDate: date = None  # type: ignore[assignment]
-    status: ApplicationStatus = None  # type: ignore[assignment]
-    voucherAmount: Money | None = None
-    voucherStartDate: date | None = None
-    voucherEndDate: date | None = None
-    notes: Notes | None = None
-
-
-APPLICATION_FIELDS = {
-    "tenantId": "tenant_id", "programId": "program_id", "authorityId": "authority_id",
-    "applicationDate": "application_date", "status": "status", "voucherAmount": "voucher_amount",
-    "voucherStartDate": "voucher_start_date", "voucherEndDate": "voucher_end_date", "notes": "notes",
-}
-
-
-class HudApplicationFilters(Schema):
-    tenantId: UUID | None = None
-    status: ApplicationStatus | None = None
 
 
 def application_out(application: HudApplication) -> HudApplicationOut:
@@ -393,39 +261,6 @@ async def hud_application_update(
 
 
 # --- forms ---------------------------------------------------------------------------------
-
-
-class HudFormOut(Schema):
-    id: UUID
-    applicationId: UUID | None
-    formType: str
-    formNumber: str | None
-    documentUrl: str | None
-    submittedAt: datetime | None
-    status: str | None
-    rejectionReason: str | None
-
-
-class HudFormIn(Schema):
-    formType: Str100
-    formNumber: Str50 | None = None
-    documentUrl: Str255 | None = None
-
-
-class HudFormPatch(Schema):
-    """Applicants: edit a pending form and set status `submitted`. Staff: accept or reject (with a reason)."""
-
-    formType: Str100 = None  # type: ignore[assignment]
-    formNumber: Str50 | None = None
-    documentUrl: Str255 | None = None
-    status: FormStatus = None  # type: ignore[assignment]
-    rejectionReason: Notes | None = None
-
-
-FORM_FIELDS = {
-    "formType": "form_type", "formNumber": "form_number", "documentUrl": "document_url", "status": "status",
-    "rejectionReason": "rejection_reason",
-}
 
 
 def form_out(form: HudForm) -> HudFormOut:
