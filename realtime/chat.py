@@ -71,6 +71,10 @@ class Publisher(Protocol):
         """Appends the event to the topic's history, publishes it, returns the frame (with its `offset`)."""
         ...
 
+    async def publish_many(self, events: list[tuple[str, str, Any]]) -> "list[dict[str, Any] | Exception]":
+        """`publish` for each (topic, event, data) at once; one frame or exception per event, in order."""
+        ...
+
     async def publish_ephemeral(self, topic: str, event: str, data: dict[str, Any]) -> None:
         """Publishes an event that is never stored and carries no offset."""
         ...
@@ -102,6 +106,10 @@ class ChatService:
         self._clock = clock
         key = ("conversationId", "senderId", "clientMessageId")
         self._inserter = InsertOnce(self._messages, key, max_size=batch_max_size)
+        # `chat.message` events of the sends stored in one flush: one pipelined publish.
+        self._announcements: Batcher[tuple[str, str, Any], dict[str, Any]] = Batcher(
+            publisher.publish_many, max_size=batch_max_size
+        )
         # Offsets of published messages, written in one bulk_write per loop tick.
         self._offsets: Batcher[tuple[ObjectId, str], None] = Batcher(self._record_offsets, max_size=batch_max_size)
 
@@ -129,6 +137,7 @@ class ChatService:
     async def aclose(self) -> None:
         """Writes the sends and offsets already queued; call before closing the MongoDB client."""
         await self._inserter.aclose()
+        await self._announcements.aclose()
         await self._offsets.aclose()
 
     async def _record_offsets(self, items: list[tuple[ObjectId, str]]) -> list[None]:
@@ -201,8 +210,8 @@ class ChatService:
     async def _announce(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Publishes `chat.message` for a claimed document and records its offset; on failure it stays pending."""
         try:
-            frame = await self._publisher.publish(
-                topics.chat_messages(doc["conversationId"]), "chat.message", event_data(doc)
+            frame = await self._announcements.submit(
+                (topics.chat_messages(doc["conversationId"]), "chat.message", event_data(doc))
             )
         except Exception:  # the message is stored: any publish failure leaves it pending, never fails the send
             logger.warning("chat: message %s stored but not published; kept pending", doc["_id"], exc_info=True)

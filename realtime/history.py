@@ -41,6 +41,7 @@ from redis.exceptions import NoScriptError
 from realtime import keys
 from realtime.codecs import pack
 from realtime.events import make_event
+from realtime.pipelined import evalsha_many
 
 _LUA = Path(__file__).parent / "lua"
 _PUBLISH = (_LUA / "history_publish.lua").read_text()
@@ -121,6 +122,26 @@ class RedisHistory:
         sent: dict[str, Any] = msgpack.unpackb(payload, raw=False)
         sent["offset"] = str(offset)
         return sent
+
+    async def publish_many(self, events: list[tuple[str, str, Any]]) -> list[dict[str, Any] | Exception]:
+        """`publish` for each (topic, event, data), in order, in one pipelined round trip.
+
+        One outcome per event: its frame, or the exception it failed with (each event is
+        its own atomic script, so one failure does not undo the others).
+        """
+        payloads = [pack(make_event(topic, event, data)) for topic, event, data in events]
+        calls = [([keys.topic_epoch(topic), keys.topic_history(topic)],
+                  [topic, payload, self.max_events, self._max_age_ms, _new_epoch()])
+                 for (topic, _, _), payload in zip(events, payloads, strict=True)]
+        outcomes: list[dict[str, Any] | Exception] = []
+        for payload, reply in zip(payloads, await evalsha_many(self._redis, self._publish, calls), strict=True):
+            if isinstance(reply, Exception):
+                outcomes.append(reply)
+                continue
+            sent: dict[str, Any] = msgpack.unpackb(payload, raw=False)
+            sent["offset"] = str(reply)
+            outcomes.append(sent)
+        return outcomes
 
     async def publish_ephemeral(self, topic: str, event: str, data: Any) -> dict[str, Any]:
         """PUBLISH the event on channel `topic` without storing it or giving it an offset; returns the frame."""

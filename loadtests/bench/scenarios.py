@@ -179,15 +179,19 @@ class Meter:
                 "server_rss_mib": round(sum(s.rss() for s in self.servers) / 2**20, 1)}
 
 
-async def drain(pool: Pool, want: int, max_idle: float) -> float:
-    """Wait until `want` receipts arrived or nothing new came for `max_idle` s; returns the wait."""
+async def drain(pool: Pool, want: int, max_idle: float, want_acks: int = 0) -> float:
+    """Wait until `want` receipts (and `want_acks` replies) arrived or nothing new came for
+    `max_idle` s; returns the wait."""
     started = time.perf_counter()
     last, last_change = -1, time.perf_counter()
     while True:
-        got = sum(r["received"] for r in await pool.all("count"))
+        counts = await pool.all("count")
+        got = sum(r["received"] for r in counts)
+        acks = sum(r["acks"] for r in counts)
         now = time.perf_counter()
-        if got >= want:
+        if got >= want and acks >= want_acks:
             return now - started
+        got += acks
         if got != last:
             last, last_change = got, now
         elif now - last_change >= max_idle:
@@ -347,7 +351,7 @@ async def chat(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | 
             sent_parts = await pool.all("chat", step=step, rate=rate / pool.size, duration=sizes.chat_step_seconds)
             publish_wall = meter.read()["wall_s"]
             sent = sum(p["sent"] for p in sent_parts)
-            waited = await drain(pool, sent, sizes.drain_max)
+            waited = await drain(pool, sent, sizes.drain_max, want_acks=sent if kind == "ours" else 0)
             usage = meter.read()
             got = await collect(pool)
             # Ours confirms storage with a reply; the peers confirm nothing, so "sent" is what counts there.

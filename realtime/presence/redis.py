@@ -8,6 +8,7 @@ import redis.asyncio as aredis
 
 from realtime.presence.base import PresenceInfo, PresenceSettings, compute_status, iso_ms
 from realtime.keys import chat_presence, chat_presence_connections
+from realtime.pipelined import evalsha_many
 
 _LUA = Path(__file__).resolve().parent.parent / "lua"
 
@@ -18,6 +19,13 @@ def _script(name: str) -> str:
 
 
 _CONNECT, _TOUCH, _DISCONNECT = _script("connect"), _script("touch"), _script("disconnect")
+
+
+def _flags(replies: list[object]) -> list[bool]:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return [bool(reply) for reply in replies]
 
 
 class RedisPresence:
@@ -63,22 +71,18 @@ class RedisPresence:
         if not sockets:
             return []
         times = self._times()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for user_id, conn_id in sockets:
-                keys = [chat_presence(user_id), chat_presence_connections(user_id)]
-                await self._connect(keys=keys, args=self._args(conn_id, times), client=pipe)
-            return [bool(reply) for reply in await pipe.execute()]
+        calls = [([chat_presence(user_id), chat_presence_connections(user_id)], self._args(conn_id, times))
+                 for user_id, conn_id in sockets]
+        return _flags(await evalsha_many(self._redis, self._connect, calls))
 
     async def touch_many(self, sockets: list[tuple[str, str, bool]]) -> list[bool]:
         """`touch` for each (user id, connection id, active), in order, in one pipelined round trip."""
         if not sockets:
             return []
         times = self._times()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for user_id, conn_id, active in sockets:
-                keys = [chat_presence(user_id), chat_presence_connections(user_id)]
-                await self._touch(keys=keys, args=[*self._args(conn_id, times), "1" if active else "0"], client=pipe)
-            return [bool(reply) for reply in await pipe.execute()]
+        calls = [([chat_presence(user_id), chat_presence_connections(user_id)],
+                  [*self._args(conn_id, times), "1" if active else "0"]) for user_id, conn_id, active in sockets]
+        return _flags(await evalsha_many(self._redis, self._touch, calls))
 
     async def disconnect(self, user_id: str, conn_id: str) -> bool:
         """Drop a socket; True when no live socket remains and the user was not already marked offline."""

@@ -32,6 +32,7 @@ class FakePublisher:
     def __init__(self) -> None:
         self.frames: list[dict[str, Any]] = []
         self.ephemeral: list[tuple[str, str, dict[str, Any]]] = []
+        self.batches: list[int] = []
         self.down = False
 
     async def publish(self, topic: str, event: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +42,16 @@ class FakePublisher:
                  "data": data, "ts": datetime.now(UTC).isoformat()}
         self.frames.append(frame)
         return frame
+
+    async def publish_many(self, events: list[tuple[str, str, Any]]) -> list[dict[str, Any] | Exception]:
+        self.batches.append(len(events))
+        outcomes: list[dict[str, Any] | Exception] = []
+        for topic, event, data in events:
+            try:
+                outcomes.append(await self.publish(topic, event, data))
+            except redis.ConnectionError as exc:
+                outcomes.append(exc)
+        return outcomes
 
     async def publish_ephemeral(self, topic: str, event: str, data: dict[str, Any]) -> None:
         if self.down:
@@ -138,7 +149,7 @@ async def test_same_client_message_id_from_another_sender_or_conversation_is_new
     assert group["recipientId"] is None  # no single recipient in a group
 
 
-async def test_concurrent_sends_use_one_insert_many(service: ChatService, db: Any,
+async def test_concurrent_sends_use_one_insert_many(service: ChatService, db: Any, publisher: FakePublisher,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     collection = service._messages
     real, calls = collection.insert_many, []
@@ -152,6 +163,9 @@ async def test_concurrent_sends_use_one_insert_many(service: ChatService, db: An
     await asyncio.gather(*(send(service, conv, f"m{i}") for i in range(25)))
     assert calls == [(25, {"ordered": False})]
     assert await db[CHAT_MESSAGES].count_documents({"conversationId": conv}) == 25
+    assert publisher.batches == [25]  # and their events go out in one pipelined publish
+    offsets = [frame["offset"] for frame in publisher.events()]
+    assert len(set(offsets)) == 25
 
 
 async def test_publish_failure_keeps_message_pending_until_publish_pending(service: ChatService, db: Any,

@@ -213,3 +213,14 @@ async def test_concurrent_publishes_get_distinct_ordered_offsets(history: RedisH
     assert recovered
     assert sorted(missed, key=lambda f: order(f["offset"])) == missed
     assert {f["offset"] for f in missed} == {f["offset"] for f in sent}
+
+
+async def test_publish_many_is_one_round_trip_of_atomic_publishes_in_order(history: RedisHistory, topic: str,
+                                                                          redis_client: aredis.Redis) -> None:
+    other = f"{topic}-other"
+    frames = await history.publish_many([(topic, "e", {"n": 1}), (other, "e", {"n": 2}), (topic, "e", {"n": 3})])
+    assert [f["data"]["n"] for f in frames] == [1, 2, 3]  # type: ignore[index]
+    first, _, third = frames
+    ok, missed = await history.since(topic, first["offset"])  # type: ignore[index]
+    assert ok and [m["data"]["n"] for m in missed] == [3] and missed[0]["offset"] == third["offset"]  # type: ignore[index]
+    assert await history.publish_many([]) == []
