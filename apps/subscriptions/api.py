@@ -4,7 +4,7 @@
 A subscription or recommendation is visible to its user and to admins; any other caller
 gets 404. Tenants hold no subscriptions (listing answers them 403). GET /subscriptions/status
 reads `subscription:status:{userId}` through (apps/subscriptions/caches.py). Money is a
-decimal string, dates ISO 8601; the rules of each write are in apps/subscriptions/services.py.
+decimal string, dates ISO 8601; the rules of each write are in apps/subscriptions/services/.
 """
 
 from typing import Any

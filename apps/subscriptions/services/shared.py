@@ -1,0 +1,36 @@
+"""Messages and helpers shared by the subscriptions write modules: the 422/403 errors, the admin check,
+API-to-model field renaming and the lock on a user's row."""
+
+from typing import Any
+
+from apps.accounts.models import User
+from apps.common.visibility import Caller
+from realtime.errors import BAD_REQUEST, FORBIDDEN, ProtocolError
+
+VALIDATION_FAILED = "The request is not valid."
+ADMIN_ONLY = "Only an admin may do this."
+
+
+def invalid(field: str, reason: str) -> ProtocolError:
+    """A 422 in the same shape as a schema validation error."""
+    return ProtocolError(
+        BAD_REQUEST, VALIDATION_FAILED, http_status=422, fields=[{"field": f"body.payload.{field}", "reason": reason}]
+    )
+
+
+def forbidden(message: str) -> ProtocolError:
+    return ProtocolError(FORBIDDEN, message)
+
+
+def admin_only(caller: Caller) -> None:
+    if not caller.is_admin:
+        raise forbidden(ADMIN_ONLY)
+
+
+def model_fields(data: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    return {names[key]: value for key, value in data.items() if key in names}
+
+
+def lock_user(user_id: Any) -> User | None:
+    """The user's row, locked until commit: serializes writes of one user's subscription state."""
+    return User.objects.select_for_update(no_key=True).filter(pk=user_id).first()
