@@ -19,26 +19,24 @@ from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-
 from loadtests.bench.protocols import OursAdapter, RoomAdapter, adapter_for, marker
+from loadtests.bench.rawws import Closed, RawWebSocket
 
 BIN = 10_000  # bins per second: 0.1 ms
 
 
 class Sock:
-    __slots__ = ("idx", "spec", "ws", "offset", "pending", "task", "refs", "open")
+    __slots__ = ("idx", "spec", "ws", "offset", "pending", "refs", "open", "generation")
 
     def __init__(self, idx: int, spec: dict[str, Any]) -> None:
         self.idx = idx
         self.spec = spec
-        self.ws: ClientConnection | None = None
+        self.ws: RawWebSocket | None = None
         self.offset: str | None = None
         self.pending: dict[Any, Any] = {}
-        self.task: asyncio.Task[None] | None = None
         self.refs = itertools.count(1)
         self.open = False
+        self.generation = 0  # which connection of this socket's life the callbacks belong to
 
 
 class Worker:
@@ -105,12 +103,13 @@ class Worker:
         assert self.adapter is not None
         spec = sock.spec
         started = time.perf_counter()
-        kwargs: dict[str, Any] = {}
-        if spec.get("local"):
-            kwargs["local_addr"] = (spec["local"], 0)
-        ws = await connect(self.adapter.url(spec), additional_headers=self.adapter.headers(spec), compression=None,
-                           open_timeout=60, ping_interval=None, close_timeout=2, max_size=2**22, max_queue=256,
-                           user_agent_header=None, **kwargs)
+        sock.generation += 1
+        generation = sock.generation
+        local = (spec["local"], 0) if spec.get("local") else None
+        ws = await RawWebSocket.connect(
+            self.adapter.url(spec), self.adapter.headers(spec) or {},
+            lambda raw: self._received(sock, generation, raw), lambda code: self._lost(sock, generation, code),
+            local_addr=local)
         sock.ws = ws
         sock.open = True
         loop = asyncio.get_running_loop()
@@ -118,7 +117,6 @@ class Worker:
         waiter = None
         if frames:
             waiter = sock.pending[0] = loop.create_future()
-        sock.task = asyncio.create_task(self._read(sock))
         for frame in frames:
             await ws.send(frame)
         if waiter is not None:
@@ -139,45 +137,45 @@ class Worker:
                     self.receipt(sock, mark, now, "missed")
         return time.perf_counter() - started
 
-    async def _read(self, sock: Sock) -> None:
-        assert self.adapter is not None and sock.ws is not None
-        parse = self.adapter.parse
-        ws = sock.ws
+    def _received(self, sock: Sock, generation: int, raw: str | bytes) -> None:
+        """One frame from the server (called from the client's data_received)."""
+        if sock.generation != generation:
+            return
+        now = time.time()
         try:
-            async for raw in ws:
-                now = time.time()
-                kind, a, b = parse(raw)
-                if kind == "event":
-                    if b is not None:
-                        if _offset_key(b) < _offset_key(sock.offset):
-                            # Opaque to clients, but a regression here means "the last offset
-                            # seen" is not the highest: a later `since` would repeat events.
-                            self.errors["offset_went_back"] += 1
-                        sock.offset = b
-                    if a:
-                        self.receipt(sock, a, now)
-                elif kind in ("reply", "pong"):
-                    waiter = sock.pending.pop(a, None)
-                    if isinstance(waiter, asyncio.Future):
-                        if not waiter.done():
-                            waiter.set_result(b if kind == "reply" else {"ok": True, "t": now})
-                    elif isinstance(waiter, float):  # a chat.send in flight
-                        if b.get("ok"):
-                            self.acks += 1
-                            self.ack_hist[int((time.perf_counter() - waiter) * BIN)] += 1
-                        else:
-                            self.errors[str((b.get("error") or {}).get("code"))] += 1
-                elif kind == "error":
-                    self.errors[str(((b or {}).get("error") or {}).get("code"))] += 1
-        except ConnectionClosed as exc:
-            if sock.open and sock.ws is ws:
-                self.closed_unexpectedly += 1
-                self.close_codes[str(exc.rcvd.code if exc.rcvd else "none")] += 1
+            kind, a, b = self.adapter.parse(raw)  # type: ignore[union-attr]
+            if kind == "event":
+                if b is not None:
+                    if _offset_key(b) < _offset_key(sock.offset):
+                        # Opaque to clients, but a regression here means "the last offset
+                        # seen" is not the highest: a later `since` would repeat events.
+                        self.errors["offset_went_back"] += 1
+                    sock.offset = b
+                if a:
+                    self.receipt(sock, a, now)
+            elif kind in ("reply", "pong"):
+                waiter = sock.pending.pop(a, None)
+                if isinstance(waiter, asyncio.Future):
+                    if not waiter.done():
+                        waiter.set_result(b if kind == "reply" else {"ok": True, "t": now})
+                elif isinstance(waiter, float):  # a chat.send in flight
+                    if b.get("ok"):
+                        self.acks += 1
+                        self.ack_hist[int((time.perf_counter() - waiter) * BIN)] += 1
+                    else:
+                        self.errors[str((b.get("error") or {}).get("code"))] += 1
+            elif kind == "error":
+                self.errors[str(((b or {}).get("error") or {}).get("code"))] += 1
         except Exception as exc:  # noqa: BLE001 - a client bug must not kill the worker
             self.errors[f"client:{type(exc).__name__}"] += 1
-        finally:
-            if sock.ws is ws:
-                sock.open = False
+
+    def _lost(self, sock: Sock, generation: int, code: int | None) -> None:
+        if sock.generation != generation:
+            return
+        if sock.open:
+            self.closed_unexpectedly += 1
+            self.close_codes[str(code if code is not None else "none")] += 1
+        sock.open = False
 
     async def cmd_setup(self, kind: str, base: str) -> dict[str, Any]:
         self.adapter = adapter_for(kind, base)
@@ -273,7 +271,7 @@ class Worker:
                 sock.pending[ref] = time.perf_counter()
                 try:
                     await sock.ws.send(self.adapter.chat_frame(sock.spec, text, ref))
-                except ConnectionClosed:
+                except Closed:
                     sock.pending.pop(ref, None)
                     continue
                 sent += 1
@@ -288,9 +286,6 @@ class Worker:
         for s in socks:
             s.open = False  # an intended close, not counted as unexpected
         await asyncio.gather(*(s.ws.close() for s in socks if s.ws is not None), return_exceptions=True)
-        for s in socks:
-            if s.task is not None:
-                s.task.cancel()
         gate = asyncio.Semaphore(concurrency)
         failures: Counter[str] = Counter()
 
@@ -312,9 +307,6 @@ class Worker:
         for s in self.socks:
             s.open = False
         await asyncio.gather(*(s.ws.close() for s in self.socks if s.ws is not None), return_exceptions=True)
-        for s in self.socks:
-            if s.task is not None:
-                s.task.cancel()
         self.socks = []
         self.closed_unexpectedly = 0
         self.close_codes = Counter()
