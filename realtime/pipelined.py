@@ -6,16 +6,31 @@ server answers NOSCRIPT (first use, or after a flush or failover), the script is
 and the calls that did not run are sent again.
 """
 
-from typing import Any
+import hashlib
+from typing import Any, Protocol
 
 import redis.asyncio as aredis
-from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 Call = tuple[list[str], list[Any]]
 
 
-async def evalsha_many(client: aredis.Redis, script: AsyncScript, calls: list[Call]) -> list[Any]:
+class Script(Protocol):
+    """A Lua script and its SHA1 (redis-py's registered scripts qualify, as does `LuaScript`)."""
+
+    script: str
+    sha: str
+
+
+class LuaScript:
+    """A script not bound to one client (redis-py's `register_script` is)."""
+
+    def __init__(self, script: str) -> None:
+        self.script = script
+        self.sha = hashlib.sha1(script.encode()).hexdigest()
+
+
+async def evalsha_many(client: aredis.Redis, script: Script, calls: list[Call]) -> list[Any]:
     """One reply per (keys, args), in order; a call that failed has its exception in its place."""
     replies = await _send(client, script, calls)
     unrun = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
@@ -26,7 +41,7 @@ async def evalsha_many(client: aredis.Redis, script: AsyncScript, calls: list[Ca
     return replies
 
 
-async def _send(client: aredis.Redis, script: AsyncScript, calls: list[Call]) -> list[Any]:
+async def _send(client: aredis.Redis, script: Script, calls: list[Call]) -> list[Any]:
     async with client.pipeline(transaction=False) as pipe:
         for script_keys, args in calls:
             pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)

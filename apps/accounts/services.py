@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Session, User, UserRole
 from apps.accounts.permissions import permissions_for
+from apps.common.cache import adrop, afill, aread_with_epoch, drop_now
 from realtime import keys, topics
 from realtime.codecs import pack_control
 from realtime.connections import get_redis, get_sync_redis
@@ -113,11 +114,17 @@ def _principal_from_session(session: Session, roles: list[str]) -> Principal:
     )
 
 
-async def _cache_session(principal: Principal, token_hash: str) -> None:
+async def _cache_session(principal: Principal, token_hash: str, epoch: str | None = None) -> None:
+    """Cache the session; with `epoch` (a refill after a miss) only if no drop ran since it was read,
+    so a session revoked while it was being loaded is not brought back."""
     ttl = min(SESSION_CACHE_MAX_TTL, int((principal.expires_at - timezone.now()).total_seconds()))
     if ttl <= 0:
         return
     key = keys.user_session(principal.session_id)
+    if epoch is not None:
+        values = [text for pair in _session_hash(principal, token_hash).items() for text in pair]
+        await afill(key, "hash", values, ttl, epoch)
+        return
     try:
         async with get_redis().pipeline(transaction=True) as pipe:
             pipe.delete(key)
@@ -205,8 +212,10 @@ async def asession_authenticate(token: str) -> Principal:
     session_id, secret = parts
     token_hash = hash_secret(secret)
     cached: dict[str, str] = {}
+    epoch: str | None = None
     try:
-        cached = await get_redis().hgetall(keys.user_session(session_id))
+        cached, epoch = await aread_with_epoch(lambda pipe: pipe.hgetall(keys.user_session(session_id)))
+        epoch = epoch or "0"
     except redis.RedisError:
         logger.warning("session cache unavailable; checking session %s in PostgreSQL", session_id)
     if cached.get("tokenHash"):
@@ -221,7 +230,8 @@ async def asession_authenticate(token: str) -> Principal:
         if not hmac.compare_digest(session.token, token_hash) or not session.user.is_active:  # type: ignore[union-attr]
             raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
         principal = _principal_from_session(session, roles)
-        await _cache_session(principal, token_hash)
+        if epoch is not None:  # else Redis is down: nothing to fill
+            await _cache_session(principal, token_hash, epoch)
     if principal.expires_at <= timezone.now():
         raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
     return principal
@@ -232,7 +242,7 @@ async def asession_revoke(*, session_id: str) -> None:
     await Session.objects.filter(pk=session_id).adelete()
     try:
         client = get_redis()
-        await client.delete(keys.user_session(session_id))
+        await adrop([keys.user_session(session_id)])
         await client.publish(topics.CONTROL_CHANNEL, pack_control("session.revoked", sessionId=session_id))
     except redis.RedisError:
         # The row is gone, so the token already fails on a cache miss; the cached hash
@@ -244,20 +254,15 @@ async def apermissions_get(principal: Principal) -> frozenset[str]:
     """The user's permission set from `user:permissions:{userId}`, rebuilt on a miss."""
     key = keys.user_permissions(principal.user_id)
     try:
-        cached = await get_redis().smembers(key)
+        cached, epoch = await aread_with_epoch(lambda pipe: pipe.smembers(key))
     except redis.RedisError:
-        cached = set()
+        cached, epoch = set(), None
     if cached:
         return frozenset(cached)
     granted = permissions_for(principal.user_type, list(principal.roles))
-    try:
-        async with get_redis().pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.sadd(key, *sorted(granted))
-            pipe.expire(key, settings.PERMISSIONS_CACHE_TTL_SECONDS)
-            await pipe.execute()
-    except redis.RedisError:
-        logger.warning("could not cache permissions of %s", principal.user_id)
+    if granted:
+        # Not cached if the user's roles changed (and caches dropped) since `principal` was read.
+        await afill(key, "set", sorted(granted), settings.PERMISSIONS_CACHE_TTL_SECONDS, epoch)
     return granted
 
 
@@ -296,7 +301,7 @@ def user_caches_drop(*, user_id: str) -> None:
     ]
     try:
         client = get_sync_redis()
-        client.delete(keys.user_permissions(user_id), keys.user_topic_access(user_id), *session_keys)
+        drop_now([keys.user_permissions(user_id), keys.user_topic_access(user_id), *session_keys])
         client.publish(topics.CONTROL_CHANNEL, pack_control("permissions.changed", userId=user_id))
     except redis.RedisError:
         logger.error("Redis down: cached permissions of %s may stay stale until their TTL", user_id)

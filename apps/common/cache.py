@@ -1,5 +1,8 @@
 """Read-through caches of the seed's Redis keys, dropped after the transaction that changes their source commits.
 
+A fill never caches data loaded before a drop that already ran (see `EPOCH_KEY`), so
+the first read after a commit sees the new data and no later read brings the old back.
+
 Encoding of hashes (DESIGN.md): numbers as decimal strings, booleans `1`/`0`, nulls left
 out; `decode_hash` turns them back with a field -> type map. Redis down: reads fall
 through to PostgreSQL and writes are skipped, logged, never raised.
@@ -16,6 +19,7 @@ import redis
 from django.db import transaction
 
 from realtime.connections import get_redis, get_sync_redis
+from realtime.pipelined import Call, LuaScript, evalsha_many
 
 logger = logging.getLogger(__name__)
 
@@ -53,42 +57,100 @@ def decode_hash(raw: dict[str, str], types: dict[str, type]) -> dict[str, Any]:
     return result
 
 
+# Every drop bumps this counter (with the deletes, atomically). A reader notes it before
+# loading from PostgreSQL and fills the key only if it is unchanged: a load that may have
+# read the data as it was before a commit whose drop already ran is never cached.
+EPOCH_KEY = "cache:epoch"
+_FILL = LuaScript("""
+-- KEYS[1] = cache key, KEYS[2] = the epoch; ARGV[1] = epoch seen before loading, ARGV[2] = ttl,
+-- ARGV[3] = kind: string, hash (replaced whole), field (fields added to the hash), list or set;
+-- ARGV[4..] = the value (hash and field: field, value, ...).
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+if ARGV[3] == 'string' then
+  redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[2])
+  return 1
+end
+if ARGV[3] ~= 'field' then redis.call('DEL', KEYS[1]) end
+local commands = {list = 'RPUSH', set = 'SADD', hash = 'HSET', field = 'HSET'}
+local command = commands[ARGV[3]]
+for first = 4, #ARGV, 1000 do
+  redis.call(command, KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+""")
+
+
+def _fill_call(key: str, epoch: str | None, ttl: int, kind: str, values: list[str]) -> Call:
+    return [key, EPOCH_KEY], [epoch or "0", ttl, kind, *values]
+
+
+async def _fill(calls: list[Call], what: str) -> None:
+    try:
+        for reply in await evalsha_many(get_redis(), _FILL, calls):
+            if isinstance(reply, Exception):
+                raise reply
+    except redis.RedisError:
+        logger.warning("cache write of %s failed", what)
+
+
+async def afill(key: str, kind: str, values: list[str], ttl: int, epoch: str | None) -> None:
+    """Replace `key` (kind string, hash, list or set; hash values as field, value, ...) unless a drop
+    ran since `epoch` was read (`aread_with_epoch`). Logs instead of raising."""
+    await _fill([_fill_call(key, epoch, ttl, kind, values)], key)
+
+
+async def aread_with_epoch(read: Callable[[Any], Any]) -> tuple[Any, str | None]:
+    """(what `read(pipeline)` queued, the epoch for a later `afill`) in one round trip; raises RedisError."""
+    return await _read_with_epoch(read)
+
+
+async def _read_with_epoch(read: Callable[[Any], Any]) -> tuple[Any, str | None]:
+    """(what `read(pipeline)` queued, the epoch) in one round trip; raises RedisError."""
+    async with get_redis().pipeline(transaction=False) as pipe:
+        read(pipe)
+        pipe.get(EPOCH_KEY)
+        cached, epoch = await pipe.execute()
+    return cached, epoch
+
+
 async def aread_hash(key: str, ttl: int, load: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, str]:
     """The cached hash at `key`, filled from `load()` (encoded) on a miss."""
     try:
-        cached = await get_redis().hgetall(key)
+        cached, epoch = await _read_with_epoch(lambda pipe: pipe.hgetall(key))
     except redis.RedisError:
         logger.warning("cache read of %s failed; reading the source", key)
         return encode_hash(await load())
     if cached:
-        return cached
+        return dict(cached)
     fresh = encode_hash(await load())
     if fresh:
-        try:
-            async with get_redis().pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                pipe.hset(key, mapping=fresh)
-                pipe.expire(key, ttl)
-                await pipe.execute()
-        except redis.RedisError:
-            logger.warning("cache write of %s failed", key)
+        await _fill([_fill_call(key, epoch, ttl, "hash", [text for pair in fresh.items() for text in pair])], key)
     return fresh
+
+
+async def aread_field(key: str, field: str) -> tuple[str | None, str | None]:
+    """(the hash field's cached value, the epoch to pass to `afill_field`); raises RedisError."""
+    result: tuple[str | None, str | None] = await _read_with_epoch(lambda pipe: pipe.hget(key, field))
+    return result
+
+
+async def afill_field(key: str, field: str, value: str, ttl: int, epoch: str | None) -> None:
+    """Cache one field of a hash (TTL on the whole hash) unless a drop ran since `epoch` was read."""
+    await _fill([_fill_call(key, epoch, ttl, "field", [field, value])], key)
 
 
 async def aread_json(key: str, ttl: int, load: Callable[[], Awaitable[Any]]) -> Any:
     """The cached JSON string at `key`, filled from `load()` on a miss."""
     try:
-        cached = await get_redis().get(key)
+        cached, epoch = await get_redis().mget([key, EPOCH_KEY])
     except redis.RedisError:
         logger.warning("cache read of %s failed; reading the source", key)
         return await load()
     if cached is not None:
         return json.loads(cached)
     fresh = await load()
-    try:
-        await get_redis().set(key, json.dumps(fresh, default=str), ex=ttl)
-    except redis.RedisError:
-        logger.warning("cache write of %s failed", key)
+    await _fill([_fill_call(key, epoch, ttl, "string", [json.dumps(fresh, default=str)])], key)
     return fresh
 
 
@@ -103,7 +165,7 @@ async def aread_json_many(
     if not ids:
         return {}
     try:
-        cached = await get_redis().mget([keys_by_id[i] for i in ids])
+        *cached, epoch = await get_redis().mget([keys_by_id[i] for i in ids] + [EPOCH_KEY])
     except redis.RedisError:
         logger.warning("cache read of %d keys failed; reading the source", len(ids))
         return dict(await load(ids))
@@ -111,13 +173,8 @@ async def aread_json_many(
     missing = [i for i in ids if i not in found]
     if missing:
         fresh = await load(missing)
-        try:
-            async with get_redis().pipeline(transaction=False) as pipe:
-                for i in missing:
-                    pipe.set(keys_by_id[i], json.dumps(fresh[i], default=str), ex=ttl)
-                await pipe.execute()
-        except redis.RedisError:
-            logger.warning("cache write of %d keys failed", len(missing))
+        calls = [_fill_call(keys_by_id[i], epoch, ttl, "string", [json.dumps(fresh[i], default=str)]) for i in missing]
+        await _fill(calls, f"{len(missing)} keys")
         found.update((i, fresh[i]) for i in missing)
     return found
 
@@ -128,7 +185,7 @@ async def aread_json_list(key: str, ttl: int, load: Callable[[], Awaitable[list[
     An empty list is cached as absent (Redis has no empty lists), so it is re-read each time.
     """
     try:
-        cached = await get_redis().lrange(key, 0, -1)
+        cached, epoch = await _read_with_epoch(lambda pipe: pipe.lrange(key, 0, -1))
     except redis.RedisError:
         logger.warning("cache read of %s failed; reading the source", key)
         return await load()
@@ -136,15 +193,18 @@ async def aread_json_list(key: str, ttl: int, load: Callable[[], Awaitable[list[
         return [json.loads(item) for item in cached]
     fresh = await load()
     if fresh:
-        try:
-            async with get_redis().pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                pipe.rpush(key, *(json.dumps(item, default=str) for item in fresh))
-                pipe.expire(key, ttl)
-                await pipe.execute()
-        except redis.RedisError:
-            logger.warning("cache write of %s failed", key)
+        await _fill([_fill_call(key, epoch, ttl, "list", [json.dumps(item, default=str) for item in fresh])], key)
     return fresh
+
+
+async def adrop(keys: list[str]) -> int:
+    """Delete `keys` now and refuse fills racing the drop (async); returns how many existed. Raises RedisError."""
+    async with get_redis().pipeline(transaction=True) as pipe:
+        if keys:
+            pipe.delete(*keys)
+        pipe.incr(EPOCH_KEY)
+        replies = await pipe.execute()
+    return int(replies[0]) if keys else 0
 
 
 def drop_now(keys: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
@@ -152,8 +212,11 @@ def drop_now(keys: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
     keys, patterns = list(keys), list(patterns)
     try:
         client = get_sync_redis()
-        if keys:
-            client.delete(*keys)
+        with client.pipeline(transaction=True) as pipe:
+            if keys:
+                pipe.delete(*keys)
+            pipe.incr(EPOCH_KEY)  # before the pattern deletes: a fill racing them is refused too
+            pipe.execute()
         for pattern in patterns:
             batch: list[str] = []
             for key in client.scan_iter(match=pattern, count=500):

@@ -54,10 +54,10 @@ class LeaseAdminForm(forms.ModelForm):
         links = LeaseTenant.objects.filter(lease=self.instance)
         links.exclude(tenant_id__in=chosen).delete()
         existing = set(links.values_list("tenant_id", flat=True))
-        LeaseTenant.objects.bulk_create(
-            [LeaseTenant(lease=self.instance, tenant_id=pk) for pk in chosen - existing],
-            ignore_conflicts=True,
-        )
+        for pk in chosen - existing:
+            # One by one, not bulk_create: post_save drops the new tenant's cached topic
+            # access (a cached "no" for the lease's topics would otherwise outlive the change).
+            LeaseTenant.objects.get_or_create(lease=self.instance, tenant_id=pk)
         primary_pk = primary.pk if primary is not None else None
         links.exclude(tenant_id=primary_pk).update(is_primary=False)
         if primary_pk is not None:

@@ -13,12 +13,13 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Q
 
+from apps.common.cache import EPOCH_KEY, afill_field, aread_field
 from apps.leasing.models import Lease, LeaseStatus
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.properties.models import Property, Unit
 from realtime import keys, topics
 from realtime.codecs import pack_control
-from realtime.connections import get_redis, get_sync_redis
+from realtime.connections import get_sync_redis
 from realtime.topics import Topic, Viewer
 
 logger = logging.getLogger(__name__)
@@ -69,19 +70,14 @@ class CachedTopicAuthorizer:
             return topic.entity_id == viewer.user_id
         key = keys.user_topic_access(viewer.user_id)
         try:
-            cached = await get_redis().hget(key, topic.name)
+            cached, epoch = await aread_field(key, topic.name)
         except redis.RedisError:
-            cached = None
+            cached, epoch = None, None
         if cached is not None:
             return cached == "1"
         decision = await sync_to_async(topic_allowed)(viewer, topic)
-        try:
-            async with get_redis().pipeline(transaction=True) as pipe:
-                pipe.hset(key, topic.name, "1" if decision else "0")
-                pipe.expire(key, settings.PERMISSIONS_CACHE_TTL_SECONDS)
-                await pipe.execute()
-        except redis.RedisError:
-            logger.warning("could not cache a topic decision for %s", viewer.user_id)
+        # Not cached if a membership change's drop ran meanwhile: the decision may predate it.
+        await afill_field(key, topic.name, "1" if decision else "0", settings.PERMISSIONS_CACHE_TTL_SECONDS, epoch)
         return decision
 
 
@@ -91,10 +87,13 @@ def topic_access_drop(*, user_ids: set[str]) -> None:
         return
     try:
         client = get_sync_redis()
-        client.delete(
-            *(keys.user_topic_access(user_id) for user_id in user_ids),
-            *(keys.user_conversations(user_id) for user_id in user_ids),
-        )
+        with client.pipeline(transaction=True) as pipe:
+            pipe.delete(
+                *(keys.user_topic_access(user_id) for user_id in user_ids),
+                *(keys.user_conversations(user_id) for user_id in user_ids),
+            )
+            pipe.incr(EPOCH_KEY)  # a membership lookup racing this change is not cached
+            pipe.execute()
         for user_id in sorted(user_ids):
             client.publish(topics.CONTROL_CHANNEL, pack_control(ACCESS_CHANGED, userId=user_id))
     except redis.RedisError:

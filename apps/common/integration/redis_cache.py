@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.core.exceptions import ValidationError
 
+from apps.common.cache import adrop
 from apps.common.integration.entities import ENTITY_MODELS, UNKNOWN_ENTITY
 from realtime import errors, keys
 from realtime.connections import get_redis
@@ -80,6 +81,7 @@ async def invalidate_cache(pattern: str) -> int:
     deleted = 0
     batch: list[str] = []
     try:
+        await adrop([])  # fills racing this invalidation are refused
         async for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
             batch.append(key)
             if len(batch) >= SCAN_COUNT:
@@ -157,7 +159,7 @@ async def refresh_cache(entity_type: str, entity_id: Any) -> int:
     deleted = 0
     if exact:
         try:
-            deleted += await get_redis().delete(*exact)
+            deleted += await adrop(exact)
         except redis.RedisError as error:
             raise ProtocolError(errors.UNAVAILABLE, CACHE_DOWN) from error
     for pattern in patterns:
