@@ -33,14 +33,31 @@ async def _conversation_topic(new_user: Any) -> tuple[str, str]:
 
 
 async def _subscribe(socket: Any, topic: str, ref: object, since: str | None = None) -> dict[str, Any]:
-    """Sends `subscribe` and returns the reply's data (nothing else can precede the reply here)."""
+    """Sends `subscribe` and returns the reply's data (only presence announcements can precede it here)."""
     frame: dict[str, Any] = {"type": "subscribe", "ref": ref, "topic": topic}
     if since is not None:
         frame["since"] = since
     await socket.send_json_to(frame)
-    reply = await socket.receive_json_from(timeout=5)
+    reply = await _receive(socket, timeout=5)
     assert reply["type"] == "reply" and reply["ref"] == ref and reply["ok"] is True, reply
     return reply["data"]
+
+
+async def _receive(socket: Any, timeout: float = 2) -> dict[str, Any]:
+    """The next frame other than a presence announcement: the test's own sockets coming online
+    are announced to the conversation whenever their batch of opens is written."""
+    while True:
+        frame: dict[str, Any] = await socket.receive_json_from(timeout=timeout)
+        if frame.get("event") != "presence":
+            return frame
+
+
+async def _nothing_more(socket: Any, timeout: float) -> bool:
+    """`receive_nothing`, letting presence announcements pass."""
+    while not await socket.receive_nothing(timeout=timeout):
+        if (await socket.receive_json_from(timeout=2)).get("event") != "presence":
+            return False
+    return True
 
 
 class _LaggingReader:
@@ -99,7 +116,7 @@ async def test_event_in_missed_is_not_delivered_again_when_its_live_copy_is_late
         await _subscribe(watcher, topic, "watch")
     since = (await publisher.publish(topic, "chat.message", {"n": 0}))["offset"]
     if watcher is not None:
-        assert (await watcher.receive_json_from(timeout=2))["offset"] == since
+        assert (await _receive(watcher))["offset"] == since
     before = [await publisher.publish(topic, "chat.message", {"n": n}) for n in (1, 2)]
 
     in_window: list[dict[str, Any]] = []
@@ -131,13 +148,13 @@ async def test_event_in_missed_is_not_delivered_again_when_its_live_copy_is_late
         after = await publisher.publish(topic, "chat.message", {"n": 4})
         # The late copy is skipped; the ephemeral event (never in `missed`) and the next
         # stored event come live: no duplicate, no gap.
-        assert await socket.receive_json_from(timeout=2) == typing[0]
-        assert await socket.receive_json_from(timeout=2) == after
-        assert await socket.receive_nothing(timeout=0.3)
+        assert await _receive(socket) == typing[0]
+        assert await _receive(socket) == after
+        assert await _nothing_more(socket, 0.3)
     assert metrics.value("recovery.late_duplicates_skipped") == skipped + 1
     assert topic not in realtime._recovering  # the window closed: the topic is back on the plain fan-out
     if watcher is not None:  # the other socket, not recovering, gets everything live
-        got = [(await watcher.receive_json_from(timeout=2))["data"]["n"] for _ in range(5)]
+        got = [(await _receive(watcher))["data"]["n"] for _ in range(5)]
         assert got == [1, 2, 3, "typing", 4]
 
 
@@ -160,8 +177,8 @@ async def test_recovery_window_closes_without_another_event(connect, new_user) -
 
     await asyncio.wait_for(closed(), 2)
     after = await publisher.publish(topic, "chat.message", {"n": 3})
-    assert await socket.receive_json_from(timeout=2) == after
-    assert await socket.receive_nothing(timeout=0.2)
+    assert await _receive(socket) == after
+    assert await _nothing_more(socket, 0.2)
 
 
 async def test_event_held_and_recovered_in_the_same_window_is_delivered_once(connect, new_user) -> None:  # type: ignore[no-untyped-def]
@@ -173,7 +190,7 @@ async def test_event_held_and_recovered_in_the_same_window_is_delivered_once(con
     watcher = await connect(token)
     await _subscribe(watcher, topic, "watch")
     since = (await publisher.publish(topic, "chat.message", {"n": 0}))["offset"]
-    await watcher.receive_json_from(timeout=2)
+    await _receive(watcher)
 
     history = realtime.history
     read_history = history.since
@@ -181,7 +198,7 @@ async def test_event_held_and_recovered_in_the_same_window_is_delivered_once(con
 
     async def publish_wait_then_read(topic_: str, offset: str) -> tuple[bool, list[dict[str, Any]]]:
         published.append(await publisher.publish(topic, "chat.message", {"n": 1}))
-        assert (await watcher.receive_json_from(timeout=2)) == published[0]  # dispatched: held for the joiner
+        assert (await _receive(watcher)) == published[0]  # dispatched: held for the joiner
         return await read_history(topic_, offset)
 
     socket = await connect(token)
@@ -192,8 +209,8 @@ async def test_event_held_and_recovered_in_the_same_window_is_delivered_once(con
         del history.since
     assert data["missed"] == published and data["offset"] == published[0]["offset"]
     after = await publisher.publish(topic, "chat.message", {"n": 2})
-    assert await socket.receive_json_from(timeout=2) == after
-    assert await socket.receive_nothing(timeout=0.3)
+    assert await _receive(socket) == after
+    assert await _nothing_more(socket, 0.3)
 
 
 def _key(offset: str) -> tuple[int, int]:
@@ -260,7 +277,7 @@ async def test_reconnect_storm_sees_every_offset_exactly_once_in_order(connect, 
         data = await _subscribe(socket, topic, "final", since=last)
         assert data["recovered"] is True
         seen[index].extend(event["offset"] for event in data["missed"])
-        assert await socket.receive_nothing(timeout=0.05)
+        assert await _nothing_more(socket, 0.05)
         await socket.disconnect()
 
     expected = sorted(published, key=_key)
