@@ -51,6 +51,8 @@ class RawWebSocket(asyncio.Protocol):
         self.on_close = on_close
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A handshake that fails after `connect` gave up waiting must not log "never retrieved".
+        self.opened.add_done_callback(lambda done: done.cancelled() or done.exception())
         self.closed = False
         self.close_code: int | None = None
         self._buffer = bytearray()

@@ -58,7 +58,7 @@ def sustained(step: dict[str, Any], drain_max: float) -> float | None:
 
 def _runs(results: list[dict[str, Any]], scenario: str, kind: str) -> list[dict[str, Any]]:
     return [r for res in results for r in res["runs"] if r["scenario"] == scenario and r["server"] == kind
-            and "error" not in r]
+            and "error" not in r and "invalid" not in r]
 
 
 def _first(results: list[dict[str, Any]], scenario: str, kind: str) -> dict[str, Any] | None:
@@ -223,8 +223,12 @@ def write(paths: list[Path]) -> Path:
     results = [json.loads(Path(p).read_text()) for p in paths]
     # Number the runs of each (scenario, server) 0, 1, ... across all files, in file order.
     counters: dict[tuple[str, str], int] = {}
+    excluded = [f"- {r['scenario']} on {r['server']} in `{Path(p).name}`: {r['invalid']}"
+                for p, res in zip(paths, results) for r in res["runs"] if "invalid" in r]
     for res in results:
         for r in res["runs"]:
+            if "invalid" in r:
+                continue
             key = (r["scenario"], r["server"])
             r["repeat"] = counters.get(key, 0)
             counters[key] = r["repeat"] + 1
@@ -306,6 +310,8 @@ def write(paths: list[Path]) -> Path:
         "",
         *storm_table(results),
         "",
+        *(["Runs left out of the tables (kept in the raw JSON with the reason):", "", *excluded, ""]
+          if excluded else []),
     ]
     DOC.parent.mkdir(parents=True, exist_ok=True)
     extra = ROOT / "loadtests" / "results" / "ANALYSIS.md"

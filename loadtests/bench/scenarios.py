@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +54,8 @@ QUICK = Sizes(idle_levels=[1000, 5000], idle_hold=3, fanout_subscribers=1000, fa
               storm_seconds=12, storm_rate=10, drain_max=6)
 FULL = Sizes(idle_levels=[1000, 5000, 10000, 15000], idle_hold=10, fanout_subscribers=1000, fanout_first=[1, 10],
              fanout_first_seconds=20, fanout_steps=[20, 50, 100, 200, 300, 400, 600, 800, 1200],
-             fanout_step_seconds=10, chat_pairs=200, chat_rates=[50, 100, 200, 400, 600, 800, 1200, 1600, 3200],
+             fanout_step_seconds=10, chat_pairs=200,
+             chat_rates=[50, 100, 200, 300, 400, 600, 800, 1000, 1200, 1600, 3200],
              chat_step_seconds=10, storm_seconds=20, storm_rate=10, drain_max=10)
 
 
@@ -108,6 +110,9 @@ class ChatPublisher:
         self.cycle = itertools.cycle(range(len(conns)))
         self.conversation_id = conversation_id
         self.refs = itertools.count(1)
+        # clientMessageId must be new in every run: the server stores a repeat once and
+        # publishes nothing for it (a second run once published nothing at all).
+        self.run_id = uuid.uuid4().hex[:12]
         self.acks = 0
         self.failed: dict[str, int] = {}
         self.readers = [asyncio.create_task(self._read(c)) for c in conns]
@@ -135,7 +140,7 @@ class ChatPublisher:
         ref = next(self.refs)
         await self.conns[next(self.cycle)].send(json.dumps(
             {"type": "chat.send", "conversationId": self.conversation_id, "message": text,
-             "clientMessageId": f"bench-{ref}", "ref": ref}))
+             "clientMessageId": f"bench-{self.run_id}-{ref}", "ref": ref}))
 
     async def close(self) -> None:
         for r in self.readers:
