@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Session, User, UserRole
 from apps.accounts.permissions import permissions_for
-from apps.common.cache import adrop, afill, aread_with_epoch, drop_now
+from apps.common.cache import adrop, afill, current_epoch, drop_now
 from realtime import keys, topics
 from realtime.codecs import pack_control
 from realtime.connections import get_redis, get_sync_redis
@@ -114,17 +114,16 @@ def _principal_from_session(session: Session, roles: list[str]) -> Principal:
     )
 
 
-async def _cache_session(principal: Principal, token_hash: str, epoch: str | None = None) -> None:
-    """Cache the session; with `epoch` (a refill after a miss) only if no drop ran since it was read,
-    so a session revoked while it was being loaded is not brought back."""
-    ttl = min(SESSION_CACHE_MAX_TTL, int((principal.expires_at - timezone.now()).total_seconds()))
+def _session_cache_ttl(principal: Principal) -> int:
+    return min(SESSION_CACHE_MAX_TTL, int((principal.expires_at - timezone.now()).total_seconds()))
+
+
+async def _cache_session(principal: Principal, token_hash: str) -> None:
+    """Cache a session just created (login)."""
+    ttl = _session_cache_ttl(principal)
     if ttl <= 0:
         return
     key = keys.user_session(principal.session_id)
-    if epoch is not None:
-        values = [text for pair in _session_hash(principal, token_hash).items() for text in pair]
-        await afill(key, "hash", values, ttl, epoch)
-        return
     try:
         async with get_redis().pipeline(transaction=True) as pipe:
             pipe.delete(key)
@@ -133,6 +132,15 @@ async def _cache_session(principal: Principal, token_hash: str, epoch: str | Non
             await pipe.execute()
     except redis.RedisError:
         logger.warning("could not cache session %s; PostgreSQL stays authoritative", principal.session_id)
+
+
+async def _refill_session(principal: Principal, token_hash: str, epoch: str | None) -> None:
+    """Cache a session read from PostgreSQL after a miss, unless a drop ran since `epoch` was read:
+    a session revoked while it was being loaded is not brought back."""
+    ttl = _session_cache_ttl(principal)
+    if ttl > 0:
+        values = [text for pair in _session_hash(principal, token_hash).items() for text in pair]
+        await afill(keys.user_session(principal.session_id), "hash", values, ttl, epoch)
 
 
 def login_limiter() -> SlidingWindowLimiter:
@@ -212,10 +220,8 @@ async def asession_authenticate(token: str) -> Principal:
     session_id, secret = parts
     token_hash = hash_secret(secret)
     cached: dict[str, str] = {}
-    epoch: str | None = None
     try:
-        cached, epoch = await aread_with_epoch(lambda pipe: pipe.hgetall(keys.user_session(session_id)))
-        epoch = epoch or "0"
+        cached = await get_redis().hgetall(keys.user_session(session_id))
     except redis.RedisError:
         logger.warning("session cache unavailable; checking session %s in PostgreSQL", session_id)
     if cached.get("tokenHash"):
@@ -223,6 +229,7 @@ async def asession_authenticate(token: str) -> Principal:
             raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
         principal = _principal_from_hash(session_id, cached)
     else:
+        epoch = await current_epoch()
         loaded = await _load_session(session_id)
         if loaded is None:
             raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
@@ -230,8 +237,7 @@ async def asession_authenticate(token: str) -> Principal:
         if not hmac.compare_digest(session.token, token_hash) or not session.user.is_active:  # type: ignore[union-attr]
             raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
         principal = _principal_from_session(session, roles)
-        if epoch is not None:  # else Redis is down: nothing to fill
-            await _cache_session(principal, token_hash, epoch)
+        await _refill_session(principal, token_hash, epoch)
     if principal.expires_at <= timezone.now():
         raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
     return principal
@@ -254,11 +260,12 @@ async def apermissions_get(principal: Principal) -> frozenset[str]:
     """The user's permission set from `user:permissions:{userId}`, rebuilt on a miss."""
     key = keys.user_permissions(principal.user_id)
     try:
-        cached, epoch = await aread_with_epoch(lambda pipe: pipe.smembers(key))
+        cached = await get_redis().smembers(key)
     except redis.RedisError:
-        cached, epoch = set(), None
+        cached = set()
     if cached:
         return frozenset(cached)
+    epoch = await current_epoch()
     granted = permissions_for(principal.user_type, list(principal.roles))
     if granted:
         # Not cached if the user's roles changed (and caches dropped) since `principal` was read.

@@ -57,9 +57,10 @@ def decode_hash(raw: dict[str, str], types: dict[str, type]) -> dict[str, Any]:
     return result
 
 
-# Every drop bumps this counter (with the deletes, atomically). A reader notes it before
-# loading from PostgreSQL and fills the key only if it is unchanged: a load that may have
-# read the data as it was before a commit whose drop already ran is never cached.
+# Every drop bumps this counter (with the deletes, atomically). After a miss, a reader notes
+# it before loading from PostgreSQL and fills the key only if it is unchanged: a load that may
+# have read the data as it was before a commit whose drop already ran is never cached. Hits
+# stay one command.
 EPOCH_KEY = "cache:epoch"
 _FILL = LuaScript("""
 -- KEYS[1] = cache key, KEYS[2] = the epoch; ARGV[1] = epoch seen before loading, ARGV[2] = ttl,
@@ -81,8 +82,16 @@ return 1
 """)
 
 
-def _fill_call(key: str, epoch: str | None, ttl: int, kind: str, values: list[str]) -> Call:
-    return [key, EPOCH_KEY], [epoch or "0", ttl, kind, *values]
+async def current_epoch() -> str | None:
+    """Read after a miss and before loading the source; give it to `afill`. None when Redis is down."""
+    try:
+        return str(await get_redis().get(EPOCH_KEY) or "0")
+    except redis.RedisError:
+        return None
+
+
+def _fill_call(key: str, epoch: str, ttl: int, kind: str, values: list[str]) -> Call:
+    return [key, EPOCH_KEY], [epoch, ttl, kind, *values]
 
 
 async def _fill(calls: list[Call], what: str) -> None:
@@ -95,62 +104,40 @@ async def _fill(calls: list[Call], what: str) -> None:
 
 
 async def afill(key: str, kind: str, values: list[str], ttl: int, epoch: str | None) -> None:
-    """Replace `key` (kind string, hash, list or set; hash values as field, value, ...) unless a drop
-    ran since `epoch` was read (`aread_with_epoch`). Logs instead of raising."""
-    await _fill([_fill_call(key, epoch, ttl, kind, values)], key)
-
-
-async def aread_with_epoch(read: Callable[[Any], Any]) -> tuple[Any, str | None]:
-    """(what `read(pipeline)` queued, the epoch for a later `afill`) in one round trip; raises RedisError."""
-    return await _read_with_epoch(read)
-
-
-async def _read_with_epoch(read: Callable[[Any], Any]) -> tuple[Any, str | None]:
-    """(what `read(pipeline)` queued, the epoch) in one round trip; raises RedisError."""
-    async with get_redis().pipeline(transaction=False) as pipe:
-        read(pipe)
-        pipe.get(EPOCH_KEY)
-        cached, epoch = await pipe.execute()
-    return cached, epoch
+    """Replace `key` (kind string, hash, list or set; hash values as field, value, ...; kind field
+    adds fields to a hash) unless a drop ran since `epoch` was read. Logs instead of raising."""
+    if epoch is not None:
+        await _fill([_fill_call(key, epoch, ttl, kind, values)], key)
 
 
 async def aread_hash(key: str, ttl: int, load: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, str]:
     """The cached hash at `key`, filled from `load()` (encoded) on a miss."""
     try:
-        cached, epoch = await _read_with_epoch(lambda pipe: pipe.hgetall(key))
+        cached = await get_redis().hgetall(key)
     except redis.RedisError:
         logger.warning("cache read of %s failed; reading the source", key)
         return encode_hash(await load())
     if cached:
         return dict(cached)
+    epoch = await current_epoch()
     fresh = encode_hash(await load())
     if fresh:
-        await _fill([_fill_call(key, epoch, ttl, "hash", [text for pair in fresh.items() for text in pair])], key)
+        await afill(key, "hash", [text for pair in fresh.items() for text in pair], ttl, epoch)
     return fresh
-
-
-async def aread_field(key: str, field: str) -> tuple[str | None, str | None]:
-    """(the hash field's cached value, the epoch to pass to `afill_field`); raises RedisError."""
-    result: tuple[str | None, str | None] = await _read_with_epoch(lambda pipe: pipe.hget(key, field))
-    return result
-
-
-async def afill_field(key: str, field: str, value: str, ttl: int, epoch: str | None) -> None:
-    """Cache one field of a hash (TTL on the whole hash) unless a drop ran since `epoch` was read."""
-    await _fill([_fill_call(key, epoch, ttl, "field", [field, value])], key)
 
 
 async def aread_json(key: str, ttl: int, load: Callable[[], Awaitable[Any]]) -> Any:
     """The cached JSON string at `key`, filled from `load()` on a miss."""
     try:
-        cached, epoch = await get_redis().mget([key, EPOCH_KEY])
+        cached = await get_redis().get(key)
     except redis.RedisError:
         logger.warning("cache read of %s failed; reading the source", key)
         return await load()
     if cached is not None:
         return json.loads(cached)
+    epoch = await current_epoch()
     fresh = await load()
-    await _fill([_fill_call(key, epoch, ttl, "string", [json.dumps(fresh, default=str)])], key)
+    await afill(key, "string", [json.dumps(fresh, default=str)], ttl, epoch)
     return fresh
 
 
@@ -165,16 +152,19 @@ async def aread_json_many(
     if not ids:
         return {}
     try:
-        *cached, epoch = await get_redis().mget([keys_by_id[i] for i in ids] + [EPOCH_KEY])
+        cached = await get_redis().mget([keys_by_id[i] for i in ids])
     except redis.RedisError:
         logger.warning("cache read of %d keys failed; reading the source", len(ids))
         return dict(await load(ids))
     found = {i: json.loads(raw) for i, raw in zip(ids, cached) if raw is not None}
     missing = [i for i in ids if i not in found]
     if missing:
+        epoch = await current_epoch()
         fresh = await load(missing)
-        calls = [_fill_call(keys_by_id[i], epoch, ttl, "string", [json.dumps(fresh[i], default=str)]) for i in missing]
-        await _fill(calls, f"{len(missing)} keys")
+        if epoch is not None:
+            calls = [_fill_call(keys_by_id[i], epoch, ttl, "string", [json.dumps(fresh[i], default=str)])
+                     for i in missing]
+            await _fill(calls, f"{len(missing)} keys")
         found.update((i, fresh[i]) for i in missing)
     return found
 
@@ -185,15 +175,16 @@ async def aread_json_list(key: str, ttl: int, load: Callable[[], Awaitable[list[
     An empty list is cached as absent (Redis has no empty lists), so it is re-read each time.
     """
     try:
-        cached, epoch = await _read_with_epoch(lambda pipe: pipe.lrange(key, 0, -1))
+        cached = await get_redis().lrange(key, 0, -1)
     except redis.RedisError:
         logger.warning("cache read of %s failed; reading the source", key)
         return await load()
     if cached:
         return [json.loads(item) for item in cached]
+    epoch = await current_epoch()
     fresh = await load()
     if fresh:
-        await _fill([_fill_call(key, epoch, ttl, "list", [json.dumps(item, default=str) for item in fresh])], key)
+        await afill(key, "list", [json.dumps(item, default=str) for item in fresh], ttl, epoch)
     return fresh
 
 

@@ -13,13 +13,13 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Q
 
-from apps.common.cache import EPOCH_KEY, afill_field, aread_field
+from apps.common.cache import EPOCH_KEY, afill, current_epoch
 from apps.leasing.models import Lease, LeaseStatus
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.properties.models import Property, Unit
 from realtime import keys, topics
 from realtime.codecs import pack_control
-from realtime.connections import get_sync_redis
+from realtime.connections import get_redis, get_sync_redis
 from realtime.topics import Topic, Viewer
 
 logger = logging.getLogger(__name__)
@@ -70,14 +70,16 @@ class CachedTopicAuthorizer:
             return topic.entity_id == viewer.user_id
         key = keys.user_topic_access(viewer.user_id)
         try:
-            cached, epoch = await aread_field(key, topic.name)
+            cached = await get_redis().hget(key, topic.name)
         except redis.RedisError:
-            cached, epoch = None, None
+            cached = None
         if cached is not None:
             return cached == "1"
+        epoch = await current_epoch()
         decision = await sync_to_async(topic_allowed)(viewer, topic)
         # Not cached if a membership change's drop ran meanwhile: the decision may predate it.
-        await afill_field(key, topic.name, "1" if decision else "0", settings.PERMISSIONS_CACHE_TTL_SECONDS, epoch)
+        value = "1" if decision else "0"
+        await afill(key, "field", [topic.name, value], settings.PERMISSIONS_CACHE_TTL_SECONDS, epoch)
         return decision
 
 

@@ -12,12 +12,12 @@ from django.conf import settings
 from apps.common.cache import (
     EPOCH_KEY,
     adrop,
-    afill_field,
-    aread_field,
+    afill,
     aread_hash,
     aread_json,
     aread_json_list,
     aread_json_many,
+    current_epoch,
     drop_now,
 )
 
@@ -94,14 +94,13 @@ async def test_many_keys_fill_only_what_did_not_race(sync_redis: Any) -> None:
 
 async def test_a_hash_field_fill_keeps_the_other_fields_and_is_refused_after_a_drop(sync_redis: Any) -> None:
     key = new_key()
-    cached, epoch = await aread_field(key, "chat:messages:1")
-    assert cached is None
-    await afill_field(key, "chat:messages:1", "1", 60, epoch)
-    cached, epoch = await aread_field(key, "chat:messages:2")
-    await afill_field(key, "chat:messages:2", "0", 60, epoch)
+    await afill(key, "field", ["chat:messages:1", "1"], 60, await current_epoch())
+    await afill(key, "field", ["chat:messages:2", "0"], 60, await current_epoch())
     assert sync_redis.hgetall(key) == {"chat:messages:1": "1", "chat:messages:2": "0"}
-    _, epoch = await aread_field(key, "chat:messages:3")
+    epoch = await current_epoch()  # read after a miss, before deciding
     assert await adrop([key]) == 1  # e.g. a membership change committed meanwhile
-    await afill_field(key, "chat:messages:3", "1", 60, epoch)
+    await afill(key, "field", ["chat:messages:3", "1"], 60, epoch)
     assert not sync_redis.exists(key)
     assert int(sync_redis.get(EPOCH_KEY)) >= 1
+    await afill(key, "field", ["chat:messages:3", "1"], 60, None)  # Redis was down when reading: no fill
+    assert not sync_redis.exists(key)
