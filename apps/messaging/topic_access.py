@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Q
 
-from apps.common.cache import EPOCH_KEY, afill, current_epoch
+from apps.common.cache import afill, current_epoch, drop_now
 from apps.leasing.models import Lease, LeaseStatus
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.properties.models import Property, Unit
@@ -87,16 +87,12 @@ def topic_access_drop(*, user_ids: set[str]) -> None:
     """Forget the users' cached decisions and tell every process to re-check their subscriptions."""
     if not user_ids:
         return
+    # drop_now also refuses a membership lookup racing this change (cache:epoch).
+    drop_now([keys.user_topic_access(user_id) for user_id in user_ids]
+             + [keys.user_conversations(user_id) for user_id in user_ids])
     try:
         client = get_sync_redis()
-        with client.pipeline(transaction=True) as pipe:
-            pipe.delete(
-                *(keys.user_topic_access(user_id) for user_id in user_ids),
-                *(keys.user_conversations(user_id) for user_id in user_ids),
-            )
-            pipe.incr(EPOCH_KEY)  # a membership lookup racing this change is not cached
-            pipe.execute()
         for user_id in sorted(user_ids):
             client.publish(topics.CONTROL_CHANNEL, pack_control(ACCESS_CHANGED, userId=user_id))
     except redis.RedisError:
-        logger.error("Redis down: cached topic access of %s may stay stale until its TTL", sorted(user_ids))
+        logger.error("Redis down: processes not told to re-check the subscriptions of %s", sorted(user_ids))

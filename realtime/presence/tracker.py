@@ -54,9 +54,6 @@ class PresenceTracker:
             self._flushing = asyncio.ensure_future(self._flush_opens())
         return done
 
-    async def opened(self, session: SocketSession) -> None:
-        await self.open_later(session)
-
     async def _flush_opens(self) -> None:
         await asyncio.sleep(0)  # let the other sockets accepted in this loop turn join the batch
         while self._pending_opens:

@@ -112,7 +112,7 @@ async def test_closing_one_device_while_another_is_still_registering_keeps_the_u
     tracker, store, _ = parts
     user = str(uuid.uuid4())
     phone, laptop = session(user), session(user)
-    await tracker.opened(phone)
+    await tracker.open_later(phone)
     laptop_open = tracker.open_later(laptop)  # queued, not yet written to Redis
     await tracker.closed(phone)  # must not conclude "last socket gone"
     assert laptop_open.done()
