@@ -298,3 +298,23 @@ def test_lists_filter_by_status_and_page(world: World, client: Client) -> None:
     revoked = world.api(client, "landlord").get(f"/leases/{lease.pk}/invitations", status="revoked").json()
     assert [item["id"] for item in revoked["items"]] == [made[0]]
     assert world.api(client, "manager").get("/invitations", status="sideways").status_code == 422
+
+
+def test_admin_lists_shows_and_revokes_invitations_but_adds_none(world: World, client: Client) -> None:
+    from django.urls import reverse
+
+    newcomer, invitation = invited(world, client, tenant=PROFILE)
+    _, other = invited(world, client)
+    LeaseInvitation.objects.filter(pk=other["id"]).update(status="declined")
+    site = Client()
+    site.force_login(world.admin)
+    changelist = reverse("admin:leasing_leaseinvitation_changelist")
+    page = site.get(changelist, {"q": newcomer.email})
+    assert page.status_code == 200 and newcomer.email in page.content.decode()
+    assert site.get(reverse("admin:leasing_leaseinvitation_change", args=[invitation["id"]])).status_code == 200
+    assert site.get(reverse("admin:leasing_leaseinvitation_add")).status_code == 403
+    done = site.post(changelist, {"action": "revoke", "_selected_action": [invitation["id"], other["id"]]})
+    assert done.status_code == 302
+    statuses = dict(LeaseInvitation.objects.values_list("pk", "status"))
+    assert {str(pk): status for pk, status in statuses.items()} == {invitation["id"]: "revoked",
+                                                                    other["id"]: "declined"}
