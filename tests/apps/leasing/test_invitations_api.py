@@ -18,7 +18,8 @@ from tests.factories import make_lease, make_unit, make_user
 
 pytestmark = pytest.mark.django_db
 
-PROFILE = {"dateOfBirth": "1988-08-08", "ssnLastFour": "4321", "income": "61000.00", "backgroundCheckStatus": "approved"}
+PROFILE = {"dateOfBirth": "1988-08-08", "ssnLastFour": "4321", "income": "61000.00",
+           "backgroundCheckStatus": "approved"}
 
 
 @pytest.fixture(autouse=True)
@@ -139,7 +140,9 @@ def test_accept_without_a_record_needs_a_profile_and_reuses_an_existing_record(w
     me = world.api_for(client, newcomer)
     missing = me.post(f"/invitations/{invitation['id']}/accept")
     assert missing.status_code == 422
-    assert missing.json()["error"]["fields"] == [{"field": "body.payload.tenant", "reason": invitations.PROFILE_REQUIRED}]
+    assert missing.json()["error"]["fields"] == [
+        {"field": "body.payload.tenant", "reason": invitations.PROFILE_REQUIRED}
+    ]
     assert LeaseInvitation.objects.get(pk=invitation["id"]).status == "pending"  # nothing written
     # A tenant cannot set their own screening results: the field is not part of their profile.
     own = {"dateOfBirth": "1999-09-09", "ssnLastFour": "0009", "backgroundCheckStatus": "approved"}
@@ -318,3 +321,14 @@ def test_admin_lists_shows_and_revokes_invitations_but_adds_none(world: World, c
     statuses = dict(LeaseInvitation.objects.values_list("pk", "status"))
     assert {str(pk): status for pk, status in statuses.items()} == {invitation["id"]: "revoked",
                                                                     other["id"]: "declined"}
+
+
+def test_a_user_who_is_no_longer_a_tenant_cannot_accept(world: World, client: Client) -> None:
+    newcomer, invitation = invited(world, client, tenant=PROFILE)
+    me = world.api_for(client, newcomer)  # signed in while still a tenant
+    newcomer.user_type = "landlord"
+    newcomer.save()
+    refused = me.post(f"/invitations/{invitation['id']}/accept")
+    assert refused.status_code == 409 and refused.json()["error"]["message"] == invitations.NO_LONGER_A_TENANT
+    assert LeaseInvitation.objects.get(pk=invitation["id"]).status == "pending"
+    assert not Tenant.objects.filter(user=newcomer).exists()

@@ -16,7 +16,7 @@ from realtime import topics
 from realtime.runtime import get_realtime
 from tests.apps.api_world import Api, World, build_world
 from tests.apps.messaging.http_chat import AsyncApi
-from tests.consumers.conftest import connect, realtime_core, token_for  # noqa: F401  (fixtures)
+from tests.consumers.conftest import token_for
 from tests.consumers.test_chat import next_event, request
 from tests.factories import make_user
 
@@ -89,7 +89,9 @@ async def test_invited_user_is_notified_live_and_gets_the_lease_topics_only_afte
     ]
 
 
-async def test_decline_tells_the_inviter_and_refused_or_revoked_ones_tell_nobody(world: World, connect: Any) -> None:
+async def test_decline_tells_the_inviter_and_refused_or_revoked_ones_tell_nobody(
+    world: World, realtime_core: None
+) -> None:
     await get_realtime()
     lease = await Lease.objects.aget(unit=world.unit)
     first, second = await sync_to_async(make_user)(), await sync_to_async(make_user)()
