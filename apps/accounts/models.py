@@ -4,6 +4,8 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
+from django.db.models.functions import Now
+from django.utils import timezone
 
 from apps.common.fields import (
     created_at_field,
@@ -143,3 +145,27 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.id} of {self.user_id}"
+
+
+class SessionRevocation(models.Model):
+    """EXTENSION (not in the seed): a session row that was deleted and whose cache and sockets
+    still have to be told.
+
+    Written by PostgreSQL itself (migration 0002's triggers), so every way a session ends
+    is seen, whatever did it: logout, an admin's revoke, a password change or a
+    deactivation through the services, the Django admin, `QuerySet.update()` or raw SQL
+    (`UPDATE users SET is_active = false`). `services.session_revocations_relay` claims the
+    rows, drops `user:session:{id}` and publishes `session.revoked` on the control channel
+    (every process closes the session's sockets with 4409), then forgets them; it runs
+    right after a commit of the service or admin path and in every housekeeping round.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    session_id = models.UUIDField()
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "session_revocations"
+
+    def __str__(self) -> str:
+        return f"session {self.session_id} revoked (#{self.id})"
