@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from realtime import connections, metrics, topics
-from realtime.codecs import encode_once, iso_utc, unpack_control
+from realtime.codecs import encode_once, unpack_control
 from realtime.chat import ChatService
+from realtime.chat_schema import iso
 from realtime.config import RealtimeSettings
 from realtime.directory import Directory
 from realtime.notifications import NotificationService
@@ -180,7 +181,7 @@ class Realtime:
                 frame = {
                     "type": "session.expiring",
                     "sessionId": identity.session_id,
-                    "expiresAt": iso_utc(identity.expires_at),
+                    "expiresAt": iso(identity.expires_at),
                 }
                 session.conn.send_direct(encode_once(frame)[session.conn.codec])
                 sent += 1

@@ -268,7 +268,7 @@ def _rotate_session(
     """
     now = timezone.now()
     with transaction.atomic():
-        old = Session.objects.select_for_update().select_related("user").filter(pk=session_id).first()
+        old = Session.objects.select_for_update(of=("self",)).select_related("user").filter(pk=session_id).first()
         if old is None or old.user is None or not old.user.is_active or old.expires_at <= now:
             return None
         secret = secrets.token_urlsafe(32)

@@ -5,7 +5,7 @@ from typing import Any
 from apps.accounts.services import Principal, asession_authenticate
 from consumers.commands import CommandContext, command
 from realtime import errors
-from realtime.codecs import iso_utc
+from realtime.chat_schema import iso
 from realtime.errors import ProtocolError
 from realtime.session import Identity
 
@@ -45,4 +45,4 @@ async def handle_auth_refresh(ctx: CommandContext, frame: dict[str, Any]) -> dic
     if (before.user_type, before.roles) != (principal.user_type, principal.roles):
         # The renewed session carries the user's current type and roles: re-check what they see.
         await ctx.realtime.recheck_access(principal.user_id)
-    return {"sessionId": principal.session_id, "expiresAt": iso_utc(principal.expires_at)}
+    return {"sessionId": principal.session_id, "expiresAt": iso(principal.expires_at)}
