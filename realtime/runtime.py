@@ -434,6 +434,8 @@ class Realtime:
         except ValueError:
             logger.warning("session.rotated with a malformed expiresAt ignored")
             return
+        if ends.tzinfo is None:
+            ends = ends.replace(tzinfo=UTC)
         for session in self.sessions:
             if session.identity.session_id == session_id and ends < session.identity.expires_at:
                 session.identity = dataclasses.replace(session.identity, expires_at=ends)

@@ -2,8 +2,10 @@
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
-from django.db import models
+from django.contrib.auth.hashers import acheck_password, check_password
+from django.db import connection, models, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -101,11 +103,45 @@ class User(AbstractBaseUser):
     def has_module_perms(self, app_label: str) -> bool:
         return self.is_staff
 
+    def check_password(self, raw_password: str) -> bool:
+        """Django's check, but a hash upgrade it saves (stronger hasher settings) is marked as
+        such, so the credentials trigger (migration 0002) does not end the user's sessions."""
+
+        def setter(raw: str) -> None:
+            self.set_password(raw)
+            self._password = None
+            _save_rehashed(self)
+
+        return check_password(raw_password, self.password, setter)
+
+    async def acheck_password(self, raw_password: str) -> bool:
+        """See `check_password`."""
+
+        async def setter(raw: str) -> None:
+            self.set_password(raw)
+            self._password = None
+            await sync_to_async(_save_rehashed)(self)
+
+        return await acheck_password(raw_password, self.password, setter)
+
     def get_full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
 
     def get_short_name(self) -> str:
         return self.first_name
+
+
+_REHASH = "SELECT set_config('pms.password_rehash', %s, true)"
+
+
+def _save_rehashed(user: User) -> None:
+    """Save a re-hashed password (same password, new hash) without it counting as a change."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_REHASH, ["on"])
+        user.save(update_fields=["password"])
+        with connection.cursor() as cursor:
+            cursor.execute(_REHASH, [""])
 
 
 class UserRole(models.Model):

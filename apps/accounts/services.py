@@ -366,7 +366,9 @@ def session_revocations_relay_on_commit() -> None:
     """Run the relay once the current transaction commits (at once outside one): the sockets of
     sessions a credential change deleted close in well under a second instead of at the next
     housekeeping round."""
-    transaction.on_commit(session_revocations_relay)
+    # Robust: a failure here is logged, not raised into the committed request; the next
+    # housekeeping round relays what is left.
+    transaction.on_commit(session_revocations_relay, robust=True)
 
 
 async def apermissions_get(principal: Principal) -> frozenset[str]:

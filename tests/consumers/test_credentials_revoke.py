@@ -143,6 +143,20 @@ async def test_other_updates_of_the_user_revoke_nothing(connect, new_user) -> No
     assert await me_status(token) == 200
 
 
+async def test_a_password_hash_upgrade_at_login_ends_no_session(connect, new_user, settings) -> None:  # type: ignore[no-untyped-def]
+    user = await new_user()  # hashed with the suite's fast MD5 hasher
+    token = await token_for(user)
+    socket = await connect(token)
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher",
+                                 "django.contrib.auth.hashers.MD5PasswordHasher"]
+    await token_for(user)  # Django re-hashes the same password with the preferred hasher and saves it
+    await user.arefresh_from_db()
+    assert user.password.startswith("pbkdf2_sha256$")
+    await (await get_realtime()).housekeep()
+    await assert_open(socket)
+    assert await me_status(token) == 200
+
+
 def test_relay_keeps_the_rows_while_redis_is_down() -> None:
     tenant = make_user()
     session = Session.objects.create(user=tenant, token="0" * 64, expires_at=timezone.now() + timedelta(hours=1))

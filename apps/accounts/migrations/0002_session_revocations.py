@@ -11,7 +11,8 @@ password change or a deactivation deletes the user's sessions, even when done in
   `is_active` to false, delete the user's sessions. On a password change the transaction
   may name one session to keep (`SELECT set_config('pms.keep_session', <id>, true)`: the
   user changing their own password keeps the session they did it with); a deactivation
-  deletes them all. Written as a trigger so `UPDATE users SET is_active = false` in psql
+  deletes them all. A hash upgrade on login (`User.check_password` sets
+  `pms.password_rehash`) is the same password and ends nothing. Written as a trigger so `UPDATE users SET is_active = false` in psql
   or `QuerySet.update()` is caught as surely as a service call.
 """
 
@@ -37,6 +38,8 @@ DECLARE
 BEGIN
     IF NEW.is_active IS FALSE THEN
         DELETE FROM sessions WHERE user_id = NEW.user_id;
+    ELSIF current_setting('pms.password_rehash', true) = 'on' THEN
+        NULL;  -- the same password re-hashed on login (`User.check_password`): not a change
     ELSE
         keep := NULLIF(current_setting('pms.keep_session', true), '')::uuid;
         DELETE FROM sessions WHERE user_id = NEW.user_id AND session_id IS DISTINCT FROM keep;
