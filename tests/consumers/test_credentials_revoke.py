@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
-from django.test import AsyncClient
+from django.test import AsyncClient, Client
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import Session, SessionRevocation, User
@@ -104,6 +105,33 @@ async def test_deactivation_through_the_api_revokes_at_once(connect, new_user) -
     assert response.status_code == 204, response.content
     assert await close_code(socket) == 4409
     assert await me_status(token) == 401
+
+
+async def test_password_reset_in_the_django_admin_revokes_every_session(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+    admin, tenant = await new_user(user_type="admin"), await new_user()
+    tokens = [await token_for(tenant), await token_for(tenant)]
+    sockets = [await connect(token) for token in tokens]
+
+    @sync_to_async
+    def reset_in_admin() -> int:
+        client = Client()
+        client.force_login(admin)
+        response = client.post(
+            reverse("admin:accounts_user_change", args=[tenant.pk]),
+            {
+                "email": tenant.email, "first_name": tenant.first_name, "last_name": tenant.last_name,
+                "user_type": "tenant", "is_active": "on", "new_password": "reset-in-the-admin-1",
+                "roles-TOTAL_FORMS": "0", "roles-INITIAL_FORMS": "0", "roles-MIN_NUM_FORMS": "0",
+                "roles-MAX_NUM_FORMS": "1000",
+            },
+        )
+        return int(response.status_code)
+
+    assert await reset_in_admin() == 302
+    for socket in sockets:
+        assert await close_code(socket) == 4409
+    for token in tokens:
+        assert await me_status(token) == 401
 
 
 async def test_sql_deactivation_ends_sessions_within_one_housekeeping_round(connect, new_user) -> None:  # type: ignore[no-untyped-def]
