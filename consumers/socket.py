@@ -20,13 +20,14 @@ from apps.accounts.services import Principal, asession_authenticate
 from consumers import closecodes
 from consumers.backpressure import buffered_bytes_probe
 from consumers.commands import COMMANDS, NO_REPLY, CommandContext
+from consumers.commands.session import identity_of
 from consumers.origin import origin_allowed
 from realtime import errors, metrics
 from realtime.codecs import FrameCodec, negotiate
 from realtime.errors import ProtocolError
 from realtime.hub import Connection
 from realtime.runtime import Realtime, get_realtime
-from realtime.session import Identity, SocketSession
+from realtime.session import SocketSession
 
 logger = logging.getLogger(__name__)
 
@@ -38,16 +39,6 @@ BAD_TYPE = "Every frame needs a string `type`."
 TOO_MANY_COMMANDS = "Too many commands; slow down."
 ALREADY_AUTHENTICATED = "This socket is already authenticated."
 INTERNAL = "The server could not complete the command; nothing was half-written. Retry shortly."
-
-
-def _identity(principal: Principal) -> Identity:
-    return Identity(
-        user_id=principal.user_id,
-        user_type=principal.user_type,
-        session_id=principal.session_id,
-        expires_at=principal.expires_at,
-        roles=principal.roles,
-    )
 
 
 def _bearer_token(scope: dict[str, Any]) -> str | None:
@@ -149,7 +140,7 @@ class SocketConsumer(AsyncConsumer):
             max_backlog_bytes=settings.max_backlog_bytes,
             buffered=buffered_bytes_probe(self.base_send),
         )
-        self.session = SocketSession(conn=conn, identity=_identity(principal), settings=settings, closer=self.close)
+        self.session = SocketSession(conn=conn, identity=identity_of(principal), settings=settings, closer=self.close)
         await self.realtime.add(self.session)
 
     async def close(self, code: int) -> None:

@@ -68,7 +68,21 @@ async function login(opts) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
-const { token, user } = await login(opts);
+let { token, user } = await login(opts);
+
+// POST /api/v1/auth/refresh: a new token (the old one stops after a short grace); null on failure.
+async function refresh() {
+  try {
+    const response = await fetch(`${opts.url}/api/v1/auth/refresh`, {
+      method: "POST", headers: { Authorization: `Bearer ${token}` },
+    });
+    if (response.ok) return await response.json();
+    say(`refresh failed: HTTP ${response.status}`);
+  } catch (error) {
+    say(`refresh failed: ${error.message}`);
+  }
+  return null;
+}
 say(`logged in as ${user.email} (${user.userType})`);
 
 const topics = [`notifications:${user.id}`];
@@ -114,6 +128,13 @@ function session() {
         return say(`access to ${frame.topic} lost (${frame.reason})`);
       }
       if (frame.type === "error") return say(`error: ${frame.error.code}: ${frame.error.message}`);
+      if (frame.type === "session.expiring") { // renew now; the socket and subscriptions stay
+        return refresh().then((renewed) => {
+          if (!renewed) return;
+          token = renewed.token; // also the token of the next reconnect
+          command({ type: "auth.refresh", token });
+        });
+      }
       if (frame.type !== "reply") return;
       const [kind, topic] = pending.get(frame.ref) ?? ["?", null];
       pending.delete(frame.ref);
@@ -139,6 +160,8 @@ function session() {
         const gap = data.recovered === false ? " but events were lost: reload this topic's state over HTTP" : "";
         say(`subscribed ${topic} at ${data.offset}, ${missed.length} missed${gap}`);
         for (const event of missed) onEvent(event);
+      } else if (kind === "auth.refresh") {
+        say(`session renewed until ${data.expiresAt}`);
       } else if (kind === "chat.send") {
         sent = true;
         seen.add(data.id);

@@ -3,7 +3,8 @@
 
 Logs in over HTTP, opens /ws/ with `Authorization: Bearer`, subscribes to its notifications
 and to one conversation, sends one chat message (idempotent by its clientMessageId), prints
-what arrives; after a drop it reconnects with backoff and resubscribes with `since`."""
+what arrives; after a drop it reconnects with backoff and resubscribes with `since`; told
+`session.expiring`, it renews the session over HTTP and hands the socket the new token."""
 
 import argparse
 import asyncio
@@ -33,6 +34,17 @@ def login(base: str, email: str, password: str) -> dict:
     except urllib.error.URLError as exc:  # HTTPError is one too
         http = isinstance(exc, urllib.error.HTTPError)
         raise SystemExit(f"login failed: {f'HTTP {exc.code} {exc.read().decode()}' if http else exc.reason}") from None
+
+
+def refresh(base: str, token: str) -> dict | None:
+    """POST /api/v1/auth/refresh: a new token (the old one stops after a short grace); None on failure."""
+    request = urllib.request.Request(f"{base}/api/v1/auth/refresh", b"", {"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+    except urllib.error.URLError as exc:
+        say(f"refresh failed: {exc}")
+        return None
 
 
 class Client:
@@ -76,6 +88,8 @@ class Client:
             say(f"subscribed {topic} at {data['offset']}, {len(missed)} missed{gap}")
             for event in missed:
                 self.on_event(event)
+        elif kind == "auth.refresh":
+            say(f"session renewed until {data['expiresAt']}")
         elif kind == "chat.send":
             self.sent = True
             self.seen.add(data["id"])
@@ -105,6 +119,11 @@ class Client:
                 elif frame["type"] == "unsubscribed":  # access lost: nothing more comes on it
                     say(f"access to {frame['topic']} lost ({frame['reason']})")
                     self.topics = [topic for topic in self.topics if topic != frame["topic"]]
+                elif frame["type"] == "session.expiring":  # renew now; the socket and subscriptions stay
+                    renewed = await asyncio.to_thread(refresh, self.args.url, self.token)
+                    if renewed is not None:
+                        self.token = renewed["token"]  # also the token of the next reconnect
+                        await self.command(ws, {"type": "auth.refresh", "token": self.token})
                 elif frame["type"] == "error":
                     say(f"error: {frame['error']['code']}: {frame['error']['message']}")
 

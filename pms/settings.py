@@ -133,6 +133,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # Session tokens of the API and sockets (the seed's `sessions` table).
 SESSION_TOKEN_TTL_SECONDS = env_int("PMS_SESSION_TTL_SECONDS", 24 * 3600)
+# After `POST /auth/refresh`, how long the old token still works (requests already in flight).
+SESSION_REFRESH_GRACE_SECONDS = env_int("PMS_SESSION_REFRESH_GRACE_SECONDS", 60)
 PERMISSIONS_CACHE_TTL_SECONDS = env_int("PMS_PERMISSIONS_TTL_SECONDS", 3600)
 LOGIN_RATE_LIMIT = env_int("PMS_LOGIN_RATE_LIMIT", 5)
 LOGIN_RATE_WINDOW_SECONDS = env_int("PMS_LOGIN_RATE_WINDOW_SECONDS", 600)
@@ -149,6 +151,7 @@ REALTIME = {
         "worker_ttl_seconds": "PMS_WORKER_TTL_SECONDS",
         "housekeeping_seconds": "PMS_HOUSEKEEPING_SECONDS",
         "auth_timeout_seconds": "PMS_WS_AUTH_TIMEOUT_SECONDS",
+        "session_expiring_notice_seconds": "PMS_SESSION_EXPIRING_NOTICE_SECONDS",
     }.items()
     if os.environ.get(variable)
 }

@@ -6,6 +6,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from apps.accounts.services import asession_revocations_relay
 from apps.messaging.directory import ParticipantDirectory
 from apps.messaging.outbox import aoutbox_relay
 from apps.messaging.topic_access import CachedTopicAuthorizer
@@ -65,6 +66,9 @@ def build_realtime() -> runtime.Realtime:
     )
     # Model change events an outage (or a crash after commit) left in the outbox.
     rt.every_round(aoutbox_relay)
+    # Sessions deleted where no service saw it (raw SQL deactivation, a cascade): close their
+    # sockets (4409) and drop their cache within one housekeeping period.
+    rt.every_round(asession_revocations_relay)
     # Sockets live for hours; the ORM thread's connection must not outlive a database
     # restart or CONN_MAX_AGE (HTTP requests get this from Django's request signals).
     rt.every_round(sync_to_async(close_old_connections))

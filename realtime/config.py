@@ -40,3 +40,6 @@ class RealtimeSettings:
     worker_ttl_seconds: int = 90
     # Housekeeping period: presence refresh, session expiry, pending publishes.
     housekeeping_seconds: float = 20.0
+    # A socket gets `session.expiring` once its session has at most this long left (checked
+    # each housekeeping round, so it comes up to `housekeeping_seconds` later).
+    session_expiring_notice_seconds: float = 300.0

@@ -9,8 +9,9 @@ channel, so every process acts on them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from realtime import connections, metrics, topics
 from realtime.codecs import encode_once, unpack_control
 from realtime.chat import ChatService
+from realtime.chat_schema import iso
 from realtime.config import RealtimeSettings
 from realtime.directory import Directory
 from realtime.notifications import NotificationService
@@ -25,7 +27,7 @@ from realtime.presence.tracker import PresenceTracker
 from realtime.events import normalize_external
 from realtime.history import Offset, RedisHistory, parse_offset
 from realtime.hub import Connection, Hub
-from realtime.session import SocketSession
+from realtime.session import Identity, SocketSession
 from realtime.topics import Topic, TopicAuthorizer, Viewer
 
 logger = logging.getLogger(__name__)
@@ -102,6 +104,8 @@ class Realtime:
         self._hooks: list[Callable[[str, dict[str, Any]], Awaitable[None]]] = []
         self._periodic: list[Callable[[], Awaitable[Any]]] = []
         self._opening: dict[SocketSession, asyncio.Future[None]] = {}
+        # Per socket, the session it was last sent `session.expiring` for (once per session).
+        self._warned: dict[SocketSession, str] = {}
         self._joining: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
@@ -149,6 +153,7 @@ class Realtime:
         self._rounds += 1
         now = datetime.now(UTC)
         self.close_where(lambda s: s.identity.expires_at <= now, CLOSE_UNAUTHORIZED)
+        self.warn_expiring(now)
         if self.presence is not None:
             await self.presence.heartbeat(list(self.sessions))
         if self.chat is not None:
@@ -162,6 +167,36 @@ class Realtime:
             except Exception:
                 metrics.incr("housekeeping.failed")
                 logger.exception("periodic job %r failed; retrying next round", job)
+
+    def warn_expiring(self, now: datetime) -> int:
+        """Send `session.expiring` to each live socket whose session ends within the notice
+        setting, once per session (a socket that renews gets it again for its new session,
+        when that one nears its end); returns how many were sent."""
+        notice = now + timedelta(seconds=self.settings.session_expiring_notice_seconds)
+        sent = 0
+        for session in self.sessions:
+            identity = session.identity
+            if now < identity.expires_at <= notice and self._warned.get(session) != identity.session_id:
+                self._warned[session] = identity.session_id
+                frame = {
+                    "type": "session.expiring",
+                    "sessionId": identity.session_id,
+                    "expiresAt": iso(identity.expires_at),
+                }
+                session.conn.send_direct(encode_once(frame)[session.conn.codec])
+                sent += 1
+        return sent
+
+    def reidentify(self, session: SocketSession, identity: Identity) -> None:
+        """The socket now speaks for `identity` (a renewed session of the same user).
+
+        Its subscriptions stay; the expiry sweep (4401), `session.expiring` and revocation
+        (4409) follow the new session from now on, and no longer the old one.
+        """
+        if identity.user_id != session.identity.user_id:
+            raise ValueError("a socket cannot change its user")
+        session.identity = identity
+        self._warned.pop(session, None)
 
     def every_round(self, job: Callable[[], Awaitable[Any]]) -> None:
         """Run `job()` in every housekeeping round (failures are logged; the next round retries)."""
@@ -185,6 +220,7 @@ class Realtime:
     async def remove(self, session: SocketSession) -> None:
         """The socket closed: forget it and release the topics it alone held in this process."""
         self.sessions.discard(session)
+        self._warned.pop(session, None)
         for topic in self.hub.topics_of(session.conn):
             self._end_recovery(topic, session.conn)
         for topic in self.hub.drop(session.conn):
@@ -381,6 +417,8 @@ class Realtime:
         kind = message["kind"]
         if kind == "session.revoked":
             self.close_where(lambda s: s.identity.session_id == message.get("sessionId"), CLOSE_SESSION_REVOKED)
+        elif kind == "session.rotated":
+            self._shorten(str(message.get("sessionId")), str(message.get("expiresAt")))
         elif kind in ("access.changed", "permissions.changed"):
             await self.recheck_access(str(message.get("userId")))
         for hook in self._hooks:
@@ -388,6 +426,19 @@ class Realtime:
                 await hook(kind, message)
             except Exception:
                 logger.exception("control hook failed for %s", kind)
+
+    def _shorten(self, session_id: str, expires_at: str) -> None:
+        """A refreshed session ends at `expires_at` (its grace): sockets still on it close then (4401)."""
+        try:
+            ends = datetime.fromisoformat(expires_at)
+        except ValueError:
+            logger.warning("session.rotated with a malformed expiresAt ignored")
+            return
+        if ends.tzinfo is None:
+            ends = ends.replace(tzinfo=UTC)
+        for session in self.sessions:
+            if session.identity.session_id == session_id and ends < session.identity.expires_at:
+                session.identity = dataclasses.replace(session.identity, expires_at=ends)
 
     async def recheck_access(self, user_id: str) -> None:
         """Re-authorize every subscription of the user's local sockets; tell and drop the lost ones."""

@@ -61,6 +61,16 @@ class UserAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     readonly_fields = ["last_login", "created_at", "updated_at"]
     inlines = [UserRoleInline]
 
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        """A password reset or a deactivation here deletes every session of the user (the
+        PostgreSQL trigger: the admin's own Django session is not one); close their sockets
+        as soon as it commits."""
+        super().save_model(request, obj, form, change)
+        if change:
+            from apps.accounts.services import session_revocations_relay_on_commit
+
+            session_revocations_relay_on_commit()
+
 
 @admin.register(UserRole)
 class UserRoleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]

@@ -1,4 +1,4 @@
-"""HTTP endpoints of authentication: login, logout, me."""
+"""HTTP endpoints of authentication: login, refresh, logout, me."""
 
 from datetime import datetime
 
@@ -14,6 +14,7 @@ from apps.accounts.services import (
     apermissions_get,
     asession_authenticate,
     asession_login,
+    asession_refresh,
     asession_revoke,
 )
 from realtime.errors import ProtocolError
@@ -105,6 +106,23 @@ async def login(request: HttpRequest, payload: LoginIn) -> LoginTokenOut:
     )
     return LoginTokenOut(
         token=token, sessionId=principal.session_id, expiresAt=principal.expires_at, user=_user_out(principal)
+    )
+
+
+@router.post("/refresh", response=LoginTokenOut, auth=token_auth)
+async def refresh(request: HttpRequest) -> LoginTokenOut:
+    """Rotate the calling session: a new token with a fresh expiry (same shape as login).
+
+    The old token keeps working for a short grace (`PMS_SESSION_REFRESH_GRACE_SECONDS`,
+    60 s by default) so requests already in flight do not fail, then answers 401. Hand the
+    new token to open sockets with `{"type": "auth.refresh", "token": ...}`.
+    """
+    principal: Principal = request.auth  # type: ignore[attr-defined]
+    renewed, token = await asession_refresh(
+        principal=principal, ip=client_ip(request), user_agent=request.headers.get("User-Agent")
+    )
+    return LoginTokenOut(
+        token=token, sessionId=renewed.session_id, expiresAt=renewed.expires_at, user=_user_out(renewed)
     )
 
 

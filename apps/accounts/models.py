@@ -2,8 +2,12 @@
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
-from django.db import models
+from django.contrib.auth.hashers import acheck_password, check_password
+from django.db import connection, models, transaction
+from django.db.models.functions import Now
+from django.utils import timezone
 
 from apps.common.fields import (
     created_at_field,
@@ -99,11 +103,45 @@ class User(AbstractBaseUser):
     def has_module_perms(self, app_label: str) -> bool:
         return self.is_staff
 
+    def check_password(self, raw_password: str) -> bool:
+        """Django's check, but a hash upgrade it saves (stronger hasher settings) is marked as
+        such, so the credentials trigger (migration 0002) does not end the user's sessions."""
+
+        def setter(raw: str) -> None:
+            self.set_password(raw)
+            self._password = None
+            _save_rehashed(self)
+
+        return check_password(raw_password, self.password, setter)
+
+    async def acheck_password(self, raw_password: str) -> bool:
+        """See `check_password`."""
+
+        async def setter(raw: str) -> None:
+            self.set_password(raw)
+            self._password = None
+            await sync_to_async(_save_rehashed)(self)
+
+        return await acheck_password(raw_password, self.password, setter)
+
     def get_full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
 
     def get_short_name(self) -> str:
         return self.first_name
+
+
+_REHASH = "SELECT set_config('pms.password_rehash', %s, true)"
+
+
+def _save_rehashed(user: User) -> None:
+    """Save a re-hashed password (same password, new hash) without it counting as a change."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_REHASH, ["on"])
+        user.save(update_fields=["password"])
+        with connection.cursor() as cursor:
+            cursor.execute(_REHASH, [""])
 
 
 class UserRole(models.Model):
@@ -143,3 +181,27 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.id} of {self.user_id}"
+
+
+class SessionRevocation(models.Model):
+    """EXTENSION (not in the seed): a session row that was deleted and whose cache and sockets
+    still have to be told.
+
+    Written by PostgreSQL itself (migration 0002's triggers), so every way a session ends
+    is seen, whatever did it: logout, an admin's revoke, a password change or a
+    deactivation through the services, the Django admin, `QuerySet.update()` or raw SQL
+    (`UPDATE users SET is_active = false`). `services.session_revocations_relay` claims the
+    rows, drops `user:session:{id}` and publishes `session.revoked` on the control channel
+    (every process closes the session's sockets with 4409), then forgets them; it runs
+    right after a commit of the service or admin path and in every housekeeping round.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    session_id = models.UUIDField()
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "session_revocations"
+
+    def __str__(self) -> str:
+        return f"session {self.session_id} revoked (#{self.id})"

@@ -11,6 +11,8 @@ import hmac
 import logging
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,13 +20,13 @@ import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.accounts.models import Session, User, UserRole
+from apps.accounts.models import Session, SessionRevocation, User, UserRole
 from apps.accounts.permissions import permissions_for
-from apps.common.cache import adrop, afill, current_epoch, drop_now
+from apps.common.cache import EPOCH_KEY, adrop, afill, current_epoch, drop_now
 from realtime import keys, topics
 from realtime.codecs import pack_control
 from realtime.connections import get_redis, get_sync_redis
@@ -256,6 +258,119 @@ async def asession_revoke(*, session_id: str) -> None:
         logger.error("Redis down while revoking session %s: its cache entry may linger", session_id)
 
 
+@sync_to_async
+def _rotate_session(
+    session_id: str, ip: str | None, user_agent: str | None
+) -> tuple[Session, list[str], str, datetime] | None:
+    """In one transaction: a new session of the same user, and the old one cut to the grace period.
+
+    None when the old session is gone, expired or its user inactive.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        old = Session.objects.select_for_update(of=("self",)).select_related("user").filter(pk=session_id).first()
+        if old is None or old.user is None or not old.user.is_active or old.expires_at <= now:
+            return None
+        secret = secrets.token_urlsafe(32)
+        session = Session.objects.create(
+            user=old.user,
+            token=hash_secret(secret),
+            expires_at=now + timedelta(seconds=settings.SESSION_TOKEN_TTL_SECONDS),
+            ip_address=(ip or "")[:45] or None,
+            user_agent=user_agent or None,
+        )
+        grace_end = now + timedelta(seconds=settings.SESSION_REFRESH_GRACE_SECONDS)
+        if grace_end < old.expires_at:
+            old.expires_at = grace_end
+            old.save(update_fields=["expires_at"])
+    roles = list(UserRole.objects.filter(user=session.user).values_list("role_name", flat=True))
+    return session, roles, f"{session.pk}.{secret}", old.expires_at
+
+
+async def asession_refresh(*, principal: Principal, ip: str, user_agent: str | None) -> tuple[Principal, str]:
+    """Rotate the caller's session: a new token with a fresh expiry; the old one ends after a grace.
+
+    The old token keeps working for `SESSION_REFRESH_GRACE_SECONDS` (60 s by default, never
+    past its own expiry) so requests already in flight with it do not fail; then it answers
+    401 and sockets still holding it close 4401 (every process is told the shortened
+    expiry). Refreshing again with the old token inside the grace is allowed (a retry whose
+    answer was lost) and never extends it. `unauthorized` when the session is gone, expired
+    or its user inactive.
+    """
+    rotated = await _rotate_session(principal.session_id, ip, user_agent)
+    if rotated is None:
+        raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
+    session, roles, token, old_expires_at = rotated
+    renewed = _principal_from_session(session, roles)
+    await _cache_session(renewed, session.token)
+    try:
+        # Re-read from PostgreSQL with the shortened expiry on its next use.
+        await adrop([keys.user_session(principal.session_id)])
+        await get_redis().publish(
+            topics.CONTROL_CHANNEL,
+            pack_control("session.rotated", sessionId=principal.session_id, expiresAt=old_expires_at.isoformat()),
+        )
+    except redis.RedisError:
+        logger.error("Redis down while rotating session %s: the old token may work until its own expiry",
+                     principal.session_id)
+    return renewed, token
+
+
+# Revoked sessions (rows of `session_revocations`, written by PostgreSQL triggers) -------
+
+_CLAIM_REVOCATIONS = """
+DELETE FROM session_revocations WHERE id IN (
+    SELECT id FROM session_revocations ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+) RETURNING session_id
+"""
+REVOCATIONS_BATCH = 500
+
+
+def session_revocations_relay() -> int:
+    """Tell Redis and every process about deleted sessions; returns how many were handled.
+
+    Claims the rows the triggers of migration 0002 wrote (each claimed by one caller only,
+    so processes running it at once share the work), then in one Redis round trip per batch
+    drops `user:session:{id}` (refusing racing refills) and publishes `session.revoked`
+    (every process closes those sockets with 4409). Redis down: the rows are put back and a
+    later run retries; PostgreSQL already refuses the tokens on a cache miss.
+    """
+    handled = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_REVOCATIONS, [REVOCATIONS_BATCH])
+            claimed = [str(row[0]) for row in cursor.fetchall()]
+        session_ids = sorted(set(claimed))
+        if not session_ids:
+            return handled
+        try:
+            with get_sync_redis().pipeline(transaction=True) as pipe:
+                pipe.delete(*[keys.user_session(session_id) for session_id in session_ids])
+                pipe.incr(EPOCH_KEY)
+                for session_id in session_ids:
+                    pipe.publish(topics.CONTROL_CHANNEL, pack_control("session.revoked", sessionId=session_id))
+                pipe.execute()
+        except redis.RedisError:
+            SessionRevocation.objects.bulk_create(SessionRevocation(session_id=sid) for sid in session_ids)
+            logger.error("Redis down: %d revoked session(s) kept for the next relay", len(session_ids))
+            return handled
+        handled += len(session_ids)
+        if len(claimed) < REVOCATIONS_BATCH:
+            return handled
+
+
+asession_revocations_relay = sync_to_async(session_revocations_relay)
+
+
+def session_revocations_relay_on_commit() -> None:
+    """Run the relay once the current transaction commits (at once outside one): the sockets of
+    sessions a credential change deleted close in well under a second instead of at the next
+    housekeeping round."""
+    # Robust: a failure here is logged, not raised into the committed request; the next
+    # housekeeping round relays what is left.
+    transaction.on_commit(session_revocations_relay, robust=True)
+
+
 async def apermissions_get(principal: Principal) -> frozenset[str]:
     """The user's permission set from `user:permissions:{userId}`, rebuilt on a miss."""
     key = keys.user_permissions(principal.user_id)
@@ -355,8 +470,16 @@ def user_create(*, data: dict[str, object]) -> User:
     return user
 
 
-def user_update(*, actor_id: str, user_id: object, data: dict[str, object]) -> User:
-    """Change the given fields (API names); a new `password` is hashed. Admins cannot lock themselves out."""
+def user_update(
+    *, actor_id: str, user_id: object, data: dict[str, object], actor_session_id: str | None = None
+) -> User:
+    """Change the given fields (API names); a new `password` is hashed. Admins cannot lock themselves out.
+
+    A new password or a deactivation deletes the user's sessions in the same transaction
+    (a PostgreSQL trigger) and, once committed, closes their sockets with 4409 on every
+    process; their tokens answer 401 from then on. A user changing their own password keeps
+    the session they did it with (`actor_session_id`); anyone else's change revokes them all.
+    """
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user_id)
         changes = {USER_FIELDS[key]: value for key, value in data.items() if key in USER_FIELDS}
@@ -367,11 +490,35 @@ def user_update(*, actor_id: str, user_id: object, data: dict[str, object]) -> U
             raise ProtocolError(CONFLICT, CANNOT_DEMOTE_SELF)
         for name, value in changes.items():
             setattr(user, name, value)
-        if data.get("password") is not None:
+        new_password = data.get("password") is not None
+        if new_password:
             user.set_password(str(data["password"]))
-        if changes or data.get("password") is not None:
-            user.save()
+        keep = actor_session_id if new_password and str(user.pk) == actor_id else None
+        if changes or new_password:
+            with _sparing_session(keep):
+                user.save()
+            session_revocations_relay_on_commit()
     return user
+
+
+_SPARE_SESSION = "SELECT set_config('pms.keep_session', %s, true)"
+
+
+@contextmanager
+def _sparing_session(session_id: str | None) -> Iterator[None]:
+    """Within the block, the credentials trigger (migration 0002) spares this session (None: none).
+
+    The setting is local to the transaction; it is cleared after the block so later writes
+    in the same transaction spare nothing (a failed block rolls it back with the rest).
+    """
+    if session_id is None:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_SPARE_SESSION, [session_id])
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute(_SPARE_SESSION, [""])
 
 
 def user_deactivate(*, actor_id: str, user_id: object) -> User:

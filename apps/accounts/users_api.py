@@ -159,12 +159,20 @@ async def get_user(request: HttpRequest, user_id: UUID) -> dict[str, Any]:
 
 @router.patch("/users/{user_id}", response=UserOut)
 async def update_user(request: HttpRequest, user_id: UUID, payload: UserPatch) -> dict[str, Any]:
-    """Change a user (admins); a new password is hashed; 409 when the email is taken."""
+    """Change a user (admins); a new password is hashed; 409 when the email is taken.
+
+    A new password revokes the user's sessions (an admin changing their own keeps the one
+    calling); `isActive: false` revokes them all. Their sockets close 4409 at once."""
     caller = admin_for_item(request)
 
     def run() -> dict[str, Any]:
         selectors.user_get(user_id=user_id)
-        user_update(actor_id=caller.user_id, user_id=user_id, data=payload.model_dump(exclude_unset=True))
+        user_update(
+            actor_id=caller.user_id,
+            actor_session_id=caller.session_id,
+            user_id=user_id,
+            data=payload.model_dump(exclude_unset=True),
+        )
         return user_out(selectors.user_get(user_id=user_id))
 
     return await sync_to_async(run)()

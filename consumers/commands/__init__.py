@@ -44,4 +44,4 @@ def command(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-from consumers.commands import chat, notifications, presence, subscriptions  # noqa: E402,F401  (register their handlers)
+from consumers.commands import chat, notifications, presence, session, subscriptions  # noqa: E402,F401  (register their handlers)

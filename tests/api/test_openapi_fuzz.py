@@ -116,6 +116,9 @@ EXCLUDED: dict[str, str] = {}  # every operation is fuzzed
 # Logging out the caller's session would leave the rest of the run unauthenticated: it is fuzzed
 # last, each example with a session of its own. (Seeded `user_id`s never name the caller either.)
 LOGOUT = "POST /api/v1/auth/logout"
+# Refreshing rotates the caller's session (its token ends after a short grace): it too runs each
+# example with a session of its own.
+REFRESH = "POST /api/v1/auth/refresh"
 
 
 @dataclass
@@ -251,7 +254,7 @@ def fuzz_operation(operation: Any, *, base_url: str, token: str, server: ServerP
                 for key in list(container):
                     maybe_known(container, key, snake_case(key))
         caller_token = token
-        if operation.label == LOGOUT:  # a session of its own, so the caller's stays valid
+        if operation.label in (LOGOUT, REFRESH):  # a session of its own, so the caller's stays valid
             caller_token = str(login(server, *password_login)["token"])
         response = case.call_and_validate(
             base_url=base_url,

@@ -72,6 +72,9 @@ def server(transactional_db: Any, settings: Any) -> Iterator[str]:
         "PMS_MONGO_URL": django_settings.MONGO_URL,
         "PMS_MONGO_DATABASE": "pms_test",
         "DJANGO_SETTINGS_MODULE": "pms.settings",
+        # Every session is "expiring" from the first housekeeping round: the examples renew theirs.
+        "PMS_HOUSEKEEPING_SECONDS": "0.5",
+        "PMS_SESSION_EXPIRING_NOTICE_SECONDS": str(2 * 24 * 3600),
     }
     args = [sys.executable, "-m", "uvicorn", "pms.asgi:application", "--host", "127.0.0.1", "--port", str(port),
             "--ws", "pms.wsprotocol:LeanWebSocketsProtocol", "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
@@ -131,6 +134,7 @@ def test_python_example_sends_and_receives(server: str) -> None:
     assert f"subscribed chat:messages:{conversation}" in out, out
     assert "reply chat.send ok: stored message " in out and ": hello from python" in out, out
     assert f"event chat.message on chat:messages:{conversation}: hello from python" in out, out
+    assert "session renewed until " in out, out
 
 
 def test_js_example_sends_and_receives(server: str) -> None:
@@ -143,3 +147,4 @@ def test_js_example_sends_and_receives(server: str) -> None:
     assert f"subscribed chat:messages:{conversation}" in out, out
     assert "reply chat.send ok: stored message " in out and ": hello from javascript" in out, out
     assert f"event chat.message on chat:messages:{conversation}: hello from javascript" in out, out
+    assert "session renewed until " in out, out
