@@ -23,7 +23,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts.models import Session, User, UserRole
-from apps.accounts.permissions import permissions_for
+from apps.common.policy import permissions_for
 from apps.common.cache import adrop, afill, current_epoch, drop_now
 from realtime import keys, topics
 from realtime.codecs import pack_control
