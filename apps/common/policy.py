@@ -117,6 +117,7 @@ _PROPERTY_STAFF: dict[str, Scope] = {
     "transactions.manage": Scope.STAFF,
     "maintenance.create": Scope.STAFF,
     "maintenance.view": Scope.STAFF,
+    "maintenance.view_own": Scope.OWN,
     "maintenance.manage": Scope.STAFF,
     "workorders.view": Scope.STAFF,
     "workorders.update": Scope.STAFF,
@@ -125,6 +126,7 @@ _PROPERTY_STAFF: dict[str, Scope] = {
     "vendors.manage": Scope.ALL,
     "hud.apply": Scope.STAFF,
     "hud.view": Scope.STAFF,
+    "hud.view_own": Scope.OWN,
     "hud.manage": Scope.STAFF,
     "subscriptions.view_own": Scope.OWN,
     "subscriptions.manage_own": Scope.OWN,
@@ -150,6 +152,9 @@ GRANTS_BY_USER_TYPE: Mapping[str, Mapping[str, Scope]] = {
     PROPERTY_MANAGER: _PROPERTY_STAFF,
     ADMIN: _ADMIN,
 }
+
+# The user types that may hold a subscription (a landlord or property manager pays for their units).
+SUBSCRIBER_TYPES = frozenset(name for name, grants in GRANTS_BY_USER_TYPE.items() if "subscriptions.manage_own" in grants)
 
 # Roles add to the user type's grants, over the whole platform in their area (no column ties
 # an accountant, a support agent or a maintenance worker to a property). Unknown roles add nothing.
@@ -281,18 +286,33 @@ def visible_q(
 
     `property_path` leads from the model to its property (None: the model has none, so
     staff scopes see nothing); `own` is the filter of the rows that are the subject's own
-    (None: no row is, so the OWN scope sees nothing).
+    (None: no row is, so the OWN scope sees nothing). A holder of a wider scope sees their
+    own rows too only where they also hold the `_own` variant (staff see the maintenance
+    requests and HUD applications they filed as a tenant elsewhere; a landlord's STAFF
+    scope on leases does not reach a lease they rent).
     """
     scope = scope_of(subject, permission)
     if scope is Scope.ALL:
         return None
+    if scope is Scope.NONE:
+        return NOTHING
+    holds_own = scope is Scope.OWN or permission + OWN_SUFFIX in grants_of(subject.user_type, subject.roles)
+    found = own if own is not None and holds_own else NOTHING
     if scope is Scope.STAFF and property_path is not None:
-        return property_staff_q(subject, property_path)
+        found |= property_staff_q(subject, property_path)
     if scope is Scope.OWNED and property_path is not None:
-        return property_owner_q(subject, property_path)
-    if scope is Scope.OWN and own is not None:
-        return own
-    return NOTHING
+        found |= property_owner_q(subject, property_path)
+    return found
+
+
+VIEW_TRANSACTIONS = "transactions.view"
+
+
+def holders_of_all_q(permission: str, path: str = "") -> Q:
+    """Users (reached through `path`) who hold `permission` over every object, by type or by role."""
+    types = [name for name, grants in GRANTS_BY_USER_TYPE.items() if grants.get(permission) is Scope.ALL]
+    roles = [name for name, grants in GRANTS_BY_ROLE.items() if grants.get(permission) is Scope.ALL]
+    return Q(**{f"{path}user_type__in": types}) | Q(**{f"{path}roles__role_name__in": roles})
 
 
 def is_admin(subject: Subject) -> bool:

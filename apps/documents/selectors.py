@@ -54,8 +54,8 @@ def reference_is_managed(*, caller: Principal, document_type: str, reference_id:
         return True
     try:
         if document_type == LEASE:
-            leasing.access_lease(caller=caller, lease_id=str(reference_id))
-            return caller.user_type in leasing.STAFF_TYPES
+            leasing.access_lease(caller=caller, lease_id=str(reference_id), permission="leases.manage")
+            return True
         if document_type == MAINTENANCE:
             request = maintenance.access_maintenance_request(caller=caller, request_id=UUID(str(reference_id)))
             return maintenance.maintenance_request_is_managed_by(caller=caller, request=request)
