@@ -94,7 +94,8 @@ def hud_application_visible(*, caller: Principal) -> QuerySet[HudApplication]:
 def hud_application_list(
     *, caller: Principal, tenant_id: UUID | None = None, status: str | None = None
 ) -> QuerySet[HudApplication]:
-    """Visible applications, newest application date first."""
+    """Visible applications, newest application date first; 403 without `hud.view`."""
+    policy.require(caller, "hud.view")
     applications = hud_application_visible(caller=caller)
     if tenant_id is not None:
         applications = applications.filter(tenant_id=tenant_id)

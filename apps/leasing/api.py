@@ -58,7 +58,7 @@ async def tenants_list(request: HttpRequest, filters: Query[TenantFilters], page
 async def tenants_create(request: HttpRequest, payload: TenantIn) -> Status:
     """Create a tenant record for a tenant-type user, on one of the caller's leases (admins: optional)."""
     caller = principal(request)
-    selectors.require_staff(caller)
+    selectors.require_staff(caller, "tenants.manage")
     lease = None
     if payload.leaseId is not None:
         lease = await call(selectors.access_lease, caller=caller, lease_id=str(payload.leaseId))
@@ -84,7 +84,7 @@ async def tenants_get(request: HttpRequest, tenant_id: UUID) -> Any:
 async def tenants_update(request: HttpRequest, tenant_id: UUID, payload: TenantPatch) -> Any:
     """Change a tenant record (staff of one of its leases' properties, or admin)."""
     caller = principal(request)
-    selectors.require_staff(caller)
+    selectors.require_staff(caller, "tenants.manage")
     tenant = await call(selectors.access_tenant, caller=caller, tenant_id=str(tenant_id))
     return tenant_out(await call(services.tenant_update, tenant=tenant, changes=payload.changes()))
 
@@ -93,7 +93,7 @@ async def tenants_update(request: HttpRequest, tenant_id: UUID, payload: TenantP
 async def tenants_delete(request: HttpRequest, tenant_id: UUID) -> Status:
     """Delete a tenant record that is on no lease but drafts; 409 when on an active or past lease."""
     caller = principal(request)
-    selectors.require_staff(caller)
+    selectors.require_staff(caller, "tenants.manage")
     tenant = await call(selectors.access_tenant, caller=caller, tenant_id=str(tenant_id))
     await call(services.tenant_delete, tenant=tenant)
     return Status(204, None)

@@ -80,7 +80,8 @@ def maintenance_request_list(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
 ) -> QuerySet[MaintenanceRequest]:
-    """Visible requests matching the filters, newest first (`createdTo` inclusive)."""
+    """Visible requests matching the filters, newest first (`createdTo` inclusive); 403 without `maintenance.view`."""
+    policy.require(caller, "maintenance.view")
     requests = maintenance_request_visible(caller=caller)
     if unit_id is not None:
         requests = requests.filter(unit_id=unit_id)

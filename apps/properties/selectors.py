@@ -58,7 +58,9 @@ def property_list_visible(
     property_type: str | None = None,
     is_active: bool | None = None,
 ) -> QuerySet[Property]:
-    """The caller's properties, filtered along the seed's indexes (city/state, HUD approval), by name."""
+    """The caller's properties, filtered along the seed's indexes (city/state, HUD approval), by name;
+    403 without `properties.view`."""
+    policy.require(caller, "properties.view")
     rows = Property.objects.filter(property_visible_q(caller))
     if city is not None:
         rows = rows.filter(city__iexact=city)
@@ -105,7 +107,8 @@ def unit_list_visible(
     max_rent: Decimal | None = None,
     bedrooms: int | None = None,
 ) -> QuerySet[Unit]:
-    """The caller's units, filtered by property, availability, rent range and bedrooms."""
+    """The caller's units, filtered by property, availability, rent range and bedrooms; 403 without `units.view`."""
+    policy.require(caller, "units.view")
     rows = Unit.objects.filter(unit_visible_q(caller))
     if property_id is not None:
         rows = rows.filter(property_id=property_id)
