@@ -1,11 +1,22 @@
-"""Reads of users and their roles (the admin screens; other callers never reach them)."""
+"""Reads of users and their roles (the users screens and API; `actor_current` for the access policy)."""
 
 from typing import Any
 
 from django.db.models import Q, QuerySet
 
 from apps.accounts.models import User, UserRole
+from apps.common.policy import Actor
 from apps.common.visibility import not_found
+
+
+def actor_current(*, user_id: Any) -> Actor | None:
+    """The user as PostgreSQL has them now (type and roles), for an access decision; None when
+    unknown or deactivated. Sockets decide with this, never with their connect-time copy."""
+    user_type = User.objects.filter(pk=user_id, is_active=True).values_list("user_type", flat=True).first()
+    if user_type is None:
+        return None
+    roles = tuple(sorted(UserRole.objects.filter(user_id=user_id).values_list("role_name", flat=True)))
+    return Actor(user_id=str(user_id), user_type=user_type, roles=roles)
 
 
 def user_list(*, user_type: str | None = None, is_active: bool | None = None, q: str | None = None) -> QuerySet[User]:

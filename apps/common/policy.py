@@ -276,6 +276,15 @@ def tenant_user_q(subject: Subject, path: str) -> Q:
     return Q(**{f"{path}user_id": subject.user_id})
 
 
+ACTIVE_LEASE = "active"
+
+
+def active_lease_tenant_q(subject: Subject, lease_path: str) -> Q:
+    """Rows with an ACTIVE lease (reached through `lease_path`: "" from a lease, "leases__" from a
+    unit, "units__leases__" from a property) on which the subject is a tenant."""
+    return Q(**{f"{lease_path}lease_status": ACTIVE_LEASE, f"{lease_path}tenant_links__tenant__user_id": subject.user_id})
+
+
 NOTHING = Q(pk__in=[])
 
 

@@ -18,11 +18,11 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Q
 
-from apps.accounts.models import User, UserRole
+from apps.accounts.selectors import actor_current
 from apps.common import policy
 from apps.common.cache import afill, current_epoch, drop_now
-from apps.common.policy import Actor, Subject
-from apps.leasing.models import Lease, LeaseStatus
+from apps.common.policy import Subject
+from apps.leasing.models import Lease
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.properties.models import Property, Unit
 from realtime import keys, topics
@@ -33,15 +33,6 @@ from realtime.topics import Topic, Viewer
 logger = logging.getLogger(__name__)
 
 ACCESS_CHANGED = "access.changed"
-
-
-def current_actor(user_id: str) -> Actor | None:
-    """The user as PostgreSQL has them now (type and roles); None when unknown or deactivated."""
-    row = User.objects.filter(pk=user_id, is_active=True).values_list("user_type", flat=True).first()
-    if row is None:
-        return None
-    roles = tuple(sorted(UserRole.objects.filter(user_id=user_id).values_list("role_name", flat=True)))
-    return Actor(user_id=str(user_id), user_type=row, roles=roles)
 
 
 def _visible(queryset: Any, subject: Subject, permission: str, *, property_path: str, own: Q | None) -> bool:
@@ -69,10 +60,10 @@ def topic_allowed_for(subject: Subject, topic: Topic) -> bool:
         # Property-wide streams are for the property's staff: a tenant's OWN scope sees none.
         return _visible(Property.objects.filter(pk=entity_id), subject, permission, property_path="", own=None)
     if family == topics.UNIT:
-        tenant = Q(leases__lease_status=LeaseStatus.ACTIVE, leases__tenant_links__tenant__user_id=uid)
+        tenant = policy.active_lease_tenant_q(subject, "leases__")
         return _visible(Unit.objects.filter(pk=entity_id), subject, permission, property_path="property__", own=tenant)
     if family == topics.LEASE:
-        tenant = Q(lease_status=LeaseStatus.ACTIVE, tenant_links__tenant__user_id=uid)
+        tenant = policy.active_lease_tenant_q(subject, "")
         return _visible(
             Lease.objects.filter(pk=entity_id), subject, permission, property_path="unit__property__", own=tenant
         )
@@ -83,7 +74,7 @@ def topic_allowed(viewer: Viewer, topic: Topic) -> bool:
     """The decision for the viewer's user as they are NOW in PostgreSQL (a deactivated user: none)."""
     if topic.family == topics.SYSTEM:
         return True
-    actor = current_actor(viewer.user_id)
+    actor = actor_current(user_id=viewer.user_id)
     return actor is not None and topic_allowed_for(actor, topic)
 
 

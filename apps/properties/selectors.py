@@ -17,14 +17,9 @@ from apps.common import policy
 from apps.common.visibility import Caller, not_found
 from apps.properties.models import Amenity, Property, PropertyManager, Unit
 
-# The seed's lease status that gives a tenant sight of a unit (leasing's LeaseStatus.ACTIVE).
-ACTIVE_LEASE = "active"
-
 
 def _tenant_unit_ids(caller: Caller) -> QuerySet[Unit]:
-    return Unit.objects.filter(
-        leases__lease_status=ACTIVE_LEASE, leases__tenant_links__tenant__user_id=caller.user_id
-    ).values("pk")
+    return Unit.objects.filter(policy.active_lease_tenant_q(caller, "leases__")).values("pk")
 
 
 def _ids(model: type[Property] | type[Unit], q: Q | None) -> Q:
