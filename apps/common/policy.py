@@ -100,6 +100,7 @@ _TENANT: dict[str, Scope] = {
     "maintenance.view_own": Scope.OWN,
     "hud.apply": Scope.OWN,
     "hud.view_own": Scope.OWN,
+    "documents.view_own": Scope.OWN,
 }
 
 _PROPERTY_STAFF: dict[str, Scope] = {
@@ -130,6 +131,8 @@ _PROPERTY_STAFF: dict[str, Scope] = {
     "hud.manage": Scope.STAFF,
     "subscriptions.view_own": Scope.OWN,
     "subscriptions.manage_own": Scope.OWN,
+    # Documents follow the entity they hang off (a lease, a request, an application).
+    "documents.view": Scope.STAFF,
 }
 
 _LANDLORD = _PROPERTY_STAFF | {
@@ -185,7 +188,9 @@ FAMILIES: Mapping[str, Mapping[str, str]] = {
     "hud": {"view": "hud.view", "apply": "hud.apply", "manage": "hud.manage", "admin": "hud.admin"},
     "subscriptions": {"view": "subscriptions.view", "manage": "subscriptions.manage"},
     "users": {"view": "users.view", "manage": "users.manage"},
+    "documents": {"view": "documents.view"},
     "broadcasts": {"send": "system.broadcast"},
+    "admin": {"access": "admin.access"},
 }
 
 # Topic family -> the permission a socket needs; `topic_access` narrows it to the topic's object.

@@ -150,8 +150,10 @@ CALLS: dict[tuple[str, str], tuple[str, Call]] = {
     ("users", "manage"): (COLLECTION, lambda api, s: api.post("/users", {
         "email": "new.person@example.test", "password": "a long enough password", "firstName": "New",
         "lastName": "Person", "userType": "tenant"})),
+    ("documents", "view"): (COLLECTION, lambda api, s: api.get("/documents")),
     ("broadcasts", "send"): (COLLECTION, lambda api, s: api.post("/system/broadcasts", {
         "title": "Water off", "message": "From 9 to 11"})),
+    ("admin", "access"): (COLLECTION, lambda api, s: api.get("/usage-patterns")),
 }
 
 
