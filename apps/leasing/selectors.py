@@ -17,8 +17,6 @@ from apps.common import policy
 from apps.common.visibility import Caller, not_found, tenant_user_q
 from apps.leasing.models import Lease, LeaseDocument, LeaseTenant, Tenant
 from apps.properties.models import Unit
-from realtime import errors
-from realtime.errors import ProtocolError
 
 M = TypeVar("M", bound=Model)
 

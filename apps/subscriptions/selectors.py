@@ -26,7 +26,6 @@ from apps.subscriptions.models import (
     SubscriptionStatus,
     UsageRecord,
 )
-from realtime.errors import FORBIDDEN, ProtocolError
 
 CURRENT_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIAL)
 TENANTS_HAVE_NO_SUBSCRIPTIONS = "Tenants have no subscriptions."
