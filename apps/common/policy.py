@@ -156,6 +156,13 @@ GRANTS_BY_USER_TYPE: Mapping[str, Mapping[str, Scope]] = {
     ADMIN: _ADMIN,
 }
 
+# Who may be made a property's owner: the types that may create properties (landlords, admins);
+# its manager: the types whose sight of properties is the staff scope (landlords, property managers).
+OWNER_TYPES = frozenset(name for name, grants in GRANTS_BY_USER_TYPE.items() if "properties.create" in grants)
+MANAGER_TYPES = frozenset(
+    name for name, grants in GRANTS_BY_USER_TYPE.items() if grants.get("properties.view") is Scope.STAFF
+)
+
 # The user types that may hold a subscription (a landlord or property manager pays for their units).
 SUBSCRIBER_TYPES = frozenset(name for name, grants in GRANTS_BY_USER_TYPE.items() if "subscriptions.manage_own" in grants)
 

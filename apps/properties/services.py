@@ -40,8 +40,8 @@ MANAGER_NOT_ELIGIBLE = "A manager must be an active property manager or landlord
 UNKNOWN_AMENITIES = "Unknown amenity ids: {ids}."
 UNKNOWN_USER = "No such user."
 
-OWNER_TYPES = frozenset({"landlord", "admin"})
-MANAGER_TYPES = frozenset({"property_manager", "landlord"})
+OWNER_TYPES = policy.OWNER_TYPES
+MANAGER_TYPES = policy.MANAGER_TYPES
 
 # API field name -> model field name.
 PROPERTY_FIELDS = {
