@@ -86,7 +86,11 @@ def family_of(name: str) -> str:
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who asks to see a topic: enough of the principal for authorization."""
+    """Who asks to see a topic: the user id, and the user type as the socket saw it at connect.
+
+    `user_type` is a copy that goes stale when an admin changes the user's type; an
+    authorizer decides from the user's current type and roles, never from it.
+    """
 
     user_id: str
     user_type: str
@@ -97,6 +101,10 @@ class Viewer:
 
 
 class TopicAuthorizer(Protocol):
-    """Decides whether a viewer may subscribe to a topic. Unknown ids are simply not allowed."""
+    """Decides whether a viewer may subscribe to a topic. Unknown ids are simply not allowed.
+
+    Implementations decide for the user's CURRENT type and roles (re-read, or cached only
+    until a change of them), since `recheck_access` relies on it after a role change.
+    """
 
     async def allowed(self, viewer: Viewer, topic: Topic) -> bool: ...

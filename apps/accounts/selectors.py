@@ -1,11 +1,28 @@
-"""Reads of users and their roles (the admin screens; other callers never reach them)."""
+"""Reads of users and their roles (the users screens and API; `actor_current` for the access policy)."""
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db.models import Q, QuerySet, Value
 
 from apps.accounts.models import User, UserRole
+from apps.common.policy import Actor
 from apps.common.visibility import not_found
+
+
+def actor_current(*, user_id: Any) -> Actor | None:
+    """The user as PostgreSQL has them now (type and roles), for an access decision; None when
+    unknown or deactivated. Sockets decide with this, never with their connect-time copy."""
+    # One query (a socket's uncached subscribe pays it): the type and the roles together.
+    row = (
+        User.objects.filter(pk=user_id, is_active=True)
+        .annotate(role_names=ArrayAgg("roles__role_name", filter=Q(roles__isnull=False), default=Value([])))
+        .values_list("user_type", "role_names")
+        .first()
+    )
+    if row is None:
+        return None
+    return Actor(user_id=str(user_id), user_type=row[0], roles=tuple(sorted(row[1])))
 
 
 def user_list(*, user_type: str | None = None, is_active: bool | None = None, q: str | None = None) -> QuerySet[User]:

@@ -25,8 +25,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts.models import Session, SessionRevocation, User, UserRole
-from apps.accounts.permissions import permissions_for
 from apps.common.cache import EPOCH_KEY, adrop, afill, current_epoch, drop_now
+from apps.common.policy import permissions_for
 from realtime import keys, topics
 from realtime.codecs import pack_control
 from realtime.connections import get_redis, get_sync_redis
@@ -413,9 +413,13 @@ async def aapi_rate_limit(principal: Principal, request: HttpRequest) -> None:
 
 
 def user_caches_drop(*, user_id: str) -> None:
-    """Drop the user's cached permissions and session hashes (after roles or type change).
+    """Drop the user's cached permissions, topic decisions, recent transactions and session hashes
+    (after a change of roles, type or active flag), and tell every process to re-check the
+    user's open subscriptions (`permissions.changed`).
 
-    Sessions are then re-read from PostgreSQL on their next use, with the new roles.
+    Sessions are then re-read from PostgreSQL on their next use, with the new type and roles;
+    the socket authorizer reads them afresh too (apps/messaging/topic_access.py), so each open
+    socket loses, with `unsubscribed`, every topic the new role does not allow.
     """
     session_keys = [
         keys.user_session(str(session_id))
@@ -423,7 +427,9 @@ def user_caches_drop(*, user_id: str) -> None:
     ]
     try:
         client = get_sync_redis()
-        drop_now([keys.user_permissions(user_id), keys.user_topic_access(user_id), *session_keys])
+        # transactions:recent follows `transactions.view`, which roles grant too (accountant).
+        drop_now([keys.user_permissions(user_id), keys.user_topic_access(user_id), keys.transactions_recent(user_id),
+                  *session_keys])
         client.publish(topics.CONTROL_CHANNEL, pack_control("permissions.changed", userId=user_id))
     except redis.RedisError:
         logger.error("Redis down: cached permissions of %s may stay stale until their TTL", user_id)

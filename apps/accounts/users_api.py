@@ -1,7 +1,9 @@
-"""HTTP endpoints of users and roles, for admins (mounted at /api/v1 by pms/api.py).
+"""HTTP endpoints of users and roles (mounted at /api/v1 by pms/api.py).
 
-A non-admin gets 403 on the collections (`/users`) and 404 on every item, so user ids
-cannot be probed. DELETE deactivates: the row and everything that references it stay.
+Reads need `users.view` (admins, the `support` role), writes `users.manage` (admins), as
+apps/common/policy.py grants them. Without the permission a caller gets 403 on the
+collections (`/users`) and 404 on every item, so user ids cannot be probed. DELETE
+deactivates: the row and everything that references it stay.
 """
 
 from datetime import datetime
@@ -25,8 +27,7 @@ from apps.accounts.services import (
     user_update,
 )
 from apps.common.pagination import Page, PageParams, paginate
-from apps.common.visibility import not_found
-from realtime.errors import FORBIDDEN, ProtocolError
+from apps.common import policy
 
 router = Router(tags=["users"], auth=token_auth)
 
@@ -114,26 +115,27 @@ def user_out(user: User) -> dict[str, Any]:
     }
 
 
-def admin_for_collection(request: HttpRequest) -> Principal:
-    """The calling admin; 403 for anyone else (the collection's existence is no secret)."""
+VIEW, MANAGE = policy.FAMILIES["users"]["view"], policy.FAMILIES["users"]["manage"]
+
+
+def admin_for_collection(request: HttpRequest, permission: str = MANAGE) -> Principal:
+    """The caller holding `permission`; 403 for anyone else (the collection's existence is no secret)."""
     caller: Principal = request.auth  # type: ignore[attr-defined]
-    if not caller.is_admin:
-        raise ProtocolError(FORBIDDEN, ADMINS_ONLY)
+    policy.require(caller, permission, ADMINS_ONLY)
     return caller
 
 
-def admin_for_item(request: HttpRequest) -> Principal:
-    """The calling admin; 404 for anyone else, so user ids cannot be probed."""
+def admin_for_item(request: HttpRequest, permission: str = MANAGE) -> Principal:
+    """The caller holding `permission`; 404 for anyone else, so user ids cannot be probed."""
     caller: Principal = request.auth  # type: ignore[attr-defined]
-    if not caller.is_admin:
-        raise not_found()
+    policy.require_for_item(caller, permission)
     return caller
 
 
 @router.get("/users", response=Page[UserOut])
 async def list_users(request: HttpRequest, filters: Query[UserFilters], page: Query[PageParams]) -> dict[str, Any]:
-    """Users by email; filter by type, active flag, words in email or name (admins)."""
-    admin_for_collection(request)
+    """Users by email; filter by type, active flag, words in email or name (`users.view`)."""
+    admin_for_collection(request, VIEW)
     rows = selectors.user_list(user_type=filters.userType, is_active=filters.isActive, q=filters.q)
     return await sync_to_async(paginate)(rows, page, user_out)
 
@@ -152,8 +154,8 @@ async def create_user(request: HttpRequest, payload: UserIn) -> Status[dict[str,
 
 @router.get("/users/{user_id}", response=UserOut)
 async def get_user(request: HttpRequest, user_id: UUID) -> dict[str, Any]:
-    """One user with their roles (admins)."""
-    admin_for_item(request)
+    """One user with their roles (`users.view`)."""
+    admin_for_item(request, VIEW)
     return await sync_to_async(lambda: user_out(selectors.user_get(user_id=user_id)))()
 
 
@@ -193,8 +195,8 @@ async def deactivate_user(request: HttpRequest, user_id: UUID) -> Status[None]:
 
 @router.get("/users/{user_id}/roles", response=RolesOut)
 async def list_roles(request: HttpRequest, user_id: UUID) -> dict[str, Any]:
-    """The user's roles (admins)."""
-    admin_for_item(request)
+    """The user's roles (`users.view`)."""
+    admin_for_item(request, VIEW)
 
     def run() -> dict[str, Any]:
         selectors.user_get(user_id=user_id)

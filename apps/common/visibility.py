@@ -1,4 +1,4 @@
-"""Who sees what, as query filters built from field paths (no model imports, so every app can use it).
+"""Who sees what: the names the selectors import, all defined once in `apps/common/policy.py`.
 
 - an admin sees everything;
 - a landlord sees the properties they own, a property manager the ones they manage
@@ -11,31 +11,22 @@ Objects outside the caller's view answer 404, never 403, so ids cannot be probed
 
 from typing import Protocol
 
-from django.db.models import Q
+from apps.common.policy import NOT_FOUND, not_found, property_staff_q, tenant_user_q
 
-from realtime import errors
-from realtime.errors import ProtocolError
-
-NOT_FOUND = "Not found."
+__all__ = ["NOT_FOUND", "Caller", "not_found", "property_staff_q", "tenant_user_q"]
 
 
 class Caller(Protocol):
-    user_id: str
-    user_type: str
+    """A principal as the selectors see it (`apps.common.policy.Subject` plus `is_admin`)."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def user_type(self) -> str: ...
+
+    @property
+    def roles(self) -> tuple[str, ...]: ...
 
     @property
     def is_admin(self) -> bool: ...
-
-
-def property_staff_q(caller: Caller, path: str = "") -> Q:
-    """Rows whose property (reached through `path`, e.g. "unit__property__") the caller owns or manages."""
-    return Q(**{f"{path}owner_id": caller.user_id}) | Q(**{f"{path}manager_links__user_id": caller.user_id})
-
-
-def tenant_user_q(caller: Caller, path: str) -> Q:
-    """Rows whose tenant (reached through `path`, e.g. "tenant_links__tenant__") is the caller."""
-    return Q(**{f"{path}user_id": caller.user_id})
-
-
-def not_found() -> ProtocolError:
-    return ProtocolError(errors.NOT_FOUND, NOT_FOUND)

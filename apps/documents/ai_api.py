@@ -7,6 +7,7 @@ from ninja import Path, Query, Router, Status
 
 from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
+from apps.common import policy
 from apps.common.pagination import PageParams
 from apps.documents import ai
 from apps.documents.schemas import (
@@ -20,8 +21,6 @@ from apps.documents.schemas import (
     TrainingDataPage,
 )
 from apps.documents.stored import OBJECT_ID_PATTERN, object_id
-from realtime import errors
-from realtime.errors import ProtocolError
 
 router = Router(tags=["ai"], auth=token_auth)
 
@@ -32,8 +31,7 @@ MONGO_ID = Path(..., pattern=OBJECT_ID_PATTERN, description="24 hexadecimal char
 def admin_of(request: HttpRequest) -> Principal:
     """The caller, who must be an admin (403 otherwise: the endpoints exist for everyone to see)."""
     caller: Principal = request.auth  # type: ignore[attr-defined]
-    if not caller.is_admin:
-        raise ProtocolError(errors.FORBIDDEN, ADMINS_ONLY)
+    policy.require(caller, policy.FAMILIES["admin"]["access"], ADMINS_ONLY)
     return caller
 
 

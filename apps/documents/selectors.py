@@ -5,7 +5,8 @@
 - application / hud_form: the applicant tenant, or staff of a property where the applicant
   holds a lease; admins all.
 Seeing the entity allows listing, downloading and uploading its documents. Archiving needs
-more: an admin, staff of the entity, or the document's own uploader.
+more: an admin, staff of the entity, or the document's own uploader. A holder of
+`documents.view` over everything (apps/common/policy.py: admins) sees every document.
 """
 
 from typing import Any
@@ -14,6 +15,7 @@ from uuid import UUID
 from django.db.models import QuerySet
 
 from apps.accounts.services import Principal
+from apps.common import policy
 from apps.hud import selectors as hud
 from apps.leasing import selectors as leasing
 from apps.maintenance import selectors as maintenance
@@ -21,6 +23,11 @@ from realtime.errors import ProtocolError
 
 LEASE, APPLICATION, MAINTENANCE, HUD_FORM = "lease", "application", "maintenance", "hud_form"
 DOCUMENT_TYPES = (LEASE, APPLICATION, MAINTENANCE, HUD_FORM)
+
+
+def sees_every_document(caller: Principal) -> bool:
+    """`documents.view` over every entity (admins), whatever the entity's own rules."""
+    return policy.sees_all(caller, "documents.view")
 
 
 def visible_ids(*, caller: Principal, document_type: str) -> QuerySet[Any]:
@@ -50,12 +57,12 @@ def reference_is_visible(*, caller: Principal, document_type: str, reference_id:
 
 def reference_is_managed(*, caller: Principal, document_type: str, reference_id: UUID | str) -> bool:
     """The caller is an admin or staff responsible for the entity (may archive any of its documents)."""
-    if caller.is_admin:
+    if sees_every_document(caller):
         return True
     try:
         if document_type == LEASE:
-            leasing.access_lease(caller=caller, lease_id=str(reference_id))
-            return caller.user_type in leasing.STAFF_TYPES
+            leasing.access_lease(caller=caller, lease_id=str(reference_id), permission="leases.manage")
+            return True
         if document_type == MAINTENANCE:
             request = maintenance.access_maintenance_request(caller=caller, request_id=UUID(str(reference_id)))
             return maintenance.maintenance_request_is_managed_by(caller=caller, request=request)
@@ -83,7 +90,7 @@ def visibility_filter(*, caller: Principal, document_types: tuple[str, ...] = DO
     Lists the caller's visible entity ids per type: fine for the hundreds to few thousands a
     landlord has; past that, keep a per-user reference set instead.
     """
-    if caller.is_admin:
+    if sees_every_document(caller):
         return None
     clauses: list[dict[str, Any]] = []
     for kind in document_types:

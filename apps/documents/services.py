@@ -27,6 +27,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure, PyMongoError
 
 from apps.accounts.services import Principal
+from apps.common import policy
 from apps.common.visibility import not_found
 from apps.documents import files, selectors
 from apps.documents.stored import NOT_TRUE, now, stored_bool, stored_time, to_bson_time
@@ -184,7 +185,7 @@ async def _find_visible(caller: Principal, document_id: ObjectId) -> dict[str, A
             caller=caller, document_type=kind, reference_id=reference
         )
     else:  # written by other tools with another type: admins only
-        visible = caller.is_admin
+        visible = selectors.sees_every_document(caller)
     if not visible:
         raise not_found()
     return doc
@@ -204,12 +205,15 @@ async def access_document(*, caller: Principal, document_id: ObjectId) -> dict[s
 
 
 def _scope(caller: Principal, *, reference_id: UUID | None, document_type: str | None) -> dict[str, Any] | None:
-    """The filter of documents the caller may list, narrowed to one entity and/or type (sync: ORM)."""
+    """The filter of documents the caller may list, narrowed to one entity and/or type (sync: ORM);
+    403 without `documents.view`."""
+    policy.require(caller, "documents.view")
     types = (document_type,) if document_type else selectors.DOCUMENT_TYPES
     if reference_id is not None:
-        kinds = [kind for kind in types if caller.is_admin or selectors.reference_is_visible(
+        every = selectors.sees_every_document(caller)
+        kinds = [kind for kind in types if every or selectors.reference_is_visible(
             caller=caller, document_type=kind, reference_id=reference_id)]
-        if not caller.is_admin and not kinds:
+        if not every and not kinds:
             raise not_found()
         return {"referenceId": str(reference_id), "documentType": {"$in": list(kinds)}}
     visible = selectors.visibility_filter(caller=caller, document_types=types)

@@ -11,15 +11,14 @@ from pymongo import DESCENDING
 
 from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
+from apps.common import policy
 from apps.common.pagination import PageParams
 from apps.documents.schemas import AcceptedOut, FeatureUseIn, UsageFilters, UsagePatternPage
 from apps.documents.services import mongo_errors
 from apps.documents.stored import stored_time
 from apps.documents.usage import get_recorder
-from realtime import errors
 from realtime.connections import current_settings, get_mongo
 from realtime.documents import USAGE_PATTERNS
-from realtime.errors import ProtocolError
 
 router = Router(tags=["usage patterns"], auth=token_auth)
 
@@ -81,8 +80,7 @@ async def list_usage_patterns(
     request: HttpRequest, filters: Query[UsageFilters], page: Query[PageParams]
 ) -> dict[str, Any]:
     """Every user's usage per session, most recently active first (admins only); filter by user or session."""
-    if not caller_of(request).is_admin:
-        raise ProtocolError(errors.FORBIDDEN, ADMINS_ONLY)
+    policy.require(caller_of(request), policy.FAMILIES["admin"]["access"], ADMINS_ONLY)
     query = {key: value for key, value in (("userId", filters.userId), ("sessionId", filters.sessionId)) if value}
     return await _page(query, page)
 

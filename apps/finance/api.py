@@ -1,7 +1,8 @@
 """HTTP endpoints of transactions, recurring transactions and late fees (mounted at /api/v1 by pms/api.py).
 
-Reads follow apps/finance/selectors.py (forbidden objects answer 404); writes are for
-admins, landlords and property managers of the property (a tenant gets 403). Money is a
+Reads follow apps/finance/selectors.py (forbidden objects answer 404); writes need
+`transactions.manage` (apps/common/policy.py: admins and the `accountant` role everywhere,
+landlords and property managers on their properties; a tenant gets 403). Money is a
 decimal string, dates ISO 8601. GET /transactions/recent reads `transactions:recent:{userId}`
 through (apps/finance/caches.py).
 """
@@ -30,6 +31,8 @@ from apps.leasing.schemas import Money, PatchIn, Timestamp, call, money, princip
 from apps.leasing.selectors import require_staff
 
 router = Router(tags=["finance"], auth=token_auth)
+
+MANAGE = "transactions.manage"
 
 WaiveReason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 DayOfMonth = Annotated[int, Field(ge=1, le=31)]
@@ -141,10 +144,12 @@ async def transactions_recent(request: HttpRequest) -> Any:
 async def transactions_create(request: HttpRequest, payload: TransactionIn) -> Status:
     """Record a charge or payment on one of the caller's leases or properties."""
     caller = principal(request)
-    require_staff(caller)
+    require_staff(caller, MANAGE)
     lease = prop = None
     if payload.leaseId is not None:
-        lease = await call(leasing_selectors.access_lease, caller=caller, lease_id=str(payload.leaseId))
+        lease = await call(
+            leasing_selectors.access_lease, caller=caller, lease_id=str(payload.leaseId), permission=MANAGE
+        )
     if payload.propertyId is not None:
         prop = await call(selectors.access_property_for_transaction, caller=caller, property_id=str(payload.propertyId))
     fields = {
@@ -166,7 +171,7 @@ async def transactions_get(request: HttpRequest, transaction_id: UUID) -> Any:
 async def transactions_update(request: HttpRequest, transaction_id: UUID, payload: TransactionPatch) -> Any:
     """Change a transaction, e.g. mark it paid (paymentStatus `paid`, paymentDate defaults to now)."""
     caller = principal(request)
-    require_staff(caller)
+    require_staff(caller, MANAGE)
     found = await call(selectors.access_transaction, caller=caller, transaction_id=str(transaction_id))
     updated = await call(services.transaction_update, transaction=found, changes=payload.changes())
     return selectors.transaction_data(updated)
@@ -176,7 +181,7 @@ async def transactions_update(request: HttpRequest, transaction_id: UUID, payloa
 async def transactions_delete(request: HttpRequest, transaction_id: UUID) -> Status:
     """Delete a pending transaction; 409 for any other status."""
     caller = principal(request)
-    require_staff(caller)
+    require_staff(caller, MANAGE)
     found = await call(selectors.access_transaction, caller=caller, transaction_id=str(transaction_id))
     await call(services.transaction_delete, transaction=found)
     return Status(204, None)
@@ -275,8 +280,8 @@ async def recurring_transactions_list(
 async def recurring_transactions_create(request: HttpRequest, payload: RecurringTransactionIn) -> Status:
     """Schedule a charge on one of the caller's leases."""
     caller = principal(request)
-    require_staff(caller)
-    lease = await call(leasing_selectors.access_lease, caller=caller, lease_id=str(payload.leaseId))
+    require_staff(caller, MANAGE)
+    lease = await call(leasing_selectors.access_lease, caller=caller, lease_id=str(payload.leaseId), permission=MANAGE)
     fields = {
         RECURRING_FIELDS[name]: getattr(value, "value", value)
         for name, value in payload.model_dump(exclude={"leaseId"}).items()
@@ -300,7 +305,7 @@ async def recurring_transactions_update(
 ) -> Any:
     """Change a schedule (isActive true re-activates it)."""
     caller = principal(request)
-    require_staff(caller)
+    require_staff(caller, MANAGE)
     found = await call(selectors.access_recurring_transaction, caller=caller, recurring_id=str(recurring_id))
     return recurring_out(await call(services.recurring_transaction_update, recurring=found, changes=payload.changes()))
 
@@ -309,7 +314,7 @@ async def recurring_transactions_update(
 async def recurring_transactions_deactivate(request: HttpRequest, recurring_id: UUID) -> Any:
     """Deactivate the schedule (isActive false; the row stays for history) and return it."""
     caller = principal(request)
-    require_staff(caller)
+    require_staff(caller, MANAGE)
     found = await call(selectors.access_recurring_transaction, caller=caller, recurring_id=str(recurring_id))
     return recurring_out(await call(services.recurring_transaction_deactivate, recurring=found))
 
@@ -372,7 +377,7 @@ async def late_fees_list(request: HttpRequest, filters: Query[LateFeeFilters], p
 async def late_fees_create(request: HttpRequest, payload: LateFeeIn) -> Status:
     """Apply a late fee to one of the caller's transactions."""
     caller = principal(request)
-    require_staff(caller)
+    require_staff(caller, MANAGE)
     found = await call(selectors.access_transaction, caller=caller, transaction_id=str(payload.transactionId))
     fee = await call(
         services.late_fee_create,
@@ -394,7 +399,7 @@ async def late_fees_get(request: HttpRequest, late_fee_id: UUID) -> Any:
 async def late_fees_waive(request: HttpRequest, late_fee_id: UUID, payload: LateFeeWaiveIn) -> Any:
     """Waive the fee with a reason (by the caller, now); 409 if it is already waived."""
     caller = principal(request)
-    require_staff(caller)
+    require_staff(caller, MANAGE)
     fee = await call(selectors.access_late_fee, caller=caller, late_fee_id=str(late_fee_id))
     waived = await call(services.late_fee_waive, late_fee=fee, waived_by_id=caller.user_id, reason=payload.reason)
     return late_fee_out(waived)

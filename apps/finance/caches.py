@@ -11,7 +11,8 @@ what a user would see there. The drops are exact, not `SCAN transactions:recent:
 - a tenant added to or removed from a lease -> that tenant's user;
 - a tenant record re-pointed to another user or deleted -> the users involved;
 - a manager added to or removed from a property, an owner changed -> those users;
-- a user saved with a possibly new user_type (admin or not) -> that user.
+- a user saved with a possibly new user_type (admin or not) -> that user; a role given or taken
+  -> that user (apps/accounts/services.py `user_caches_drop`).
 The one coarse case: a cascade from a property or unit deletion that removes many
 transactions drops the pattern once (SCAN, never KEYS), instead of one audience per row.
 Receivers run on every ORM path (API, admin, shell); bulk `update()` bypasses them, so
@@ -26,7 +27,8 @@ from django.db.models import Model
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
-from apps.accounts.models import User, UserType
+from apps.accounts.models import User
+from apps.common import policy
 from apps.common.cache import aread_json_list, drop_on_commit
 from apps.common.visibility import Caller
 from apps.finance.models import Transaction
@@ -55,7 +57,7 @@ def recent_drop_for_users(user_ids: Iterable[Any]) -> None:
 
 
 def transaction_audience(*, lease_id: Any, property_id: Any) -> set[str]:
-    """Users who may see a transaction of this lease and property (admins included)."""
+    """Users who may see a transaction of this lease and property (admins and accountants included)."""
     audience: set[str] = set()
     if lease_id is not None:
         audience.update(
@@ -70,7 +72,9 @@ def transaction_audience(*, lease_id: Any, property_id: Any) -> set[str]:
             str(user_id)
             for user_id in PropertyManager.objects.filter(property_id=property_id).values_list("user_id", flat=True)
         )
-    audience.update(str(pk) for pk in User.objects.filter(user_type=UserType.ADMIN).values_list("pk", flat=True))
+    # Whoever sees every transaction (admins, the accountant role): from the policy's table.
+    everyone = policy.holders_of_all_q(policy.VIEW_TRANSACTIONS)
+    audience.update(str(pk) for pk in User.objects.filter(everyone).values_list("pk", flat=True).distinct())
     return audience
 
 

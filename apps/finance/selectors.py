@@ -1,9 +1,10 @@
 """Reads of transactions, recurring transactions and late fees, filtered by who may see them.
 
-Admins see everything; landlords and property managers what belongs to the properties
-they own or manage (a transaction through its `property`, a recurring transaction through
-its lease's unit, a late fee through its transaction); a tenant-type user what belongs to
-their leases (any status), read-only. Anything else answers 404.
+The permission `transactions.view` in the caller's scope (apps/common/policy.py): admins
+and the `accountant` role see everything; landlords and property managers what belongs to
+the properties they own or manage (a transaction through its `property`, a recurring
+transaction through its lease's unit, a late fee through its transaction); a tenant-type
+user what belongs to their leases (any status), read-only. Anything else answers 404.
 """
 
 from datetime import date, datetime
@@ -12,7 +13,8 @@ from typing import Any
 
 from django.db.models import F, QuerySet
 
-from apps.common.visibility import Caller, not_found, property_staff_q
+from apps.common import policy
+from apps.common.visibility import Caller, not_found
 from apps.finance.models import LateFee, RecurringTransaction, Transaction
 from apps.leasing.selectors import scope_q, scoped
 from apps.properties.models import Property
@@ -21,6 +23,7 @@ RECENT_COUNT = 20
 
 TRANSACTION_PROPERTY = "property__"
 TRANSACTION_TENANT_USER = "lease__tenant_links__tenant__"
+VIEW = "transactions.view"
 
 
 def _iso(value: date | datetime | None) -> str | None:
@@ -69,10 +72,12 @@ def transaction_list(
     due_from: date | None = None,
     due_to: date | None = None,
 ) -> QuerySet[Transaction]:
-    """Transactions the caller may see, filtered (due-date bounds inclusive), latest due first."""
+    """Transactions the caller may see, filtered (due-date bounds inclusive), latest due first; 403
+    without `transactions.view`."""
+    policy.require(caller, VIEW)
     queryset = scoped(
         Transaction.objects.all(),
-        scope_q(caller, staff_path=TRANSACTION_PROPERTY, tenant_path=TRANSACTION_TENANT_USER),
+        scope_q(caller, staff_path=TRANSACTION_PROPERTY, tenant_path=TRANSACTION_TENANT_USER, permission=VIEW),
     )
     filters: dict[str, Any] = {
         "lease_id": lease_id,
@@ -101,8 +106,8 @@ def transaction_list_recent(*, caller: Caller) -> list[dict[str, Any]]:
 
 
 def access_property_for_transaction(*, caller: Caller, property_id: str) -> Property:
-    """A property the caller owns or manages (any, for admins); not_found otherwise."""
-    q = None if caller.is_admin else property_staff_q(caller)
+    """A property in the caller's `transactions.manage` scope; not_found otherwise."""
+    q = policy.visible_q(caller, "transactions.manage", property_path="")
     found = scoped(Property.objects.all(), q).filter(pk=property_id).first()
     if found is None:
         raise not_found()
@@ -118,7 +123,9 @@ def recurring_transaction_list(
     """Recurring transactions of leases the caller may see, latest start first."""
     queryset = scoped(
         RecurringTransaction.objects.all(),
-        scope_q(caller, staff_path="lease__unit__property__", tenant_path="lease__tenant_links__tenant__"),
+        scope_q(
+            caller, staff_path="lease__unit__property__", tenant_path="lease__tenant_links__tenant__", permission=VIEW
+        ),
     )
     if lease_id is not None:
         queryset = queryset.filter(lease_id=lease_id)
@@ -148,6 +155,7 @@ def late_fee_list(
             caller,
             staff_path="transaction__property__",
             tenant_path="transaction__lease__tenant_links__tenant__",
+            permission=VIEW,
         ),
     )
     if transaction_id is not None:

@@ -13,27 +13,29 @@ from uuid import UUID
 from django.db.models import Q, QuerySet
 
 from apps.accounts.services import Principal
-from apps.common.visibility import not_found, property_staff_q, tenant_user_q
+from apps.common import policy
+from apps.common.visibility import not_found, tenant_user_q
 from apps.hud.models import HousingAuthority, HudApplication, HudForm, HudProgram, PropertyHudProgram
 from apps.leasing.models import Tenant
 from apps.properties.models import Property
 
 
-def staff_property_ids(caller: Principal) -> QuerySet[Property]:
-    return Property.objects.filter(property_staff_q(caller)).values("pk")
+def _filtered(queryset: QuerySet[Any], q: Q | None) -> QuerySet[Any]:
+    """`queryset` limited to `q` through a `pk IN (subquery)` (no duplicates); all rows for None."""
+    return queryset if q is None else queryset.filter(pk__in=queryset.model.objects.filter(q).values("pk"))
 
 
-def staff_tenant_ids(caller: Principal) -> QuerySet[Tenant]:
-    """Subquery: tenants with a lease on a unit of a property the caller owns or manages."""
-    return Tenant.objects.filter(lease_links__lease__unit__property__in=staff_property_ids(caller)).values("pk")
+def staff_tenant_ids(caller: Principal, permission: str = "hud.manage") -> QuerySet[Tenant]:
+    """Subquery: tenants with a lease under a property in the caller's `permission` scope
+    (staff: their properties'; admins: every tenant)."""
+    q = policy.visible_q(caller, permission, property_path="lease_links__lease__unit__property__")
+    return _filtered(Tenant.objects.all(), q).values("pk")
 
 
 def access_property_as_staff(*, caller: Principal, property_id: UUID) -> Property:
-    """The property when the caller is an admin or its staff, else `not_found`."""
-    found = Property.objects.filter(pk=property_id)
-    if not caller.is_admin:
-        found = found.filter(pk__in=staff_property_ids(caller))
-    prop = found.first()
+    """The property when it is in the caller's `hud.manage` scope (an admin or its staff), else `not_found`."""
+    q = policy.visible_q(caller, "hud.manage", property_path="")
+    prop = _filtered(Property.objects.filter(pk=property_id), q).first()
     if prop is None:
         raise not_found()
     return prop
@@ -80,16 +82,20 @@ def property_hud_program_list(*, property_id: Any) -> QuerySet[PropertyHudProgra
 
 
 def hud_application_visible(*, caller: Principal) -> QuerySet[HudApplication]:
-    applications = HudApplication.objects.all()
-    if caller.is_admin:
-        return applications
-    return applications.filter(tenant_user_q(caller, "tenant__") | Q(tenant__in=staff_tenant_ids(caller)))
+    """Applications in the caller's `hud.view` scope: an applicant's own, staff those of their
+    properties' tenants, admins all."""
+    q = policy.visible_q(
+        caller, "hud.view", property_path="tenant__lease_links__lease__unit__property__",
+        own=tenant_user_q(caller, "tenant__"),
+    )
+    return _filtered(HudApplication.objects.all(), q)
 
 
 def hud_application_list(
     *, caller: Principal, tenant_id: UUID | None = None, status: str | None = None
 ) -> QuerySet[HudApplication]:
-    """Visible applications, newest application date first."""
+    """Visible applications, newest application date first; 403 without `hud.view`."""
+    policy.require(caller, "hud.view")
     applications = hud_application_visible(caller=caller)
     if tenant_id is not None:
         applications = applications.filter(tenant_id=tenant_id)
@@ -109,8 +115,9 @@ def access_hud_application(*, caller: Principal, application_id: UUID, for_updat
 
 
 def hud_application_is_managed_by(*, caller: Principal, application: HudApplication) -> bool:
-    """Admins, and staff of a property where the applicant holds a lease, decide on the application."""
-    if caller.is_admin:
+    """Admins, and staff of a property where the applicant holds a lease, decide on the application
+    (`hud.manage` in their scope)."""
+    if policy.sees_all(caller, "hud.manage"):
         return True
     return application.tenant_id is not None and staff_tenant_ids(caller).filter(pk=application.tenant_id).exists()
 

@@ -16,6 +16,7 @@ from django.db.models import Model, ProtectedError, Q
 from django.utils import timezone
 
 from apps.accounts.services import Principal
+from apps.common import policy
 from apps.common.visibility import not_found
 from apps.hud import selectors
 from apps.hud.models import (
@@ -46,7 +47,6 @@ FORM_CLOSED = "Forms can be added only while the application is a draft or submi
 APPLICANT_FORM_EDITS = "The applicant may edit a pending form and submit it; staff accept or reject it."
 REJECTION_NEEDS_REASON = "A rejected form needs a rejectionReason."
 
-STAFF_TYPES = frozenset({"landlord", "property_manager"})
 TRANSITIONS: dict[str, frozenset[str]] = {
     HudApplicationStatus.DRAFT: frozenset({HudApplicationStatus.SUBMITTED}),
     HudApplicationStatus.SUBMITTED: frozenset(
@@ -66,8 +66,7 @@ def _invalid(field: str, reason: str) -> ProtocolError:
 
 
 def _require_admin(caller: Principal) -> None:
-    if not caller.is_admin:
-        raise ProtocolError(errors.FORBIDDEN, ADMINS_ONLY)
+    policy.require(caller, "hud.admin", ADMINS_ONLY)
 
 
 def _apply(instance: Model, changes: dict[str, Any]) -> None:
@@ -152,12 +151,15 @@ def property_hud_programs_replace(*, caller: Principal, property_id: UUID, entri
 def hud_application_create(*, caller: Principal, tenant_id: UUID | None, fields: dict[str, Any]) -> HudApplication:
     """A draft application: a tenant applies for themselves; staff or an admin for one of their tenants."""
     own = Tenant.objects.filter(user_id=caller.user_id).order_by("created_at", "pk")
-    if caller.is_admin or caller.user_type in STAFF_TYPES:
+    # Applying for others is `hud.apply` beyond the OWN scope (staff for their tenants, admins for any).
+    if policy.require(caller, "hud.apply") > policy.Scope.OWN:
         if tenant_id is None:
             raise _invalid("tenantId", TENANT_REQUIRED)
         tenants = Tenant.objects.filter(pk=tenant_id)
-        if not caller.is_admin:
-            tenants = tenants.filter(Q(pk__in=selectors.staff_tenant_ids(caller)) | Q(user_id=caller.user_id))
+        if not policy.sees_all(caller, "hud.apply"):
+            tenants = tenants.filter(
+                Q(pk__in=selectors.staff_tenant_ids(caller, "hud.apply")) | Q(user_id=caller.user_id)
+            )
         tenant = tenants.first()
         if tenant is None:
             raise _invalid("tenantId", NOT_YOUR_TENANT)

@@ -66,7 +66,7 @@ async def tenants_create(request: HttpRequest, payload: TenantIn) -> Status:
     (`POST /invitations/{id}/accept`). Admins: create the tenant record at once (201), on
     `leaseId` if given, without an invitation."""
     caller = principal(request)
-    selectors.require_staff(caller)
+    selectors.require_staff(caller, "tenants.manage")
     lease = None
     if payload.leaseId is not None:
         lease = await call(selectors.access_lease, caller=caller, lease_id=str(payload.leaseId))
@@ -102,7 +102,7 @@ async def tenants_get(request: HttpRequest, tenant_id: UUID) -> Any:
 async def tenants_update(request: HttpRequest, tenant_id: UUID, payload: TenantPatch) -> Any:
     """Change a tenant record (staff of one of its leases' properties, or admin)."""
     caller = principal(request)
-    selectors.require_staff(caller)
+    selectors.require_staff(caller, "tenants.manage")
     tenant = await call(selectors.access_tenant, caller=caller, tenant_id=str(tenant_id))
     return tenant_out(await call(services.tenant_update, tenant=tenant, changes=payload.changes()))
 
@@ -111,7 +111,7 @@ async def tenants_update(request: HttpRequest, tenant_id: UUID, payload: TenantP
 async def tenants_delete(request: HttpRequest, tenant_id: UUID) -> Status:
     """Delete a tenant record that is on no lease but drafts; 409 when on an active or past lease."""
     caller = principal(request)
-    selectors.require_staff(caller)
+    selectors.require_staff(caller, "tenants.manage")
     tenant = await call(selectors.access_tenant, caller=caller, tenant_id=str(tenant_id))
     await call(services.tenant_delete, tenant=tenant)
     return Status(204, None)

@@ -1,9 +1,11 @@
 """Reads of tenants, leases, lease tenants and lease documents, filtered by who may see them.
 
-Who sees what (apps/common/visibility.py): an admin everything; a landlord or property
-manager everything under the properties they own or manage; a tenant-type user their own
-tenant records, their leases (any status) and what hangs off them, read-only. Objects
-outside the caller's view answer 404 (`access_*` raise not_found), never 403.
+Who sees what is the access policy's (apps/common/policy.py): `leases.view` and
+`tenants.view` in the caller's scope (an admin everything; a landlord or property manager
+everything under the properties they own or manage; a tenant-type user their own tenant
+records, their leases (any status) and what hangs off them, read-only). Writes need
+`leases.manage` / `tenants.manage`. Objects outside the caller's view answer 404
+(`access_*` raise not_found), never 403.
 """
 
 from datetime import date
@@ -11,15 +13,13 @@ from typing import Any, TypeVar
 
 from django.db.models import Model, Q, QuerySet
 
-from apps.common.visibility import Caller, not_found, property_staff_q, tenant_user_q
+from apps.common import policy
+from apps.common.visibility import Caller, not_found, tenant_user_q
 from apps.leasing.models import Lease, LeaseDocument, LeaseTenant, Tenant
 from apps.properties.models import Unit
-from realtime import errors
-from realtime.errors import ProtocolError
 
 M = TypeVar("M", bound=Model)
 
-STAFF_TYPES = frozenset({"landlord", "property_manager"})
 READ_ONLY = "Tenants have read-only access here; ask the property's landlord or manager."
 
 # Field paths from each model to its property (staff scope) and to its tenants' users (tenant scope).
@@ -28,22 +28,16 @@ LEASE_TENANT_USER = "tenant_links__tenant__"
 TENANT_PROPERTY = "lease_links__lease__unit__property__"
 
 
-def require_staff(caller: Caller) -> None:
-    """Writes are for admins, landlords and property managers; a tenant gets 403 (the object
-    itself was never looked up, so nothing about it leaks)."""
-    if not (caller.is_admin or caller.user_type in STAFF_TYPES):
-        raise ProtocolError(errors.FORBIDDEN, READ_ONLY)
+def require_staff(caller: Caller, permission: str = "leases.manage") -> None:
+    """Writes need `permission` (`leases.manage` unless named) in some scope; without it, 403
+    (the object itself was never looked up, so nothing about it leaks)."""
+    policy.require(caller, permission, READ_ONLY)
 
 
-def scope_q(caller: Caller, *, staff_path: str, tenant_path: str | None) -> Q | None:
-    """The filter of rows `caller` may read (None: all of them, for admins)."""
-    if caller.is_admin:
-        return None
-    if caller.user_type in STAFF_TYPES:
-        return property_staff_q(caller, staff_path)
-    if caller.user_type == "tenant" and tenant_path is not None:
-        return tenant_user_q(caller, tenant_path)
-    return Q(pk__in=[])
+def scope_q(caller: Caller, *, staff_path: str, tenant_path: str | None, permission: str = "leases.view") -> Q | None:
+    """The filter of rows `caller` may act on under `permission` (None: all of them)."""
+    own = tenant_user_q(caller, tenant_path) if tenant_path is not None else None
+    return policy.visible_q(caller, permission, property_path=staff_path, own=own)
 
 
 def scoped(queryset: QuerySet[M], q: Q | None) -> QuerySet[M]:
@@ -56,19 +50,14 @@ def scoped(queryset: QuerySet[M], q: Q | None) -> QuerySet[M]:
 # Tenants
 
 
-def tenant_scope_q(caller: Caller) -> Q | None:
-    if caller.is_admin:
-        return None
-    if caller.user_type in STAFF_TYPES:
-        return property_staff_q(caller, TENANT_PROPERTY)
-    if caller.user_type == "tenant":
-        return Q(user_id=caller.user_id)
-    return Q(pk__in=[])
+def tenant_scope_q(caller: Caller, permission: str = "tenants.view") -> Q | None:
+    return policy.visible_q(caller, permission, property_path=TENANT_PROPERTY, own=Q(user_id=caller.user_id))
 
 
-def tenant_list(*, caller: Caller, user_id: str | None = None) -> QuerySet[Tenant]:
-    """Tenant records the caller may see, oldest first."""
-    queryset = scoped(Tenant.objects.select_related("user"), tenant_scope_q(caller))
+def tenant_list(*, caller: Caller, user_id: str | None = None, permission: str = "tenants.view") -> QuerySet[Tenant]:
+    """Tenant records the caller may see (or act on under `permission`), oldest first; 403 without it."""
+    policy.require(caller, permission)
+    queryset = scoped(Tenant.objects.select_related("user"), tenant_scope_q(caller, permission))
     if user_id is not None:
         queryset = queryset.filter(user_id=user_id)
     return queryset.order_by("created_at", "id")
@@ -85,13 +74,14 @@ def access_tenant(*, caller: Caller, tenant_id: str) -> Tenant:
 # Leases
 
 
-def lease_scope_q(caller: Caller) -> Q | None:
-    return scope_q(caller, staff_path=LEASE_PROPERTY, tenant_path=LEASE_TENANT_USER)
+def lease_scope_q(caller: Caller, permission: str = "leases.view") -> Q | None:
+    return scope_q(caller, staff_path=LEASE_PROPERTY, tenant_path=LEASE_TENANT_USER, permission=permission)
 
 
 def lease_list(
     *,
     caller: Caller,
+    permission: str = "leases.view",
     unit_id: str | None = None,
     property_id: str | None = None,
     status: str | None = None,
@@ -100,8 +90,10 @@ def lease_list(
     end_from: date | None = None,
     end_to: date | None = None,
 ) -> QuerySet[Lease]:
-    """Leases the caller may see, filtered (date bounds inclusive), newest start first."""
-    queryset = scoped(Lease.objects.select_related("unit"), lease_scope_q(caller))
+    """Leases the caller may see (or act on under `permission`), filtered (date bounds inclusive),
+    newest start first; 403 without `permission`."""
+    policy.require(caller, permission)
+    queryset = scoped(Lease.objects.select_related("unit"), lease_scope_q(caller, permission))
     filters: dict[str, Any] = {
         "unit_id": unit_id,
         "unit__property_id": property_id,
@@ -115,9 +107,10 @@ def lease_list(
     return queryset.order_by("-start_date", "-created_at", "id")
 
 
-def access_lease(*, caller: Caller, lease_id: str) -> Lease:
-    """The lease if the caller may see it; not_found otherwise."""
-    lease = lease_list(caller=caller).filter(pk=lease_id).first()
+def access_lease(*, caller: Caller, lease_id: str, permission: str = "leases.view") -> Lease:
+    """The lease if the caller may see it (or act on it under `permission`); not_found otherwise."""
+    policy.require_for_item(caller, permission)
+    lease = lease_list(caller=caller, permission=permission).filter(pk=lease_id).first()
     if lease is None:
         raise not_found()
     return lease
@@ -150,8 +143,8 @@ def access_lease_document(*, caller: Caller, lease_id: str, document_id: str) ->
 
 
 def access_unit_for_lease(*, caller: Caller, unit_id: str) -> Unit:
-    """A unit whose property the caller owns or manages (any unit for admins); not_found otherwise."""
-    q = None if caller.is_admin else property_staff_q(caller, "property__")
+    """A unit in the caller's `leases.manage` scope (staff: their properties'; admins: any); not_found otherwise."""
+    q = policy.visible_q(caller, "leases.manage", property_path="property__")
     unit = scoped(Unit.objects.all(), q).filter(pk=unit_id).first()
     if unit is None:
         raise not_found()

@@ -1,12 +1,14 @@
 """Reads of the maintenance domain, always narrowed to what the caller may see.
 
-Who sees what (apps/common/visibility.py): an admin everything; a landlord or property
-manager the requests and work orders under the properties they own or manage; a tenant
-their own requests (`tenant.user` is the caller). Reading of ours: a user holding the role
-`maintenance_staff` (the platform's maintenance workforce, tracked globally in
-`maintenance:active:workers`) sees every work order, since no column ties a worker to a
-property. Vendors are a shared directory read by every non-tenant. Objects outside the
-caller's view raise `not_found`; collections a caller can never see raise `forbidden`.
+Who sees what is the access policy's (apps/common/policy.py: `maintenance.view`,
+`workorders.view`, `vendors.view` in the caller's scope): an admin everything; a landlord or
+property manager the requests and work orders under the properties they own or manage; a
+tenant their own requests (`tenant.user` is the caller). Reading of ours: a user holding the
+role `maintenance_staff` (the platform's maintenance workforce, tracked globally in
+`maintenance:active:workers`) sees every request and work order, since no column ties a
+worker to a property. Vendors are a shared directory read by every holder of `vendors.view`.
+Objects outside the caller's view raise `not_found`; collections a caller can never see
+raise `forbidden`.
 """
 
 from datetime import date, datetime
@@ -18,7 +20,8 @@ from django.db.models import Count, Q, QuerySet
 
 from apps.accounts.services import Principal
 from apps.common.cache import aread_hash, decode_hash
-from apps.common.visibility import not_found, property_staff_q, tenant_user_q
+from apps.common import policy
+from apps.common.visibility import not_found, tenant_user_q
 from apps.maintenance.models import (
     MaintenanceImage,
     MaintenanceRequest,
@@ -31,7 +34,6 @@ from apps.properties.models import Property
 from realtime import errors, keys
 from realtime.errors import ProtocolError
 
-STAFF_TYPES = frozenset({"landlord", "property_manager"})
 MAINTENANCE_STAFF_ROLE = "maintenance_staff"
 COUNTS_TTL_SECONDS = 5 * 60
 COUNT_FIELDS: dict[str, type] = {
@@ -42,39 +44,30 @@ VENDORS_FORBIDDEN = "Tenants have no access to vendors."
 WORK_ORDERS_FORBIDDEN = "Tenants have no access to work orders."
 
 
-def is_staff(caller: Principal) -> bool:
-    """A landlord or property manager (what they may touch still depends on the property)."""
-    return caller.user_type in STAFF_TYPES
-
-
 def is_maintenance_worker(caller: Principal) -> bool:
-    return MAINTENANCE_STAFF_ROLE in caller.roles
+    """The caller does maintenance work (`maintenance.work`: may move work orders along)."""
+    return policy.allows(caller, "maintenance.work")
 
 
 def forbidden(message: str) -> ProtocolError:
     return ProtocolError(errors.FORBIDDEN, message)
 
 
-def staff_property_ids(caller: Principal) -> QuerySet[Property]:
-    """Subquery of the ids of the properties the caller owns or manages."""
-    return Property.objects.filter(property_staff_q(caller)).values("pk")
-
-
 def property_is_staffed_by(*, caller: Principal, property_id: Any) -> bool:
-    """The caller is an admin or owns or manages the property."""
+    """The property is in the caller's `maintenance.manage` scope (an admin, or its owner or manager)."""
+    q = policy.visible_q(caller, "maintenance.manage", property_path="")
     found = Property.objects.filter(pk=property_id)
-    return (found if caller.is_admin else found.filter(pk__in=staff_property_ids(caller))).exists()
+    return (found if q is None else found.filter(q)).exists()
 
 
 # --- maintenance requests ---------------------------------------------------------------
 
 
 def maintenance_request_visible(*, caller: Principal) -> QuerySet[MaintenanceRequest]:
-    """Every request the caller may read."""
+    """Every request the caller may read (`maintenance.view` in their scope)."""
     requests = MaintenanceRequest.objects.select_related("unit")
-    if caller.is_admin:
-        return requests
-    return requests.filter(Q(unit__property__in=staff_property_ids(caller)) | tenant_user_q(caller, "tenant__"))
+    q = policy.visible_q(caller, "maintenance.view", property_path="unit__property__", own=tenant_user_q(caller, "tenant__"))
+    return requests if q is None else requests.filter(pk__in=MaintenanceRequest.objects.filter(q).values("pk"))
 
 
 def maintenance_request_list(
@@ -87,7 +80,8 @@ def maintenance_request_list(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
 ) -> QuerySet[MaintenanceRequest]:
-    """Visible requests matching the filters, newest first (`createdTo` inclusive)."""
+    """Visible requests matching the filters, newest first (`createdTo` inclusive); 403 without `maintenance.view`."""
+    policy.require(caller, "maintenance.view")
     requests = maintenance_request_visible(caller=caller)
     if unit_id is not None:
         requests = requests.filter(unit_id=unit_id)
@@ -119,8 +113,8 @@ def access_maintenance_request(*, caller: Principal, request_id: UUID, for_updat
 
 
 def maintenance_request_is_managed_by(*, caller: Principal, request: MaintenanceRequest) -> bool:
-    """The caller is an admin or staff of the request's property (may change status, priority, costs)."""
-    if caller.is_admin:
+    """The request's property is in the caller's `maintenance.manage` scope (may change status, priority, costs)."""
+    if policy.sees_all(caller, "maintenance.manage"):
         return True
     if request.unit is None or request.unit.property_id is None:
         return False
@@ -170,9 +164,8 @@ async def amaintenance_counts_get(*, property_id: Any) -> dict[str, int]:
 def vendor_list(
     *, caller: Principal, service_category: str | None = None, is_preferred: bool | None = None
 ) -> QuerySet[Vendor]:
-    """Vendors by name; `forbidden` for tenants (who never see vendors)."""
-    if not (caller.is_admin or is_staff(caller) or is_maintenance_worker(caller)):
-        raise forbidden(VENDORS_FORBIDDEN)
+    """Vendors by name; `forbidden` without `vendors.view` (tenants never see vendors)."""
+    policy.require(caller, "vendors.view", VENDORS_FORBIDDEN)
     vendors = Vendor.objects.all()
     if service_category is not None:
         vendors = vendors.filter(service_category__iexact=service_category)
@@ -182,8 +175,7 @@ def vendor_list(
 
 
 def access_vendor(*, caller: Principal, vendor_id: UUID) -> Vendor:
-    if not (caller.is_admin or is_staff(caller) or is_maintenance_worker(caller)):
-        raise not_found()
+    policy.require_for_item(caller, "vendors.view")
     vendor = Vendor.objects.filter(pk=vendor_id).first()
     if vendor is None:
         raise not_found()
@@ -195,9 +187,8 @@ def access_vendor(*, caller: Principal, vendor_id: UUID) -> Vendor:
 
 def work_order_visible(*, caller: Principal) -> QuerySet[WorkOrder]:
     orders = WorkOrder.objects.select_related("request__unit")
-    if caller.is_admin or is_maintenance_worker(caller):
-        return orders
-    return orders.filter(request__unit__property__in=staff_property_ids(caller))
+    q = policy.visible_q(caller, "workorders.view", property_path="request__unit__property__")
+    return orders if q is None else orders.filter(pk__in=WorkOrder.objects.filter(q).values("pk"))
 
 
 def work_order_list(
@@ -209,9 +200,9 @@ def work_order_list(
     scheduled_from: date | None = None,
     scheduled_to: date | None = None,
 ) -> QuerySet[WorkOrder]:
-    """Visible work orders matching the filters, newest assignment first; `forbidden` for tenants."""
-    if not (caller.is_admin or is_staff(caller) or is_maintenance_worker(caller)):
-        raise forbidden(WORK_ORDERS_FORBIDDEN)
+    """Visible work orders matching the filters, newest assignment first; `forbidden` without
+    `workorders.view` (tenants)."""
+    policy.require(caller, "workorders.view", WORK_ORDERS_FORBIDDEN)
     orders = work_order_visible(caller=caller)
     if request_id is not None:
         orders = orders.filter(request_id=request_id)

@@ -14,6 +14,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from apps.accounts.services import Principal
+from apps.common import policy
 from apps.common.visibility import not_found
 from apps.leasing.models import LeaseStatus, Tenant
 from apps.maintenance import selectors
@@ -72,10 +73,11 @@ def maintenance_request_create(*, caller: Principal, unit_id: UUID, fields: dict
                                tenant_id: UUID | None = None) -> MaintenanceRequest:
     """File a request. A tenant files for a unit of their ACTIVE lease (as that lease's tenant);
     staff of the unit's property or an admin file for any of theirs, optionally naming a tenant of the unit."""
+    policy.require(caller, "maintenance.create")
     unit = Unit.objects.filter(pk=unit_id).first()
     if unit is None:
         raise not_found()
-    managed = caller.is_admin or selectors.property_is_staffed_by(caller=caller, property_id=unit.property_id)
+    managed = selectors.property_is_staffed_by(caller=caller, property_id=unit.property_id)
     if managed:
         tenant = None
         if tenant_id is not None:
@@ -160,8 +162,7 @@ def maintenance_image_delete(*, caller: Principal, request_id: UUID, image_id: U
 
 
 def _require_vendor_writer(caller: Principal) -> None:
-    if not (caller.is_admin or selectors.is_staff(caller)):
-        raise ProtocolError(errors.FORBIDDEN, VENDOR_WRITERS_ONLY)
+    policy.require(caller, "vendors.manage", VENDOR_WRITERS_ONLY)
 
 
 @transaction.atomic
@@ -238,10 +239,10 @@ def work_order_update(*, caller: Principal, work_order_id: UUID, changes: dict[s
     """Change a work order: staff of its property or an admin change anything; `maintenance_staff`
     change the status and completion notes. Completing sets `completed_at`; paying sets `invoice_paid_date`."""
     order = selectors.access_work_order(caller=caller, work_order_id=work_order_id, for_update=True)
-    managed = order.request is not None and selectors.maintenance_request_is_managed_by(
-        caller=caller, request=order.request
+    managed = policy.sees_all(caller, "maintenance.manage") or (
+        order.request is not None and selectors.maintenance_request_is_managed_by(caller=caller, request=order.request)
     )
-    if not (managed or caller.is_admin):
+    if not managed:
         if not selectors.is_maintenance_worker(caller) or set(changes) - WORKER_EDITABLE:
             raise ProtocolError(errors.FORBIDDEN, WORKER_FIELDS_ONLY)
     previous = order.status

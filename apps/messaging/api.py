@@ -8,8 +8,8 @@ from pydantic import StringConstraints
 
 from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
+from apps.common import policy
 from apps.messaging.services import DEFAULT_PRIORITY, MESSAGE_MAX_LENGTH, TITLE_MAX_LENGTH, abroadcast_send
-from realtime.errors import FORBIDDEN, ProtocolError
 
 router = Router(tags=["system"])
 
@@ -36,8 +36,7 @@ class BroadcastOut(Schema):
 async def broadcast_send(request: HttpRequest, payload: BroadcastIn) -> Status:
     """Send a `broadcast` event on `system:broadcasts` (admins only); returns its data and offset."""
     principal: Principal = request.auth  # type: ignore[attr-defined]
-    if not principal.is_admin:
-        raise ProtocolError(FORBIDDEN, ADMINS_ONLY)
+    policy.require(principal, policy.FAMILIES["broadcasts"]["send"], ADMINS_ONLY)
     frame = await abroadcast_send(
         sender_id=principal.user_id, title=payload.title, message=payload.message, priority=payload.priority
     )

@@ -12,6 +12,8 @@ from asgiref.sync import sync_to_async
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
+from apps.accounts.selectors import actor_current
+from apps.common import policy
 from apps.common.cache import aread_json_many
 from apps.messaging.models import ConversationParticipant
 from apps.properties.models import Property
@@ -65,21 +67,28 @@ def _conversations_of(user_ids: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def _properties_of(user_id: str) -> Any:
+def _properties_of(subject: policy.Subject) -> Any:
+    """Properties that link the user to others: owned or managed, or leased (active)."""
     return Property.objects.filter(
-        Q(owner_id=user_id)
-        | Q(manager_links__user_id=user_id)
-        | Q(units__leases__lease_status="active", units__leases__tenant_links__tenant__user_id=user_id)
+        policy.property_staff_q(subject) | policy.active_lease_tenant_q(subject, "units__leases__")
     ).values("pk")
 
 
 @sync_to_async
 def _visible_users(viewer_id: str, user_ids: list[str]) -> set[str]:
+    """The users among `user_ids` whose presence the viewer may see, for the viewer as they are NOW
+    (the socket's connect-time user type is not trusted): everyone for holders of `users.view`
+    over all users (admins, support); otherwise those they share a conversation or a property with."""
+    actor = actor_current(user_id=viewer_id)
+    if actor is None:
+        return set()
+    if policy.sees_all(actor, "users.view"):
+        return set(user_ids)
     conversations = ConversationParticipant.objects.filter(user_id=viewer_id).values("conversation_id")
     via_chat = ConversationParticipant.objects.filter(
         conversation_id__in=conversations, user_id__in=user_ids
     ).values_list("user_id", flat=True)
-    properties = _properties_of(viewer_id)
+    properties = _properties_of(actor)
     via_property = (
         Property.objects.filter(pk__in=properties)
         .filter(
@@ -139,8 +148,6 @@ class ParticipantDirectory:
         return found
 
     async def visible_users(self, viewer: Viewer, user_ids: list[str]) -> set[str]:
-        if viewer.is_admin:
-            return set(user_ids)
         others = [user_id for user_id in user_ids if user_id != viewer.user_id]
         visible = await _visible_users(viewer.user_id, others) if others else set()
         return visible | ({viewer.user_id} & set(user_ids))

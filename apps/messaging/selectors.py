@@ -17,6 +17,7 @@ from bson import ObjectId
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from apps.accounts.services import Principal
+from apps.common import policy
 from apps.common.visibility import not_found
 from apps.messaging.models import Conversation, ConversationParticipant
 from realtime import connections
@@ -46,7 +47,7 @@ def access_conversation(*, caller: Principal, conversation_id: UUID) -> Conversa
         is_participant=Subquery(mine.values("pk")[:1]),
     )
     found = conversations.prefetch_related("participants__user").first()
-    if found is None or (found.is_participant is None and not caller.is_admin):  # type: ignore[attr-defined]
+    if found is None or (found.is_participant is None and not policy.sees_all(caller, "chat.use")):  # type: ignore[attr-defined]
         raise not_found()
     return found
 

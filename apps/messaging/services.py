@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 
 from apps.accounts.models import User
 from apps.accounts.services import Principal
+from apps.common import policy
 from apps.common.visibility import not_found, property_staff_q
 from apps.leasing.models import LeaseStatus
 from apps.messaging.models import Conversation, ConversationParticipant
@@ -82,7 +83,7 @@ async def abroadcast_send(*, sender_id: str, title: str, message: str, priority:
 # changes through apps/messaging/signals.py (cached topic access dropped on commit).
 
 MAX_PARTICIPANTS = 50
-CONVERSATION_STARTERS = frozenset({"tenant", "landlord", "property_manager"})
+CHAT = "chat.use"
 
 CANNOT_START = "Your account type cannot start conversations."
 NEED_SOMEONE_ELSE = "Name at least one participant other than yourself."
@@ -97,26 +98,24 @@ def _invalid(field: str, reason: str) -> ProtocolError:
 
 
 def _linked_properties(caller: Principal) -> QuerySet[Property]:
-    """Properties that link the caller to others: leased (active) for tenants, owned or managed for staff."""
-    if caller.user_type == "tenant":
-        return Property.objects.filter(
-            units__leases__lease_status=LeaseStatus.ACTIVE,
-            units__leases__tenant_links__tenant__user_id=caller.user_id,
-        )
-    return Property.objects.filter(property_staff_q(caller))
+    """Properties that link the caller to others: leased (active), owned or managed."""
+    return Property.objects.filter(
+        policy.property_staff_q(caller) | policy.active_lease_tenant_q(caller, "units__leases__")
+    )
 
 
 def _reachable(caller: Principal, property_id: Any = None) -> QuerySet[User]:
     """Active users the caller may put in a conversation (optionally: through one property only)."""
     users = User.objects.filter(is_active=True)
-    if caller.is_admin:
+    if policy.sees_all(caller, CHAT):
         return users
     properties = _linked_properties(caller)
     if property_id is not None:
         properties = properties.filter(pk=property_id)
     linked = properties.values("pk")
     staff = Q(owned_properties__in=linked) | Q(managed_property_links__property__in=linked)
-    if caller.user_type == "tenant":
+    if policy.scope_of(caller, "tenants.view") <= policy.Scope.OWN:
+        # Whoever sees tenant records only as their own (tenants) reaches staff, not other tenants.
         return users.filter(staff)
     tenants = Q(
         tenant_profiles__lease_links__lease__unit__property__in=linked,
@@ -135,15 +134,14 @@ def conversation_create(
     *, caller: Principal, participant_ids: list[Any], subject: str | None = None, property_id: Any = None
 ) -> Conversation:
     """Start a conversation of the caller and the named users (deduplicated; the caller is added)."""
-    if not (caller.is_admin or caller.user_type in CONVERSATION_STARTERS):
-        raise ProtocolError(errors.FORBIDDEN, CANNOT_START)
+    policy.require(caller, CHAT, CANNOT_START)
     others = {str(user_id) for user_id in participant_ids} - {caller.user_id}
     if not others:
         raise _invalid("participants", NEED_SOMEONE_ELSE)
     if len(others) >= MAX_PARTICIPANTS:
         raise _invalid("participants", f"At most {MAX_PARTICIPANTS} participants.")
     if property_id is not None:
-        properties = Property.objects.all() if caller.is_admin else _linked_properties(caller)
+        properties = Property.objects.all() if policy.sees_all(caller, CHAT) else _linked_properties(caller)
         if not properties.filter(pk=property_id).exists():
             raise _invalid("propertyId", NOT_YOUR_PROPERTY)
     _require_reachable(caller, others, property_id, "participants")
@@ -154,7 +152,7 @@ def conversation_create(
 
 
 def _may_manage(caller: Principal, conversation: Conversation) -> bool:
-    if caller.is_admin or str(conversation.created_by_id) == caller.user_id:
+    if policy.sees_all(caller, CHAT) or str(conversation.created_by_id) == caller.user_id:
         return True
     return conversation.property_id is not None and Property.objects.filter(
         property_staff_q(caller), pk=conversation.property_id

@@ -1,8 +1,9 @@
 """Reads of properties, units, amenities and property managers, always through the caller's view.
 
-Who sees what (apps/common/visibility.py): an admin everything; a landlord or property
-manager the properties they own or manage and their units; a tenant the units of their
-ACTIVE leases and those units' properties, read-only. Anything else answers 404.
+Who sees what is the access policy's (apps/common/policy.py: `properties.view`,
+`units.view` in the caller's scope): an admin everything; a landlord or property manager
+the properties they own or manage and their units; a tenant the units of their ACTIVE
+leases and those units' properties, read-only. Anything else answers 404.
 Visibility is expressed as `pk IN (subquery)` filters, so lists never need DISTINCT.
 """
 
@@ -12,43 +13,35 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
-from apps.common.visibility import Caller, not_found, property_staff_q
+from apps.common import policy
+from apps.common.visibility import Caller, not_found
 from apps.properties.models import Amenity, Property, PropertyManager, Unit
-
-# The seed's lease status that gives a tenant sight of a unit (leasing's LeaseStatus.ACTIVE).
-ACTIVE_LEASE = "active"
 
 
 def _tenant_unit_ids(caller: Caller) -> QuerySet[Unit]:
-    return Unit.objects.filter(
-        leases__lease_status=ACTIVE_LEASE, leases__tenant_links__tenant__user_id=caller.user_id
-    ).values("pk")
+    return Unit.objects.filter(policy.active_lease_tenant_q(caller, "leases__")).values("pk")
 
 
-def _staff_property_ids(caller: Caller) -> QuerySet[Property]:
-    return Property.objects.filter(property_staff_q(caller)).values("pk")
+def _ids(model: type[Property] | type[Unit], q: Q | None) -> Q:
+    """`pk IN (subquery)` for the rows matching `q` (no duplicates from multi-valued joins); Q() for all."""
+    return Q() if q is None else Q(pk__in=model.objects.filter(q).values("pk"))
 
 
 def is_tenant(caller: Caller) -> bool:
-    return caller.user_type == "tenant"
+    """The caller sees properties only as a tenant (`properties.view` in the OWN scope): read-only."""
+    return policy.scope_of(caller, "properties.view") <= policy.Scope.OWN
 
 
-def property_visible_q(caller: Caller) -> Q:
-    """Properties the caller may read."""
-    if caller.is_admin:
-        return Q()
-    if is_tenant(caller):
-        return Q(pk__in=Unit.objects.filter(pk__in=_tenant_unit_ids(caller)).values("property_id"))
-    return Q(pk__in=_staff_property_ids(caller))
+def property_visible_q(caller: Caller, permission: str = "properties.view") -> Q:
+    """Properties the caller may read (or act on under `permission`)."""
+    own = Q(pk__in=Unit.objects.filter(pk__in=_tenant_unit_ids(caller)).values("property_id"))
+    return _ids(Property, policy.visible_q(caller, permission, property_path="", own=own))
 
 
-def unit_visible_q(caller: Caller) -> Q:
-    """Units the caller may read."""
-    if caller.is_admin:
-        return Q()
-    if is_tenant(caller):
-        return Q(pk__in=_tenant_unit_ids(caller))
-    return Q(property_id__in=_staff_property_ids(caller))
+def unit_visible_q(caller: Caller, permission: str = "units.view") -> Q:
+    """Units the caller may read (or act on under `permission`)."""
+    own = Q(pk__in=_tenant_unit_ids(caller))
+    return _ids(Unit, policy.visible_q(caller, permission, property_path="property__", own=own))
 
 
 def property_list_visible(
@@ -60,7 +53,9 @@ def property_list_visible(
     property_type: str | None = None,
     is_active: bool | None = None,
 ) -> QuerySet[Property]:
-    """The caller's properties, filtered along the seed's indexes (city/state, HUD approval), by name."""
+    """The caller's properties, filtered along the seed's indexes (city/state, HUD approval), by name;
+    403 without `properties.view`."""
+    policy.require(caller, "properties.view")
     rows = Property.objects.filter(property_visible_q(caller))
     if city is not None:
         rows = rows.filter(city__iexact=city)
@@ -88,17 +83,14 @@ def access_property(*, caller: Caller, property_id: Any) -> Property:
 
 
 def property_caller_may_write(*, caller: Caller, prop: Property) -> bool:
-    """Owner or admin (managers and tenants read only)."""
-    return caller.is_admin or str(prop.owner_id) == caller.user_id
+    """`properties.manage` covers the property: its owner, or an admin (managers and tenants read only)."""
+    return Property.objects.filter(property_visible_q(caller, "properties.manage"), pk=prop.pk).exists()
 
 
 def unit_caller_may_write(*, caller: Caller, property_id: Any) -> bool:
-    """Owner, manager of the unit's property, or admin."""
-    if caller.is_admin:
-        return True
-    if is_tenant(caller):
-        return False
-    return Property.objects.filter(property_staff_q(caller), pk=property_id).exists()
+    """`units.manage` covers the unit's property: its owner or manager, or an admin."""
+    q = policy.visible_q(caller, "units.manage", property_path="")
+    return Property.objects.filter(_ids(Property, q), pk=property_id).exists()
 
 
 def unit_list_visible(
@@ -110,7 +102,8 @@ def unit_list_visible(
     max_rent: Decimal | None = None,
     bedrooms: int | None = None,
 ) -> QuerySet[Unit]:
-    """The caller's units, filtered by property, availability, rent range and bedrooms."""
+    """The caller's units, filtered by property, availability, rent range and bedrooms; 403 without `units.view`."""
+    policy.require(caller, "units.view")
     rows = Unit.objects.filter(unit_visible_q(caller))
     if property_id is not None:
         rows = rows.filter(property_id=property_id)
@@ -234,7 +227,7 @@ def visibility_scope(caller: Caller) -> str:
     property the caller lost (or miss one gained) through a lease or manager change, even
     though those changes happen in other apps.
     """
-    if caller.is_admin:
+    if policy.sees_all(caller, "properties.view"):
         return "admin"
     ids = sorted(str(pk) for pk in Property.objects.filter(property_visible_q(caller)).values_list("pk", flat=True))
     digest = hashlib.sha256(",".join(ids).encode()).hexdigest()

@@ -11,6 +11,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.accounts.models import User
+from apps.common import policy
 from apps.common.visibility import Caller
 from apps.properties import selectors
 from apps.properties.models import (
@@ -39,8 +40,8 @@ MANAGER_NOT_ELIGIBLE = "A manager must be an active property manager or landlord
 UNKNOWN_AMENITIES = "Unknown amenity ids: {ids}."
 UNKNOWN_USER = "No such user."
 
-OWNER_TYPES = frozenset({"landlord", "admin"})
-MANAGER_TYPES = frozenset({"property_manager", "landlord"})
+OWNER_TYPES = policy.OWNER_TYPES
+MANAGER_TYPES = policy.MANAGER_TYPES
 
 # API field name -> model field name.
 PROPERTY_FIELDS = {
@@ -96,10 +97,9 @@ def property_create(*, caller: Caller, data: dict[str, Any]) -> Property:
 
     `data` uses the API's field names. Tenants and property managers get `forbidden`.
     """
-    if not caller.is_admin and caller.user_type != "landlord":
-        raise forbidden(CANNOT_CREATE_PROPERTY)
+    policy.require(caller, "properties.create", CANNOT_CREATE_PROPERTY)
     owner_id = data.get("ownerId")
-    if owner_id is not None and not caller.is_admin:
+    if owner_id is not None and not policy.sees_all(caller, "properties.create"):
         raise forbidden(CANNOT_CHANGE_OWNER)
     with transaction.atomic():
         owner = _eligible_owner(owner_id if owner_id is not None else caller.user_id)
@@ -115,7 +115,7 @@ def property_update(*, caller: Caller, prop: Property, data: dict[str, Any]) -> 
     changes = _model_fields(data, PROPERTY_FIELDS)
     with transaction.atomic():
         if "ownerId" in data:
-            if not caller.is_admin:
+            if not policy.sees_all(caller, "properties.manage"):
                 raise forbidden(CANNOT_CHANGE_OWNER)
             changes["owner"] = _eligible_owner(data["ownerId"])
         locked = Property.objects.select_for_update().get(pk=prop.pk)
@@ -215,8 +215,7 @@ def unit_amenities_set(*, caller: Caller, unit: Unit, amenity_ids: list[int]) ->
 
 
 def _admin_only(caller: Caller) -> None:
-    if not caller.is_admin:
-        raise forbidden(ADMIN_ONLY)
+    policy.require(caller, "amenities.manage", ADMIN_ONLY)
 
 
 def _amenity_unique(*, name: str, category: str, except_id: int | None = None) -> None:

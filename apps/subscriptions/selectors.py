@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
+from apps.common import policy
 from apps.common.visibility import Caller, not_found
 from apps.subscriptions.models import (
     Feature,
@@ -25,15 +26,14 @@ from apps.subscriptions.models import (
     SubscriptionStatus,
     UsageRecord,
 )
-from realtime.errors import FORBIDDEN, ProtocolError
 
 CURRENT_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIAL)
 TENANTS_HAVE_NO_SUBSCRIPTIONS = "Tenants have no subscriptions."
 
 
 def owned_q(caller: Caller) -> Q:
-    """Rows of the caller (admins: every row)."""
-    return Q() if caller.is_admin else Q(user_id=caller.user_id)
+    """Rows of the caller (holders of `subscriptions.view` over all, i.e. admins: every row)."""
+    return Q() if policy.sees_all(caller, "subscriptions.view") else Q(user_id=caller.user_id)
 
 
 # Plans and features ---------------------------------------------------------------------
@@ -117,8 +117,7 @@ def subscription_list_visible(
     end_to: date | None = None,
 ) -> QuerySet[Subscription]:
     """The caller's subscriptions (admins: all), filtered along the seed's indexes, newest start first."""
-    if caller.user_type == "tenant":
-        raise ProtocolError(FORBIDDEN, TENANTS_HAVE_NO_SUBSCRIPTIONS)
+    policy.require(caller, "subscriptions.view", TENANTS_HAVE_NO_SUBSCRIPTIONS)
     rows = Subscription.objects.filter(owned_q(caller))
     if user_id is not None:
         rows = rows.filter(user_id=user_id)

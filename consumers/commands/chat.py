@@ -19,7 +19,9 @@ async def _authorize(ctx: CommandContext, conversation_id: str, *, participant: 
     participants = await realtime.directory.participants(conversation_id)
     if session.identity.user_id in participants:
         return participants
-    if not participant and session.identity.user_type == "admin":
+    # Non-participants (admins) are decided by the authorizer, for the user's current role: the
+    # session's connect-time user type may be stale.
+    if not participant:
         topic = topics.parse(topics.chat_messages(conversation_id))
         if topic is not None and await realtime.allowed(session, topic):
             return participants

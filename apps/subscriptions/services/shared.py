@@ -4,6 +4,7 @@ API-to-model field renaming and the lock on a user's row."""
 from typing import Any
 
 from apps.accounts.models import User
+from apps.common import policy
 from apps.common.visibility import Caller
 from realtime.errors import BAD_REQUEST, FORBIDDEN, ProtocolError
 
@@ -23,8 +24,8 @@ def forbidden(message: str) -> ProtocolError:
 
 
 def admin_only(caller: Caller) -> None:
-    if not caller.is_admin:
-        raise forbidden(ADMIN_ONLY)
+    """The plan and feature catalog is written by holders of `subscriptions.admin` (admins)."""
+    policy.require(caller, "subscriptions.admin", ADMIN_ONLY)
 
 
 def model_fields(data: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:

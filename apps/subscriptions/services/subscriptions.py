@@ -6,6 +6,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.common import policy
 from apps.common.visibility import Caller
 from apps.subscriptions import selectors
 from apps.subscriptions.models import Subscription, SubscriptionPlan, SubscriptionStatus
@@ -26,7 +27,8 @@ NOT_CURRENT = "Only an active or trial subscription can be changed by its owner.
 ALREADY_CANCELLED = "The subscription is already cancelled."
 CANNOT_CANCEL_EXPIRED = "An expired subscription cannot be cancelled."
 
-SUBSCRIBER_TYPES = frozenset({"landlord", "property_manager"})
+SUBSCRIBER_TYPES = policy.SUBSCRIBER_TYPES
+MANAGE = "subscriptions.manage"
 MAX_PRICE = Decimal("99999999.99")
 CENT = Decimal("0.01")
 
@@ -56,7 +58,7 @@ def _available_plan(*, caller: Caller, plan_id: Any) -> SubscriptionPlan:
     plan = SubscriptionPlan.objects.filter(pk=plan_id).first()
     if plan is None or plan.is_active is False:
         raise invalid("planId", PLAN_NOT_AVAILABLE)
-    if plan.is_custom and not caller.is_admin:
+    if plan.is_custom and not policy.sees_all(caller, MANAGE):
         raise invalid("planId", CUSTOM_PLAN_ADMIN_ONLY)
     return plan
 
@@ -76,10 +78,9 @@ def _no_other_current(*, user_id: Any, except_id: Any = None) -> None:
 
 def subscription_create(*, caller: Caller, data: dict[str, Any]) -> Subscription:
     """A new current subscription; `data` uses the API's field names (see the module rules)."""
-    if not caller.is_admin and caller.user_type not in SUBSCRIBER_TYPES:
-        raise forbidden(CANNOT_SUBSCRIBE)
+    policy.require(caller, MANAGE, CANNOT_SUBSCRIBE)
     target = data.get("userId")
-    if not caller.is_admin:
+    if not policy.sees_all(caller, MANAGE):
         if target is not None and str(target) != caller.user_id:
             raise forbidden(SUBSCRIBE_FOR_OTHERS)
         if data.get("currentPrice") is not None:
@@ -117,12 +118,12 @@ def subscription_update(*, caller: Caller, subscription: Subscription, data: dic
     subscription; admins also status (not `cancelled`: use cancel), dates and currentPrice. A new plan or
     unit count recomputes the price unless an admin sends one."""
     admin_fields = sorted(name for name in SUBSCRIPTION_ADMIN_FIELDS if name in data)
-    if admin_fields and not caller.is_admin:
+    if admin_fields and not policy.sees_all(caller, MANAGE):
         raise forbidden(ADMIN_ONLY_FIELDS.format(fields=", ".join(admin_fields)))
     with transaction.atomic():
         lock_user(subscription.user_id)
         locked = Subscription.objects.select_for_update(of=("self",)).select_related("plan").get(pk=subscription.pk)
-        if not caller.is_admin and locked.status not in selectors.CURRENT_STATUSES:
+        if not policy.sees_all(caller, MANAGE) and locked.status not in selectors.CURRENT_STATUSES:
             raise ProtocolError(CONFLICT, NOT_CURRENT)
         changes = model_fields(data, SUBSCRIPTION_OWNER_FIELDS) | model_fields(data, SUBSCRIPTION_ADMIN_FIELDS)
         plan = locked.plan

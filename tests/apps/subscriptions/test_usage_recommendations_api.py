@@ -218,6 +218,7 @@ def test_apply_conflicts_change_nothing(world: World, client: Client, case: str)
 class Caller:
     user_id: str
     user_type: str = "landlord"
+    roles: tuple[str, ...] = ()
 
     @property
     def is_admin(self) -> bool:
