@@ -15,6 +15,7 @@ from ninja import File, Form, Path, Query, Router, Status, UploadedFile
 from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
 from apps.common.pagination import PageParams
+from apps.common.validation import invalid
 from apps.documents import files, services
 from apps.documents.ai_api import router as ai_router
 from apps.documents.schemas import (
@@ -28,8 +29,6 @@ from apps.documents.schemas import (
 )
 from apps.documents.stored import OBJECT_ID_PATTERN, object_id
 from apps.documents.usage_api import router as usage_router
-from realtime import errors
-from realtime.errors import ProtocolError
 
 router = Router(tags=["documents"], auth=token_auth)
 
@@ -66,9 +65,7 @@ async def upload_document(
             signature_status=form.signatureStatus,
         )
     except files.FileRejected as error:
-        raise ProtocolError(
-            errors.BAD_REQUEST, str(error), http_status=422, fields=[{"field": "file", "reason": str(error)}]
-        ) from error
+        raise invalid("file", str(error), location="") from error
     return Status(201, services.document_out(doc, with_text=True))
 
 

@@ -12,9 +12,9 @@ from typing import Any
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
+from apps.common.validation import invalid
 from apps.finance.models import LateFee, PaymentStatus, RecurringTransaction, Transaction
 from apps.leasing.models import Lease
-from apps.leasing.services import invalid
 from apps.properties.models import Property
 from realtime import errors
 from realtime.errors import ProtocolError
@@ -39,12 +39,12 @@ def transaction_create(
     """A transaction on a lease (its property is the lease unit's) or on a property alone.
     A `paid` one without `payment_date` is paid now."""
     if lease is None and property is None:
-        raise invalid("body.payload.leaseId", LEASE_OR_PROPERTY)
+        raise invalid("leaseId", LEASE_OR_PROPERTY)
     property_id = property.pk if property is not None else None
     if lease is not None:
         lease_property_id = lease.unit.property_id if lease.unit_id is not None else None
         if property_id is not None and property_id != lease_property_id:
-            raise invalid("body.payload.propertyId", LEASE_PROPERTY_MISMATCH)
+            raise invalid("propertyId", LEASE_PROPERTY_MISMATCH)
         property_id = lease_property_id
     if payment_status == PaymentStatus.PAID and payment_date is None:
         payment_date = timezone.now()
@@ -91,7 +91,7 @@ def transaction_delete(*, transaction: Transaction) -> None:
 
 def _check_dates(start: date, end: date | None) -> None:
     if end is not None and end < start:
-        raise invalid("body.payload.endDate", END_BEFORE_START)
+        raise invalid("endDate", END_BEFORE_START)
 
 
 def recurring_transaction_create(

@@ -16,6 +16,7 @@ from ninja import Query, Router, Status
 from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
 from apps.common.pagination import Page, PageParams, apaginate
+from apps.common.validation import invalid
 from apps.leasing import selectors, services
 from apps.leasing.models import LeaseTenant
 from apps.leasing.schemas import (
@@ -63,7 +64,7 @@ async def tenants_create(request: HttpRequest, payload: TenantIn) -> Status:
     if payload.leaseId is not None:
         lease = await call(selectors.access_lease, caller=caller, lease_id=str(payload.leaseId))
     elif not caller.is_admin:
-        raise services.invalid("body.payload.leaseId", REQUIRED_FOR_STAFF)
+        raise invalid("leaseId", REQUIRED_FOR_STAFF)
     fields = {
         TENANT_FIELDS[name]: getattr(value, "value", value)
         for name, value in payload.model_dump(exclude={"userId", "leaseId", "isPrimary"}).items()

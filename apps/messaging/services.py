@@ -12,6 +12,7 @@ from django.db.models import Q, QuerySet
 
 from apps.accounts.models import User
 from apps.accounts.services import Principal
+from apps.common.validation import invalid
 from apps.common.visibility import not_found, property_staff_q
 from apps.leasing.models import LeaseStatus
 from apps.messaging.models import Conversation, ConversationParticipant
@@ -94,10 +95,6 @@ MANAGERS_ONLY = "Only the conversation's creator, its property's staff or an adm
 NOT_A_PARTICIPANT = "That user is not a participant of this conversation."
 
 
-def _invalid(field: str, reason: str) -> ProtocolError:
-    return ProtocolError(errors.BAD_REQUEST, reason, http_status=422, fields=[{"field": field, "reason": reason}])
-
-
 def _linked_properties(caller: Principal) -> QuerySet[Property]:
     """Properties that link the caller to others: leased (active) for tenants, owned or managed for staff."""
     if caller.user_type == "tenant":
@@ -129,7 +126,7 @@ def _reachable(caller: Principal, property_id: Any = None) -> QuerySet[User]:
 
 def _require_reachable(caller: Principal, user_ids: set[str], property_id: Any, field: str) -> None:
     if _reachable(caller, property_id).filter(pk__in=user_ids).values("pk").distinct().count() != len(user_ids):
-        raise _invalid(field, UNREACHABLE)
+        raise invalid(field, UNREACHABLE)
 
 
 @transaction.atomic
@@ -141,13 +138,13 @@ def conversation_create(
         raise ProtocolError(errors.FORBIDDEN, CANNOT_START)
     others = {str(user_id) for user_id in participant_ids} - {caller.user_id}
     if not others:
-        raise _invalid("participants", NEED_SOMEONE_ELSE)
+        raise invalid("participants", NEED_SOMEONE_ELSE)
     if len(others) >= MAX_PARTICIPANTS:
-        raise _invalid("participants", f"At most {MAX_PARTICIPANTS} participants.")
+        raise invalid("participants", f"At most {MAX_PARTICIPANTS} participants.")
     if property_id is not None:
         properties = Property.objects.all() if caller.is_admin else _linked_properties(caller)
         if not properties.filter(pk=property_id).exists():
-            raise _invalid("propertyId", NOT_YOUR_PROPERTY)
+            raise invalid("propertyId", NOT_YOUR_PROPERTY)
     _require_reachable(caller, others, property_id, "participants")
     conversation = Conversation.objects.create(subject=subject, property_id=property_id, created_by_id=caller.user_id)
     for user_id in [caller.user_id, *sorted(others)]:
