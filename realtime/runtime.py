@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from realtime import connections, metrics, topics
+from realtime import closecodes, connections, metrics, topics
 from realtime.codecs import encode_once, unpack_control
 from realtime.chat import ChatService
 from realtime.config import RealtimeSettings
@@ -30,9 +30,6 @@ from realtime.topics import Topic, TopicAuthorizer, Viewer
 
 logger = logging.getLogger(__name__)
 
-CLOSE_SESSION_REVOKED = 4409
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_SERVICE_RESTART = 1012
 RESYNC_EVERY_ROUNDS = 15  # unread counters re-counted every 15 housekeeping rounds (5 min by default)
 
 
@@ -148,7 +145,7 @@ class Realtime:
         """One round of periodic work (also called by tests)."""
         self._rounds += 1
         now = datetime.now(UTC)
-        self.close_where(lambda s: s.identity.expires_at <= now, CLOSE_UNAUTHORIZED)
+        self.close_where(lambda s: s.identity.expires_at <= now, closecodes.UNAUTHORIZED)
         if self.presence is not None:
             await self.presence.heartbeat(list(self.sessions))
         if self.chat is not None:
@@ -380,7 +377,7 @@ class Realtime:
             return
         kind = message["kind"]
         if kind == "session.revoked":
-            self.close_where(lambda s: s.identity.session_id == message.get("sessionId"), CLOSE_SESSION_REVOKED)
+            self.close_where(lambda s: s.identity.session_id == message.get("sessionId"), closecodes.SESSION_REVOKED)
         elif kind in ("access.changed", "permissions.changed"):
             await self.recheck_access(str(message.get("userId")))
         for hook in self._hooks:
