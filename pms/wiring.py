@@ -6,6 +6,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from apps.common.integration import arecover_intents
 from apps.messaging.directory import ParticipantDirectory
 from apps.messaging.outbox import aoutbox_relay
 from apps.messaging.topic_access import CachedTopicAuthorizer
@@ -65,6 +66,8 @@ def build_realtime() -> runtime.Realtime:
     )
     # Model change events an outage (or a crash after commit) left in the outbox.
     rt.every_round(aoutbox_relay)
+    # Saves across PostgreSQL and MongoDB a crash (or an outage) left half done: finished or undone.
+    rt.every_round(arecover_intents)
     # Sockets live for hours; the ORM thread's connection must not outlive a database
     # restart or CONN_MAX_AGE (HTTP requests get this from Django's request signals).
     rt.every_round(sync_to_async(close_old_connections))
