@@ -35,6 +35,7 @@ from pymongo.errors import PyMongoError
 
 from apps.common.integration.mongo import query_documents, seed_collection
 from apps.common.models import IntegrationIntent, IntentState
+from apps.common.validation import invalid_fields
 from realtime import documents as mongo_collections
 from realtime import errors
 from realtime.errors import ProtocolError
@@ -141,9 +142,10 @@ def _save_row(entity_type: str, data: Mapping[str, Any]) -> tuple[Any, bool, dic
             obj.save()
             obj.refresh_from_db()
     except ValidationError as error:
-        fields = [{"field": field, "reason": "; ".join(reasons)} for field, reasons in error.message_dict.items()]
-        raise ProtocolError(errors.BAD_REQUEST, POSTGRES_FAILED.format(entity_type=entity_type, reason="invalid"),
-                            http_status=422, fields=fields) from error
+        # Server-side callers name columns, so the fields are the model's, not a request's.
+        reasons = {field: "; ".join(messages) for field, messages in error.message_dict.items()}
+        raise invalid_fields(reasons, POSTGRES_FAILED.format(entity_type=entity_type, reason="invalid"),
+                             location="") from error
     except IntegrityError as error:
         reason = "it conflicts with existing data"
         raise ProtocolError(errors.CONFLICT, POSTGRES_FAILED.format(entity_type=entity_type, reason=reason)) from error
