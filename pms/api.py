@@ -16,6 +16,7 @@ from apps.documents.api import router as documents_router
 from apps.finance.api import router as finance_router
 from apps.hud.api import router as hud_router
 from apps.leasing.api import router as leasing_router
+from apps.leasing.invitations_api import router as invitations_router
 from apps.maintenance.api import router as maintenance_router
 from apps.messaging.api import router as system_router
 from apps.messaging.conversations_api import router as conversations_router
@@ -126,6 +127,7 @@ for domain_router in (
     users_router,
     properties_router,
     leasing_router,
+    invitations_router,
     finance_router,
     maintenance_router,
     subscriptions_router,

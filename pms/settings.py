@@ -139,6 +139,8 @@ LOGIN_RATE_LIMIT = env_int("PMS_LOGIN_RATE_LIMIT", 5)
 LOGIN_RATE_WINDOW_SECONDS = env_int("PMS_LOGIN_RATE_WINDOW_SECONDS", 600)
 API_RATE_LIMIT = env_int("PMS_API_RATE_LIMIT", 120)
 API_RATE_WINDOW_SECONDS = env_int("PMS_API_RATE_WINDOW_SECONDS", 60)
+# How long a lease invitation waits for the tenant's answer (default 7 days).
+LEASE_INVITATION_TTL_SECONDS = env_int("PMS_LEASE_INVITATION_TTL_SECONDS", 7 * 24 * 3600)
 # Realtime limits and timings (realtime/config.py has every name and the protocol's defaults).
 REALTIME = {
     name: float(os.environ[variable])

@@ -1,4 +1,4 @@
-"""Admin for tenants, leases and lease documents.
+"""Admin for tenants, leases, lease documents and lease invitations.
 
 `LeaseTenant` has a composite primary key, which Django admin cannot register or
 inline; a lease's tenants (and its primary tenant) are edited on the lease page.
@@ -7,12 +7,14 @@ inline; a lease's tenants (and its primary tenant) are edited on the lease page.
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.leasing.models import Lease, LeaseDocument, LeaseTenant, Tenant
+from apps.leasing import invitations
+from apps.leasing.models import InvitationStatus, Lease, LeaseDocument, LeaseInvitation, LeaseTenant, Tenant
+from realtime.errors import ProtocolError
 
 
 def tenant_choices() -> QuerySet[Tenant]:
@@ -189,3 +191,43 @@ class LeaseDocumentAdmin(admin.ModelAdmin):
         if obj.uploaded_by_id is None:
             obj.uploaded_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(LeaseInvitation)
+class LeaseInvitationAdmin(admin.ModelAdmin):
+    """Invitations are read here and revoked with the action; none are added or edited by hand:
+    an admin puts a tenant on a lease directly (the lease form), without an invitation, and
+    landlords and managers invite over the API."""
+
+    list_display = ["lease", "invited_user", "invited_by", "is_primary", "status", "created_at", "expires_at",
+                    "responded_at"]
+    list_filter = ["status", "is_primary", "created_at"]
+    search_fields = [
+        "invited_user__email",
+        "invited_user__last_name",
+        "invited_by__email",
+        "lease__unit__unit_number",
+        "lease__unit__property__property_name",
+    ]
+    list_select_related = ["lease", "lease__unit", "lease__unit__property", "invited_user", "invited_by"]
+    readonly_fields = ["lease", "invited_user", "invited_by", "is_primary", "status", "tenant_profile", "created_at",
+                       "responded_at", "expires_at"]
+    date_hierarchy = "created_at"
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: LeaseInvitation | None = None) -> bool:
+        return False  # kept for the record; revoke instead
+
+    @admin.action(description="Revoke the selected pending invitations")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[LeaseInvitation]) -> None:
+        revoked = 0
+        for invitation in queryset.filter(status=InvitationStatus.PENDING):
+            try:
+                invitations.invitation_revoke(invitation=invitation)
+            except ProtocolError:
+                continue  # expired meanwhile
+            revoked += 1
+        self.message_user(request, f"{revoked} invitation(s) revoked.", messages.SUCCESS)

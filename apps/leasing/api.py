@@ -4,6 +4,9 @@ Reads follow apps/leasing/selectors.py (forbidden objects answer 404); writes ar
 admins, landlords and property managers of the property (a tenant gets 403).
 DELETE /leases/{id} terminates (history kept); DELETE /tenants/{id} removes a record only
 while it is on no lease other than drafts (409 otherwise, history kept).
+Tenants join a lease by invitation (apps/leasing/invitations_api.py): for landlords and
+managers, POST /tenants with `leaseId` invites (202) and PUT /leases/{id}/tenants adds no one;
+admins may attach directly.
 Shapes are in apps/leasing/schemas.py.
 """
 
@@ -17,7 +20,8 @@ from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
 from apps.common.pagination import Page, PageParams, apaginate
 from apps.common.validation import invalid
-from apps.leasing import selectors, services
+from apps.leasing import invitations, selectors, services
+from apps.leasing.invitations_api import InvitationOut, invitation_out
 from apps.leasing.models import LeaseTenant
 from apps.leasing.schemas import (
     REQUIRED_FOR_STAFF,
@@ -55,9 +59,13 @@ async def tenants_list(request: HttpRequest, filters: Query[TenantFilters], page
     return await apaginate(selectors.tenant_list(caller=principal(request), user_id=user_id), page, tenant_out)
 
 
-@router.post("/tenants", response={201: TenantOut})
+@router.post("/tenants", response={201: TenantOut, 202: InvitationOut})
 async def tenants_create(request: HttpRequest, payload: TenantIn) -> Status:
-    """Create a tenant record for a tenant-type user, on one of the caller's leases (admins: optional)."""
+    """Landlords and managers: invite a tenant-type user onto one of their leases (`leaseId`
+    required); answers 202 with the invitation, and the tenant record (from this body, if the
+    user has none) and the lease link are made only when the user accepts it
+    (`POST /invitations/{id}/accept`). Admins: create the tenant record at once (201), on
+    `leaseId` if given, without an invitation."""
     caller = principal(request)
     selectors.require_staff(caller)
     lease = None
@@ -65,6 +73,16 @@ async def tenants_create(request: HttpRequest, payload: TenantIn) -> Status:
         lease = await call(selectors.access_lease, caller=caller, lease_id=str(payload.leaseId))
     elif not caller.is_admin:
         raise invalid("leaseId", REQUIRED_FOR_STAFF)
+    if lease is not None and not caller.is_admin:
+        invitation = await call(
+            invitations.invitation_create,
+            lease=lease,
+            user_id=str(payload.userId),
+            invited_by_id=caller.user_id,
+            is_primary=payload.isPrimary,
+            tenant_profile=payload.model_dump(mode="json", include=set(invitations.PROFILE_FIELDS)),
+        )
+        return Status(202, invitation_out(invitation))
     fields = {
         TENANT_FIELDS[name]: getattr(value, "value", value)
         for name, value in payload.model_dump(exclude={"userId", "leaseId", "isPrimary"}).items()
@@ -190,6 +208,8 @@ def _set_lease_tenants(*, caller: Principal, lease_id: str, payload: LeaseTenant
     ids = [str(entry.tenantId) for entry in payload.tenants]
     tenants = list(selectors.tenant_list(caller=caller).filter(pk__in=ids))
     specs = [services.LeaseTenantSpec(str(entry.tenantId), entry.isPrimary) for entry in payload.tenants]
+    if not caller.is_admin and len(tenants) == len(specs):
+        invitations.require_no_newcomers(lease=lease, specs=specs)
     services.lease_tenants_set(lease=lease, tenants=tenants, specs=specs)
     return selectors.lease_tenant_list(lease=lease)
 
@@ -197,7 +217,9 @@ def _set_lease_tenants(*, caller: Principal, lease_id: str, payload: LeaseTenant
 @router.put("/leases/{lease_id}/tenants", response=LeaseTenantsOut)
 async def lease_tenants_set(request: HttpRequest, lease_id: UUID, payload: LeaseTenantsIn) -> Any:
     """Replace the lease's tenants (exactly one primary); each tenant must be visible to the caller
-    (404 otherwise): create new ones with POST /tenants and `leaseId`."""
+    (404 otherwise). Landlords and managers keep, drop or re-rank the tenants on the lease; one not
+    on it yet answers 422 (`body.payload.tenants.<i>.tenantId`): invite them
+    (`POST /leases/{id}/invitations`), they join when they accept. Admins may add anyone directly."""
     caller = principal(request)
     selectors.require_staff(caller)
     links = await call(_set_lease_tenants, caller=caller, lease_id=str(lease_id), payload=payload)

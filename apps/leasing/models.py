@@ -1,5 +1,7 @@
 """Tenants and their leases: the seed's `tenants`, `leases`, `lease_tenants`, `lease_documents`."""
 
+from datetime import datetime
+
 from django.db import models
 
 from apps.common.fields import (
@@ -175,3 +177,71 @@ class LeaseDocument(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_type}: {self.document_url}"
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"
+
+
+class LeaseInvitation(models.Model):
+    """Extension: a tenant-type user invited onto a lease. Only accepting it creates the
+    `lease_tenants` row (and the tenant record if the user has none); until then the user
+    sees nothing of the lease. At most one pending invitation per lease and user.
+
+    A pending invitation past `expires_at` is expired whether or not its status says so yet
+    (`effective_status`); it is written as `expired` when someone acts on it.
+    """
+
+    id = uuid_primary_key("invitation_id")
+    lease = models.ForeignKey(Lease, on_delete=models.CASCADE, related_name="invitations", db_column="lease_id")
+    # Indexed by idx_lease_invitations_user below, so no second Django FK index.
+    invited_user = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.CASCADE,
+        related_name="lease_invitations",
+        db_column="invited_user_id",
+        db_index=False,
+    )
+    invited_by = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sent_lease_invitations",
+        db_column="invited_by",
+    )
+    is_primary = models.BooleanField(default=False, db_default=False)
+    status = enum_field(InvitationStatus, default=InvitationStatus.PENDING)
+    # The tenant record's fields the inviter gave (camelCase keys of the API), used only if the
+    # user has no tenant record when accepting; null when the inviter gave none.
+    tenant_profile = models.JSONField(null=True, blank=True)
+    created_at = created_at_field()
+    responded_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "lease_invitations"
+        indexes = [
+            models.Index(fields=["invited_user", "status"], name="idx_lease_invitations_user"),
+        ]
+        constraints = [
+            enum_check("lease_invitations", "status", InvitationStatus),
+            models.UniqueConstraint(
+                fields=["lease", "invited_user"],
+                condition=models.Q(status="pending"),
+                name="lease_invitations_one_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.invited_user_id} to lease {self.lease_id} ({self.status})"
+
+    def effective_status(self, now: datetime) -> str:
+        """The status as of `now`: a pending invitation past its expiry is expired."""
+        if self.status == InvitationStatus.PENDING and self.expires_at <= now:
+            return InvitationStatus.EXPIRED
+        return self.status

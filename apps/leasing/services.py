@@ -48,19 +48,31 @@ LEASE_TRANSITIONS: dict[str, frozenset[str]] = {
 
 def tenant_create(*, user_id: str, lease: Lease | None, is_primary: bool = False, **fields: Any) -> Tenant:
     """A tenant profile for a tenant-type user; attached to `lease` (primary if it is the first
-    tenant or `is_primary`) in the same transaction when given."""
+    tenant or `is_primary`) in the same transaction when given. Attaching directly is for
+    admins; landlords and managers invite (apps/leasing/invitations.py)."""
     if not User.objects.filter(pk=user_id, user_type=UserType.TENANT, is_active=True).exists():
         raise invalid("userId", NOT_A_TENANT_USER)
     with transaction.atomic():
         tenant = Tenant.objects.create(user_id=user_id, **fields)
         if lease is not None:
-            Lease.objects.select_for_update().filter(pk=lease.pk).first()
-            links = LeaseTenant.objects.filter(lease=lease)
-            primary = is_primary or not links.filter(is_primary=True).exists()
-            if primary:
-                links.update(is_primary=False)
-            LeaseTenant.objects.create(lease=lease, tenant=tenant, is_primary=primary)
+            lease_tenant_attach(lease=lease, tenant=tenant, is_primary=is_primary)
     return tenant
+
+
+def lease_tenant_attach(*, lease: Lease, tenant: Tenant, is_primary: bool = False) -> LeaseTenant:
+    """Put `tenant` on `lease` (the `lease_tenants` row), under a row lock on the lease; it becomes
+    the primary if `is_primary` or the lease has none, and then the only primary.
+
+    Preconditions: the caller may attach directly (an admin, or an accepted invitation:
+    apps/leasing/invitations.py) and the tenant is not on the lease yet.
+    """
+    with transaction.atomic():
+        Lease.objects.select_for_update().filter(pk=lease.pk).first()
+        links = LeaseTenant.objects.filter(lease=lease)
+        primary = is_primary or not links.filter(is_primary=True).exists()
+        if primary:
+            links.update(is_primary=False)
+        return LeaseTenant.objects.create(lease=lease, tenant=tenant, is_primary=primary)
 
 
 def tenant_update(*, tenant: Tenant, changes: dict[str, Any]) -> Tenant:

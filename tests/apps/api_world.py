@@ -59,6 +59,7 @@ class World:
     other_prop: Property
     other_unit: Unit
     apis: dict[str, Api] = field(default_factory=dict)
+    api_users: dict[str, Api] = field(default_factory=dict)
 
     def tenant_record(self, user: User) -> Tenant:
         return Tenant.objects.get(user=user)
@@ -67,6 +68,13 @@ class World:
         if name not in self.apis:
             self.apis[name] = Api(client, getattr(self, name))
         return self.apis[name]
+
+    def api_for(self, client: Client, user: User) -> Api:
+        """Calls as a user outside the world's named ones (logged in once)."""
+        key = str(user.pk)
+        if key not in self.api_users:
+            self.api_users[key] = Api(client, user)
+        return self.api_users[key]
 
 
 def build_world() -> World:

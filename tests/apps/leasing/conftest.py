@@ -1,6 +1,7 @@
 import pytest
 
 from tests.apps.api_world import World, build_world
+from tests.consumers.conftest import connect, realtime_core  # noqa: F401  (socket fixtures for the invitation tests)
 
 
 @pytest.fixture

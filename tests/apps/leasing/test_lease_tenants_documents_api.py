@@ -17,8 +17,9 @@ def lease_of(world: World) -> Lease:
 
 
 def add_tenant(world: World, client: Client, lease: Lease) -> str:
+    # An admin attaches directly (landlords and managers invite: test_invitations_api.py).
     body = {"userId": str(make_user().pk), "leaseId": str(lease.pk), "dateOfBirth": "1985-01-01", "ssnLastFour": "1111"}
-    response = world.api(client, "manager").post("/tenants", body)
+    response = world.api(client, "admin").post("/tenants", body)
     assert response.status_code == 201, response.content
     return str(response.json()["id"])
 

@@ -102,23 +102,30 @@ def test_tenant_patch_validation(world: World, client: Client, body: dict[str, A
     assert response.json()["error"]["fields"][0]["field"] == f"body.payload.{next(iter(body))}"
 
 
-def test_staff_create_a_tenant_on_their_lease_and_see_it(world: World, client: Client) -> None:
+def test_staff_post_tenants_invites_and_the_record_appears_when_the_user_accepts(
+    world: World, client: Client
+) -> None:
+    # Behaviour change (issue 10): landlords and managers no longer attach directly; 202 + invitation.
     lease = Lease.objects.get(unit=world.unit)
     newcomer = make_user()
     api = world.api(client, "manager")
     response = api.post("/tenants", tenant_body(newcomer.pk, leaseId=str(lease.pk), income="40000.00"))
-    assert response.status_code == 201, response.content
-    created = response.json()
-    assert created["income"] == "40000.00" and created["userId"] == str(newcomer.pk)
-    assert api.get(f"/tenants/{created['id']}").status_code == 200
-    link = LeaseTenant.objects.get(lease=lease, tenant_id=created["id"])
+    assert response.status_code == 202, response.content
+    invitation = response.json()
+    assert invitation["status"] == "pending" and invitation["invitedUserId"] == str(newcomer.pk)
+    assert not Tenant.objects.filter(user=newcomer).exists()
+    accepted = world.api_for(client, newcomer).post(f"/invitations/{invitation['id']}/accept")
+    assert accepted.status_code == 200, accepted.content
+    created = Tenant.objects.get(user=newcomer)
+    assert api.get(f"/tenants/{created.pk}").json()["income"] == "40000.00"
+    link = LeaseTenant.objects.get(lease=lease, tenant=created)
     assert link.is_primary is False  # the lease already had its primary tenant
-    assert world.api(client, "other_manager").get(f"/tenants/{created['id']}").status_code == 404
+    assert world.api(client, "other_manager").get(f"/tenants/{created.pk}").status_code == 404
 
 
 def test_first_tenant_on_a_lease_becomes_primary_and_is_primary_moves_the_primary(world: World, client: Client) -> None:
     lease = make_lease(unit=make_unit(property=world.prop), tenants=(), status="draft")
-    api = world.api(client, "landlord")
+    api = world.api(client, "admin")
     first = api.post("/tenants", tenant_body(make_user().pk, leaseId=str(lease.pk))).json()
     second = api.post("/tenants", tenant_body(make_user().pk, leaseId=str(lease.pk), isPrimary=True)).json()
     primaries = list(LeaseTenant.objects.filter(lease=lease, is_primary=True).values_list("tenant_id", flat=True))
@@ -161,7 +168,7 @@ def test_delete_refuses_tenants_on_active_or_past_leases_and_removes_unplaced_on
     assert Tenant.objects.filter(pk=record.pk).exists()
 
     draft = make_lease(unit=make_unit(property=world.prop), tenants=(), status="draft")
-    created = api.post("/tenants", tenant_body(make_user().pk, leaseId=str(draft.pk))).json()
+    created = world.api(client, "admin").post("/tenants", tenant_body(make_user().pk, leaseId=str(draft.pk))).json()
     assert world.api(client, "tenant").delete(f"/tenants/{created['id']}").status_code == 403
     assert world.api(client, "other_manager").delete(f"/tenants/{created['id']}").status_code == 404
     assert api.delete(f"/tenants/{created['id']}").status_code == 204
@@ -173,7 +180,8 @@ def test_tenant_list_filter_by_user_and_pages(world: World, client: Client) -> N
     lease = Lease.objects.get(unit=world.unit)
     api = world.api(client, "manager")
     for _ in range(3):
-        assert api.post("/tenants", tenant_body(make_user().pk, leaseId=str(lease.pk))).status_code == 201
+        body = tenant_body(make_user().pk, leaseId=str(lease.pk))
+        assert world.api(client, "admin").post("/tenants", body).status_code == 201
     page = api.get("/tenants", limit=3).json()
     assert page["count"] == 4 and len(page["items"]) == 3 and page["nextOffset"] == 3
     rest = api.get("/tenants", limit=3, offset=3).json()
