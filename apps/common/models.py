@@ -13,7 +13,8 @@ from apps.common.fields import created_at_field, enum_check, enum_field, uuid_pr
 
 
 class IntentState(models.TextChoices):
-    PENDING = "pending"
+    PENDING = "pending"  # the save is running, or its process died: recovery decides after a grace period
+    UNDOING = "undoing"  # the row is put back; documents or files could not be removed yet: recovery does
     UNDONE = "undone"  # kept (then purged) so a save still running learns its work was undone
 
 

@@ -82,7 +82,7 @@ def test_a_server_killed_between_the_writes_leaves_an_intent_that_recovery_undoe
     assert LeaseDocument.objects.filter(pk=intent.entity_id, lease=lease).exists()
     assert [path.name for path in media.rglob("*.txt")] == [Path(intent.files[0]).name]
 
-    assert asyncio.run(_recover_later()) == {"finished": 0, "undone": 1}
+    assert asyncio.run(_recover_later()) == {"finished": 0, "undone": 1, "cleaned": 0}
     assert not LeaseDocument.objects.exists()
     assert list(media.rglob("*.txt")) == []
     assert IntegrationIntent.objects.get().state == "undone"

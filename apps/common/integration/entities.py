@@ -31,6 +31,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, models, transaction
+from django.db.models import Q
 from pymongo.errors import PyMongoError
 
 from apps.common.integration.mongo import query_documents, seed_collection
@@ -213,12 +214,12 @@ def _finish(intent_id: str) -> str:
     """Step 3: the save is done. Returns "done", or "undone" when recovery undid it meanwhile."""
     if IntegrationIntent.objects.filter(pk=intent_id, state=IntentState.PENDING).delete()[0]:
         return "done"
-    undone = IntegrationIntent.objects.filter(pk=intent_id, state=IntentState.UNDONE).exists()
-    return "undone" if undone else "done"  # gone: recovery found everything written and finished it
+    undone = IntegrationIntent.objects.filter(pk=intent_id, state__in=(IntentState.UNDOING, IntentState.UNDONE))
+    return "undone" if undone.exists() else "done"  # gone: recovery found everything written and finished it
 
 
-def _intent_undo(intent: IntegrationIntent) -> str:
-    """Undo the intent's row and mark the intent undone, in one transaction; what was done (never raises)."""
+def _intent_undo(intent: IntegrationIntent, state: str = IntentState.UNDONE) -> str:
+    """Undo the intent's row and move the intent to `state`, in one transaction; what was done (never raises)."""
     model = _model(intent.entity_type)
     pk = model._meta.pk.to_python(intent.entity_id)  # type: ignore[union-attr]
     try:
@@ -227,7 +228,7 @@ def _intent_undo(intent: IntegrationIntent) -> str:
                                 _python(model, intent.written))
             if outcome.startswith("undo failed"):
                 return outcome
-            IntegrationIntent.objects.filter(pk=intent.pk).update(state=IntentState.UNDONE)
+            IntegrationIntent.objects.filter(pk=intent.pk).update(state=state)
     except Exception as error:  # PostgreSQL gone: the intent stays pending and recovery retries
         logger.error("integration: could not undo the %s %s save", intent.entity_type, intent.entity_id,
                      exc_info=True)
@@ -235,14 +236,14 @@ def _intent_undo(intent: IntegrationIntent) -> str:
     return outcome
 
 
-def _undo_intent_by_id(intent_id: str) -> str:
+def _undo_intent_by_id(intent_id: str, state: str) -> str:
     try:
         intent = IntegrationIntent.objects.filter(pk=intent_id).first()
     except DatabaseError as error:
         return f"undo failed: {type(error).__name__}: {error}"
     if intent is None:  # only _finish deletes it, and this save has not called it
         return "nothing to undo: the intent is gone"
-    return _intent_undo(intent)
+    return _intent_undo(intent, state)
 
 
 def _store_files(files: Sequence[tuple[str, File]]) -> None:
@@ -253,7 +254,8 @@ def _store_files(files: Sequence[tuple[str, File]]) -> None:
             raise OSError(FILE_RENAMED.format(wanted=wanted, stored=stored))
 
 
-def _delete_files(names: Sequence[str]) -> str:
+def _delete_files(names: Sequence[str]) -> tuple[bool, str]:
+    """Delete the stored files (absent ones count as deleted); (all gone, what was done)."""
     failed = 0
     for name in names:
         try:
@@ -261,7 +263,7 @@ def _delete_files(names: Sequence[str]) -> str:
         except OSError:
             failed += 1
             logger.error("integration: could not delete stored file %s", name, exc_info=True)
-    return f"{len(names) - failed} files removed" + (f", {failed} could not be" if failed else "")
+    return not failed, f"{len(names) - failed} files removed" + (f", {failed} could not be" if failed else "")
 
 
 async def save_entity_with_documents(
@@ -310,29 +312,32 @@ async def save_entity_with_documents(
         raise
     if await sync_to_async(_finish)(intent_id) == "undone":
         # Recovery took this save for dead and undid the row; what this save wrote after that goes too.
-        await _remove_documents([doc["_id"] for doc in docs])
+        await _remove_documents([doc["_id"] for doc in docs])  # a failure here: recovery does it again
         await sync_to_async(_delete_files)(names)
         raise ProtocolError(errors.UNAVAILABLE, SAVE_RECOVERED)
     row = await sync_to_async(_load_row)(entity_type, pk)
     return {"entity": row, "documents": docs, "created": created}
 
 
-async def _remove_documents(ids: list[Any]) -> str:
+async def _remove_documents(ids: list[Any]) -> tuple[bool, str]:
+    """Delete the documents of `ids` that landed; (none can be left, what was done)."""
     if not ids:
-        return "no documents to remove"
+        return True, "no documents to remove"
     try:
         removed = (await seed_collection(mongo_collections.DOCUMENTS).delete_many({"_id": {"$in": ids}})).deleted_count
     except PyMongoError as error:
-        return f"could not check for partly inserted documents: {type(error).__name__}"
-    return f"{removed} partly inserted documents removed"
+        return False, f"could not check for partly inserted documents: {type(error).__name__}"
+    return True, f"{removed} partly inserted documents removed"
 
 
 async def _compensate(entity_type: str, pk: Any, created: bool, intent_id: str, docs: list[dict[str, Any]],
                       files: list[str], error: BaseException) -> dict[str, Any]:
-    """Undo a save whose second half failed; the intent stays (for recovery) if the row could not be undone."""
-    mongo_cleanup = await _remove_documents([doc["_id"] for doc in docs])
-    files_cleanup = await sync_to_async(_delete_files)(files)
-    postgres = await sync_to_async(_undo_intent_by_id)(intent_id)
+    """Undo a save whose second half failed. The intent stays `pending` (recovery retries) if the row could
+    not be undone, and becomes `undoing` (recovery removes the rest) if documents or files could not be."""
+    documents_gone, mongo_cleanup = await _remove_documents([doc["_id"] for doc in docs])
+    files_gone, files_cleanup = await sync_to_async(_delete_files)(files)
+    state = IntentState.UNDONE if documents_gone and files_gone else IntentState.UNDOING
+    postgres = await sync_to_async(_undo_intent_by_id)(intent_id, state)
     report = {
         "entityType": entity_type,
         "entityId": str(pk),
@@ -348,14 +353,27 @@ async def _compensate(entity_type: str, pk: Any, created: bool, intent_id: str, 
 
 def _stale_intents(cutoff: datetime, limit: int) -> list[IntegrationIntent]:
     IntegrationIntent.objects.filter(state=IntentState.UNDONE, created_at__lt=cutoff - UNDONE_KEPT).delete()
-    return list(
-        IntegrationIntent.objects.filter(state=IntentState.PENDING, created_at__lt=cutoff).order_by("created_at")[:limit]
-    )
+    left = Q(state=IntentState.PENDING, created_at__lt=cutoff) | Q(state=IntentState.UNDOING)
+    return list(IntegrationIntent.objects.filter(left).order_by("created_at")[:limit])
+
+
+def _mark(intent_id: Any, state: str) -> None:
+    IntegrationIntent.objects.filter(pk=intent_id).update(state=state)
+
+
+async def _landed(ids: list[ObjectId]) -> int:
+    """How many of the documents are in MongoDB. `find`, not `count_documents`: the stand-in cannot
+    compare ObjectIds in a count (apps/messaging/selectors.py)."""
+    if not ids:
+        return 0
+    found = await seed_collection(mongo_collections.DOCUMENTS).find({"_id": {"$in": ids}}, {"_id": 1}).to_list()
+    return len(found)
 
 
 async def arecover_intents(*, older_than: timedelta = INTENT_GRACE, now: datetime | None = None,
                            limit: int = 100) -> dict[str, int]:
-    """Finish or undo the saves left pending for longer than `older_than`; returns how many of each.
+    """Finish or undo the saves left `pending` for longer than `older_than`, and finish the undoing of
+    `undoing` ones; returns how many were finished, undone and cleaned up.
 
     Finished: every document of the intent is in MongoDB and every file in the storage (the
     process died after writing them). Otherwise undone: the documents and files that did
@@ -363,28 +381,29 @@ async def arecover_intents(*, older_than: timedelta = INTENT_GRACE, now: datetim
     at once (each step can run twice). MongoDB down: nothing is decided, the next round retries.
     """
     cutoff = (now or datetime.now(UTC)) - older_than
-    counts = {"finished": 0, "undone": 0}
+    counts = {"finished": 0, "undone": 0, "cleaned": 0}
     for intent in await sync_to_async(_stale_intents)(cutoff, limit):
         ids = [ObjectId(value) for value in intent.document_ids]
         try:
-            # `find`, not `count_documents`: the stand-in cannot compare ObjectIds in a count (selectors.py).
-            found = await seed_collection(mongo_collections.DOCUMENTS).find(
-                {"_id": {"$in": ids}}, {"_id": 1}
-            ).to_list() if ids else []
-            landed = len(found)
+            landed = await _landed(ids)
         except PyMongoError:
             logger.warning("integration: recovery postponed, MongoDB unavailable")
             break
+        if intent.state == IntentState.UNDOING:  # the row is back already: remove what is left
+            if (await _remove_documents(ids))[0] and (await sync_to_async(_delete_files)(list(intent.files)))[0]:
+                await sync_to_async(_mark)(intent.pk, IntentState.UNDONE)
+                counts["cleaned"] += 1
+            continue
         files_there = all([await sync_to_async(default_storage.exists)(name) for name in intent.files])
         if landed == len(ids) and files_there:
             await sync_to_async(_finish)(str(intent.pk))
             counts["finished"] += 1
-            logger.info("integration: recovery finished the %s save of %s %s", intent.state, intent.entity_type,
-                        intent.entity_id)
+            logger.info("integration: recovery finished the save of %s %s", intent.entity_type, intent.entity_id)
             continue
-        await _remove_documents(ids)
-        await sync_to_async(_delete_files)(list(intent.files))
-        outcome = await sync_to_async(_intent_undo)(intent)
+        documents_gone, _ = await _remove_documents(ids)
+        files_gone, _ = await sync_to_async(_delete_files)(list(intent.files))
+        state = IntentState.UNDONE if documents_gone and files_gone else IntentState.UNDOING
+        outcome = await sync_to_async(_intent_undo)(intent, state)
         counts["undone"] += 1
         logger.warning("integration: recovery undid the save of %s %s: %s", intent.entity_type, intent.entity_id,
                        outcome)
