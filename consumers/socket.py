@@ -17,12 +17,11 @@ from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 
 from apps.accounts.services import Principal, asession_authenticate
-from consumers import closecodes
 from consumers.backpressure import buffered_bytes_probe
 from consumers.commands import COMMANDS, NO_REPLY, CommandContext
 from consumers.commands.session import identity_of
 from consumers.origin import origin_allowed
-from realtime import errors, metrics
+from realtime import closecodes, errors, metrics
 from realtime.codecs import FrameCodec, negotiate
 from realtime.errors import ProtocolError
 from realtime.hub import Connection

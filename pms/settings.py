@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "apps.hud",
     "apps.messaging",
     "apps.documents",
+    "apps.common",
 ]
 
 MIDDLEWARE = [

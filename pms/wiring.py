@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from apps.accounts.services import asession_revocations_relay
+from apps.common.integration import arecover_intents
 from apps.messaging.directory import ParticipantDirectory
 from apps.messaging.outbox import aoutbox_relay
 from apps.messaging.topic_access import CachedTopicAuthorizer
@@ -69,6 +70,8 @@ def build_realtime() -> runtime.Realtime:
     # Sessions deleted where no service saw it (raw SQL deactivation, a cascade): close their
     # sockets (4409) and drop their cache within one housekeeping period.
     rt.every_round(asession_revocations_relay)
+    # Saves across PostgreSQL and MongoDB a crash (or an outage) left half done: finished or undone.
+    rt.every_round(arecover_intents)
     # Sockets live for hours; the ORM thread's connection must not outlive a database
     # restart or CONN_MAX_AGE (HTTP requests get this from Django's request signals).
     rt.every_round(sync_to_async(close_old_connections))

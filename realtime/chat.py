@@ -326,28 +326,48 @@ class ChatService:
         page = [to_message(doc) for doc in reversed(docs[:limit])]
         return {"messages": page, "hasMore": len(docs) > limit}
 
-    async def mark_read(self, *, conversation_id: str, reader_id: str, message_id: str) -> dict[str, Any]:
+    def read_time(self) -> datetime:
+        """The time a read mark made now carries (UTC, milliseconds, as `mark_read` stores it)."""
+        return self._now()
+
+    async def mark_read(self, *, conversation_id: str, reader_id: str, message_id: str,
+                        read_at: datetime | None = None, publish: bool = True) -> dict[str, Any]:
         """Marks the reader's unread messages up to `message_id` read and publishes `chat.read`.
 
         Only messages addressed to the reader (`recipientId`, 1:1 conversations) change; in
-        groups the caller keeps the reader's position from `lastReadMessageId`.
+        groups the caller keeps the reader's position from `lastReadMessageId`. `read_at`
+        (default now) lets a caller that records the position elsewhere first use the same
+        time; with `publish=False` the caller publishes (`publish_read`) once all is stored.
+        Marking is idempotent: a message already read keeps its first `readAt`.
         """
         require_id(conversation_id, BAD_CONVERSATION_ID)
         require_id(reader_id, BAD_USER_ID)
-        oid = parse_object_id(message_id, BAD_MESSAGE_ID)
-        now = self._now()
+        oid = await self.require_message(conversation_id=conversation_id, message_id=message_id)
+        now = read_at if read_at is not None else self._now()
         with _store_errors():
-            if await self._messages.find_one({"_id": oid, "conversationId": conversation_id}) is None:
-                raise ProtocolError(NOT_FOUND, NOT_IN_CONVERSATION)
             await self._messages.update_many(
                 {"conversationId": conversation_id, "_id": {"$lte": oid}, "recipientId": reader_id,
                  "isRead": _NOT_TRUE},
                 {"$set": {"isRead": True, "readAt": now}},
             )
-        read_at = iso(now)
-        data = {"conversationId": conversation_id, "userId": reader_id, "messageId": str(oid), "readAt": read_at}
+        read_at_iso = iso(now)
+        if publish:
+            await self.publish_read(conversation_id=conversation_id, reader_id=reader_id, message_id=str(oid),
+                                    read_at=read_at_iso)
+        return {"readAt": read_at_iso, "lastReadMessageId": str(oid)}
+
+    async def require_message(self, *, conversation_id: str, message_id: str) -> ObjectId:
+        """The message's ObjectId if it is in the conversation; `not_found` otherwise (writes nothing)."""
+        oid = parse_object_id(message_id, BAD_MESSAGE_ID)
+        with _store_errors():
+            if await self._messages.find_one({"_id": oid, "conversationId": conversation_id}, {"_id": 1}) is None:
+                raise ProtocolError(NOT_FOUND, NOT_IN_CONVERSATION)
+        return oid
+
+    async def publish_read(self, *, conversation_id: str, reader_id: str, message_id: str, read_at: str) -> None:
+        """Publishes `chat.read` {conversationId, userId, messageId, readAt}; a failure is logged, not raised."""
+        data = {"conversationId": conversation_id, "userId": reader_id, "messageId": message_id, "readAt": read_at}
         await self._publish_change(conversation_id, "chat.read", data)
-        return {"readAt": read_at, "lastReadMessageId": str(oid)}
 
     async def typing(self, *, conversation_id: str, user_id: str) -> None:
         """Publishes the ephemeral `chat.typing` {conversationId, userId}; never stored."""

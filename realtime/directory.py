@@ -6,7 +6,7 @@ from realtime.topics import Viewer
 
 
 class Directory(Protocol):
-    """Memberships and read positions (PostgreSQL behind a cache, in `apps.messaging`)."""
+    """Memberships (PostgreSQL behind a cache, in `apps.messaging`)."""
 
     async def participants(self, conversation_id: str) -> list[str]:
         """User ids of the conversation's participants (empty when it does not exist)."""
@@ -22,8 +22,4 @@ class Directory(Protocol):
 
     async def visible_users(self, viewer: Viewer, user_ids: list[str]) -> set[str]:
         """Those of `user_ids` who share a conversation or a property with the viewer (admins: all)."""
-        ...
-
-    async def record_read(self, conversation_id: str, user_id: str, message_id: str, read_at: str) -> None:
-        """Store the participant's last-read position."""
         ...

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from typing import Any
 
-from realtime import metrics
+from realtime import closecodes, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,6 @@ AsgiSend = Callable[[AsgiMessage], Coroutine[Any, Any, None]]
 CloseCallback = Callable[[int], Awaitable[None]]
 Encoder = Callable[[dict[str, Any]], dict[str, AsgiMessage]]
 
-CLOSE_SLOW_CONSUMER = 4008
 DEFAULT_MAX_BACKLOG_EVENTS = 1000
 DEFAULT_MAX_BACKLOG_BYTES = 1024 * 1024
 # For servers whose send never waits (daphne): a fast reader's buffer passes the bound during
@@ -235,9 +234,9 @@ class Connection:
             "connection %s too slow to read: %d queued messages dropped, closing %d",
             self.id,
             dropped,
-            CLOSE_SLOW_CONSUMER,
+            closecodes.SLOW_CONSUMER,
         )
-        _spawn(self._run_close(CLOSE_SLOW_CONSUMER), f"hub-close-{self.id}")
+        _spawn(self._run_close(closecodes.SLOW_CONSUMER), f"hub-close-{self.id}")
 
     async def _run_close(self, code: int) -> None:
         try:

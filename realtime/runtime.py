@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from realtime import connections, metrics, topics
+from realtime import closecodes, connections, metrics, topics
 from realtime.codecs import encode_once, unpack_control
 from realtime.chat import ChatService
 from realtime.chat_schema import iso
@@ -32,9 +32,6 @@ from realtime.topics import Topic, TopicAuthorizer, Viewer
 
 logger = logging.getLogger(__name__)
 
-CLOSE_SESSION_REVOKED = 4409
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_SERVICE_RESTART = 1012
 RESYNC_EVERY_ROUNDS = 15  # unread counters re-counted every 15 housekeeping rounds (5 min by default)
 
 
@@ -152,7 +149,7 @@ class Realtime:
         """One round of periodic work (also called by tests)."""
         self._rounds += 1
         now = datetime.now(UTC)
-        self.close_where(lambda s: s.identity.expires_at <= now, CLOSE_UNAUTHORIZED)
+        self.close_where(lambda s: s.identity.expires_at <= now, closecodes.UNAUTHORIZED)
         self.warn_expiring(now)
         if self.presence is not None:
             await self.presence.heartbeat(list(self.sessions))
@@ -416,7 +413,7 @@ class Realtime:
             return
         kind = message["kind"]
         if kind == "session.revoked":
-            self.close_where(lambda s: s.identity.session_id == message.get("sessionId"), CLOSE_SESSION_REVOKED)
+            self.close_where(lambda s: s.identity.session_id == message.get("sessionId"), closecodes.SESSION_REVOKED)
         elif kind == "session.rotated":
             self._shorten(str(message.get("sessionId")), str(message.get("expiresAt")))
         elif kind in ("access.changed", "permissions.changed"):

@@ -5,6 +5,7 @@ its entity (apps/documents/selectors.py); anything else answers 404, never 403.
 """
 
 from typing import Any
+from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
@@ -15,7 +16,8 @@ from ninja import File, Form, Path, Query, Router, Status, UploadedFile
 from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
 from apps.common.pagination import PageParams
-from apps.documents import files, services
+from apps.common.validation import invalid
+from apps.documents import files, lease_documents, services
 from apps.documents.ai_api import router as ai_router
 from apps.documents.schemas import (
     DocumentDetailOut,
@@ -25,11 +27,13 @@ from apps.documents.schemas import (
     DocumentSearchPage,
     DocumentSearchParams,
     DocumentUploadForm,
+    LeaseDocumentUploadForm,
+    LeaseDocumentUploadOut,
+    LeaseWithDocumentsOut,
+    LeaseWithDocumentsParams,
 )
 from apps.documents.stored import OBJECT_ID_PATTERN, object_id
 from apps.documents.usage_api import router as usage_router
-from realtime import errors
-from realtime.errors import ProtocolError
 
 router = Router(tags=["documents"], auth=token_auth)
 
@@ -66,10 +70,46 @@ async def upload_document(
             signature_status=form.signatureStatus,
         )
     except files.FileRejected as error:
-        raise ProtocolError(
-            errors.BAD_REQUEST, str(error), http_status=422, fields=[{"field": "file", "reason": str(error)}]
-        ) from error
+        raise invalid("file", str(error), location="") from error
     return Status(201, services.document_out(doc, with_text=True))
+
+
+@router.get("/leases/{lease_id}/with-documents", response=LeaseWithDocumentsOut)
+async def lease_with_documents(
+    request: HttpRequest, lease_id: UUID, params: Query[LeaseWithDocumentsParams]
+) -> dict[str, Any]:
+    """A lease you may see with its `lease_documents` rows and its MongoDB documents, in one call."""
+    return await lease_documents.lease_with_documents(
+        caller=caller_of(request), lease_id=lease_id, include_archived=params.includeArchived
+    )
+
+
+@router.post(
+    "/leases/{lease_id}/document-uploads",
+    response={201: LeaseDocumentUploadOut},
+    summary="Upload a lease document",
+    openapi_extra={"responses": {413: {"description": "The file is over the upload limit (`too_large`)."}}},
+)
+async def upload_lease_document(
+    request: HttpRequest, lease_id: UUID, form: Form[LeaseDocumentUploadForm], file: File[UploadedFile]
+) -> Status[dict[str, Any]]:
+    """Upload a file to one of your leases (landlords, managers, admins): stores the file, a
+    `lease_documents` row whose URL is its download path, and its MongoDB document, all or none."""
+    try:
+        saved = await lease_documents.lease_document_upload(
+            caller=caller_of(request),
+            lease_id=lease_id,
+            upload=file,
+            document_type=form.documentType,
+            is_signed=form.isSigned,
+            signed_at=form.signedAt,
+            tags=form.tags,
+            pages=form.pages,
+            expiration_date=form.expirationDate,
+        )
+    except files.FileRejected as error:
+        raise invalid("file", str(error), location="") from error
+    return Status(201, saved)
 
 
 @router.get("/documents", response=DocumentPage)

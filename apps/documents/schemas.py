@@ -8,6 +8,7 @@ from ninja import Schema
 from pydantic import ConfigDict, Field, field_validator
 
 from apps.documents.stored import storable
+from apps.leasing.schemas import LeaseDocumentOut, LeaseOut, Timestamp
 
 DocumentTypeName = Literal["lease", "application", "maintenance", "hud_form"]
 MAX_TAGS = 20
@@ -20,6 +21,15 @@ class StrictIn(Schema):
 
 
 # Documents --------------------------------------------------------------------------------
+
+
+def split_tags(value: list[str]) -> list[str]:
+    """Tags from repeated fields and/or comma-separated values, deduplicated; ValueError past the limits."""
+    tags = [tag.strip() for item in value for tag in item.split(",") if tag.strip()]
+    tags = list(dict.fromkeys(tags))
+    if len(tags) > MAX_TAGS or any(len(tag) > MAX_TAG_CHARS for tag in tags):
+        raise ValueError(f"at most {MAX_TAGS} tags of at most {MAX_TAG_CHARS} characters each")
+    return tags
 
 
 class DocumentUploadForm(Schema):
@@ -37,11 +47,7 @@ class DocumentUploadForm(Schema):
     @field_validator("tags")
     @classmethod
     def split_tags(cls, value: list[str]) -> list[str]:
-        tags = [tag.strip() for item in value for tag in item.split(",") if tag.strip()]
-        tags = list(dict.fromkeys(tags))
-        if len(tags) > MAX_TAGS or any(len(tag) > MAX_TAG_CHARS for tag in tags):
-            raise ValueError(f"at most {MAX_TAGS} tags of at most {MAX_TAG_CHARS} characters each")
-        return tags
+        return split_tags(value)
 
 
 class DocumentMetadataOut(Schema):
@@ -271,3 +277,40 @@ class ModelPage(Schema):
     limit: int
     offset: int
     nextOffset: int | None
+
+
+# A lease with its documents (apps/documents/lease_documents.py) -----------------------------
+
+
+class LeaseDocumentUploadForm(Schema):
+    """The form fields sent with the file (multipart/form-data) to a lease's document uploads."""
+
+    documentType: str = Field("lease", min_length=1, max_length=100,
+                              description="`lease_documents.document_type`: lease, addendum, notice ...")
+    isSigned: bool = False
+    signedAt: Timestamp | None = Field(None, description="Defaults to now when isSigned.")
+    tags: list[str] = Field(
+        default_factory=list, description=f"Repeat the field or separate by commas; at most {MAX_TAGS}."
+    )
+    pages: int | None = Field(None, ge=0, le=100_000)
+    expirationDate: datetime | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def split_tags(cls, value: list[str]) -> list[str]:
+        return split_tags(value)
+
+
+class LeaseDocumentUploadOut(Schema):
+    leaseDocument: LeaseDocumentOut = Field(description="The `lease_documents` row.")
+    document: DocumentDetailOut = Field(description="The MongoDB `documents` entry of the file.")
+
+
+class LeaseWithDocumentsOut(Schema):
+    lease: LeaseOut
+    leaseDocuments: list[LeaseDocumentOut] = Field(description="The `lease_documents` rows, newest first.")
+    documents: list[DocumentOut] = Field(description="The MongoDB `documents` of the lease, oldest first.")
+
+
+class LeaseWithDocumentsParams(Schema):
+    includeArchived: bool = False

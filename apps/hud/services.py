@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.accounts.services import Principal
 from apps.common import policy
+from apps.common.validation import invalid
 from apps.common.visibility import not_found
 from apps.hud import selectors
 from apps.hud.models import (
@@ -61,10 +62,6 @@ DECISIONS = frozenset({HudApplicationStatus.APPROVED, HudApplicationStatus.DENIE
 APPLICANT_FORM_FIELDS = frozenset({"form_type", "form_number", "document_url", "status"})
 
 
-def _invalid(field: str, reason: str) -> ProtocolError:
-    return ProtocolError(errors.BAD_REQUEST, reason, http_status=422, fields=[{"field": field, "reason": reason}])
-
-
 def _require_admin(caller: Principal) -> None:
     policy.require(caller, "hud.admin", ADMINS_ONLY)
 
@@ -78,9 +75,9 @@ def _check_refs(changes: dict[str, Any], field_prefix: str = "") -> None:
     """Unknown program or authority ids answer 422 naming the field."""
     program_id, authority_id = changes.get("program_id"), changes.get("authority_id")
     if program_id is not None and not HudProgram.objects.filter(pk=program_id).exists():
-        raise _invalid(f"{field_prefix}programId", UNKNOWN_PROGRAM)
+        raise invalid(f"{field_prefix}programId", UNKNOWN_PROGRAM)
     if authority_id is not None and not HousingAuthority.objects.filter(pk=authority_id).exists():
-        raise _invalid(f"{field_prefix}authorityId", UNKNOWN_AUTHORITY)
+        raise invalid(f"{field_prefix}authorityId", UNKNOWN_AUTHORITY)
 
 
 # --- reference data (admins) -------------------------------------------------------------
@@ -136,7 +133,7 @@ def property_hud_programs_replace(*, caller: Principal, property_id: UUID, entri
     seen: set[Any] = set()
     for index, entry in enumerate(entries):
         if entry["program_id"] in seen:
-            raise _invalid(f"programs.{index}.programId", DUPLICATE_PROGRAM)
+            raise invalid(f"programs.{index}.programId", DUPLICATE_PROGRAM)
         seen.add(entry["program_id"])
         _check_refs(entry, f"programs.{index}.")
     PropertyHudProgram.objects.filter(property=prop).delete()
@@ -154,7 +151,7 @@ def hud_application_create(*, caller: Principal, tenant_id: UUID | None, fields:
     # Applying for others is `hud.apply` beyond the OWN scope (staff for their tenants, admins for any).
     if policy.require(caller, "hud.apply") > policy.Scope.OWN:
         if tenant_id is None:
-            raise _invalid("tenantId", TENANT_REQUIRED)
+            raise invalid("tenantId", TENANT_REQUIRED)
         tenants = Tenant.objects.filter(pk=tenant_id)
         if not policy.sees_all(caller, "hud.apply"):
             tenants = tenants.filter(
@@ -162,11 +159,11 @@ def hud_application_create(*, caller: Principal, tenant_id: UUID | None, fields:
             )
         tenant = tenants.first()
         if tenant is None:
-            raise _invalid("tenantId", NOT_YOUR_TENANT)
+            raise invalid("tenantId", NOT_YOUR_TENANT)
     else:
         tenant = own.filter(pk=tenant_id).first() if tenant_id is not None else own.first()
         if tenant is None:
-            raise _invalid("tenantId", NOT_YOUR_TENANT if tenant_id is not None else NO_TENANT_RECORD)
+            raise invalid("tenantId", NOT_YOUR_TENANT if tenant_id is not None else NO_TENANT_RECORD)
     _check_refs(fields)
     fields.setdefault("application_date", timezone.localdate())
     application = HudApplication(tenant=tenant, status=HudApplicationStatus.DRAFT, **fields)
@@ -224,7 +221,7 @@ def hud_form_update(*, caller: Principal, form_id: UUID, changes: dict[str, Any]
             raise ProtocolError(errors.FORBIDDEN, APPLICANT_FORM_EDITS)
     _apply(form, changes)
     if form.status == HudFormStatus.REJECTED and not form.rejection_reason:
-        raise _invalid("rejectionReason", REJECTION_NEEDS_REASON)
+        raise invalid("rejectionReason", REJECTION_NEEDS_REASON)
     if form.status != HudFormStatus.PENDING and form.submitted_at is None:
         form.submitted_at = timezone.now()
     form.save()

@@ -19,6 +19,7 @@ from ninja import Query, Router, Status
 from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
 from apps.common.pagination import Page, PageParams, apaginate
+from apps.common.validation import invalid
 from apps.leasing import invitations, selectors, services
 from apps.leasing.invitations_api import InvitationOut, invitation_out
 from apps.leasing.models import LeaseTenant
@@ -71,7 +72,7 @@ async def tenants_create(request: HttpRequest, payload: TenantIn) -> Status:
     if payload.leaseId is not None:
         lease = await call(selectors.access_lease, caller=caller, lease_id=str(payload.leaseId))
     elif not caller.is_admin:
-        raise services.invalid("body.payload.leaseId", REQUIRED_FOR_STAFF)
+        raise invalid("leaseId", REQUIRED_FOR_STAFF)
     if lease is not None and not caller.is_admin:
         invitation = await call(
             invitations.invitation_create,

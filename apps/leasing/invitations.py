@@ -25,6 +25,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.models import User, UserType
+from apps.common.validation import invalid
 from apps.common.visibility import not_found
 from apps.leasing import services
 from apps.leasing.models import InvitationStatus, Lease, LeaseInvitation, LeaseTenant, Tenant
@@ -125,7 +126,7 @@ def invitation_create(
     after commit. `tenant_profile` (JSON-ready, camelCase) seeds their tenant record if they
     have none when they accept."""
     if not User.objects.filter(pk=user_id, user_type=UserType.TENANT, is_active=True).exists():
-        raise services.invalid("body.payload.userId", services.NOT_A_TENANT_USER)
+        raise invalid("userId", services.NOT_A_TENANT_USER)
     at = now()
     with transaction.atomic():
         Lease.objects.select_for_update().filter(pk=lease.pk).first()
@@ -169,7 +170,7 @@ def invitation_accept(
         if tenant is None:
             profile = {**(invitation.tenant_profile or {}), **(tenant_profile or {})}
             if not {"dateOfBirth", "ssnLastFour"} <= profile.keys():
-                raise services.invalid("body.payload.tenant", PROFILE_REQUIRED)
+                raise invalid("tenant", PROFILE_REQUIRED)
             tenant = Tenant.objects.create(user_id=user_id, **profile_fields(profile))
         services.lease_tenant_attach(lease=invitation.lease, tenant=tenant, is_primary=bool(invitation.is_primary))
 
@@ -292,4 +293,4 @@ def require_no_newcomers(*, lease: Lease, specs: list[services.LeaseTenantSpec])
     current = {str(pk) for pk in LeaseTenant.objects.filter(lease=lease).values_list("tenant_id", flat=True)}
     for index, spec in enumerate(specs):
         if spec.tenant_id not in current:
-            raise services.invalid(f"body.payload.tenants.{index}.tenantId", NOT_ON_LEASE)
+            raise invalid(f"tenants.{index}.tenantId", NOT_ON_LEASE)

@@ -18,12 +18,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User, UserType
+from apps.common.validation import invalid
 from apps.leasing.models import Lease, LeaseDocument, LeaseStatus, LeaseTenant, Tenant
 from apps.properties.models import Unit
 from realtime import errors
 from realtime.errors import ProtocolError
 
-VALIDATION_FAILED = "The request is not valid."
 SECOND_ACTIVE_LEASE = "The unit already has an active lease; end it before activating another."
 BAD_TRANSITION = "A lease cannot move from {current} to {target}."
 END_BEFORE_START = "must be after startDate"
@@ -43,13 +43,6 @@ LEASE_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-def invalid(field: str, reason: str) -> ProtocolError:
-    """A 422 in the same shape as the API's validation errors (`fields: [{field, reason}]`)."""
-    return ProtocolError(
-        errors.BAD_REQUEST, VALIDATION_FAILED, http_status=422, fields=[{"field": field, "reason": reason}]
-    )
-
-
 # Tenants
 
 
@@ -58,7 +51,7 @@ def tenant_create(*, user_id: str, lease: Lease | None, is_primary: bool = False
     tenant or `is_primary`) in the same transaction when given. Attaching directly is for
     admins; landlords and managers invite (apps/leasing/invitations.py)."""
     if not User.objects.filter(pk=user_id, user_type=UserType.TENANT, is_active=True).exists():
-        raise invalid("body.payload.userId", NOT_A_TENANT_USER)
+        raise invalid("userId", NOT_A_TENANT_USER)
     with transaction.atomic():
         tenant = Tenant.objects.create(user_id=user_id, **fields)
         if lease is not None:
@@ -131,9 +124,9 @@ def lease_create(
 ) -> Lease:
     """A lease on `unit`; 409 if it is active and the unit already has an active lease."""
     if end_date <= start_date:
-        raise invalid("body.payload.endDate", END_BEFORE_START)
+        raise invalid("endDate", END_BEFORE_START)
     if lease_status not in (LeaseStatus.DRAFT, LeaseStatus.ACTIVE):
-        raise invalid("body.payload.status", "a new lease is draft or active")
+        raise invalid("status", "a new lease is draft or active")
     with transaction.atomic():
         if lease_status == LeaseStatus.ACTIVE:
             _lock_unit_and_check_single_active(unit_id=unit.pk)
@@ -165,7 +158,7 @@ def lease_update(*, lease: Lease, changes: dict[str, Any]) -> Lease:
         start = changes.get("start_date", current.start_date)
         end = changes.get("end_date", current.end_date)
         if end <= start:
-            raise invalid("body.payload.endDate", END_BEFORE_START)
+            raise invalid("endDate", END_BEFORE_START)
         for name, value in changes.items():
             setattr(current, name, value)
         current.save(update_fields=[*changes, "updated_at"])

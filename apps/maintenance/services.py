@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.accounts.services import Principal
 from apps.common import policy
+from apps.common.validation import invalid
 from apps.common.visibility import not_found
 from apps.leasing.models import LeaseStatus, Tenant
 from apps.maintenance import selectors
@@ -45,11 +46,6 @@ UNKNOWN_VENDOR = "No such vendor."
 
 TENANT_EDITABLE = frozenset({"description", "category"})
 WORKER_EDITABLE = frozenset({"status", "completion_notes"})
-
-
-def _invalid(field: str, reason: str) -> ProtocolError:
-    """A 422 naming the field, the same shape as the API's validation errors."""
-    return ProtocolError(errors.BAD_REQUEST, reason, http_status=422, fields=[{"field": field, "reason": reason}])
 
 
 def _owns(caller: Principal, request: MaintenanceRequest) -> bool:
@@ -83,7 +79,7 @@ def maintenance_request_create(*, caller: Principal, unit_id: UUID, fields: dict
         if tenant_id is not None:
             tenant = Tenant.objects.filter(pk=tenant_id, lease_links__lease__unit=unit).first()
             if tenant is None:
-                raise _invalid("tenantId", TENANT_NOT_ON_UNIT)
+                raise invalid("tenantId", TENANT_NOT_ON_UNIT)
     else:
         leases = Tenant.objects.filter(user_id=caller.user_id, lease_links__lease__unit=unit)
         if not leases.exists():
@@ -202,7 +198,7 @@ def _vendor(vendor_id: UUID | None) -> Vendor | None:
         return None
     vendor = Vendor.objects.filter(pk=vendor_id).first()
     if vendor is None:
-        raise _invalid("vendorId", UNKNOWN_VENDOR)
+        raise invalid("vendorId", UNKNOWN_VENDOR)
     return vendor
 
 

@@ -19,7 +19,6 @@ from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
 from apps.common.pagination import PageParams
 from apps.messaging import selectors, services
-from apps.messaging.directory import ParticipantDirectory
 from apps.messaging.models import Conversation
 from realtime import errors
 from realtime.chat_schema import MAX_ATTACHMENTS, MAX_CLIENT_MESSAGE_ID_CHARS, MAX_MESSAGE_CHARS
@@ -30,8 +29,8 @@ router = Router(tags=["messaging"], auth=token_auth)
 
 ObjectIdStr = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{24}$")]
 
-NOT_A_PARTICIPANT = "You are not a participant of this conversation."
-CHAT_UNAVAILABLE = "Chat is not available on this server."
+NOT_A_PARTICIPANT = services.CALLER_NOT_A_PARTICIPANT
+CHAT_UNAVAILABLE = services.CHAT_UNAVAILABLE
 NOTIFICATIONS_UNAVAILABLE = "Notifications are not available on this server."
 EMPTY_MESSAGE = "A message needs text or at least one attachment."
 
@@ -41,9 +40,7 @@ def _caller(request: HttpRequest) -> Principal:
 
 
 def _chat(realtime: Realtime) -> Any:
-    if realtime.chat is None:
-        raise ProtocolError(errors.UNAVAILABLE, CHAT_UNAVAILABLE)
-    return realtime.chat
+    return services.chat_service(realtime)
 
 
 # --- conversations -------------------------------------------------------------------------
@@ -244,14 +241,6 @@ class ReadOut(Schema):
     unreadCount: int
 
 
-async def _participants_for_write(caller: Principal, conversation_id: UUID) -> list[str]:
-    await _access(caller, conversation_id)
-    participants = await sync_to_async(selectors.conversation_participant_ids)(conversation_id=conversation_id)
-    if caller.user_id not in participants:
-        raise ProtocolError(errors.FORBIDDEN, NOT_A_PARTICIPANT)
-    return participants
-
-
 @router.get("/conversations/{conversation_id}/messages", response=MessagePage)
 async def conversation_message_list(
     request: HttpRequest, conversation_id: UUID, params: Query[HistoryParams]
@@ -269,11 +258,8 @@ async def conversation_message_list(
 async def conversation_message_send(request: HttpRequest, conversation_id: UUID, payload: MessageIn) -> Status:
     """Send as `chat.send` does: stored once per clientMessageId (a retry returns the same message) and
     published live as `chat.message`."""
-    caller = _caller(request)
-    participants = await _participants_for_write(caller, conversation_id)
-    chat = _chat(await get_realtime())
-    message = await chat.send(
-        conversation_id=str(conversation_id), sender_id=caller.user_id, participants=participants,
+    message = await services.achat_send(
+        realtime=await get_realtime(), conversation_id=str(conversation_id), sender_id=_caller(request).user_id,
         message=payload.message, client_message_id=payload.clientMessageId,
         attachments=[a.model_dump() for a in payload.attachments] if payload.attachments is not None else None,
     )
@@ -284,13 +270,10 @@ async def conversation_message_send(request: HttpRequest, conversation_id: UUID,
 async def conversation_read(request: HttpRequest, conversation_id: UUID, payload: ReadIn) -> dict[str, Any]:
     """Mark read up to a message (as `chat.read`: publishes it live and stores my read position)."""
     caller = _caller(request)
-    await _participants_for_write(caller, conversation_id)
-    realtime = await get_realtime()
-    chat = _chat(realtime)
-    marked = await chat.mark_read(conversation_id=str(conversation_id), reader_id=caller.user_id,
-                                  message_id=payload.messageId)
-    directory = realtime.directory or ParticipantDirectory()
-    await directory.record_read(str(conversation_id), caller.user_id, marked["lastReadMessageId"], marked["readAt"])
+    marked = await services.achat_read(
+        realtime=await get_realtime(), conversation_id=str(conversation_id), reader_id=caller.user_id,
+        message_id=payload.messageId,
+    )
     counts = await selectors.aconversation_unread_counts(
         user_id=caller.user_id, positions={str(conversation_id): marked["lastReadMessageId"]}
     )

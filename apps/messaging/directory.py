@@ -10,7 +10,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db.models import Q
-from django.utils.dateparse import parse_datetime
 
 from apps.accounts.selectors import actor_current
 from apps.common import policy
@@ -105,13 +104,6 @@ def _visible_users(viewer_id: str, user_ids: list[str]) -> set[str]:
     return found & wanted
 
 
-@sync_to_async
-def _record_read(conversation_id: str, user_id: str, message_id: str, read_at: str) -> None:
-    ConversationParticipant.objects.filter(conversation_id=conversation_id, user_id=user_id).update(
-        last_read_message_id=message_id, last_read_at=parse_datetime(read_at.replace("Z", "+00:00"))
-    )
-
-
 class ParticipantDirectory:
     """Memberships for the realtime core; `on_control` drops the cache on access changes."""
 
@@ -151,9 +143,6 @@ class ParticipantDirectory:
         others = [user_id for user_id in user_ids if user_id != viewer.user_id]
         visible = await _visible_users(viewer.user_id, others) if others else set()
         return visible | ({viewer.user_id} & set(user_ids))
-
-    async def record_read(self, conversation_id: str, user_id: str, message_id: str, read_at: str) -> None:
-        await _record_read(conversation_id, user_id, message_id, read_at)
 
     async def on_control(self, kind: str, message: dict[str, Any]) -> None:
         if kind in ("access.changed", "permissions.changed"):

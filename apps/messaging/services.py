@@ -6,12 +6,14 @@ import uuid
 from typing import Any
 
 import redis
-from django.db import transaction
+from asgiref.sync import sync_to_async
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q, QuerySet
 
 from apps.accounts.models import User
 from apps.accounts.services import Principal
 from apps.common import policy
+from apps.common.validation import invalid
 from apps.common.visibility import not_found, property_staff_q
 from apps.leasing.models import LeaseStatus
 from apps.messaging.models import Conversation, ConversationParticipant
@@ -21,6 +23,7 @@ from realtime import connections, errors, topics
 from realtime.errors import BAD_REQUEST, UNAVAILABLE, ProtocolError
 from realtime.events import utc_now_iso
 from realtime.history import RedisHistory
+from realtime.runtime import Realtime
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +96,6 @@ MANAGERS_ONLY = "Only the conversation's creator, its property's staff or an adm
 NOT_A_PARTICIPANT = "That user is not a participant of this conversation."
 
 
-def _invalid(field: str, reason: str) -> ProtocolError:
-    return ProtocolError(errors.BAD_REQUEST, reason, http_status=422, fields=[{"field": field, "reason": reason}])
-
-
 def _linked_properties(caller: Principal) -> QuerySet[Property]:
     """Properties that link the caller to others: leased (active), owned or managed."""
     return Property.objects.filter(
@@ -126,7 +125,7 @@ def _reachable(caller: Principal, property_id: Any = None) -> QuerySet[User]:
 
 def _require_reachable(caller: Principal, user_ids: set[str], property_id: Any, field: str) -> None:
     if _reachable(caller, property_id).filter(pk__in=user_ids).values("pk").distinct().count() != len(user_ids):
-        raise _invalid(field, UNREACHABLE)
+        raise invalid(field, UNREACHABLE)
 
 
 @transaction.atomic
@@ -137,13 +136,13 @@ def conversation_create(
     policy.require(caller, CHAT, CANNOT_START)
     others = {str(user_id) for user_id in participant_ids} - {caller.user_id}
     if not others:
-        raise _invalid("participants", NEED_SOMEONE_ELSE)
+        raise invalid("participants", NEED_SOMEONE_ELSE)
     if len(others) >= MAX_PARTICIPANTS:
-        raise _invalid("participants", f"At most {MAX_PARTICIPANTS} participants.")
+        raise invalid("participants", f"At most {MAX_PARTICIPANTS} participants.")
     if property_id is not None:
         properties = Property.objects.all() if policy.sees_all(caller, CHAT) else _linked_properties(caller)
         if not properties.filter(pk=property_id).exists():
-            raise _invalid("propertyId", NOT_YOUR_PROPERTY)
+            raise invalid("propertyId", NOT_YOUR_PROPERTY)
     _require_reachable(caller, others, property_id, "participants")
     conversation = Conversation.objects.create(subject=subject, property_id=property_id, created_by_id=caller.user_id)
     for user_id in [caller.user_id, *sorted(others)]:
@@ -181,3 +180,130 @@ def conversation_participant_remove(*, caller: Principal, conversation_id: Any, 
     deleted, _ = ConversationParticipant.objects.filter(conversation=conversation, user_id=user_id).delete()
     if not deleted:
         raise not_found()
+
+
+# --- chat: one workflow per command, called by the socket command and the HTTP endpoint alike --
+# The socket (`consumers/commands/chat.py`) and HTTP (`conversations_api.py`) only parse and
+# render; who may write and in what order the stores are written is decided here, once.
+
+CALLER_NOT_A_PARTICIPANT = "You are not a participant of this conversation."
+CHAT_UNAVAILABLE = "Chat is not available on this server."
+READ_NOT_RECORDED = "The read position could not be stored; nothing was marked. Retry."
+
+
+def chat_service(realtime: Realtime) -> Any:
+    """This process's `realtime.chat.ChatService`; `unavailable` when the server runs without chat."""
+    if realtime.chat is None:
+        raise ProtocolError(UNAVAILABLE, CHAT_UNAVAILABLE)
+    return realtime.chat
+
+
+def _directory(realtime: Realtime) -> Any:
+    if realtime.directory is not None:
+        return realtime.directory
+    from apps.messaging.directory import ParticipantDirectory  # noqa: PLC0415  (only without a wired core)
+
+    return ParticipantDirectory()
+
+
+async def aconversation_require_participant(*, realtime: Realtime, conversation_id: str, user_id: str) -> list[str]:
+    """The conversation's participants if `user_id` is one of them; else `forbidden` (CALLER_NOT_A_PARTICIPANT).
+
+    The one participant check of the chat writes (send, read, typing) on both edges. A
+    conversation that does not exist answers the same `forbidden`, so ids cannot be probed; an
+    admin who is not a participant is refused too (admins may read history, not write).
+    Participants come from the directory (PostgreSQL behind a cache that every access change
+    drops); `achat_read`'s write re-checks membership in PostgreSQL itself.
+    """
+    participants: list[str] = await _directory(realtime).participants(conversation_id)
+    if user_id not in participants:
+        raise ProtocolError(errors.FORBIDDEN, CALLER_NOT_A_PARTICIPANT)
+    return participants
+
+
+async def achat_send(*, realtime: Realtime, conversation_id: str, sender_id: str, message: Any,
+                     client_message_id: Any, attachments: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """`chat.send` / `POST /conversations/{id}/messages`: stored once per clientMessageId, then published."""
+    participants = await aconversation_require_participant(
+        realtime=realtime, conversation_id=conversation_id, user_id=sender_id
+    )
+    stored: dict[str, Any] = await chat_service(realtime).send(
+        conversation_id=conversation_id, sender_id=sender_id, participants=participants, message=message,
+        client_message_id=client_message_id, attachments=attachments,
+    )
+    return stored
+
+
+async def achat_typing(*, realtime: Realtime, conversation_id: str, user_id: str) -> None:
+    """`chat.typing`: the ephemeral event, for participants only."""
+    await aconversation_require_participant(realtime=realtime, conversation_id=conversation_id, user_id=user_id)
+    await chat_service(realtime).typing(conversation_id=conversation_id, user_id=user_id)
+
+
+Position = tuple[str | None, Any]
+
+
+@sync_to_async
+def _move_read_position(conversation_id: str, user_id: str, message_id: str, read_at: Any) -> Position:
+    """Sets the participant's read position in one transaction; returns the one it replaced.
+
+    Membership is checked by the write itself (the row is locked), so a participant removed
+    since the cached check is refused here, before anything else is written.
+    """
+    try:
+        with transaction.atomic():
+            row = (
+                ConversationParticipant.objects.select_for_update()
+                .filter(conversation_id=conversation_id, user_id=user_id)
+                .values_list("pk", "last_read_message_id", "last_read_at")
+                .first()
+            )
+            if row is None:
+                raise ProtocolError(errors.FORBIDDEN, CALLER_NOT_A_PARTICIPANT)
+            ConversationParticipant.objects.filter(pk=row[0]).update(
+                last_read_message_id=message_id, last_read_at=read_at
+            )
+    except (OperationalError, InterfaceError) as exc:
+        raise ProtocolError(UNAVAILABLE, READ_NOT_RECORDED) from exc
+    return row[1], row[2]
+
+
+@sync_to_async
+def _restore_read_position(conversation_id: str, user_id: str, moved_to: Position, previous: Position) -> None:
+    """Undoes `_move_read_position` unless the position moved again meanwhile (another device)."""
+    ConversationParticipant.objects.filter(
+        conversation_id=conversation_id, user_id=user_id,
+        last_read_message_id=moved_to[0], last_read_at=moved_to[1],
+    ).update(last_read_message_id=previous[0], last_read_at=previous[1])
+
+
+async def achat_read(*, realtime: Realtime, conversation_id: str, reader_id: str, message_id: str) -> dict[str, Any]:
+    """`chat.read` / `POST /conversations/{id}/read`: the reader's position moves to `message_id`;
+    returns `{readAt, lastReadMessageId}`.
+
+    Order, so that an `unavailable` answer means nothing was changed and no one was told:
+    1. the participant check, then the message must be in the conversation (`not_found`);
+    2. PostgreSQL: the read position (the source of unread counts), membership re-checked;
+    3. MongoDB: the per-message `isRead`/`readAt` of 1:1 conversations, with the same time;
+       if that fails, the position of step 2 is put back and `unavailable` is raised;
+    4. only then `chat.read` is published (a Redis failure there is logged: the read is stored).
+    """
+    await aconversation_require_participant(realtime=realtime, conversation_id=conversation_id, user_id=reader_id)
+    chat = chat_service(realtime)
+    oid = str(await chat.require_message(conversation_id=conversation_id, message_id=message_id))
+    read_at = chat.read_time()
+    previous = await _move_read_position(conversation_id, reader_id, oid, read_at)
+    try:
+        marked: dict[str, Any] = await chat.mark_read(
+            conversation_id=conversation_id, reader_id=reader_id, message_id=oid, read_at=read_at, publish=False
+        )
+    except BaseException:
+        try:
+            await _restore_read_position(conversation_id, reader_id, (oid, read_at), previous)
+        except Exception:  # PostgreSQL gone too: the position stays ahead; a retry converges
+            logger.warning("chat.read: position of %s in %s not restored", reader_id, conversation_id, exc_info=True)
+        raise
+    await chat.publish_read(
+        conversation_id=conversation_id, reader_id=reader_id, message_id=oid, read_at=marked["readAt"]
+    )
+    return marked

@@ -12,6 +12,7 @@ from django.db import transaction
 
 from apps.accounts.models import User
 from apps.common import policy
+from apps.common.validation import invalid
 from apps.common.visibility import Caller
 from apps.properties import selectors
 from apps.properties.models import (
@@ -22,9 +23,8 @@ from apps.properties.models import (
     Unit,
     UnitAmenity,
 )
-from realtime.errors import BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, ProtocolError
+from realtime.errors import CONFLICT, FORBIDDEN, NOT_FOUND, ProtocolError
 
-VALIDATION_FAILED = "The request is not valid."
 CANNOT_CREATE_PROPERTY = "Only landlords and admins create properties."
 CANNOT_CHANGE_PROPERTY = "Only the property's owner or an admin may change it."
 CANNOT_CHANGE_OWNER = "Only an admin may change a property's owner."
@@ -68,13 +68,6 @@ UNIT_FIELDS = {
     "isAvailable": "is_available",
     "unitFeatures": "unit_features",
 }
-
-
-def invalid(field: str, reason: str) -> ProtocolError:
-    """A 422 in the same shape as a schema validation error."""
-    return ProtocolError(
-        BAD_REQUEST, VALIDATION_FAILED, http_status=422, fields=[{"field": f"body.payload.{field}", "reason": reason}]
-    )
 
 
 def forbidden(message: str) -> ProtocolError:

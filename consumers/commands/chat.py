@@ -2,37 +2,33 @@
 
 from typing import Any
 
+from apps.messaging import services
 from consumers.commands import CommandContext, command
 from consumers.commands.fields import required_str, required_uuid
 from realtime import errors, topics
 from realtime.errors import ProtocolError
 
-NOT_A_PARTICIPANT = "You are not a participant of this conversation."
+NOT_A_PARTICIPANT = services.CALLER_NOT_A_PARTICIPANT
 BAD_LIMIT = "`limit` must be an integer from 1 to 100."
 BAD_ATTACHMENTS = "`attachments` must be a list."
 
 
-async def _authorize(ctx: CommandContext, conversation_id: str, *, participant: bool) -> list[str]:
-    """The conversation's participants, once the caller may use it (forbidden otherwise)."""
+async def _authorize_reader(ctx: CommandContext, conversation_id: str) -> None:
+    """A participant, or an admin who may see the conversation's topic, may read its history."""
     realtime, session = ctx.realtime, ctx.session
     assert realtime.directory is not None
-    participants = await realtime.directory.participants(conversation_id)
-    if session.identity.user_id in participants:
-        return participants
+    if session.identity.user_id in await realtime.directory.participants(conversation_id):
+        return
     # Non-participants (admins) are decided by the authorizer, for the user's current role: the
     # session's connect-time user type may be stale.
-    if not participant:
-        topic = topics.parse(topics.chat_messages(conversation_id))
-        if topic is not None and await realtime.allowed(session, topic):
-            return participants
+    topic = topics.parse(topics.chat_messages(conversation_id))
+    if topic is not None and await realtime.allowed(session, topic):
+        return
     raise ProtocolError(errors.FORBIDDEN, NOT_A_PARTICIPANT)
 
 
 def _chat(ctx: CommandContext) -> Any:
-    chat = ctx.realtime.chat
-    if chat is None:
-        raise ProtocolError(errors.UNAVAILABLE, "Chat is not available on this server.")
-    return chat
+    return services.chat_service(ctx.realtime)
 
 
 @command("chat.send")
@@ -41,13 +37,11 @@ async def handle_chat_send(ctx: CommandContext, frame: dict[str, Any]) -> Any:
     attachments = frame.get("attachments")
     if attachments is not None and not isinstance(attachments, list):
         raise ProtocolError(errors.BAD_REQUEST, BAD_ATTACHMENTS)
-    message = frame.get("message", "")
-    participants = await _authorize(ctx, conversation_id, participant=True)
-    return await _chat(ctx).send(
+    return await services.achat_send(
+        realtime=ctx.realtime,
         conversation_id=conversation_id,
         sender_id=ctx.session.identity.user_id,
-        participants=participants,
-        message=message,
+        message=frame.get("message", ""),
         client_message_id=frame.get("clientMessageId"),
         attachments=attachments,
     )
@@ -77,7 +71,7 @@ async def handle_chat_history(ctx: CommandContext, frame: dict[str, Any]) -> Any
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
         raise ProtocolError(errors.BAD_REQUEST, BAD_LIMIT)
     before = frame.get("before")
-    await _authorize(ctx, conversation_id, participant=False)
+    await _authorize_reader(ctx, conversation_id)
     return await _chat(ctx).history(conversation_id=conversation_id, before=before, limit=limit)
 
 
@@ -85,17 +79,17 @@ async def handle_chat_history(ctx: CommandContext, frame: dict[str, Any]) -> Any
 async def handle_chat_read(ctx: CommandContext, frame: dict[str, Any]) -> Any:
     conversation_id = required_uuid(frame, "conversationId")
     message_id = required_str(frame, "messageId", max_length=64)
-    await _authorize(ctx, conversation_id, participant=True)
-    user_id = ctx.session.identity.user_id
-    marked = await _chat(ctx).mark_read(conversation_id=conversation_id, reader_id=user_id, message_id=message_id)
-    assert ctx.realtime.directory is not None
-    await ctx.realtime.directory.record_read(conversation_id, user_id, marked["lastReadMessageId"], marked["readAt"])
+    marked = await services.achat_read(
+        realtime=ctx.realtime, conversation_id=conversation_id, reader_id=ctx.session.identity.user_id,
+        message_id=message_id,
+    )
     return {"readAt": marked["readAt"]}
 
 
 @command("chat.typing")
 async def handle_chat_typing(ctx: CommandContext, frame: dict[str, Any]) -> Any:
     conversation_id = required_uuid(frame, "conversationId")
-    await _authorize(ctx, conversation_id, participant=True)
-    await _chat(ctx).typing(conversation_id=conversation_id, user_id=ctx.session.identity.user_id)
+    await services.achat_typing(
+        realtime=ctx.realtime, conversation_id=conversation_id, user_id=ctx.session.identity.user_id
+    )
     return {}

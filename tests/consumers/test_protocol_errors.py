@@ -7,7 +7,7 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 
-from consumers import closecodes
+from realtime import closecodes
 from consumers.commands.subscriptions import FORBIDDEN_TOPIC, MALFORMED_TOPIC
 from consumers.socket import ALREADY_AUTHENTICATED, TOO_MANY_COMMANDS
 from realtime import topics

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from realtime import metrics
-from realtime.hub import CLOSE_SLOW_CONSUMER, AsgiMessage, Connection, Hub
+from realtime.closecodes import SLOW_CONSUMER
+from realtime.hub import AsgiMessage, Connection, Hub
 
 JSON = "pms.v1.json"
 PACKED = "pms.v1.msgpack"
@@ -173,7 +174,7 @@ async def test_backlog_overflow_closes_4008_once_and_spares_the_others(hub: Hub,
         hub.broadcast("t", frame(seq))
     await asyncio.sleep(0.05)
 
-    assert slow.closes == [CLOSE_SLOW_CONSUMER]
+    assert slow.closes == [SLOW_CONSUMER]
     assert slow.conn.closing
     assert slow.conn.backlog == (0, 0)
     assert fast.seqs() == list(range(15))

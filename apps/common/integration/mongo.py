@@ -1,9 +1,8 @@
-"""The MongoDB part of the integration layer: reads and inserts in the seed's collections (and no others)."""
+"""The MongoDB part of the integration layer: reads of the seed's collections (and no others)."""
 
 from collections.abc import Mapping
 from typing import Any
 
-from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from realtime import documents as mongo_collections
@@ -52,14 +51,3 @@ async def query_documents(
         return list(await cursor.limit(limit).to_list(length=limit))
     except PyMongoError as error:
         raise ProtocolError(errors.UNAVAILABLE, MONGO_DOWN) from error
-
-
-async def insert_document(collection: str, document: Mapping[str, Any]) -> str:
-    """Insert one document; returns its id as a string."""
-    doc = dict(document)
-    doc.setdefault("_id", ObjectId())
-    try:
-        await seed_collection(collection).insert_one(doc)
-    except PyMongoError as error:
-        raise ProtocolError(errors.UNAVAILABLE, MONGO_DOWN) from error
-    return str(doc["_id"])

@@ -55,9 +55,7 @@ from apps.subscriptions.services.recommendations import (
 )
 from apps.subscriptions.services.shared import (
     ADMIN_ONLY,
-    VALIDATION_FAILED,
     forbidden,
-    invalid,
 )
 from apps.subscriptions.services.subscriptions import (
     ADMIN_ONLY_FIELDS,
@@ -117,12 +115,10 @@ __all__ = [
     "UNKNOWN_FEATURES",
     "UNKNOWN_USER",
     "USAGE_LIMIT_REACHED",
-    "VALIDATION_FAILED",
     "feature_create",
     "feature_delete",
     "feature_update",
     "forbidden",
-    "invalid",
     "plan_create",
     "plan_deactivate",
     "plan_features_set",

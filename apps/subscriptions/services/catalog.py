@@ -6,10 +6,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.common.validation import invalid
 from apps.common.visibility import Caller, not_found
 from apps.subscriptions import selectors
 from apps.subscriptions.models import Feature, PlanFeature, SubscriptionPlan, UsageRecord
-from apps.subscriptions.services.shared import admin_only, forbidden, invalid, lock_user, model_fields
+from apps.subscriptions.services.shared import admin_only, forbidden, lock_user, model_fields
 from realtime.errors import CONFLICT, ProtocolError
 
 UNKNOWN_FEATURES = "Unknown feature ids: {ids}."

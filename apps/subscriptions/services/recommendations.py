@@ -7,10 +7,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.common.validation import invalid
 from apps.common.visibility import Caller
 from apps.subscriptions import selectors
 from apps.subscriptions.models import PricingRecommendation, Subscription, SubscriptionPlan
-from apps.subscriptions.services.shared import admin_only, forbidden, invalid, lock_user
+from apps.subscriptions.services.shared import admin_only, forbidden, lock_user
 from apps.subscriptions.services.subscriptions import PLAN_NOT_AVAILABLE, subscription_price
 from realtime.errors import CONFLICT, ProtocolError
 

@@ -1,4 +1,4 @@
-"""Messages and helpers shared by the subscriptions write modules: the 422/403 errors, the admin check,
+"""Messages and helpers shared by the subscriptions write modules: the 403 errors, the admin check,
 API-to-model field renaming and the lock on a user's row."""
 
 from typing import Any
@@ -6,17 +6,9 @@ from typing import Any
 from apps.accounts.models import User
 from apps.common import policy
 from apps.common.visibility import Caller
-from realtime.errors import BAD_REQUEST, FORBIDDEN, ProtocolError
+from realtime.errors import FORBIDDEN, ProtocolError
 
-VALIDATION_FAILED = "The request is not valid."
 ADMIN_ONLY = "Only an admin may do this."
-
-
-def invalid(field: str, reason: str) -> ProtocolError:
-    """A 422 in the same shape as a schema validation error."""
-    return ProtocolError(
-        BAD_REQUEST, VALIDATION_FAILED, http_status=422, fields=[{"field": f"body.payload.{field}", "reason": reason}]
-    )
 
 
 def forbidden(message: str) -> ProtocolError:

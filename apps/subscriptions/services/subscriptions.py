@@ -7,10 +7,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.common import policy
+from apps.common.validation import invalid
 from apps.common.visibility import Caller
 from apps.subscriptions import selectors
 from apps.subscriptions.models import Subscription, SubscriptionPlan, SubscriptionStatus
-from apps.subscriptions.services.shared import forbidden, invalid, lock_user, model_fields
+from apps.subscriptions.services.shared import forbidden, lock_user, model_fields
 from realtime.errors import CONFLICT, ProtocolError
 
 ADMIN_ONLY_FIELDS = "Only an admin may set {fields}."

@@ -1,15 +1,13 @@
-"""The integration layer (apps/common/integration.py): each operation against the real stores, and both
-compensation paths of saving an entity with its documents."""
+"""The integration layer (apps/common/integration/): each operation against the real stores, both
+compensation paths of saving an entity with its documents, and recovery of a save a crash cut in two."""
 
 import datetime
-import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import redis.asyncio as aredis
 from asgiref.sync import sync_to_async
 from bson import ObjectId
 from django.conf import settings
@@ -18,12 +16,13 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from apps.common import integration
+from apps.common.models import IntegrationIntent
 from apps.leasing.models import Lease
 from apps.properties.models import Property
-from realtime import connections, keys
+from realtime import connections
 from realtime.errors import ProtocolError
 from tests.apps.api_world import World, build_world
-from tests.factories import make_property, make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,13 +44,6 @@ async def mongo() -> AsyncIterator[Mongo]:
 
 
 @pytest.fixture
-async def rds() -> AsyncIterator[aredis.Redis]:
-    client = aredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def dead_mongo() -> AsyncIterator[None]:
     original = connections.current_settings()
     await connections.aclose_loop_clients()
@@ -61,131 +53,19 @@ async def dead_mongo() -> AsyncIterator[None]:
     connections.configure(original)
 
 
-# --- PostgreSQL ----------------------------------------------------------------------------
-
-
-async def test_query_relational_data_returns_rows_as_dicts(world: World) -> None:
-    rows = await integration.query_relational_data(
-        "SELECT property_id, property_name FROM properties WHERE owner_id = %s ORDER BY property_name",
-        [str(world.landlord.pk)],
-    )
-    assert rows == [{"property_id": world.prop.pk, "property_name": world.prop.property_name}]
-    assert await integration.query_relational_data("SELECT 1 AS one;") == [{"one": 1}]
-
-
-@pytest.mark.parametrize(
-    ("sql", "message"),
-    [("UPDATE properties SET property_name = 'x'", "read-only"),
-     ("DELETE FROM properties", "read-only"),
-     ("SELECT 1; DELETE FROM properties", re.escape(integration.ONE_STATEMENT)),
-     ("COMMIT; DELETE FROM properties", re.escape(integration.ONE_STATEMENT))],
-)
-async def test_query_relational_data_refuses_writes(world: World, sql: str, message: str) -> None:
-    with pytest.raises(ProtocolError, match=message) as caught:
-        await integration.query_relational_data(sql)
-    assert caught.value.code == "bad_request"
-    assert await Property.objects.filter(pk=world.prop.pk, property_name=world.prop.property_name).aexists()
-    # The connection is usable and writable again afterwards.
-    await sync_to_async(make_property)(owner=world.landlord)
-
-
-async def test_execute_transaction_commits_all_or_nothing(world: World) -> None:
-    def rename(name: str) -> Any:
-        return lambda: Property.objects.filter(pk=world.prop.pk).update(property_name=name)
-
-    def fail() -> None:
-        raise RuntimeError("boom")
-
-    assert await integration.execute_transaction([rename("First"), lambda: Property.objects.count()]) == [1, 2]
-    with pytest.raises(RuntimeError):
-        await integration.execute_transaction([rename("Second"), fail])
-    assert (await Property.objects.aget(pk=world.prop.pk)).property_name == "First"
-
-
 # --- MongoDB -------------------------------------------------------------------------------
 
 
-async def test_insert_and_query_documents(world: World) -> None:
+async def test_query_documents(world: World, mongo: Mongo) -> None:
     marker = str(ObjectId())
-    first = await integration.insert_document("ai_training_data", {"dataType": marker, "n": 1})
-    await integration.insert_document("ai_training_data", {"dataType": marker, "n": 2})
+    inserted = await mongo["ai_training_data"].insert_many([{"dataType": marker, "n": 1}, {"dataType": marker, "n": 2}])
     found = await integration.query_documents("ai_training_data", {"dataType": marker},
                                               {"sort": [("n", -1)], "limit": 1, "projection": {"n": 1}})
     assert [doc["n"] for doc in found] == [2]
     everything = await integration.query_documents("ai_training_data", {"dataType": marker}, {"sort": [("n", 1)]})
-    assert [str(doc["_id"]) for doc in everything][0] == first and len(everything) == 2
+    assert [doc["_id"] for doc in everything] == inserted.inserted_ids
     with pytest.raises(ProtocolError, match="unknown collection"):
         await integration.query_documents("system.users", {})
-
-
-# --- Redis ---------------------------------------------------------------------------------
-
-
-async def test_cached_data_round_trips_with_ttl(world: World, rds: aredis.Redis) -> None:
-    assert await integration.set_cached_data("lookup:amenities:test", {"a": [1, 2]}, 60) is True
-    assert await integration.get_cached_data("lookup:amenities:test") == {"a": [1, 2]}
-    assert 0 < await rds.ttl("lookup:amenities:test") <= 60
-    await rds.hset(keys.property_details("p1"), mapping={"name": "Maple", "unitCount": "3"})
-    assert await integration.get_cached_data(keys.property_details("p1")) == {"name": "Maple", "unitCount": "3"}
-    await rds.rpush(keys.transactions_recent("u1"), '{"id": 1}', '{"id": 2}')
-    assert await integration.get_cached_data(keys.transactions_recent("u1")) == [{"id": 1}, {"id": 2}]
-    assert await integration.get_cached_data("absent:key") is None
-
-
-async def test_cache_reads_are_misses_and_writes_fail_softly_when_redis_is_down(world: World) -> None:
-    original = connections.current_settings()
-    await connections.aclose_loop_clients()
-    connections.configure(replace(original, redis_url="redis://127.0.0.1:1/0", redis_socket_timeout=0.5))
-    try:
-        assert await integration.get_cached_data("property:x") is None
-        assert await integration.set_cached_data("property:x", 1, 10) is False
-        with pytest.raises(ProtocolError) as caught:
-            await integration.invalidate_cache("property:*")
-        assert caught.value.code == "unavailable"
-    finally:
-        await connections.aclose_loop_clients()
-        connections.configure(original)
-
-
-async def test_invalidate_cache_scans_and_counts(world: World, rds: aredis.Redis,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    for index in range(1200):  # more than one SCAN page and one delete batch
-        await rds.set(keys.search_properties(f"h{index}"), "[]")
-    await rds.set(keys.property_details("keep"), "x")
-
-    def no_keys(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("KEYS must never be used")
-
-    monkeypatch.setattr(aredis.Redis, "keys", no_keys)
-    assert await integration.invalidate_cache(keys.search_properties("*")) == 1200
-    assert [key async for key in rds.scan_iter(match=keys.search_properties("*"))] == []
-    assert await rds.exists(keys.property_details("keep"))
-    assert await integration.invalidate_cache(keys.search_properties("*")) == 0
-    for unsafe in ("*", "", "**", "?*"):
-        with pytest.raises(ProtocolError, match="refusing"):
-            await integration.invalidate_cache(unsafe)
-
-
-async def test_refresh_cache_drops_exactly_the_entitys_keys(world: World, rds: aredis.Redis) -> None:
-    prop, other = str(world.prop.pk), str(world.other_prop.pk)
-    mine = [keys.property_details(prop), keys.unit_availability(prop), keys.maintenance_counts(prop),
-            keys.search_properties("abc"), keys.lookup_cities("IL")]
-    theirs = [keys.property_details(other), keys.unit_availability(other), keys.maintenance_counts(other),
-              keys.subscription_status(str(world.tenant.pk))]
-    for key in mine + theirs:
-        await rds.set(key, "1")
-    assert await integration.refresh_cache("property", prop) == len(mine)
-    assert [await rds.exists(key) for key in mine] == [0] * len(mine)
-    assert [await rds.exists(key) for key in theirs] == [1] * len(theirs)
-    # A unit drops its property's details and availability.
-    await rds.set(keys.unit_availability(other), "1")
-    assert await integration.refresh_cache("unit", str(world.other_unit.pk)) == 2
-    assert not await rds.exists(keys.property_details(other))
-    # A user drops their own keys.
-    await rds.set(keys.feature_access(str(world.tenant.pk), "f1"), "1")
-    assert await integration.refresh_cache("user", str(world.tenant.pk)) == 2
-    with pytest.raises(ProtocolError, match="unknown entity"):
-        await integration.refresh_cache("spaceship", "1")
 
 
 # --- PostgreSQL and MongoDB together --------------------------------------------------------
@@ -237,6 +117,8 @@ async def test_mongodb_failure_after_a_create_deletes_the_new_row(world: World, 
     assert report["mongo"].startswith("failed")
     assert await Property.objects.acount() == before
     assert not await Property.objects.filter(pk=report["entityId"]).aexists()
+    # MongoDB could not be asked whether part of the insert landed: recovery will, once it is back.
+    assert await _intents() == [(report["entityId"], "undoing")]
 
 
 async def test_mongodb_failure_after_an_update_restores_the_previous_values(world: World, dead_mongo: None) -> None:
@@ -286,3 +168,104 @@ async def test_unknown_entity_types_are_refused(world: World) -> None:
         await integration.get_entity_with_documents("spaceship", "1")
     user = await sync_to_async(make_user)()
     assert user.pk
+
+
+# --- a save cut in two by a crash: the intent, and recovery ---------------------------------
+
+
+def _later(grace: datetime.timedelta = integration.INTENT_GRACE) -> datetime.datetime:
+    """A clock past the grace period: recovery is driven by `now`, not by waiting."""
+    return datetime.datetime.now(datetime.UTC) + grace + datetime.timedelta(seconds=1)
+
+
+async def _intents() -> list[tuple[str, str]]:
+    return [(i.entity_id, i.state) async for i in IntegrationIntent.objects.order_by("created_at")]
+
+
+async def test_a_save_that_completes_leaves_no_intent(world: World, mongo: Mongo) -> None:
+    await integration.save_entity_with_documents("property", _new_property(world), [{"fileName": "deed.pdf"}])
+    assert await _intents() == []
+
+
+async def test_a_crash_between_the_writes_is_undone_by_recovery_after_the_grace(world: World, mongo: Mongo) -> None:
+    """The process died after the PostgreSQL half (row + intent committed), before MongoDB."""
+    before = await Property.objects.acount()
+    pk, created, _ = await sync_to_async(integration._begin_save)(
+        "property", _new_property(world), [str(ObjectId())], []
+    )
+    assert created and await Property.objects.filter(pk=pk).aexists()
+    # A save may still be running within the grace period: recovery leaves it alone.
+    assert await integration.arecover_intents() == {"finished": 0, "undone": 0, "cleaned": 0}
+    assert await integration.arecover_intents(now=_later()) == {"finished": 0, "undone": 1, "cleaned": 0}
+    assert await Property.objects.acount() == before
+    assert await _intents() == [(str(pk), "undone")]
+    assert await integration.arecover_intents(now=_later()) == {"finished": 0, "undone": 0, "cleaned": 0}  # done once
+    # Undone intents are purged a day later.
+    await integration.arecover_intents(now=_later(integration.INTENT_GRACE + datetime.timedelta(days=1)))
+    assert await _intents() == []
+
+
+async def test_recovery_puts_back_the_previous_values_of_an_update(world: World, mongo: Mongo) -> None:
+    lease = await Lease.objects.aget(unit=world.unit)
+    new_end = lease.end_date + datetime.timedelta(days=365)
+    await sync_to_async(integration._begin_save)(
+        "lease", {"id": lease.pk, "monthly_rent": "1999.00", "special_terms": "No pets", "end_date": new_end},
+        [str(ObjectId())], [],
+    )
+    changed = await Lease.objects.aget(pk=lease.pk)
+    assert changed.monthly_rent == Decimal("1999.00") and changed.end_date == new_end
+    assert await integration.arecover_intents(now=_later()) == {"finished": 0, "undone": 1, "cleaned": 0}
+    restored = await Lease.objects.aget(pk=lease.pk)
+    assert (restored.monthly_rent, restored.special_terms, restored.end_date) == (
+        Decimal("1450.00"), None, lease.end_date)
+
+
+async def test_a_crash_after_both_writes_is_finished_by_recovery(world: World, mongo: Mongo) -> None:
+    """The process died after MongoDB took the documents, before it deleted the intent."""
+    lease = await Lease.objects.aget(unit=world.unit)
+    doc_id = ObjectId()
+    await sync_to_async(integration._begin_save)("lease", {"id": lease.pk, "special_terms": "Kept"},
+                                                  [str(doc_id)], [])
+    await mongo["documents"].insert_one({"_id": doc_id, "referenceId": str(lease.pk), "documentType": "lease"})
+    assert await integration.arecover_intents(now=_later()) == {"finished": 1, "undone": 0, "cleaned": 0}
+    assert (await Lease.objects.aget(pk=lease.pk)).special_terms == "Kept"
+    assert await mongo["documents"].count_documents({"referenceId": str(lease.pk)}) == 1
+    assert await _intents() == []
+
+
+async def test_a_partial_insert_is_removed_by_recovery(world: World, mongo: Mongo) -> None:
+    first, second = ObjectId(), ObjectId()
+    pk, _, _ = await sync_to_async(integration._begin_save)("property", _new_property(world),
+                                                            [str(first), str(second)], [])
+    await mongo["documents"].insert_one({"_id": first, "referenceId": str(pk)})  # one of two landed
+    assert await integration.arecover_intents(now=_later()) == {"finished": 0, "undone": 1, "cleaned": 0}
+    assert await mongo["documents"].count_documents({"referenceId": str(pk)}) == 0
+    assert not await Property.objects.filter(pk=pk).aexists()
+
+
+async def test_a_save_that_outlived_the_grace_learns_it_was_undone(world: World, mongo: Mongo) -> None:
+    pk, _, intent_id = await sync_to_async(integration._begin_save)(
+        "property", _new_property(world), [str(ObjectId())], []
+    )
+    await integration.arecover_intents(now=_later())  # its document is not in MongoDB (yet): undone
+    assert await sync_to_async(integration.entities._finish)(intent_id) == "undone"
+    assert not await Property.objects.filter(pk=pk).aexists()
+
+
+async def test_recovery_waits_while_mongodb_is_down(world: World, dead_mongo: None) -> None:
+    pk, _, _ = await sync_to_async(integration._begin_save)("property", _new_property(world), [str(ObjectId())], [])
+    assert await integration.arecover_intents(now=_later()) == {"finished": 0, "undone": 0, "cleaned": 0}
+    assert await Property.objects.filter(pk=pk).aexists() and await _intents() == [(str(pk), "pending")]
+
+
+async def test_recovery_finishes_an_undo_that_could_not_reach_mongodb(world: World, dead_mongo: None) -> None:
+    with pytest.raises(ProtocolError):
+        await integration.save_entity_with_documents("property", _new_property(world), [{"fileName": "deed.pdf"}])
+    [(entity_id, state)] = await _intents()
+    assert state == "undoing" and not await Property.objects.filter(pk=entity_id).aexists()
+    assert await integration.arecover_intents() == {"finished": 0, "undone": 0, "cleaned": 0}  # still down
+    await connections.aclose_loop_clients()
+    connections.configure(replace(connections.current_settings(), mongo_url=settings.MONGO_URL))
+    # No grace period: the save is over, only its cleanup is left.
+    assert await integration.arecover_intents() == {"finished": 0, "undone": 0, "cleaned": 1}
+    assert await _intents() == [(entity_id, "undone")]

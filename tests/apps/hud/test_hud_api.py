@@ -89,7 +89,7 @@ def test_property_programs_validate_references(world: World, client: Client) -> 
     api = world.api(client, "manager")
     path = f"/properties/{world.prop.pk}/hud-programs"
     twice = api.put(path, {"programs": [{"programId": str(program.pk)}, {"programId": str(program.pk)}]})
-    assert twice.status_code == 422 and twice.json()["error"]["fields"][0]["field"] == "programs.1.programId"
+    assert twice.status_code == 422 and twice.json()["error"]["fields"][0]["field"] == "body.payload.programs.1.programId"
     unknown = api.put(path, {"programs": [{"programId": str(world.prop.pk)}]})
     assert unknown.status_code == 422
 

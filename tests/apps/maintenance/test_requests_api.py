@@ -53,7 +53,7 @@ def test_staff_file_for_their_units_only_with_costs(world: World, client: Client
         {"unitId": str(world.unit.pk), "category": "x", "description": "y",
          "tenantId": str(world.tenant_record(world.other_tenant).pk)},
     )
-    assert bad_tenant.status_code == 422 and bad_tenant.json()["error"]["fields"][0]["field"] == "tenantId"
+    assert bad_tenant.status_code == 422 and bad_tenant.json()["error"]["fields"][0]["field"] == "body.payload.tenantId"
 
 
 @pytest.mark.parametrize(("who", "visible"), [("tenant", True), ("landlord", True), ("manager", True),

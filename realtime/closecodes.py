@@ -1,4 +1,9 @@
-"""WebSocket close codes of the protocol, with what a client should do after each."""
+"""The WebSocket close codes of the protocol, the one table of them, with what a client should do after each.
+
+Owned by the realtime core (the hub closes slow readers, the runtime closes revoked and
+expired sessions); the consumer imports it from here. Only this table closes a socket: a bad
+frame gets an error and the socket stays open (PROTOCOL.md).
+"""
 
 NORMAL = 1000
 MESSAGE_TOO_BIG = 1009  # a frame over 1 MiB, or a third oversize frame within 60 s: fix the client
