@@ -3,7 +3,7 @@
 from typing import Any
 
 from apps.accounts.services import Principal, asession_authenticate
-from consumers import closecodes
+from realtime import closecodes
 from consumers.commands import NO_REPLY, CommandContext, command
 from realtime import errors
 from realtime.chat_schema import iso
