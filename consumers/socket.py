@@ -29,6 +29,8 @@ from realtime.runtime import Realtime, get_realtime
 from realtime.session import Identity, SocketSession
 
 logger = logging.getLogger(__name__)
+# Closes started by the auth timer (a TimerHandle callback cannot await): held until they finish.
+_auth_timeout_closes: set[asyncio.Future[None]] = set()
 
 AUTH_REQUIRED = "Authenticate first: send {\"type\": \"auth\", \"token\": ...}."
 FRAME_TOO_LARGE = "Frame larger than {limit} bytes."
@@ -132,7 +134,9 @@ class SocketConsumer(AsyncConsumer):
 
     def _auth_timed_out(self) -> None:
         if self.session is None and not self.closed:
-            asyncio.ensure_future(self.close(closecodes.UNAUTHORIZED))
+            task = asyncio.ensure_future(self.close(closecodes.UNAUTHORIZED))
+            _auth_timeout_closes.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(_auth_timeout_closes.discard)
 
     async def _open(self, principal: Principal) -> None:
         if self._auth_timer is not None:

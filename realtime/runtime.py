@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from realtime import connections, metrics, topics
-from realtime.codecs import encode_once, unpack_control
 from realtime.chat import ChatService
+from realtime.codecs import encode_once, unpack_control
 from realtime.config import RealtimeSettings
 from realtime.directory import Directory
-from realtime.notifications import NotificationService
-from realtime.presence.tracker import PresenceTracker
 from realtime.events import normalize_external
 from realtime.history import Offset, RedisHistory, parse_offset
 from realtime.hub import Connection, Hub
+from realtime.notifications import NotificationService
+from realtime.presence.tracker import PresenceTracker
 from realtime.session import SocketSession
 from realtime.topics import Topic, TopicAuthorizer, Viewer
 

@@ -156,7 +156,7 @@ async def aread_json_many(
     except redis.RedisError:
         logger.warning("cache read of %d keys failed; reading the source", len(ids))
         return dict(await load(ids))
-    found = {i: json.loads(raw) for i, raw in zip(ids, cached) if raw is not None}
+    found = {i: json.loads(raw) for i, raw in zip(ids, cached, strict=True) if raw is not None}
     missing = [i for i in ids if i not in found]
     if missing:
         epoch = await current_epoch()

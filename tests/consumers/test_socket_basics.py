@@ -1,8 +1,5 @@
 """Handshake, authentication, ping and subscribe over the real consumer."""
 
-import asyncio
-import json
-
 import msgpack
 import pytest
 

@@ -113,7 +113,7 @@ async def test_insert_and_query_documents(world: World) -> None:
                                               {"sort": [("n", -1)], "limit": 1, "projection": {"n": 1}})
     assert [doc["n"] for doc in found] == [2]
     everything = await integration.query_documents("ai_training_data", {"dataType": marker}, {"sort": [("n", 1)]})
-    assert [str(doc["_id"]) for doc in everything][0] == first and len(everything) == 2
+    assert str(everything[0]["_id"]) == first and len(everything) == 2
     with pytest.raises(ProtocolError, match="unknown collection"):
         await integration.query_documents("system.users", {})
 

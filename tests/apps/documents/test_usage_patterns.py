@@ -144,7 +144,7 @@ async def test_a_failed_flush_keeps_the_events_for_the_next_one(world: World, ap
     await connections.aclose_loop_clients()
     connections.configure(replace(original, mongo_url="mongodb://127.0.0.1:1/", mongo_timeout_ms=300))
     try:
-        with pytest.raises(Exception, match="127.0.0.1:1"):
+        with pytest.raises(Exception, match=r"127\.0\.0\.1:1"):
             await recorder.aflush()
         assert recorder.pending() == 1
     finally:
