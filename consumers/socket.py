@@ -24,7 +24,7 @@ from consumers.origin import origin_allowed
 from realtime import errors, metrics
 from realtime.codecs import FrameCodec, negotiate
 from realtime.errors import ProtocolError
-from realtime.hub import Connection
+from realtime.hub import AsgiSend, Connection
 from realtime.runtime import Realtime, get_realtime
 from realtime.session import Identity, SocketSession
 
@@ -70,7 +70,11 @@ def _new_connection_id() -> str:
 class SocketConsumer(AsyncConsumer):
     """One client socket speaking PROTOCOL.md."""
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    # Plain dicts at the ASGI boundary (the hub prebuilds its messages), not types-channels' TypedDicts.
+    scope: dict[str, Any]  # type: ignore[assignment]
+    base_send: AsgiSend  # type: ignore[assignment]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # type: ignore[override]
         # Like AsyncConsumer.__call__, minus the channel layer and the per-frame
         # `close_old_connections` thread hop (database work happens in services).
         self.scope = scope

@@ -20,8 +20,12 @@ NOT_FOUND = "Not found."
 
 
 class Caller(Protocol):
-    user_id: str
-    user_type: str
+    # Read-only members, so a frozen Principal (or a model instance) satisfies the protocol.
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def user_type(self) -> str: ...
 
     @property
     def is_admin(self) -> bool: ...

@@ -70,7 +70,7 @@ async def call(function: Callable[..., R], **kwargs: Any) -> R:
 
 
 def principal(request: HttpRequest) -> Principal:
-    return request.auth  # type: ignore[attr-defined,no-any-return]
+    return request.auth  # type: ignore[attr-defined]
 
 
 def money(value: Decimal | None) -> str | None:

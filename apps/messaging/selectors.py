@@ -46,7 +46,7 @@ def access_conversation(*, caller: Principal, conversation_id: UUID) -> Conversa
         is_participant=Subquery(mine.values("pk")[:1]),
     )
     found = conversations.prefetch_related("participants__user").first()
-    if found is None or (found.is_participant is None and not caller.is_admin):  # type: ignore[attr-defined]
+    if found is None or (found.is_participant is None and not caller.is_admin):
         raise not_found()
     return found
 

@@ -204,7 +204,7 @@ class SubscriptionPatch(StrictIn):
     unitCount: PositiveCount = None  # type: ignore[assignment]
     paymentFrequency: FrequencyName = None  # type: ignore[assignment]
     isAutoRenew: bool = None  # type: ignore[assignment]
-    status: Literal["active", "trial", "expired"] = Field(  # type: ignore[assignment]
+    status: Literal["active", "trial", "expired"] = Field(
         None, description="Admins only; cancel with POST /subscriptions/{id}/cancel."
     )
     startDate: date = Field(None, description="Admins only.")  # type: ignore[assignment]

@@ -86,7 +86,7 @@ async def frames(pubsub: Any, count: int) -> list[dict[str, Any]]:
     return out
 
 
-async def test_a_burst_of_opens_is_one_store_call_one_lookup_and_each_user_announced_once(parts) -> None:  # type: ignore[no-untyped-def]
+async def test_a_burst_of_opens_is_one_store_call_one_lookup_and_each_user_announced_once(parts) -> None:
     tracker, store, directory = parts
     users = [str(uuid.uuid4()) for _ in range(30)]
     sessions = [session(user_id) for user_id in users] + [session(users[0])]  # a second device of one user
@@ -108,7 +108,7 @@ async def test_a_burst_of_opens_is_one_store_call_one_lookup_and_each_user_annou
     assert {info["status"] for info in answer.values()} == {ONLINE}
 
 
-async def test_closing_one_device_while_another_is_still_registering_keeps_the_user_online(parts) -> None:  # type: ignore[no-untyped-def]
+async def test_closing_one_device_while_another_is_still_registering_keeps_the_user_online(parts) -> None:
     tracker, store, _ = parts
     user = str(uuid.uuid4())
     phone, laptop = session(user), session(user)
@@ -121,7 +121,7 @@ async def test_closing_one_device_while_another_is_still_registering_keeps_the_u
     assert (await store.query([user]))[user]["status"] != ONLINE
 
 
-async def test_heartbeats_go_in_batches_and_users_back_from_expiry_are_announced_once(  # type: ignore[no-untyped-def]
+async def test_heartbeats_go_in_batches_and_users_back_from_expiry_are_announced_once(
     redis_client, monkeypatch
 ) -> None:
     store = CountingPresence(redis_client, PresenceSettings(ttl_seconds=0.3, away_after_seconds=60))

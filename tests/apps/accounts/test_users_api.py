@@ -111,7 +111,7 @@ def test_admin_updates_a_user_and_password_is_rehashed(world: World, client: Cli
 
 
 def test_delete_deactivates_keeps_history_and_stops_the_token(
-    world: World, client: Client, django_capture_on_commit_callbacks  # type: ignore[no-untyped-def]
+    world: World, client: Client, django_capture_on_commit_callbacks
 ) -> None:
     tenant_api = world.api(client, "tenant")
     assert tenant_api.get("/units").status_code == 200
@@ -157,7 +157,7 @@ def test_user_list_filters_and_pages(world: World, client: Client) -> None:
 
 
 def test_roles_add_list_remove(
-    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks  # type: ignore[no-untyped-def]
+    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks
 ) -> None:
     manager_api = world.api(client, "manager")
     assert "maintenance.work" not in manager_api.get("/auth/me").json()["permissions"]

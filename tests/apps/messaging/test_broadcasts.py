@@ -63,7 +63,7 @@ async def receive_broadcast(socket: Any, broadcast_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_admin_broadcast_reaches_subscribed_sockets_and_is_recoverable(connect, new_user) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_admin_broadcast_reaches_subscribed_sockets_and_is_recoverable(connect, new_user) -> None:  # noqa: F811
     admin, tenant = await new_user(user_type="admin"), await new_user(user_type="tenant")
     socket = await connect(await token_for(tenant))
     await socket.send_json_to({"type": "subscribe", "ref": 1, "topic": topics.SYSTEM_BROADCASTS})
