@@ -13,6 +13,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import redis
 from asgiref.sync import sync_to_async
@@ -127,7 +128,7 @@ async def _cache_session(principal: Principal, token_hash: str) -> None:
     try:
         async with get_redis().pipeline(transaction=True) as pipe:
             pipe.delete(key)
-            pipe.hset(key, mapping=_session_hash(principal, token_hash))
+            pipe.hset(key, mapping=_session_hash(principal, token_hash))  # type: ignore[arg-type]  # str keys: fine; the stub's key type is invariant
             pipe.expire(key, ttl)
             await pipe.execute()
     except redis.RedisError:
@@ -221,7 +222,7 @@ async def asession_authenticate(token: str) -> Principal:
     token_hash = hash_secret(secret)
     cached: dict[str, str] = {}
     try:
-        cached = await get_redis().hgetall(keys.user_session(session_id))
+        cached = cast("dict[str, str]", await get_redis().hgetall(keys.user_session(session_id)))  # decoded client
     except redis.RedisError:
         logger.warning("session cache unavailable; checking session %s in PostgreSQL", session_id)
     if cached.get("tokenHash"):
@@ -260,7 +261,7 @@ async def apermissions_get(principal: Principal) -> frozenset[str]:
     """The user's permission set from `user:permissions:{userId}`, rebuilt on a miss."""
     key = keys.user_permissions(principal.user_id)
     try:
-        cached = await get_redis().smembers(key)
+        cached = cast("set[str]", await get_redis().smembers(key))  # decoded client
     except redis.RedisError:
         cached = set()
     if cached:
@@ -335,7 +336,7 @@ USER_FIELDS = {
 }
 
 
-def _email_free(email: str, *, except_user: object = None) -> None:
+def _email_free(email: str, *, except_user: uuid.UUID | None = None) -> None:
     taken = User.objects.filter(email__iexact=email)
     if except_user is not None:
         taken = taken.exclude(pk=except_user)
@@ -355,14 +356,14 @@ def user_create(*, data: dict[str, object]) -> User:
     return user
 
 
-def user_update(*, actor_id: str, user_id: object, data: dict[str, object]) -> User:
+def user_update(*, actor_id: str, user_id: uuid.UUID | str, data: dict[str, object]) -> User:
     """Change the given fields (API names); a new `password` is hashed. Admins cannot lock themselves out."""
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user_id)
         changes = {USER_FIELDS[key]: value for key, value in data.items() if key in USER_FIELDS}
         if "email" in changes:
             changes["email"] = str(changes["email"]).strip().lower()
-            _email_free(changes["email"], except_user=user.pk)
+            _email_free(str(changes["email"]), except_user=user.pk)
         if str(user.pk) == actor_id and (changes.get("is_active") is False or changes.get("user_type", "admin") != "admin"):
             raise ProtocolError(CONFLICT, CANNOT_DEMOTE_SELF)
         for name, value in changes.items():
@@ -374,12 +375,12 @@ def user_update(*, actor_id: str, user_id: object, data: dict[str, object]) -> U
     return user
 
 
-def user_deactivate(*, actor_id: str, user_id: object) -> User:
+def user_deactivate(*, actor_id: str, user_id: uuid.UUID | str) -> User:
     """`is_active` false: the user and their history stay, their tokens stop working at once."""
     return user_update(actor_id=actor_id, user_id=user_id, data={"isActive": False})
 
 
-def user_role_add(*, user_id: object, role_name: str) -> UserRole:
+def user_role_add(*, user_id: uuid.UUID | str, role_name: str) -> UserRole:
     """Give the user a role; `conflict` if they hold it already."""
     with transaction.atomic():
         User.objects.select_for_update().get(pk=user_id)
@@ -390,7 +391,7 @@ def user_role_add(*, user_id: object, role_name: str) -> UserRole:
     return role
 
 
-def user_role_remove(*, user_id: object, role_name: str) -> None:
+def user_role_remove(*, user_id: uuid.UUID | str, role_name: str) -> None:
     """Take a role away; `not_found` if the user does not hold it."""
     with transaction.atomic():
         role = UserRole.objects.filter(user_id=user_id, role_name=role_name).first()

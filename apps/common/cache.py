@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.db import transaction
@@ -118,7 +118,7 @@ async def aread_hash(key: str, ttl: int, load: Callable[[], Awaitable[dict[str, 
         logger.warning("cache read of %s failed; reading the source", key)
         return encode_hash(await load())
     if cached:
-        return dict(cached)
+        return cast("dict[str, str]", cached)  # a fresh dict from the decoded client
     epoch = await current_epoch()
     fresh = encode_hash(await load())
     if fresh:

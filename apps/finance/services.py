@@ -42,7 +42,7 @@ def transaction_create(
         raise invalid("body.payload.leaseId", LEASE_OR_PROPERTY)
     property_id = property.pk if property is not None else None
     if lease is not None:
-        lease_property_id = lease.unit.property_id if lease.unit_id is not None else None
+        lease_property_id = lease.unit.property_id if lease.unit is not None else None
         if property_id is not None and property_id != lease_property_id:
             raise invalid("body.payload.propertyId", LEASE_PROPERTY_MISMATCH)
         property_id = lease_property_id

@@ -19,11 +19,11 @@ from apps.leasing.models import Tenant
 from apps.properties.models import Property
 
 
-def staff_property_ids(caller: Principal) -> QuerySet[Property]:
+def staff_property_ids(caller: Principal) -> QuerySet[Property, Any]:
     return Property.objects.filter(property_staff_q(caller)).values("pk")
 
 
-def staff_tenant_ids(caller: Principal) -> QuerySet[Tenant]:
+def staff_tenant_ids(caller: Principal) -> QuerySet[Tenant, Any]:
     """Subquery: tenants with a lease on a unit of a property the caller owns or manages."""
     return Tenant.objects.filter(lease_links__lease__unit__property__in=staff_property_ids(caller)).values("pk")
 

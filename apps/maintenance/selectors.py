@@ -55,7 +55,7 @@ def forbidden(message: str) -> ProtocolError:
     return ProtocolError(errors.FORBIDDEN, message)
 
 
-def staff_property_ids(caller: Principal) -> QuerySet[Property]:
+def staff_property_ids(caller: Principal) -> QuerySet[Property, Any]:
     """Subquery of the ids of the properties the caller owns or manages."""
     return Property.objects.filter(property_staff_q(caller)).values("pk")
 

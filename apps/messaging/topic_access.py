@@ -7,11 +7,12 @@ subscriptions, whenever a membership that feeds it changes (signals.py).
 """
 
 import logging
+from typing import Any
 
 import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from apps.common.cache import afill, current_epoch, drop_now
 from apps.leasing.models import Lease, LeaseStatus
@@ -38,12 +39,14 @@ def topic_allowed(viewer: Viewer, topic: Topic) -> bool:
         return True
     if family == topics.NOTIFICATIONS:
         return entity_id == uid
+    if entity_id is None:  # every other family names an entity
+        return False
     if family == topics.CHAT:
         if viewer.is_admin:
             return Conversation.objects.filter(pk=entity_id).exists()
         return ConversationParticipant.objects.filter(conversation_id=entity_id, user_id=uid).exists()
     if family in (topics.MAINTENANCE, topics.PROPERTY):
-        found = Property.objects.filter(pk=entity_id)
+        found: QuerySet[Any] = Property.objects.filter(pk=entity_id)
         return (found if viewer.is_admin else found.filter(_property_staff("", uid))).exists()
     if family == topics.UNIT:
         found = Unit.objects.filter(pk=entity_id)

@@ -19,13 +19,13 @@ from apps.properties.models import Amenity, Property, PropertyManager, Unit
 ACTIVE_LEASE = "active"
 
 
-def _tenant_unit_ids(caller: Caller) -> QuerySet[Unit]:
+def _tenant_unit_ids(caller: Caller) -> QuerySet[Unit, Any]:
     return Unit.objects.filter(
         leases__lease_status=ACTIVE_LEASE, leases__tenant_links__tenant__user_id=caller.user_id
     ).values("pk")
 
 
-def _staff_property_ids(caller: Caller) -> QuerySet[Property]:
+def _staff_property_ids(caller: Caller) -> QuerySet[Property, Any]:
     return Property.objects.filter(property_staff_q(caller)).values("pk")
 
 

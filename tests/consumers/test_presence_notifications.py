@@ -85,6 +85,7 @@ async def test_notifications_live_and_read_from_another_device(connect, new_user
     for socket in (phone, laptop):
         assert (await request(socket, {"type": "subscribe", "topic": topic}))["ok"]
     service = (await get_realtime()).notifications
+    assert service is not None
     first = await service.notify(str(user.pk), type="maintenance", title="Plumber at 3", message="Door code 1234")
     await service.notify(str(user.pk), type="payment", title="Rent due", message="Due on the 1st")
     for socket in (phone, laptop):

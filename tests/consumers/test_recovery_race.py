@@ -135,7 +135,7 @@ async def test_event_in_missed_is_not_delivered_again_when_its_live_copy_is_late
     skipped = metrics.value("recovery.late_duplicates_skipped")
     socket = await connect(token)
     async with _LaggingReader(realtime.broker, topic) as reader:
-        history.since = publish_then_read  # type: ignore[method-assign]
+        history.since = publish_then_read  # type: ignore[method-assign, assignment]
         try:
             data = await _subscribe(socket, topic, "rejoin", since=since)
         finally:
@@ -202,7 +202,7 @@ async def test_event_held_and_recovered_in_the_same_window_is_delivered_once(con
         return await read_history(topic_, offset)
 
     socket = await connect(token)
-    history.since = publish_wait_then_read  # type: ignore[method-assign]
+    history.since = publish_wait_then_read  # type: ignore[method-assign, assignment]
     try:
         data = await _subscribe(socket, topic, "rejoin", since=since)
     finally:

@@ -48,7 +48,7 @@ async def get_cached_data(key: str) -> Any:
         return None
 
 
-def _json_or_text(raw: str) -> Any:
+def _json_or_text(raw: str | bytes) -> Any:
     try:
         return json.loads(raw)
     except ValueError:

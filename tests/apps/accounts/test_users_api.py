@@ -1,6 +1,7 @@
 """Users and roles over HTTP: admins only, hashed passwords, 409 on taken emails, deactivation keeps history."""
 
 import json
+from typing import Any
 
 import pytest
 import redis
@@ -14,7 +15,7 @@ from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
-NEW_USER = {
+NEW_USER: dict[str, Any] = {
     "email": "New.Person@Example.test",
     "password": "a long enough password",
     "firstName": "New",

@@ -109,7 +109,7 @@ async def test_apps_report_feature_use(world: World, apis: Apis, recorder: Usage
     api = apis["landlord"]
     feature = "5b0b3a2e-0d2c-4a57-9a8e-3f2f0d5f4f11"
     for action, seconds in (("export", 2.5), ("export", 1.5), ("open", None)):
-        body = {"featureId": feature, "actionType": action, "metadata": {"format": "csv"}}
+        body: dict[str, Any] = {"featureId": feature, "actionType": action, "metadata": {"format": "csv"}}
         if seconds is not None:
             body["durationSeconds"] = seconds
         response = await api.post("/usage-patterns/me/features", body)

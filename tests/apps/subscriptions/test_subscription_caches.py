@@ -194,7 +194,7 @@ def test_access_fills_the_hash_with_the_seed_fields(world: World, client: Client
     assert access(world, client, reports) == db_access(world.landlord, reports) == {
         "featureId": str(reports), "isEnabled": True, "usageLimit": 5, "currentUsage": 2}
     key = f"feature:access:{world.landlord.pk}:{reports}"
-    cached = clean_redis.hgetall(key)
+    cached: dict[str, str] = clean_redis.hgetall(key)  # type: ignore[assignment]  # a decoded client
     assert {k: v for k, v in cached.items() if k != "lastChecked"} == {
         "isEnabled": "1", "usageLimit": "5", "currentUsage": "2"}
     assert datetime.datetime.fromisoformat(cached["lastChecked"]).tzinfo is not None
