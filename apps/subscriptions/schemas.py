@@ -205,7 +205,8 @@ class SubscriptionPatch(StrictIn):
     paymentFrequency: FrequencyName = None  # type: ignore[assignment]
     isAutoRenew: bool = None  # type: ignore[assignment]
     status: Literal["active", "trial", "expired"] = Field(
-        None, description="Admins only; cancel with POST /subscriptions/{id}/cancel."  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        description="Admins only; cancel with POST /subscriptions/{id}/cancel.",
     )
     startDate: date = Field(None, description="Admins only.")  # type: ignore[assignment]
     endDate: date | None = Field(None, description="Admins only.")
