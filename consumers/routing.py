@@ -17,7 +17,7 @@ socket_consumer = SocketConsumer.as_asgi()
 async def websocket_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Hands `/ws/` to the socket consumer; any other path is refused at the handshake (403)."""
     if scope.get("path") in SOCKET_PATHS:
-        await socket_consumer(scope, receive, send)
+        await socket_consumer(scope, receive, send)  # type: ignore[arg-type]  # a plain dict scope, not a TypedDict
         return
     message = await receive()
     if message["type"] == "websocket.connect":

@@ -24,11 +24,13 @@ from consumers.origin import origin_allowed
 from realtime import closecodes, errors, metrics
 from realtime.codecs import FrameCodec, negotiate
 from realtime.errors import ProtocolError
-from realtime.hub import Connection
+from realtime.hub import AsgiSend, Connection
 from realtime.runtime import Realtime, get_realtime
 from realtime.session import SocketSession
 
 logger = logging.getLogger(__name__)
+# Closes started by the auth timer (a TimerHandle callback cannot await): held until they finish.
+_auth_timeout_closes: set[asyncio.Future[None]] = set()
 
 AUTH_REQUIRED = "Authenticate first: send {\"type\": \"auth\", \"token\": ...}."
 FRAME_TOO_LARGE = "Frame larger than {limit} bytes."
@@ -58,7 +60,11 @@ def _new_connection_id() -> str:
 class SocketConsumer(AsyncConsumer):
     """One client socket speaking PROTOCOL.md."""
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    # Plain dicts at the ASGI boundary (the hub prebuilds its messages), not types-channels' TypedDicts.
+    scope: dict[str, Any]  # type: ignore[assignment]
+    base_send: AsgiSend  # type: ignore[assignment]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # type: ignore[override]
         # Like AsyncConsumer.__call__, minus the channel layer and the per-frame
         # `close_old_connections` thread hop (database work happens in services).
         self.scope = scope
@@ -122,7 +128,9 @@ class SocketConsumer(AsyncConsumer):
 
     def _auth_timed_out(self) -> None:
         if self.session is None and not self.closed:
-            asyncio.ensure_future(self.close(closecodes.UNAUTHORIZED))
+            task = asyncio.ensure_future(self.close(closecodes.UNAUTHORIZED))
+            _auth_timeout_closes.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(_auth_timeout_closes.discard)
 
     async def _open(self, principal: Principal) -> None:
         if self._auth_timer is not None:

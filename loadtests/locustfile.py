@@ -102,7 +102,7 @@ class SocketClient:
         self.reader: gevent.Greenlet | None = None
 
     def url(self) -> str:
-        return self.user.host.replace("http", "ws", 1).rstrip("/") + "/ws/"
+        return (self.user.host or "").replace("http", "ws", 1).rstrip("/") + "/ws/"
 
     def connect(self, topics: list[str], *, since: bool = False, name: str = "connect") -> bool:
         started = time.time()

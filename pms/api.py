@@ -116,7 +116,7 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     if isinstance(exc, (OperationalError, InterfaceError, redis.RedisError, pymongo.errors.PyMongoError)):
         logger.warning("store unavailable during %s %s: %r", request.method, request.path, exc)
         return error_response(request, 503, {"code": UNAVAILABLE, "message": STORE_UNAVAILABLE})
-    logger.exception("unhandled error during %s %s", request.method, request.path)
+    logger.error("unhandled error during %s %s", request.method, request.path, exc_info=exc)
     return error_response(request, 500, {"code": "internal", "message": INTERNAL_ERROR})
 
 

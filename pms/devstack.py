@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -45,7 +46,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(check: "callable[[], bool]", what: str, timeout: float = 30.0) -> None:  # type: ignore[valid-type]
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -232,7 +233,7 @@ def claim_test_redis_db() -> int:
     try:
         for db in range(15, 0, -1):
             if client.set(f"pms:test-db-lock:{db}", os.getpid(), nx=True, ex=3600):
-                atexit.register(lambda db=db: client.delete(f"pms:test-db-lock:{db}"))
+                atexit.register(client.delete, f"pms:test-db-lock:{db}")
                 return db
     except redis.RedisError:
         pass

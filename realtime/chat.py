@@ -75,8 +75,8 @@ class Publisher(Protocol):
         """`publish` for each (topic, event, data) at once; one frame or exception per event, in order."""
         ...
 
-    async def publish_ephemeral(self, topic: str, event: str, data: dict[str, Any]) -> None:
-        """Publishes an event that is never stored and carries no offset."""
+    async def publish_ephemeral(self, topic: str, event: str, data: dict[str, Any]) -> object:
+        """Publishes an event that is never stored and carries no offset (what it returns is unused)."""
         ...
 
 

@@ -194,12 +194,12 @@ class RedisHistory:
         """Run a registered script with its reply left as bytes."""
         options: dict[str, Any] = {NEVER_DECODE: []}
         try:
-            return await self._redis.execute_command(  # type: ignore[no-untyped-call]
+            return await self._redis.execute_command(
                 "EVALSHA", script.sha, len(script_keys), *script_keys, *args, **options
             )
         except NoScriptError:
             # First use on this server (or after SCRIPT FLUSH): EVAL also caches it.
-            return await self._redis.execute_command(  # type: ignore[no-untyped-call]
+            return await self._redis.execute_command(
                 "EVAL", script.script, len(script_keys), *script_keys, *args, **options
             )
 

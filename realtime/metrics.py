@@ -34,7 +34,7 @@ class HistogramSnapshot(NamedTuple):
 
     bounds: tuple[float, ...]
     cumulative: tuple[int, ...]  # one per bound: observations <= that bound
-    count: int  # every observation (the `+Inf` bucket)
+    count: int  # type: ignore[assignment]  # shadows tuple.count on purpose: Prometheus' name; every observation (`+Inf`)
     sum: float
 
 

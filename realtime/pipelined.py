@@ -18,8 +18,11 @@ Call = tuple[list[str], list[Any]]
 class Script(Protocol):
     """A Lua script and its SHA1 (redis-py's registered scripts qualify, as does `LuaScript`)."""
 
-    script: str
-    sha: str
+    @property
+    def script(self) -> str | bytes | memoryview: ...
+
+    @property
+    def sha(self) -> str: ...
 
 
 class LuaScript:

@@ -11,22 +11,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from realtime import closecodes, connections, metrics, topics
-from realtime.codecs import encode_once, unpack_control
 from realtime.chat import ChatService
 from realtime.chat_schema import iso
+from realtime.codecs import encode_once, unpack_control
 from realtime.config import RealtimeSettings
 from realtime.directory import Directory
-from realtime.notifications import NotificationService
-from realtime.presence.tracker import PresenceTracker
 from realtime.events import normalize_external
 from realtime.history import Offset, RedisHistory, parse_offset
 from realtime.hub import Connection, Hub
+from realtime.notifications import NotificationService
+from realtime.presence.tracker import PresenceTracker
 from realtime.session import Identity, SocketSession
 from realtime.topics import Topic, TopicAuthorizer, Viewer
 

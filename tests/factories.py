@@ -8,7 +8,7 @@ from apps.accounts.models import User, UserRole, UserType
 DEFAULT_PASSWORD = "correct horse battery staple"
 
 
-def make_user(*, user_type: str = UserType.TENANT, password: str = DEFAULT_PASSWORD, roles: tuple[str, ...] = (),
+def make_user(*, user_type: str = UserType.TENANT, password: str | None = DEFAULT_PASSWORD, roles: tuple[str, ...] = (),
               **fields: Any) -> User:
     fields.setdefault("email", f"user-{uuid.uuid4().hex[:12]}@example.test")
     fields.setdefault("first_name", "Test")

@@ -241,7 +241,7 @@ def default_problem(table: str, column: dict[str, Any], db: dict[str, Any]) -> s
         ok = default.lower() in NOW_DEFAULTS
         return None if ok else f"{where}: default {default!r}, expected now()/CURRENT_TIMESTAMP"
     # A literal: let PostgreSQL evaluate the stored expression ('draft'::character varying).
-    (value,) = query(f"SELECT {default}")[0]  # noqa: S608 - expression read from pg catalog
+    (value,) = query(f"SELECT {default}")[0]
     if value != seed_default["value"] or type(value) is not type(seed_default["value"]):
         return f"{where}: default {default!r} = {value!r}, seed {seed_default['value']!r}"
     return None
@@ -406,7 +406,7 @@ def insert_unit(cursor: Any, property_id: Any) -> tuple[Any, ...]:
 
 
 def count(cursor: Any, table: str, key: str, value: Any) -> int:
-    cursor.execute(f"SELECT count(*) FROM {table} WHERE {key} = %s", [value])  # noqa: S608
+    cursor.execute(f"SELECT count(*) FROM {table} WHERE {key} = %s", [value])
     return int(cursor.fetchone()[0])
 
 
@@ -497,9 +497,8 @@ def test_deleting_a_vendor_still_on_a_work_order_is_refused() -> None:
 
 
 def test_a_user_type_outside_the_enum_is_rejected_by_the_database() -> None:
-    with connection.cursor() as cursor, pytest.raises(IntegrityError, match="check constraint"):
-        with transaction.atomic():
-            cursor.execute(
-                "INSERT INTO users (email, password_hash, first_name, last_name, user_type)"
-                " VALUES ('enum@example.com', 'x', 'Eve', 'Enum', 'superuser')"
-            )
+    with connection.cursor() as cursor, pytest.raises(IntegrityError, match="check constraint"), transaction.atomic():
+        cursor.execute(
+            "INSERT INTO users (email, password_hash, first_name, last_name, user_type)"
+            " VALUES ('enum@example.com', 'x', 'Eve', 'Enum', 'superuser')"
+        )

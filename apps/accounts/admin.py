@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from apps.accounts.models import Session, User, UserRole
 
 
-class UserAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+class UserAdminForm(forms.ModelForm):
     """Edits a user; a filled `new_password` is hashed into `password_hash`."""
 
     new_password = forms.CharField(
@@ -46,13 +46,13 @@ class UserAdminForm(forms.ModelForm):  # type: ignore[type-arg]
         return user
 
 
-class UserRoleInline(admin.TabularInline):  # type: ignore[type-arg]
+class UserRoleInline(admin.TabularInline):
     model = UserRole
     extra = 0
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class UserAdmin(admin.ModelAdmin):
     form = UserAdminForm
     list_display = ["email", "first_name", "last_name", "user_type", "is_active", "last_login", "created_at"]
     list_filter = ["user_type", "is_active", "created_at", "last_login"]
@@ -73,7 +73,7 @@ class UserAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(UserRole)
-class UserRoleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class UserRoleAdmin(admin.ModelAdmin):
     list_display = ["role_name", "user"]
     list_filter = ["role_name"]
     search_fields = ["role_name", "user__email"]
@@ -82,7 +82,7 @@ class UserRoleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SessionAdmin(admin.ModelAdmin):
     """Sessions can be inspected and revoked (deleted), never created or edited here."""
 
     list_display = ["id", "user", "ip_address", "created_at", "expires_at"]

@@ -25,7 +25,7 @@ router = Router(tags=["auth"])
 class TokenAuth(HttpBearer):
     """`Authorization: Bearer <sessionId>.<secret>`; answers 401 `unauthorized` otherwise."""
 
-    async def __call__(self, request: HttpRequest) -> Principal | None:  # type: ignore[override]
+    async def __call__(self, request: HttpRequest) -> Principal | None:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

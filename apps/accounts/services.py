@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import redis
 from asgiref.sync import sync_to_async
@@ -129,7 +130,7 @@ async def _cache_session(principal: Principal, token_hash: str) -> None:
     try:
         async with get_redis().pipeline(transaction=True) as pipe:
             pipe.delete(key)
-            pipe.hset(key, mapping=_session_hash(principal, token_hash))
+            pipe.hset(key, mapping=_session_hash(principal, token_hash))  # type: ignore[arg-type]  # str keys: fine; the stub's key type is invariant
             pipe.expire(key, ttl)
             await pipe.execute()
     except redis.RedisError:
@@ -223,7 +224,7 @@ async def asession_authenticate(token: str) -> Principal:
     token_hash = hash_secret(secret)
     cached: dict[str, str] = {}
     try:
-        cached = await get_redis().hgetall(keys.user_session(session_id))
+        cached = cast("dict[str, str]", await get_redis().hgetall(keys.user_session(session_id)))  # decoded client
     except redis.RedisError:
         logger.warning("session cache unavailable; checking session %s in PostgreSQL", session_id)
     if cached.get("tokenHash"):
@@ -375,7 +376,7 @@ async def apermissions_get(principal: Principal) -> frozenset[str]:
     """The user's permission set from `user:permissions:{userId}`, rebuilt on a miss."""
     key = keys.user_permissions(principal.user_id)
     try:
-        cached = await get_redis().smembers(key)
+        cached = cast("set[str]", await get_redis().smembers(key))  # decoded client
     except redis.RedisError:
         cached = set()
     if cached:
@@ -456,7 +457,7 @@ USER_FIELDS = {
 }
 
 
-def _email_free(email: str, *, except_user: object = None) -> None:
+def _email_free(email: str, *, except_user: uuid.UUID | None = None) -> None:
     taken = User.objects.filter(email__iexact=email)
     if except_user is not None:
         taken = taken.exclude(pk=except_user)
@@ -491,7 +492,7 @@ def user_update(
         changes = {USER_FIELDS[key]: value for key, value in data.items() if key in USER_FIELDS}
         if "email" in changes:
             changes["email"] = str(changes["email"]).strip().lower()
-            _email_free(changes["email"], except_user=user.pk)
+            _email_free(str(changes["email"]), except_user=user.pk)
         if str(user.pk) == actor_id and (changes.get("is_active") is False or changes.get("user_type", "admin") != "admin"):
             raise ProtocolError(CONFLICT, CANNOT_DEMOTE_SELF)
         for name, value in changes.items():
@@ -532,7 +533,7 @@ def user_deactivate(*, actor_id: str, user_id: object) -> User:
     return user_update(actor_id=actor_id, user_id=user_id, data={"isActive": False})
 
 
-def user_role_add(*, user_id: object, role_name: str) -> UserRole:
+def user_role_add(*, user_id: uuid.UUID | str, role_name: str) -> UserRole:
     """Give the user a role; `conflict` if they hold it already."""
     with transaction.atomic():
         User.objects.select_for_update().get(pk=user_id)
@@ -543,7 +544,7 @@ def user_role_add(*, user_id: object, role_name: str) -> UserRole:
     return role
 
 
-def user_role_remove(*, user_id: object, role_name: str) -> None:
+def user_role_remove(*, user_id: uuid.UUID | str, role_name: str) -> None:
     """Take a role away; `not_found` if the user does not hold it."""
     with transaction.atomic():
         role = UserRole.objects.filter(user_id=user_id, role_name=role_name).first()

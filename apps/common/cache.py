@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.db import transaction
@@ -118,7 +118,7 @@ async def aread_hash(key: str, ttl: int, load: Callable[[], Awaitable[dict[str, 
         logger.warning("cache read of %s failed; reading the source", key)
         return encode_hash(await load())
     if cached:
-        return dict(cached)
+        return cast("dict[str, str]", cached)  # a fresh dict from the decoded client
     epoch = await current_epoch()
     fresh = encode_hash(await load())
     if fresh:
@@ -156,7 +156,7 @@ async def aread_json_many(
     except redis.RedisError:
         logger.warning("cache read of %d keys failed; reading the source", len(ids))
         return dict(await load(ids))
-    found = {i: json.loads(raw) for i, raw in zip(ids, cached) if raw is not None}
+    found = {i: json.loads(raw) for i, raw in zip(ids, cached, strict=True) if raw is not None}
     missing = [i for i in ids if i not in found]
     if missing:
         epoch = await current_epoch()

@@ -42,7 +42,7 @@ DOWNLOAD_CHUNK = 64 * 1024
 
 
 def caller_of(request: HttpRequest) -> Principal:
-    return request.auth  # type: ignore[attr-defined,no-any-return]
+    return request.auth  # type: ignore[attr-defined]
 
 
 @router.post(
@@ -183,7 +183,7 @@ async def download_document(request: HttpRequest, document_id: str = DOCUMENT_ID
         # Django's warning about consuming a sync iterator asynchronously).
         response = StreamingHttpResponse(_aiter_file(handle), content_type=content_type)
         response["Content-Length"] = str(doc.get("fileSize") or handle.size)
-        response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name)
+        response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name) or "attachment"
     else:
         response = FileResponse(handle, as_attachment=True, filename=name, content_type=content_type)
     response["X-Content-Type-Options"] = "nosniff"

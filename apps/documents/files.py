@@ -70,7 +70,7 @@ def display_name(raw: str | None) -> str:
     if not name:
         return "upload"
     if len(name) > MAX_NAME_CHARS:
-        stem, dot, ext = name.rpartition(".")
+        _, dot, ext = name.rpartition(".")
         keep = f".{ext}" if dot and len(ext) <= 10 else ""
         name = name[: MAX_NAME_CHARS - len(keep)] + keep
     return name

@@ -230,7 +230,7 @@ class ModelIn(StrictIn):
     modelType: str = Field(min_length=1, max_length=50)
     version: str = Field(min_length=1, max_length=50)
     parameters: dict[str, Any] = Field(default_factory=dict)
-    performance: PerformanceIn = Field(default_factory=PerformanceIn)
+    performance: PerformanceIn = Field(default_factory=PerformanceIn)  # type: ignore[arg-type]  # pydantic's Field stub
     trainedAt: datetime | None = None
     deployedAt: datetime | None = None
     isActive: bool = False

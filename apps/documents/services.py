@@ -182,7 +182,7 @@ async def _find_visible(caller: Principal, document_id: ObjectId) -> dict[str, A
     kind, reference = doc.get("documentType"), doc.get("referenceId")
     if kind in selectors.DOCUMENT_TYPES and _is_uuid(reference):
         visible = await sync_to_async(selectors.reference_is_visible)(
-            caller=caller, document_type=kind, reference_id=reference
+            caller=caller, document_type=kind, reference_id=str(reference)
         )
     else:  # written by other tools with another type: admins only
         visible = selectors.sees_every_document(caller)

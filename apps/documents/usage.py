@@ -170,7 +170,7 @@ class UsageRecorder:
                  "duration": None}
         with self._lock:
             usage = self._usage(user_id, session_id)
-            usage.logins = (usage.logins + [entry])[-MAX_LOGIN_HISTORY:]
+            usage.logins = [*usage.logins, entry][-MAX_LOGIN_HISTORY:]
 
     def record_feature(self, *, user_id: str, session_id: str, feature_id: str, action_type: str,
                        duration_seconds: float | None = None, metadata: dict[str, Any] | None = None,
@@ -182,8 +182,8 @@ class UsageRecorder:
             use.count += 1
             use.duration += duration_seconds or 0.0
             use.last = max(filter(None, (use.last, moment)), default=moment)
-            use.actions = (use.actions + [{"actionType": action_type, "timestamp": moment,
-                                           "metadata": metadata or {}}])[-MAX_ACTIONS_PER_FEATURE:]
+            use.actions = [*use.actions, {"actionType": action_type, "timestamp": moment,
+                                         "metadata": metadata or {}}][-MAX_ACTIONS_PER_FEATURE:]
 
     def pending(self) -> int:
         """Events recorded and not yet written."""

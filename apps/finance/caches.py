@@ -82,7 +82,7 @@ def _old_values(model: type[Model], instance: Model, fields: tuple[str, ...]) ->
     """The stored values of `fields` before this save (None for an insert)."""
     if instance._state.adding or instance.pk is None:
         return None
-    return model._default_manager.filter(pk=instance.pk).values_list(*fields).first()  # type: ignore[no-any-return]
+    return model._default_manager.filter(pk=instance.pk).values_list(*fields).first()
 
 
 # Transactions

@@ -21,9 +21,7 @@ from apps.hud.models import (
     PropertyHudProgram,
     PropertyHudProgramStatus,
 )
-
-# The model behind the string reference "properties.Property", resolved once apps are ready.
-Property = PropertyHudProgram._meta.get_field("property").related_model
+from apps.properties.models import Property
 
 
 class HudProgramAdminForm(forms.ModelForm):

@@ -61,7 +61,7 @@ class LeaseAdminForm(forms.ModelForm):
             # access (a cached "no" for the lease's topics would otherwise outlive the change).
             LeaseTenant.objects.get_or_create(lease=self.instance, tenant_id=pk)
         primary_pk = primary.pk if primary is not None else None
-        links.exclude(tenant_id=primary_pk).update(is_primary=False)
+        links.exclude(tenant_id=primary_pk).update(is_primary=False)  # type: ignore[misc]  # None: no primary, so every link is cleared
         if primary_pk is not None:
             links.filter(tenant_id=primary_pk).update(is_primary=True)
 
@@ -163,7 +163,7 @@ class LeaseAdmin(admin.ModelAdmin):
             obj.delete()
         for instance in instances:
             if isinstance(instance, LeaseDocument) and instance.uploaded_by_id is None:
-                instance.uploaded_by = request.user
+                instance.uploaded_by = request.user  # type: ignore[assignment]  # admin requests are signed in
             instance.save()
         formset.save_m2m()
 
@@ -189,7 +189,7 @@ class LeaseDocumentAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: LeaseDocument, form: Any, change: bool) -> None:
         if obj.uploaded_by_id is None:
-            obj.uploaded_by = request.user
+            obj.uploaded_by = request.user  # type: ignore[assignment]  # admin requests are signed in
         super().save_model(request, obj, form, change)
 
 

@@ -74,7 +74,7 @@ class Tenant(models.Model):
         ]
 
     def __str__(self) -> str:
-        if self.user_id is None:
+        if self.user is None:  # no query when user_id is None
             return f"Tenant {self.id}"
         return f"{self.user.first_name} {self.user.last_name} <{self.user.email}>"
 

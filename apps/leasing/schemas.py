@@ -70,7 +70,7 @@ async def call(function: Callable[..., R], **kwargs: Any) -> R:
 
 
 def principal(request: HttpRequest) -> Principal:
-    return request.auth  # type: ignore[attr-defined,no-any-return]
+    return request.auth  # type: ignore[attr-defined]
 
 
 def money(value: Decimal | None) -> str | None:
@@ -260,7 +260,7 @@ def lease_out(lease: Lease) -> dict[str, Any]:
     return {
         "id": lease.pk,
         "unitId": lease.unit_id,
-        "propertyId": lease.unit.property_id if lease.unit_id is not None else None,
+        "propertyId": lease.unit.property_id if lease.unit is not None else None,
         "startDate": lease.start_date,
         "endDate": lease.end_date,
         "monthlyRent": money(lease.monthly_rent),

@@ -45,7 +45,7 @@ router = Router(tags=["maintenance"], auth=token_auth)
 
 
 def _caller(request: HttpRequest) -> Principal:
-    return request.auth  # type: ignore[attr-defined,no-any-return]
+    return request.auth  # type: ignore[attr-defined]
 
 
 def _money(value: Decimal | None) -> Decimal | None:

@@ -102,7 +102,7 @@ def _request_property_now(instance: MaintenanceRequest, using: str) -> Any:
     previous = getattr(instance, "_outbox_previous", None)
     if previous is not None and previous[0] == instance.unit_id:
         return previous[1]
-    if instance.unit_id is not None and MaintenanceRequest.unit.is_cached(instance):  # type: ignore[attr-defined]
+    if instance.unit_id is not None and MaintenanceRequest.unit.is_cached(instance):
         unit = instance.unit
         if unit is not None and unit.pk == instance.unit_id:
             return unit.property_id

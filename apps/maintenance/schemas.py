@@ -67,7 +67,7 @@ class MaintenanceRequestIn(Schema):
 class MaintenanceRequestPatch(Schema):
     """Tenants: category and description while `submitted`. Staff: everything."""
 
-    category: Str100 = None
+    category: Str100 = None  # type: ignore[assignment]
     description: Text = None  # type: ignore[assignment]
     priority: PriorityName = None  # type: ignore[assignment]
     status: RequestStatus = None  # type: ignore[assignment]
@@ -152,11 +152,11 @@ class VendorIn(Schema):
 
 
 class VendorPatch(Schema):
-    companyName: Str255 = None
+    companyName: Str255 = None  # type: ignore[assignment]
     contactName: Str255 | None = None
     email: Email | None = None
-    phone: Str20 = None
-    serviceCategory: Str100 = None
+    phone: Str20 = None  # type: ignore[assignment]
+    serviceCategory: Str100 = None  # type: ignore[assignment]
     isPreferred: bool = None  # type: ignore[assignment]
     notes: Notes | None = None
     insuranceExpiry: date | None = None

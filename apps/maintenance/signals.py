@@ -36,7 +36,7 @@ def remember_loaded_unit(sender: type, instance: MaintenanceRequest, **kwargs: A
 @receiver(post_save, sender=MaintenanceRequest)
 def request_saved(sender: type, instance: MaintenanceRequest, raw: bool, using: str, **kwargs: Any) -> None:
     known: dict[Any, Any] = {}
-    if instance.unit_id is not None and MaintenanceRequest.unit.is_cached(instance):  # type: ignore[attr-defined]
+    if instance.unit_id is not None and MaintenanceRequest.unit.is_cached(instance):
         unit = instance.unit
         if unit is not None and unit.pk == instance.unit_id:
             known[unit.pk] = unit.property_id

@@ -3,7 +3,7 @@ conversations and their participants."""
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Final
 
 import redis
 from asgiref.sync import sync_to_async
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 BROADCAST_EVENT = "broadcast"
 PRIORITIES = ("low", "medium", "high")
-DEFAULT_PRIORITY = "medium"
+DEFAULT_PRIORITY: Final = "medium"
 TITLE_MAX_LENGTH = 200
 MESSAGE_MAX_LENGTH = 5000
 

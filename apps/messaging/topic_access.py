@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from apps.accounts.selectors import actor_current
 from apps.common import policy

@@ -39,7 +39,7 @@ from apps.properties.schemas import (
 router = Router(tags=["properties"], auth=token_auth)
 
 def caller_of(request: HttpRequest) -> Principal:
-    return request.auth  # type: ignore[attr-defined,no-any-return]
+    return request.auth  # type: ignore[attr-defined]
 
 
 def _link_ids(obj: Property | Unit) -> list[int]:

@@ -105,7 +105,7 @@ class Unit(models.Model):
         ]
 
     def __str__(self) -> str:
-        if self.property_id is None:
+        if self.property is None:  # no query when property_id is None
             return f"Unit {self.unit_number}"
         return f"{self.property.property_name}, unit {self.unit_number}"
 

@@ -173,7 +173,7 @@ def property_details(*, property_id: Any) -> dict[str, Any]:
         "city": prop.city,
         "state": prop.state,
         "zipCode": prop.zip_code,
-        "unitCount": prop.unit_count,  # type: ignore[attr-defined]
+        "unitCount": prop.unit_count,
         "ownerName": owner.get_full_name() if owner is not None else None,
     }
 

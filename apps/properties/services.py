@@ -189,7 +189,7 @@ def unit_delete(*, caller: Caller, unit: Unit) -> None:
         raise forbidden(CANNOT_CHANGE_UNIT)
     with transaction.atomic():
         locked = Unit.objects.select_for_update().get(pk=unit.pk)
-        if locked.leases.exists() or locked.maintenance_requests.exists():  # type: ignore[attr-defined]
+        if locked.leases.exists() or locked.maintenance_requests.exists():
             raise ProtocolError(CONFLICT, UNIT_HAS_HISTORY)
         locked.delete()
 

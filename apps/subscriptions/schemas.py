@@ -204,8 +204,9 @@ class SubscriptionPatch(StrictIn):
     unitCount: PositiveCount = None  # type: ignore[assignment]
     paymentFrequency: FrequencyName = None  # type: ignore[assignment]
     isAutoRenew: bool = None  # type: ignore[assignment]
-    status: Literal["active", "trial", "expired"] = Field(  # type: ignore[assignment]
-        None, description="Admins only; cancel with POST /subscriptions/{id}/cancel."
+    status: Literal["active", "trial", "expired"] = Field(
+        None,  # type: ignore[arg-type]
+        description="Admins only; cancel with POST /subscriptions/{id}/cancel.",
     )
     startDate: date = Field(None, description="Admins only.")  # type: ignore[assignment]
     endDate: date | None = Field(None, description="Admins only.")

@@ -67,7 +67,7 @@ class Pool:
         return total
 
     async def close(self) -> None:
-        for i, conn in enumerate(self.conns):
+        for conn in self.conns:
             try:
                 conn.send(("exit", {}))
             except OSError:

@@ -224,7 +224,7 @@ def write(paths: list[Path]) -> Path:
     # Number the runs of each (scenario, server) 0, 1, ... across all files, in file order.
     counters: dict[tuple[str, str], int] = {}
     excluded = [f"- {r['scenario']} on {r['server']} in `{Path(p).name}`: {r['invalid']}"
-                for p, res in zip(paths, results) for r in res["runs"] if "invalid" in r]
+                for p, res in zip(paths, results, strict=True) for r in res["runs"] if "invalid" in r]
     for res in results:
         for r in res["runs"]:
             if "invalid" in r:
@@ -273,7 +273,7 @@ def write(paths: list[Path]) -> Path:
         "",
         *idle_table(results),
         "",
-        *([f"![idle memory](benchmarks/idle.png)", ""] if "idle.png" in made else []),
+        *(["![idle memory](benchmarks/idle.png)", ""] if "idle.png" in made else []),
         "## 2. Fan-out, one topic, 1,000 subscribers",
         "",
         "Ours: another service publishes `{\"event\": \"broadcast\", \"data\": {...}}` on the Redis channel "
@@ -283,7 +283,7 @@ def write(paths: list[Path]) -> Path:
         "",
         *fanout_table(results, "fanout"),
         "",
-        *([f"![fan-out](benchmarks/fanout.png)", ""] if "fanout.png" in made else []),
+        *(["![fan-out](benchmarks/fanout.png)", ""] if "fanout.png" in made else []),
         "## 3. Chat rooms, 200 conversations × 2 users",
         "",
         "All 400 users send, the total rate raised step by step; a message counts when the *other* participant "
@@ -292,7 +292,7 @@ def write(paths: list[Path]) -> Path:
         "",
         *chat_table(results),
         "",
-        *([f"![chat](benchmarks/chat.png)", ""] if "chat.png" in made else []),
+        *(["![chat](benchmarks/chat.png)", ""] if "chat.png" in made else []),
         "## 4. Two server processes sharing Redis",
         "",
         "The 1,000 subscribers alternate between two processes of the same server; one publish reaches both. "
@@ -300,7 +300,7 @@ def write(paths: list[Path]) -> Path:
         "",
         *fanout_table(results, "two_processes"),
         "",
-        *([f"![two processes](benchmarks/two_processes.png)", ""] if "two_processes.png" in made else []),
+        *(["![two processes](benchmarks/two_processes.png)", ""] if "two_processes.png" in made else []),
         "## 5. Reconnect storm",
         "",
         "The 1,000 subscribers of scenario 2 (ours: subscribed to a conversation's `chat:messages:{id}` as "

@@ -220,8 +220,11 @@ def subscriber_specs(kind: str, seed: dict[str, Any] | None, n: int, *, topic: s
                      bases: list[str] | None = None) -> list[dict[str, Any]]:
     specs = []
     for i in range(n):
-        spec: dict[str, Any] = ({"token": seed["watchers"][i]["token"], "topic": topic} if kind == "ours"  # type: ignore[index]
-                                else {"room": room})
+        spec: dict[str, Any] = (
+            {"token": seed["watchers"][i]["token"], "topic": topic}  # type: ignore[index]
+            if kind == "ours"
+            else {"room": room}
+        )
         if bases:
             spec["base"] = bases[i % len(bases)]
         specs.append(spec)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,8 @@ class Stack:
         return self._track(Server("bare", port, proc))
 
     def start(self, kind: str) -> Server:
-        return {"ours": self.start_ours, "peer": self.start_peer, "bare": self.start_bare}[kind]()
+        starters: dict[str, Callable[[], Server]] = {"ours": self.start_ours, "peer": self.start_peer, "bare": self.start_bare}
+        return starters[kind]()
 
     def _track(self, server: Server) -> Server:
         self.servers.append(server)

@@ -27,7 +27,7 @@ class DatabaseSchemaEditor(PostgresSchemaEditor):
     sql_create_column_inline_fk = None  # type: ignore[assignment]
 
     def _create_fk_sql(self, model: Any, field: Any, suffix: str) -> Statement:
-        statement = super()._create_fk_sql(model, field, suffix)
+        statement = super()._create_fk_sql(model, field, suffix)  # type: ignore[misc]  # private, not in the stubs
         rule = ON_DELETE_SQL.get(field.remote_field.on_delete, "")
         statement.parts["deferrable"] = rule + statement.parts["deferrable"]
         return statement

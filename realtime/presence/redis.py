@@ -6,9 +6,9 @@ from pathlib import Path
 
 import redis.asyncio as aredis
 
-from realtime.presence.base import PresenceInfo, PresenceSettings, compute_status, iso_ms
 from realtime.keys import chat_presence, chat_presence_connections
 from realtime.pipelined import evalsha_many
+from realtime.presence.base import PresenceInfo, PresenceSettings, compute_status, iso_ms
 
 _LUA = Path(__file__).resolve().parent.parent / "lua"
 

@@ -62,7 +62,7 @@ class PresenceTracker:
             try:
                 sessions = [session for session, _ in batch]
                 changed = await self.presence.connect_many([(s.identity.user_id, s.conn_id) for s in sessions])
-                await self._announce_many([s.identity.user_id for s, came in zip(sessions, changed) if came])
+                await self._announce_many([s.identity.user_id for s, came in zip(sessions, changed, strict=True) if came])
                 if self.workers is not None:
                     for session in sessions:
                         if WORKER_ROLE in session.identity.roles:
@@ -96,7 +96,7 @@ class PresenceTracker:
             chunk = sessions[start : start + HEARTBEAT_BATCH]
             try:
                 changed = await self.presence.touch_many([(s.identity.user_id, s.conn_id, False) for s in chunk])
-                turned = {s.identity.user_id for s, flag in zip(chunk, changed) if flag} - announced
+                turned = {s.identity.user_id for s, flag in zip(chunk, changed, strict=True) if flag} - announced
                 announced |= turned
                 await self._announce_many(sorted(turned))
                 if self.workers is not None:

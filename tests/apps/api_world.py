@@ -23,7 +23,7 @@ class Api:
         response = client.post(f"{API}/auth/login", data=json.dumps({"email": user.email, "password": DEFAULT_PASSWORD}),
                                content_type="application/json")
         assert response.status_code == 200, response.content
-        self.headers = {"HTTP_AUTHORIZATION": f"Bearer {response.json()['token']}"}
+        self.headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {response.json()['token']}"}
 
     def get(self, path: str, **params: Any) -> Any:
         return self.client.get(API + path, data={k: v for k, v in params.items() if v is not None}, **self.headers)

@@ -57,7 +57,7 @@ class Listener:
         return None
 
     def take(self, count: int, timeout: float = 3.0) -> list[dict[str, Any]]:
-        frames = []
+        frames: list[dict[str, Any]] = []
         for _ in range(count):
             frame = self.next(timeout)
             assert frame is not None, f"got {len(frames)} of {count} events: {frames}"

@@ -48,7 +48,7 @@ ALLOWED = {
 }
 
 
-async def test_every_role_against_every_topic_family(connect) -> None:  # type: ignore[no-untyped-def]
+async def test_every_role_against_every_topic_family(connect) -> None:
     world = await sync_to_async(build)()
     for role, user in world["users"].items():
         socket = await connect(await token_for(user))

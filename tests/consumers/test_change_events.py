@@ -12,7 +12,7 @@ from tests.factories import make_property, make_unit
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def test_manager_receives_maintenance_updated_after_an_orm_change(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_manager_receives_maintenance_updated_after_an_orm_change(connect, new_user) -> None:
     landlord = await new_user(user_type="landlord")
     manager = await new_user(user_type="property_manager")
     prop = await sync_to_async(make_property)(owner=landlord, managers=(manager,))

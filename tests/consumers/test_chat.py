@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 _unread: dict[int, list[dict[str, Any]]] = {}
 
 
-async def request(socket, frame: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def request(socket, frame: dict[str, Any]) -> dict[str, Any]:
     """Send a command with a fresh ref; frames before its reply are kept for `next_event`."""
     ref = uuid.uuid4().hex[:8]
     await socket.send_json_to({**frame, "ref": ref})
@@ -31,7 +31,7 @@ async def request(socket, frame: dict[str, Any]) -> dict[str, Any]:  # type: ign
         _unread.setdefault(id(socket), []).append(reply)
 
 
-async def next_event(socket, name: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def next_event(socket, name: str) -> dict[str, Any]:
     kept = _unread.setdefault(id(socket), [])
     for index, frame in enumerate(kept):
         if frame.get("type") == "event" and frame["event"] == name:
@@ -61,7 +61,7 @@ async def settle(*sockets: Any) -> None:
 
 
 @pytest.fixture
-async def room(connect, new_user):  # type: ignore[no-untyped-def]
+async def room(connect, new_user):
     _unread.clear()
     tenant = await new_user()
     manager = await new_user(user_type="property_manager")
@@ -75,7 +75,7 @@ async def room(connect, new_user):  # type: ignore[no-untyped-def]
     return {"cid": cid, "tenant": tenant, "manager": manager, "t": tenant_socket, "m": manager_socket}
 
 
-async def test_send_is_stored_once_and_delivered_to_every_subscriber(room) -> None:  # type: ignore[no-untyped-def]
+async def test_send_is_stored_once_and_delivered_to_every_subscriber(room) -> None:
     send = {"type": "chat.send", "conversationId": room["cid"], "message": "The sink leaks", "clientMessageId": "c-1"}
     reply = await request(room["t"], send)
     assert reply["ok"] is True
@@ -91,7 +91,7 @@ async def test_send_is_stored_once_and_delivered_to_every_subscriber(room) -> No
     assert await stored_count(room["cid"]) == 1
 
 
-async def test_edit_and_delete_by_the_sender_only(room) -> None:  # type: ignore[no-untyped-def]
+async def test_edit_and_delete_by_the_sender_only(room) -> None:
     sent = await request(room["t"], {"type": "chat.send", "conversationId": room["cid"], "message": "v1",
                                      "clientMessageId": "c-2"})
     message_id = sent["data"]["id"]
@@ -110,7 +110,7 @@ async def test_edit_and_delete_by_the_sender_only(room) -> None:  # type: ignore
     assert tombstone["isDeleted"] is True and not tombstone["message"] and tombstone["attachments"] == []
 
 
-async def test_history_pages_oldest_first(room) -> None:  # type: ignore[no-untyped-def]
+async def test_history_pages_oldest_first(room) -> None:
     ids = []
     for n in range(5):
         reply = await request(room["t"], {"type": "chat.send", "conversationId": room["cid"], "message": f"m{n}",
@@ -125,7 +125,7 @@ async def test_history_pages_oldest_first(room) -> None:  # type: ignore[no-unty
     assert bad["error"]["code"] == "bad_request"
 
 
-async def test_read_receipt_marks_updates_position_and_tells_the_sender(room) -> None:  # type: ignore[no-untyped-def]
+async def test_read_receipt_marks_updates_position_and_tells_the_sender(room) -> None:
     sent = await request(room["t"], {"type": "chat.send", "conversationId": room["cid"], "message": "ping",
                                      "clientMessageId": "r-1"})
     read = await request(room["m"], {"type": "chat.read", "conversationId": room["cid"], "messageId": sent["data"]["id"]})
@@ -139,14 +139,14 @@ async def test_read_receipt_marks_updates_position_and_tells_the_sender(room) ->
     assert history["data"]["messages"][-1]["isRead"] is True
 
 
-async def test_typing_is_ephemeral_and_replied_with_an_empty_map(room) -> None:  # type: ignore[no-untyped-def]
+async def test_typing_is_ephemeral_and_replied_with_an_empty_map(room) -> None:
     reply = await request(room["t"], {"type": "chat.typing", "conversationId": room["cid"]})
     assert reply["ok"] is True and reply["data"] == {}
     event = await next_event(room["m"], "chat.typing")
     assert event["data"]["userId"] == str(room["tenant"].pk) and "offset" not in event
 
 
-async def test_outsiders_are_forbidden_and_admins_may_only_read(room, connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_outsiders_are_forbidden_and_admins_may_only_read(room, connect, new_user) -> None:
     outsider = await connect(await token_for(await new_user()))
     send = {"type": "chat.send", "conversationId": room["cid"], "message": "hi", "clientMessageId": "x"}
     assert (await request(outsider, send))["error"]["code"] == "forbidden"
@@ -169,14 +169,14 @@ async def test_outsiders_are_forbidden_and_admins_may_only_read(room, connect, n
             {"fileName": "a.pdf", "fileSize": -1, "mimeType": "application/pdf", "url": "https://x/a.pdf"}]},
     ],
 )
-async def test_bad_sends_write_nothing(room, frame: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_sends_write_nothing(room, frame: dict[str, Any]) -> None:
     reply = await request(room["t"], {"type": "chat.send", "conversationId": room["cid"], **frame})
     assert reply["ok"] is False and reply["error"]["code"] == "bad_request", reply
     assert await stored_count(room["cid"]) == 0
     assert await room["m"].receive_nothing(timeout=0.2)
 
 
-async def test_attachments_are_stored_as_metadata(room) -> None:  # type: ignore[no-untyped-def]
+async def test_attachments_are_stored_as_metadata(room) -> None:
     attachment = {"fileName": "lease.pdf", "fileSize": 1234, "mimeType": "application/pdf",
                   "url": "https://files.example/lease.pdf"}
     reply = await request(room["t"], {"type": "chat.send", "conversationId": room["cid"], "message": "",
@@ -184,7 +184,7 @@ async def test_attachments_are_stored_as_metadata(room) -> None:  # type: ignore
     assert reply["ok"] and reply["data"]["attachments"] == [attachment]
 
 
-async def test_unknown_message_is_not_found(room) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_message_is_not_found(room) -> None:
     for frame in ({"type": "chat.edit", "messageId": "0" * 24, "message": "x"},
                   {"type": "chat.delete", "messageId": "0" * 24},
                   {"type": "chat.read", "conversationId": room["cid"], "messageId": "0" * 24}):
@@ -192,7 +192,7 @@ async def test_unknown_message_is_not_found(room) -> None:  # type: ignore[no-un
         assert reply["ok"] is False and reply["error"]["code"] == "not_found", reply
 
 
-async def test_message_store_down_answers_unavailable_and_writes_nothing(connect, new_user, tune) -> None:  # type: ignore[no-untyped-def]
+async def test_message_store_down_answers_unavailable_and_writes_nothing(connect, new_user, tune) -> None:
     tune(mongo_url="mongodb://127.0.0.1:1/", mongo_timeout_ms=300)
     tenant, manager = await new_user(), await new_user(user_type="property_manager")
     conversation = await sync_to_async(make_conversation)(participants=(tenant, manager))

@@ -18,7 +18,7 @@ from tests.consumers.test_chat import next_event, request, settle
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def test_http_send_and_read_go_out_live_to_subscribed_sockets(connect) -> None:  # type: ignore[no-untyped-def]
+async def test_http_send_and_read_go_out_live_to_subscribed_sockets(connect) -> None:
     world = await sync_to_async(build_world)()
     tenant, manager = await AsyncApi.login(world.tenant), await AsyncApi.login(world.manager)
     created = await tenant.post("/conversations", {"participants": [str(world.manager.pk)]})

@@ -22,13 +22,13 @@ async def scrape() -> Samples:
     return samples
 
 
-async def subscribe(socket, topic: str) -> None:  # type: ignore[no-untyped-def]
+async def subscribe(socket, topic: str) -> None:
     await socket.send_json_to({"type": "subscribe", "ref": topic, "topic": topic})
     reply = await socket.receive_json_from(timeout=2)
     assert reply["ok"] is True, reply
 
 
-async def test_metrics_count_sockets_subscriptions_events_and_delivery_latency(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_metrics_count_sockets_subscriptions_events_and_delivery_latency(connect, new_user) -> None:
     # Topics of fresh users only: pub/sub spans every test run on this Redis, so shared topics could see strangers.
     alice, bob = await new_user(), await new_user()
     alice_topic, bob_topic = topics.notifications(str(alice.pk)), topics.notifications(str(bob.pk))

@@ -25,7 +25,7 @@ def raw_redis() -> Any:
 
 
 async def test_presence_online_across_devices_then_offline_told_to_the_conversation(
-    connect, new_user, raw_redis  # type: ignore[no-untyped-def]
+    connect, new_user, raw_redis
 ) -> None:
     tenant, manager = await new_user(), await new_user(user_type="property_manager")
     conversation = await sync_to_async(make_conversation)(participants=(tenant, manager))
@@ -51,7 +51,7 @@ async def test_presence_online_across_devices_then_offline_told_to_the_conversat
     assert answer["data"][str(tenant.pk)]["status"] == "offline"
 
 
-async def test_presence_query_leaves_out_strangers_and_rejects_bad_ids(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_presence_query_leaves_out_strangers_and_rejects_bad_ids(connect, new_user) -> None:
     me, stranger = await new_user(), await new_user()
     socket = await connect(await token_for(me))
     await connect(await token_for(stranger))
@@ -65,7 +65,7 @@ async def test_presence_query_leaves_out_strangers_and_rejects_bad_ids(connect, 
     assert answer["data"][str(stranger.pk)]["status"] == "online"
 
 
-async def test_maintenance_staff_are_active_workers_while_connected(connect, new_user, raw_redis) -> None:  # type: ignore[no-untyped-def]
+async def test_maintenance_staff_are_active_workers_while_connected(connect, new_user, raw_redis) -> None:
     worker = await new_user(roles=("maintenance_staff",))
     socket = await connect(await token_for(worker))
     for _ in range(50):  # presence is recorded just after the accept, off the connect path
@@ -78,13 +78,14 @@ async def test_maintenance_staff_are_active_workers_while_connected(connect, new
     assert str(worker.pk) not in raw_redis.smembers("maintenance:active:workers")
 
 
-async def test_notifications_live_and_read_from_another_device(connect, new_user, raw_redis) -> None:  # type: ignore[no-untyped-def]
+async def test_notifications_live_and_read_from_another_device(connect, new_user, raw_redis) -> None:
     user = await new_user()
     phone, laptop = await connect(await token_for(user)), await connect(await token_for(user))
     topic = topics.notifications(str(user.pk))
     for socket in (phone, laptop):
         assert (await request(socket, {"type": "subscribe", "topic": topic}))["ok"]
     service = (await get_realtime()).notifications
+    assert service is not None
     first = await service.notify(str(user.pk), type="maintenance", title="Plumber at 3", message="Door code 1234")
     await service.notify(str(user.pk), type="payment", title="Rent due", message="Due on the 1st")
     for socket in (phone, laptop):
@@ -100,13 +101,13 @@ async def test_notifications_live_and_read_from_another_device(connect, new_user
 
 
 @pytest.mark.parametrize("frame", [{}, {"ids": "x"}, {"all": "yes"}, {"ids": [], "all": True}, {"ids": ["nope"]}])
-async def test_bad_notification_reads_are_bad_requests(connect, new_user, frame: dict) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_notification_reads_are_bad_requests(connect, new_user, frame: dict) -> None:
     socket = await connect(await token_for(await new_user()))
     reply = await request(socket, {"type": "notifications.read", **frame})
     assert reply["ok"] is False and reply["error"]["code"] == "bad_request"
 
 
-async def test_expired_session_is_closed_4401_by_housekeeping(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_expired_session_is_closed_4401_by_housekeeping(connect, new_user) -> None:
     from datetime import timedelta
 
     from django.utils import timezone

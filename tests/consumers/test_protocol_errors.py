@@ -16,7 +16,7 @@ from tests.consumers.conftest import close_code, token_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def expect_error(socket, code: str, ref=None) -> dict:  # type: ignore[no-untyped-def]
+async def expect_error(socket, code: str, ref=None) -> dict:
     frame = await socket.receive_json_from(timeout=2)
     if ref is None:
         assert frame["type"] == "error", frame
@@ -27,51 +27,51 @@ async def expect_error(socket, code: str, ref=None) -> dict:  # type: ignore[no-
     return frame["error"]
 
 
-async def still_alive(socket) -> None:  # type: ignore[no-untyped-def]
+async def still_alive(socket) -> None:
     await socket.send_json_to({"type": "ping", "ref": "alive"})
     assert await socket.receive_json_from(timeout=2) == {"type": "pong", "ref": "alive"}
 
 
-async def test_unknown_subprotocol_only_is_refused_at_handshake(connect) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_subprotocol_only_is_refused_at_handshake(connect) -> None:
     await connect(subprotocols=["chat.v9"], expect_accept=False)
 
 
-async def test_known_subprotocol_among_unknown_is_chosen(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_known_subprotocol_among_unknown_is_chosen(connect, new_user) -> None:
     user = await new_user()
     socket = await connect(await token_for(user), subprotocols=["x.unknown", "pms.v1.json"])
     await still_alive(socket)
 
 
-async def test_foreign_origin_is_refused_and_allowed_origin_accepted(connect) -> None:  # type: ignore[no-untyped-def]
+async def test_foreign_origin_is_refused_and_allowed_origin_accepted(connect) -> None:
     await connect(headers=[(b"origin", b"https://evil.example")], expect_accept=False)
     await connect(headers=[(b"origin", b"http://localhost:8000")])
 
 
-async def test_bad_header_token_closes_4401(connect) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_header_token_closes_4401(connect) -> None:
     socket = await connect(f"{uuid.uuid4()}.forged")
     assert await close_code(socket) == closecodes.UNAUTHORIZED
 
 
-async def test_frame_before_auth_closes_4401(connect) -> None:  # type: ignore[no-untyped-def]
+async def test_frame_before_auth_closes_4401(connect) -> None:
     socket = await connect()
     await socket.send_json_to({"type": "ping"})
     assert await close_code(socket) == closecodes.UNAUTHORIZED
 
 
-async def test_no_auth_in_time_closes_4401(connect, tune) -> None:  # type: ignore[no-untyped-def]
+async def test_no_auth_in_time_closes_4401(connect, tune) -> None:
     tune(auth_timeout_seconds=0.3)
     socket = await connect()
     assert await close_code(socket, timeout=3) == closecodes.UNAUTHORIZED
 
 
-async def test_bad_auth_frame_replies_unauthorized_then_closes(connect) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_auth_frame_replies_unauthorized_then_closes(connect) -> None:
     socket = await connect()
     await socket.send_json_to({"type": "auth", "ref": 1, "token": "nope"})
     await expect_error(socket, "unauthorized", ref=1)
     assert await close_code(socket) == closecodes.UNAUTHORIZED
 
 
-async def test_second_auth_is_a_bad_request(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_second_auth_is_a_bad_request(connect, new_user) -> None:
     user = await new_user()
     token = await token_for(user)
     socket = await connect(token)
@@ -86,7 +86,7 @@ async def test_second_auth_is_a_bad_request(connect, new_user) -> None:  # type:
     ["{not json", "[1, 2]", "42", '"text"', '{"no_type": 1}', '{"type": 7}', '{"type": "nope"}',
      '{"type": "ping", "ref": [1]}', '{"type": "ping", "ref": true}', '{"type": "subscribe", "topic": 5}'],
 )
-async def test_bad_frames_get_an_error_and_the_socket_survives(connect, new_user, raw: str) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_frames_get_an_error_and_the_socket_survives(connect, new_user, raw: str) -> None:
     user = await new_user()
     socket = await connect(await token_for(user))
     await socket.send_to(text_data=raw)
@@ -94,7 +94,7 @@ async def test_bad_frames_get_an_error_and_the_socket_survives(connect, new_user
     await still_alive(socket)
 
 
-async def test_unknown_type_with_ref_gets_one_reply(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_type_with_ref_gets_one_reply(connect, new_user) -> None:
     user = await new_user()
     socket = await connect(await token_for(user))
     await socket.send_json_to({"type": "teleport", "ref": "r1"})
@@ -102,7 +102,7 @@ async def test_unknown_type_with_ref_gets_one_reply(connect, new_user) -> None: 
     assert await socket.receive_nothing(timeout=0.3)
 
 
-async def test_topic_errors_malformed_forbidden_and_unknown_ids(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_topic_errors_malformed_forbidden_and_unknown_ids(connect, new_user) -> None:
     user, other = await new_user(), await new_user()
     socket = await connect(await token_for(user))
     await socket.send_json_to({"type": "subscribe", "ref": 1, "topic": "chat:messages:not-a-uuid"})
@@ -114,7 +114,7 @@ async def test_topic_errors_malformed_forbidden_and_unknown_ids(connect, new_use
     await still_alive(socket)
 
 
-async def test_oversize_frames_error_twice_then_close_1009(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_oversize_frames_error_twice_then_close_1009(connect, new_user) -> None:
     user = await new_user()
     socket = await connect(await token_for(user))
     big = json.dumps({"type": "ping", "pad": "x" * (64 * 1024)})
@@ -126,14 +126,14 @@ async def test_oversize_frames_error_twice_then_close_1009(connect, new_user) ->
     assert await close_code(socket) == closecodes.MESSAGE_TOO_BIG
 
 
-async def test_frame_over_one_mebibyte_closes_1009_at_once(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_frame_over_one_mebibyte_closes_1009_at_once(connect, new_user) -> None:
     user = await new_user()
     socket = await connect(await token_for(user))
     await socket.send_to(text_data="x" * (1024 * 1024 + 1))
     assert await close_code(socket) == closecodes.MESSAGE_TOO_BIG
 
 
-async def test_flood_is_rate_limited_then_closed_4429(connect, new_user, tune) -> None:  # type: ignore[no-untyped-def]
+async def test_flood_is_rate_limited_then_closed_4429(connect, new_user, tune) -> None:
     tune(rate_limited_close_after_seconds=0.5)
     user = await new_user()
     socket = await connect(await token_for(user))
@@ -162,7 +162,7 @@ async def test_flood_is_rate_limited_then_closed_4429(connect, new_user, tune) -
     await still_alive(bystander)
 
 
-async def test_subscription_cap_answers_conflict(connect, new_user, tune) -> None:  # type: ignore[no-untyped-def]
+async def test_subscription_cap_answers_conflict(connect, new_user, tune) -> None:
     tune(max_subscriptions=2)
     user = await new_user()
     socket = await connect(await token_for(user))
@@ -184,7 +184,7 @@ async def test_subscription_cap_answers_conflict(connect, new_user, tune) -> Non
     assert (await socket.receive_json_from(timeout=2))["ok"] is True
 
 
-async def test_logout_elsewhere_closes_4409(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_logout_elsewhere_closes_4409(connect, new_user) -> None:
     from apps.accounts.services import asession_revoke
 
     user = await new_user()

@@ -15,7 +15,7 @@ from tests.factories import make_conversation
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def subscribe(socket, topic: str, ref: object = "sub", since: str | None = None) -> dict:  # type: ignore[no-untyped-def]
+async def subscribe(socket, topic: str, ref: object = "sub", since: str | None = None) -> dict:
     frame = {"type": "subscribe", "ref": ref, "topic": topic}
     if since is not None:
         frame["since"] = since
@@ -25,7 +25,7 @@ async def subscribe(socket, topic: str, ref: object = "sub", since: str | None =
     return reply["data"]
 
 
-async def test_reconnect_with_since_recovers_missed_events_in_order(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_reconnect_with_since_recovers_missed_events_in_order(connect, new_user) -> None:
     user = await new_user()
     topic = topics.notifications(str(user.pk))
     history = RedisHistory(get_redis())
@@ -52,7 +52,7 @@ async def test_reconnect_with_since_recovers_missed_events_in_order(connect, new
     assert [e["data"]["n"] for e in everything["missed"]] == [0, 1, 2, 3, 4]
 
 
-async def test_unknown_or_foreign_epoch_offset_is_not_recovered(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_or_foreign_epoch_offset_is_not_recovered(connect, new_user) -> None:
     user = await new_user()
     socket = await connect(await token_for(user))
     topic = topics.notifications(str(user.pk))
@@ -63,7 +63,7 @@ async def test_unknown_or_foreign_epoch_offset_is_not_recovered(connect, new_use
         assert data["offset"]
 
 
-async def test_events_published_during_subscribe_arrive_once_after_the_reply(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_events_published_during_subscribe_arrive_once_after_the_reply(connect, new_user) -> None:
     user = await new_user()
     topic = topics.notifications(str(user.pk))
     history = RedisHistory(get_redis())
@@ -95,7 +95,7 @@ async def test_events_published_during_subscribe_arrive_once_after_the_reply(con
     assert await socket.receive_nothing(timeout=0.3)
 
 
-async def test_msgpack_socket_gets_the_same_events_as_binary_frames(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_msgpack_socket_gets_the_same_events_as_binary_frames(connect, new_user) -> None:
     user = await new_user()
     socket = await connect(await token_for(user), subprotocols=["pms.v1.msgpack"])
     topic = topics.notifications(str(user.pk))
@@ -106,7 +106,7 @@ async def test_msgpack_socket_gets_the_same_events_as_binary_frames(connect, new
     assert msgpack.unpackb(await socket.receive_from(timeout=2)) == sent
 
 
-async def test_external_publish_reaches_subscribers_live_without_offset(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_external_publish_reaches_subscribers_live_without_offset(connect, new_user) -> None:
     user = await new_user()
     socket = await connect(await token_for(user))
     await subscribe(socket, topics.SYSTEM_BROADCASTS)
@@ -119,7 +119,7 @@ async def test_external_publish_reaches_subscribers_live_without_offset(connect,
     assert event["event"] == "message" and event["data"] == "plain words"
 
 
-async def test_removed_participant_is_told_unsubscribed_and_gets_nothing_more(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_removed_participant_is_told_unsubscribed_and_gets_nothing_more(connect, new_user) -> None:
     from apps.messaging.models import ConversationParticipant
 
     tenant, manager = await new_user(), await new_user(user_type="property_manager")
@@ -134,7 +134,7 @@ async def test_removed_participant_is_told_unsubscribed_and_gets_nothing_more(co
     assert await socket.receive_nothing(timeout=0.5)
 
 
-async def test_last_subscriber_leaving_while_another_joins_keeps_the_redis_subscription(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_last_subscriber_leaving_while_another_joins_keeps_the_redis_subscription(connect, new_user) -> None:
     """Socket B joins a topic and its SUBSCRIBE is out while Redis confirms; meanwhile the removal
     of the topic's last other local subscriber reaches `_release`. Its UNSUBSCRIBE must not
     follow B's SUBSCRIBE, or B would silently get nothing live."""

@@ -101,7 +101,7 @@ class _LaggingReader:
 
 
 @pytest.mark.parametrize("first_local_subscriber", [True, False], ids=["first-subscriber", "topic-already-held"])
-async def test_event_in_missed_is_not_delivered_again_when_its_live_copy_is_late(  # type: ignore[no-untyped-def]
+async def test_event_in_missed_is_not_delivered_again_when_its_live_copy_is_late(
     connect, new_user, first_local_subscriber: bool
 ) -> None:
     """Forces the interleaving: the event is stored and PUBLISHed after the socket joined live
@@ -135,7 +135,7 @@ async def test_event_in_missed_is_not_delivered_again_when_its_live_copy_is_late
     skipped = metrics.value("recovery.late_duplicates_skipped")
     socket = await connect(token)
     async with _LaggingReader(realtime.broker, topic) as reader:
-        history.since = publish_then_read  # type: ignore[method-assign]
+        history.since = publish_then_read  # type: ignore[method-assign, assignment]
         try:
             data = await _subscribe(socket, topic, "rejoin", since=since)
         finally:
@@ -158,7 +158,7 @@ async def test_event_in_missed_is_not_delivered_again_when_its_live_copy_is_late
         assert got == [1, 2, 3, "typing", 4]
 
 
-async def test_recovery_window_closes_without_another_event(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_recovery_window_closes_without_another_event(connect, new_user) -> None:
     """Missed events stored before this process held the topic never come live, so nothing on
     the topic would end the socket's window: the broker barrier does, and the topic is back on
     the plain fan-out before anything else is published."""
@@ -181,7 +181,7 @@ async def test_recovery_window_closes_without_another_event(connect, new_user) -
     assert await _nothing_more(socket, 0.2)
 
 
-async def test_event_held_and_recovered_in_the_same_window_is_delivered_once(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_event_held_and_recovered_in_the_same_window_is_delivered_once(connect, new_user) -> None:
     """The other side of the window: the event's live copy arrives while the reply is being
     built (held), and is also in `missed`; releasing the held events must skip it."""
     topic, token = await _conversation_topic(new_user)
@@ -202,7 +202,7 @@ async def test_event_held_and_recovered_in_the_same_window_is_delivered_once(con
         return await read_history(topic_, offset)
 
     socket = await connect(token)
-    history.since = publish_wait_then_read  # type: ignore[method-assign]
+    history.since = publish_wait_then_read  # type: ignore[method-assign, assignment]
     try:
         data = await _subscribe(socket, topic, "rejoin", since=since)
     finally:
@@ -219,7 +219,7 @@ def _key(offset: str) -> tuple[int, int]:
     return parsed.ms, parsed.seq
 
 
-async def test_reconnect_storm_sees_every_offset_exactly_once_in_order(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_reconnect_storm_sees_every_offset_exactly_once_in_order(connect, new_user) -> None:
     """Load version of the benchmark's storm, small: sockets drop and come back with `since`
     over and over while several senders publish; each client's missed + live events, over all
     its reconnects, are exactly the published ones after its first position, in order."""

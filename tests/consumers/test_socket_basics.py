@@ -1,8 +1,5 @@
 """Handshake, authentication, ping and subscribe over the real consumer."""
 
-import asyncio
-import json
-
 import msgpack
 import pytest
 
@@ -14,7 +11,7 @@ from tests.consumers.conftest import token_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def test_header_auth_ping_and_live_notification(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_header_auth_ping_and_live_notification(connect, new_user) -> None:
     user = await new_user()
     socket = await connect(await token_for(user))
     await socket.send_json_to({"type": "ping", "ref": 1})
@@ -31,7 +28,7 @@ async def test_header_auth_ping_and_live_notification(connect, new_user) -> None
     assert event == frame
 
 
-async def test_first_frame_auth_and_msgpack(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_first_frame_auth_and_msgpack(connect, new_user) -> None:
     user = await new_user()
     socket = await connect(subprotocols=["pms.v1.msgpack"])
     await socket.send_to(bytes_data=msgpack.packb({"type": "auth", "ref": 9, "token": await token_for(user)}))
@@ -39,7 +36,7 @@ async def test_first_frame_auth_and_msgpack(connect, new_user) -> None:  # type:
     assert reply == {"type": "reply", "ref": 9, "ok": True, "data": {"userId": str(user.pk), "userType": "tenant"}}
 
 
-async def test_other_socket_paths_are_refused_at_the_handshake(realtime_core) -> None:  # type: ignore[no-untyped-def]
+async def test_other_socket_paths_are_refused_at_the_handshake(realtime_core) -> None:
     from channels.testing import WebsocketCommunicator
 
     from pms.asgi import application

@@ -118,7 +118,7 @@ async def test_slow_reader_is_closed_4008_and_others_get_everything(
                     await asyncio.sleep(1.5)  # past the buffered-bytes grace of servers that buffer
 
         async def read_fast() -> list[int]:
-            received = []
+            received: list[int] = []
             while len(received) < EVENTS:
                 frame = await fast.next_event(lambda f: f["topic"] == topic)
                 received.append(frame["data"]["n"])

@@ -3,6 +3,7 @@
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as aredis
@@ -17,7 +18,7 @@ Received = asyncio.Queue[tuple[str, bytes]]
 class Process:
     """One server process as far as pub/sub goes: a broker and what it received."""
 
-    def __init__(self, name: str, on_message: MessageCallback | None = None, **options: float) -> None:
+    def __init__(self, name: str, on_message: MessageCallback | None = None, **options: Any) -> None:
         self.name = name
         self.received: Received = asyncio.Queue()
         self.broker = RedisBroker(

@@ -33,7 +33,7 @@ class CountingEncoder:
 class FakeSocket:
     """An ASGI `send` recording what it wrote; optionally stalls on a gate (a client that stopped reading)."""
 
-    def __init__(self, name: str, codec: str = JSON, *, gate: asyncio.Event | None = None, **limits: int) -> None:
+    def __init__(self, name: str, codec: str = JSON, *, gate: asyncio.Event | None = None, **limits: Any) -> None:
         self.sent: list[AsgiMessage] = []
         self.closes: list[int] = []
         self.gate = gate
@@ -159,7 +159,7 @@ async def test_replies_keep_their_order_with_queued_events(hub: Hub) -> None:
 
 
 @pytest.mark.parametrize("limits", [{"max_backlog_events": 3}, {"max_backlog_bytes": 300}])
-async def test_backlog_overflow_closes_4008_once_and_spares_the_others(hub: Hub, limits: dict[str, int]) -> None:
+async def test_backlog_overflow_closes_4008_once_and_spares_the_others(hub: Hub, limits: dict[str, Any]) -> None:
     slow_closed, dropped = metrics.value("hub.slow_closed"), metrics.value("hub.backlog_dropped")
     gate = asyncio.Event()
     slow = FakeSocket("slow", gate=gate, **limits)

@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient, MongoClient
 
 from realtime.documents import NOTIFICATIONS, SEED_INDEXES
 from realtime.errors import BAD_REQUEST, UNAVAILABLE, ProtocolError
+from realtime.keys import notifications_count
 from realtime.notifications import (
     BAD_ACTIONS,
     BAD_EXPIRES,
@@ -26,7 +27,6 @@ from realtime.notifications import (
     MONGO_DOWN,
     NotificationService,
 )
-from realtime.keys import notifications_count
 
 DATABASE = f"pms_test_notifications_{uuid.uuid4().hex[:8]}"
 SEED_FIELDS = {
@@ -267,7 +267,7 @@ async def test_list_pages_newest_first_and_filters_unread(service: NotificationS
         ({"actions": [{"label": "a", "url": "/a", "type": "link"}] * 6}, BAD_ACTIONS),
         ({"actions": [{"label": "a", "url": "/a", "type": "email"}]}, BAD_ACTIONS),
         ({"actions": [{"label": "a", "type": "link"}]}, BAD_ACTIONS),
-        ({"expires_at": datetime(2030, 1, 1)}, BAD_EXPIRES),  # noqa: DTZ001 - naive on purpose
+        ({"expires_at": datetime(2030, 1, 1)}, BAD_EXPIRES),
         ({"expires_at": datetime.now(UTC) - timedelta(seconds=1)}, BAD_EXPIRES),
     ],
 )

@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as aredis
 from django.conf import settings
 
-from realtime.presence import AWAY, OFFLINE, ONLINE, MemoryPresence, PresenceSettings, PresenceStore, RedisPresence
 from realtime.keys import chat_presence, chat_presence_connections
+from realtime.presence import AWAY, OFFLINE, ONLINE, MemoryPresence, PresenceSettings, PresenceStore, RedisPresence
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 MakeStore = Callable[..., PresenceStore]

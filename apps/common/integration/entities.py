@@ -125,7 +125,7 @@ def _save_row(entity_type: str, data: Mapping[str, Any]) -> tuple[Any, bool, dic
     """Create or update the row in one transaction; (pk, created, previous values, written values)."""
     model = _model(entity_type)
     names = _field_names(model, data, entity_type)
-    pk_attname = model._meta.pk.attname  # type: ignore[union-attr]
+    pk_attname = model._meta.pk.attname
     pk = next((data[key] for key, attname in names.items() if attname == pk_attname), None)
     changed = [attname for attname in names.values() if attname != pk_attname]
     try:

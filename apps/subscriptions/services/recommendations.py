@@ -68,7 +68,7 @@ def recommendation_apply(
             raise ProtocolError(CONFLICT, ALREADY_APPLIED)
         if locked.expires_at is not None and locked.expires_at <= now:
             raise ProtocolError(CONFLICT, RECOMMENDATION_EXPIRED)
-        plan = SubscriptionPlan.objects.filter(pk=locked.recommended_plan_id).first()
+        plan = locked.recommended_plan
         if plan is None or plan.is_active is False:
             raise ProtocolError(CONFLICT, RECOMMENDED_PLAN_UNAVAILABLE)
         current = selectors.subscription_current(user_id=caller.user_id)

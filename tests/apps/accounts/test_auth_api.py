@@ -5,6 +5,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import msgpack
 import pytest
@@ -25,22 +26,22 @@ ME = "/api/v1/auth/me"
 LOGOUT = "/api/v1/auth/logout"
 
 
-def login(client: Client, email: str, password: str = DEFAULT_PASSWORD, **extra: str):  # type: ignore[no-untyped-def]
+def login(client: Client, email: str, password: str = DEFAULT_PASSWORD, **extra: Any):
     return client.post(LOGIN, data=json.dumps({"email": email, "password": password}),
                        content_type="application/json", **extra)
 
 
-def bearer(token: str) -> dict[str, str]:
+def bearer(token: str) -> dict[str, Any]:
     return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
 
 @pytest.fixture
-def user():  # type: ignore[no-untyped-def]
+def user():
     return make_user(user_type="property_manager", roles=("accountant",))
 
 
 def test_login_issues_token_stores_only_its_hash_and_caches_the_session(
-    client: Client, user, clean_redis: redis.Redis  # type: ignore[no-untyped-def]
+    client: Client, user, clean_redis: redis.Redis
 ) -> None:
     response = login(client, user.email.upper(), HTTP_USER_AGENT="pytest-agent/1.0", REMOTE_ADDR="10.1.2.3")
     assert response.status_code == 200, response.content
@@ -70,14 +71,14 @@ def test_login_issues_token_stores_only_its_hash_and_caches_the_session(
         assert all(secret not in value for value in values), f"secret stored in clear in {key}"
 
 
-def test_wrong_password_and_unknown_email_answer_identically(client: Client, user) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_password_and_unknown_email_answer_identically(client: Client, user) -> None:
     wrong = login(client, user.email, "not the password")
     unknown = login(client, "nobody@example.test", "whatever")
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json() == {"error": {"code": "unauthorized", "message": INVALID_CREDENTIALS}}
 
 
-def test_inactive_user_cannot_log_in(client: Client, user) -> None:  # type: ignore[no-untyped-def]
+def test_inactive_user_cannot_log_in(client: Client, user) -> None:
     user.is_active = False
     user.save()
     assert login(client, user.email).status_code == 401
@@ -105,7 +106,7 @@ def test_bad_login_bodies_get_a_clear_4xx(client: Client, body: str, status: int
         assert error["fields"] and all(f["field"] and f["reason"] for f in error["fields"])
 
 
-def test_me_returns_user_and_caches_permissions(client: Client, user, clean_redis: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+def test_me_returns_user_and_caches_permissions(client: Client, user, clean_redis: redis.Redis) -> None:
     token = login(client, user.email).json()["token"]
     response = client.get(ME, **bearer(token))
     assert response.status_code == 200, response.content
@@ -122,13 +123,13 @@ def test_me_returns_user_and_caches_permissions(client: Client, user, clean_redi
     [None, "Bearer", "Bearer not-a-token", "Basic abc", "Bearer 00000000-0000-0000-0000-000000000000.secret"],
 )
 def test_me_refuses_missing_or_bad_tokens(client: Client, header: str | None) -> None:
-    extra = {"HTTP_AUTHORIZATION": header} if header else {}
+    extra: dict[str, Any] = {"HTTP_AUTHORIZATION": header} if header else {}
     response = client.get(ME, **extra)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
 
 
-def test_tampered_secret_is_refused_cached_or_not(client: Client, user, clean_redis: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_secret_is_refused_cached_or_not(client: Client, user, clean_redis: redis.Redis) -> None:
     token = login(client, user.email).json()["token"]
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert client.get(ME, **bearer(forged)).status_code == 401
@@ -138,7 +139,7 @@ def test_tampered_secret_is_refused_cached_or_not(client: Client, user, clean_re
 
 
 def test_session_cache_miss_falls_back_to_postgres_and_recaches(
-    client: Client, user, clean_redis: redis.Redis  # type: ignore[no-untyped-def]
+    client: Client, user, clean_redis: redis.Redis
 ) -> None:
     token = login(client, user.email).json()["token"]
     key = f"user:session:{token.split('.')[0]}"
@@ -147,7 +148,7 @@ def test_session_cache_miss_falls_back_to_postgres_and_recaches(
     assert clean_redis.hget(key, "userId") == str(user.pk)
 
 
-def test_expired_token_is_refused(client: Client, user, clean_redis: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+def test_expired_token_is_refused(client: Client, user, clean_redis: redis.Redis) -> None:
     token = login(client, user.email).json()["token"]
     session_id = token.split(".")[0]
     Session.objects.filter(pk=session_id).update(expires_at=timezone.now() - timedelta(seconds=1))
@@ -158,7 +159,7 @@ def test_expired_token_is_refused(client: Client, user, clean_redis: redis.Redis
     assert client.get(ME, **bearer(token)).status_code == 401
 
 
-def test_logout_revokes_everywhere_and_announces_it(client: Client, user, clean_redis: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+def test_logout_revokes_everywhere_and_announces_it(client: Client, user, clean_redis: redis.Redis) -> None:
     token = login(client, user.email).json()["token"]
     session_id = token.split(".")[0]
     other_device = Client()
@@ -182,7 +183,7 @@ def test_logout_revokes_everywhere_and_announces_it(client: Client, user, clean_
 
 
 def test_role_change_drops_permission_and_session_caches(
-    client: Client, user, clean_redis: redis.Redis, django_capture_on_commit_callbacks  # type: ignore[no-untyped-def]
+    client: Client, user, clean_redis: redis.Redis, django_capture_on_commit_callbacks
 ) -> None:
     token = login(client, user.email).json()["token"]
     session_key = f"user:session:{token.split('.')[0]}"
@@ -200,7 +201,7 @@ def test_role_change_drops_permission_and_session_caches(
 
 
 def test_login_rate_limit_is_shared_by_clients_and_answers_429(
-    client: Client, user, clean_redis: redis.Redis  # type: ignore[no-untyped-def]
+    client: Client, user, clean_redis: redis.Redis
 ) -> None:
     first, second = Client(), Client()
     for attempt in range(5):
@@ -229,14 +230,14 @@ def redis_down() -> Iterator[None]:
     connections.configure(original)
 
 
-def test_login_and_me_work_from_postgres_while_redis_is_down(client: Client, user, redis_down: None) -> None:  # type: ignore[no-untyped-def]
+def test_login_and_me_work_from_postgres_while_redis_is_down(client: Client, user, redis_down: None) -> None:
     response = login(client, user.email)
     assert response.status_code == 200
     me = client.get(ME, **bearer(response.json()["token"]))
     assert me.status_code == 200 and me.json()["user"]["email"] == user.email
 
 
-def test_api_rate_limit_per_user_and_endpoint(client: Client, user, clean_redis: redis.Redis, settings) -> None:  # type: ignore[no-untyped-def]
+def test_api_rate_limit_per_user_and_endpoint(client: Client, user, clean_redis: redis.Redis, settings) -> None:
     settings.API_RATE_LIMIT = 3
     token = login(client, user.email).json()["token"]
     for _ in range(3):

@@ -32,7 +32,7 @@ def sync_redis() -> Any:
     client.close()
 
 
-async def test_a_session_revoked_while_a_socket_loads_it_is_not_cached_back(monkeypatch, sync_redis) -> None:  # type: ignore[no-untyped-def]
+async def test_a_session_revoked_while_a_socket_loads_it_is_not_cached_back(monkeypatch, sync_redis) -> None:
     user = await sync_to_async(make_user)()
     _, token = await asession_login(email=user.email, password=DEFAULT_PASSWORD, ip="127.0.0.1", user_agent="t")
     session_key = keys.user_session(token.split(".")[0])
@@ -55,7 +55,7 @@ async def test_a_session_revoked_while_a_socket_loads_it_is_not_cached_back(monk
         await asession_authenticate(token)
 
 
-async def test_permissions_computed_before_a_role_change_are_not_cached(monkeypatch, sync_redis) -> None:  # type: ignore[no-untyped-def]
+async def test_permissions_computed_before_a_role_change_are_not_cached(monkeypatch, sync_redis) -> None:
     user = await sync_to_async(make_user)()
     _, token = await asession_login(email=user.email, password=DEFAULT_PASSWORD, ip="127.0.0.1", user_agent="t")
     principal = await asession_authenticate(token)

@@ -1,6 +1,7 @@
 """Users and roles over HTTP: admins only, hashed passwords, 409 on taken emails, deactivation keeps history."""
 
 import json
+from typing import Any
 
 import pytest
 import redis
@@ -14,7 +15,7 @@ from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
-NEW_USER = {
+NEW_USER: dict[str, Any] = {
     "email": "New.Person@Example.test",
     "password": "a long enough password",
     "firstName": "New",
@@ -111,7 +112,7 @@ def test_admin_updates_a_user_and_password_is_rehashed(world: World, client: Cli
 
 
 def test_delete_deactivates_keeps_history_and_stops_the_token(
-    world: World, client: Client, django_capture_on_commit_callbacks  # type: ignore[no-untyped-def]
+    world: World, client: Client, django_capture_on_commit_callbacks
 ) -> None:
     tenant_api = world.api(client, "tenant")
     assert tenant_api.get("/units").status_code == 200
@@ -157,7 +158,7 @@ def test_user_list_filters_and_pages(world: World, client: Client) -> None:
 
 
 def test_roles_add_list_remove(
-    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks  # type: ignore[no-untyped-def]
+    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks
 ) -> None:
     manager_api = world.api(client, "manager")
     assert "maintenance.work" not in manager_api.get("/auth/me").json()["permissions"]

@@ -109,7 +109,7 @@ async def test_apps_report_feature_use(world: World, apis: Apis, recorder: Usage
     api = apis["landlord"]
     feature = "5b0b3a2e-0d2c-4a57-9a8e-3f2f0d5f4f11"
     for action, seconds in (("export", 2.5), ("export", 1.5), ("open", None)):
-        body = {"featureId": feature, "actionType": action, "metadata": {"format": "csv"}}
+        body: dict[str, Any] = {"featureId": feature, "actionType": action, "metadata": {"format": "csv"}}
         if seconds is not None:
             body["durationSeconds"] = seconds
         response = await api.post("/usage-patterns/me/features", body)
@@ -144,7 +144,7 @@ async def test_a_failed_flush_keeps_the_events_for_the_next_one(world: World, ap
     await connections.aclose_loop_clients()
     connections.configure(replace(original, mongo_url="mongodb://127.0.0.1:1/", mongo_timeout_ms=300))
     try:
-        with pytest.raises(Exception, match="127.0.0.1:1"):
+        with pytest.raises(Exception, match=r"127\.0\.0\.1:1"):
             await recorder.aflush()
         assert recorder.pending() == 1
     finally:

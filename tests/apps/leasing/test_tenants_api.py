@@ -186,8 +186,8 @@ def test_tenant_list_filter_by_user_and_pages(world: World, client: Client) -> N
     assert page["count"] == 4 and len(page["items"]) == 3 and page["nextOffset"] == 3
     rest = api.get("/tenants", limit=3, offset=3).json()
     assert len(rest["items"]) == 1 and rest["nextOffset"] is None
-    assert {item["id"] for item in page["items"] + rest["items"]} == set(
+    assert {item["id"] for item in page["items"] + rest["items"]} == {
         str(pk) for pk in LeaseTenant.objects.filter(lease=lease).values_list("tenant_id", flat=True)
-    )
+    }
     only = api.get("/tenants", userId=str(world.tenant.pk)).json()["items"]
     assert [item["userId"] for item in only] == [str(world.tenant.pk)]

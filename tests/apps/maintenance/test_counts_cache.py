@@ -22,7 +22,7 @@ def counts(world: World, client: Client, who: str = "manager") -> dict[str, int]
     assert response.status_code == 200, response.content
     body = response.json()
     assert body.pop("propertyId") == str(world.prop.pk)
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def make_request(world: World, **fields: object) -> MaintenanceRequest:
@@ -51,7 +51,7 @@ def test_read_fills_the_hash_with_the_seed_fields_and_ttl(world: World, client: 
 
 @pytest.mark.parametrize("how", ["http_create", "http_patch", "http_cancel", "orm_save", "orm_delete", "unit_move"])
 def test_any_committed_change_drops_the_hash_and_the_next_read_equals_the_database(
-    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks, how: str  # type: ignore[no-untyped-def]
+    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks, how: str
 ) -> None:
     existing = make_request(world, priority="low")
     key = f"maintenance:counts:{world.prop.pk}"

@@ -14,11 +14,11 @@ from tests.factories import make_lease, make_unit, make_user
 pytestmark = pytest.mark.django_db
 
 
-def file_request(world: World, client: Client, who: str = "tenant", **fields: object) -> dict:  # type: ignore[type-arg]
+def file_request(world: World, client: Client, who: str = "tenant", **fields: object) -> dict:
     body = {"unitId": str(world.unit.pk), "category": "plumbing", "description": "The sink leaks", **fields}
     response = world.api(client, who).post("/maintenance-requests", body)
     assert response.status_code == 201, response.content
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def test_tenant_files_for_unit_of_active_lease_as_their_tenant_record(world: World, client: Client) -> None:

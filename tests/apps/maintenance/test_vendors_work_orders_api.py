@@ -8,6 +8,7 @@ from django.test import Client
 from apps.maintenance.models import MaintenanceRequest, Vendor, WorkOrder
 from apps.maintenance.selectors import VENDORS_FORBIDDEN, WORK_ORDERS_FORBIDDEN
 from apps.maintenance.services import VENDOR_IN_USE, WORKER_FIELDS_ONLY
+from apps.properties.models import Unit
 from tests.apps.api_world import Api, World
 from tests.factories import make_user
 
@@ -21,7 +22,7 @@ def make_vendor(**fields: object) -> Vendor:
     return Vendor.objects.create(**fields)
 
 
-def make_request(world: World, unit: object = None) -> MaintenanceRequest:
+def make_request(world: World, unit: Unit | None = None) -> MaintenanceRequest:
     return MaintenanceRequest.objects.create(unit=unit or world.unit, category="plumbing", description="leak")
 
 

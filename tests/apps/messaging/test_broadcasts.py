@@ -25,7 +25,7 @@ BROADCASTS = "/api/v1/system/broadcasts"
 DATA_KEYS = {"id", "title", "message", "priority", "sentBy", "sentAt"}
 
 
-def bearer(token: str) -> dict[str, str]:
+def bearer(token: str) -> dict[str, Any]:
     return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
 
@@ -37,7 +37,7 @@ def login(client: Client, user: Any) -> str:
 
 
 def post(client: Client, body: Any, token: str | None = None) -> Any:
-    headers = bearer(token) if token else {}
+    headers: dict[str, Any] = bearer(token) if token else {}
     return client.post(BROADCASTS, data=json.dumps(body), content_type="application/json", **headers)
 
 
@@ -45,7 +45,9 @@ def stored_broadcasts() -> list[dict[str, Any]]:
     """The frames held in `system:broadcasts`'s history (this run's Redis DB), oldest first."""
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
-        entries = client.xrange(keys.topic_history(topics.SYSTEM_BROADCASTS))
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(  # type: ignore[assignment]  # a bytes client
+            keys.topic_history(topics.SYSTEM_BROADCASTS)
+        )
     finally:
         client.close()
     return [msgpack.unpackb(fields[b"f"], raw=False) for _, fields in entries]
@@ -63,7 +65,7 @@ async def receive_broadcast(socket: Any, broadcast_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_admin_broadcast_reaches_subscribed_sockets_and_is_recoverable(connect, new_user) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_admin_broadcast_reaches_subscribed_sockets_and_is_recoverable(connect, new_user) -> None:  # noqa: F811
     admin, tenant = await new_user(user_type="admin"), await new_user(user_type="tenant")
     socket = await connect(await token_for(tenant))
     await socket.send_json_to({"type": "subscribe", "ref": 1, "topic": topics.SYSTEM_BROADCASTS})
@@ -107,7 +109,7 @@ def test_non_admins_are_forbidden_and_nothing_is_sent(client: Client, user_type:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("headers", [{}, bearer("not-a-token"), {"HTTP_AUTHORIZATION": "Basic abc"}])
-def test_unauthenticated_callers_get_401(client: Client, headers: dict[str, str]) -> None:
+def test_unauthenticated_callers_get_401(client: Client, headers: dict[str, Any]) -> None:
     response = client.post(BROADCASTS, data=json.dumps({"title": "Hi", "message": "x"}),
                            content_type="application/json", **headers)
     assert response.status_code == 401

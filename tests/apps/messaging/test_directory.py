@@ -30,7 +30,7 @@ def test_conversations_of_many_reads_postgresql_once_then_redis_then_memory() ->
     assert {user_id: set(conversations) for user_id, conversations in found.items()} == expected
     assert len(queries) == 1  # one query for all three users
     # Cached in Redis for every process, a user with no conversation too.
-    assert {u: set(json.loads(client.get(keys.user_conversations(u)))) for u in ids} == expected
+    assert {u: set(json.loads(client.get(keys.user_conversations(u)) or "null")) for u in ids} == expected
 
     client.set(keys.user_conversations(str(loner.pk)), json.dumps(["from-redis"]))
     fresh = ParticipantDirectory()

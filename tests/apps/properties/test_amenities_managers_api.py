@@ -21,7 +21,7 @@ def amenities(db: None) -> list[Amenity]:
 
 
 @pytest.mark.parametrize("who", ["landlord", "manager", "tenant", "other_tenant"])
-def test_only_admins_change_the_amenity_catalogue(world: World, client: Client, who: str, amenities) -> None:  # type: ignore[no-untyped-def]
+def test_only_admins_change_the_amenity_catalogue(world: World, client: Client, who: str, amenities) -> None:
     api = world.api(client, who)
     for response in (
         api.post("/amenities", {"name": "Sauna", "category": "indoor"}),
@@ -33,7 +33,7 @@ def test_only_admins_change_the_amenity_catalogue(world: World, client: Client, 
     assert api.get("/amenities").status_code == 200
 
 
-def test_admin_manages_the_catalogue(world: World, client: Client, amenities) -> None:  # type: ignore[no-untyped-def]
+def test_admin_manages_the_catalogue(world: World, client: Client, amenities) -> None:
     admin = world.api(client, "admin")
     created = admin.post("/amenities", {"name": "Sauna", "category": "indoor"})
     assert created.status_code == 201
@@ -55,7 +55,7 @@ def test_admin_manages_the_catalogue(world: World, client: Client, amenities) ->
     ("who", "status"),
     [("admin", 200), ("landlord", 200), ("manager", 403), ("tenant", 403), ("other_landlord", 404)],
 )
-def test_set_property_amenities_owner_or_admin(world: World, client: Client, amenities, who: str, status: int) -> None:  # type: ignore[no-untyped-def]
+def test_set_property_amenities_owner_or_admin(world: World, client: Client, amenities, who: str, status: int) -> None:
     PropertyAmenity.objects.create(property=world.prop, amenity=amenities[0])
     wanted = [amenities[1].pk, amenities[2].pk]
     response = world.api(client, who).put(f"/properties/{world.prop.pk}/amenities", {"amenityIds": wanted})
@@ -72,7 +72,7 @@ def test_set_property_amenities_owner_or_admin(world: World, client: Client, ame
         assert held == {amenities[0].pk}
 
 
-def test_unknown_amenity_ids_answer_422_and_change_nothing(world: World, client: Client, amenities) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_amenity_ids_answer_422_and_change_nothing(world: World, client: Client, amenities) -> None:
     response = world.api(client, "landlord").put(f"/properties/{world.prop.pk}/amenities",
                                                  {"amenityIds": [amenities[0].pk, 999_999]})
     assert response.status_code == 422
@@ -84,7 +84,7 @@ def test_unknown_amenity_ids_answer_422_and_change_nothing(world: World, client:
     ("who", "status"),
     [("admin", 200), ("landlord", 200), ("manager", 200), ("tenant", 403), ("other_manager", 404)],
 )
-def test_set_unit_amenities_owner_manager_or_admin(world: World, client: Client, amenities, who: str, status: int) -> None:  # type: ignore[no-untyped-def]
+def test_set_unit_amenities_owner_manager_or_admin(world: World, client: Client, amenities, who: str, status: int) -> None:
     response = world.api(client, who).put(f"/units/{world.unit.pk}/amenities", {"amenityIds": [amenities[1].pk]})
     assert response.status_code == status, response.content
     held = list(UnitAmenity.objects.filter(unit=world.unit).values_list("amenity_id", flat=True))

@@ -151,7 +151,7 @@ def test_patch_may_clear_nullable_fields(world: World, client: Client) -> None:
     assert landlord.patch(f"/properties/{world.prop.pk}", {"yearBuilt": None}).json()["yearBuilt"] is None
 
 
-def ids(response) -> set[str]:  # type: ignore[no-untyped-def]
+def ids(response) -> set[str]:
     assert response.status_code == 200, response.content
     return {item["id"] for item in response.json()["items"]}
 

@@ -51,7 +51,7 @@ def db_cities(state: str) -> dict[str, int]:
 def summary(world: World, client: Client, who: str = "landlord") -> dict[str, Any]:
     response = world.api(client, who).get(f"/properties/{world.prop.pk}/summary")
     assert response.status_code == 200, response.content
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def availability(world: World, client: Client, property_id: Any = None) -> tuple[int, int]:
@@ -72,7 +72,7 @@ def cities(world: World, client: Client, state: str) -> dict[str, int]:
 def amenity_list(world: World, client: Client) -> list[dict[str, Any]]:
     response = world.api(client, "tenant").get("/amenities")
     assert response.status_code == 200, response.content
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def db_amenities() -> list[dict[str, Any]]:
@@ -116,7 +116,7 @@ def _with(obj: Any, **fields: Any) -> Any:
 
 @pytest.mark.parametrize("write", list(PROPERTY_WRITES))
 def test_property_hash_is_never_stale_after_a_write(
-    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks, write: str  # type: ignore[no-untyped-def]
+    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks, write: str
 ) -> None:
     spare = make_unit(property=world.prop)
     summary(world, client, "admin")
@@ -153,7 +153,7 @@ AVAILABILITY_WRITES: dict[str, Callable[[World, Client, Unit], Any]] = {
 
 @pytest.mark.parametrize("write", list(AVAILABILITY_WRITES))
 def test_availability_is_never_stale_after_a_unit_change(
-    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks, write: str  # type: ignore[no-untyped-def]
+    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks, write: str
 ) -> None:
     spare = make_unit(property=world.prop)
     availability(world, client)
@@ -193,7 +193,7 @@ CITY_WRITES: dict[str, Callable[[World, Client], Any]] = {
 
 @pytest.mark.parametrize("write", list(CITY_WRITES))
 def test_cities_lookup_is_never_stale_in_the_old_or_new_state(
-    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks, write: str  # type: ignore[no-untyped-def]
+    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks, write: str
 ) -> None:
     make_property(owner=world.landlord, city="Austin", state="TX")
     Property.objects.filter(pk=world.other_prop.pk).update(is_active=False)  # for "reactivate"
@@ -210,7 +210,7 @@ def test_cities_lookup_is_never_stale_in_the_old_or_new_state(
 
 
 def test_amenities_lookup_fills_the_hash_and_is_never_stale(
-    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks  # type: ignore[no-untyped-def]
+    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks
 ) -> None:
     pool = Amenity.objects.create(name="Pool", category="outdoor")
     assert amenity_list(world, client) == db_amenities() == [{"id": pool.pk, "name": "Pool"}]
@@ -256,7 +256,7 @@ def test_search_caches_one_json_string_per_normalized_query_and_scope(
 
 
 def test_search_is_never_stale_after_property_visibility_or_lease_changes(
-    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks  # type: ignore[no-untyped-def]
+    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks
 ) -> None:
     landlord = world.api(client, "landlord")
     assert search(world, client, "landlord", q="harbor") == []
@@ -315,7 +315,7 @@ def redis_down() -> Iterator[None]:
 
 
 def test_every_cached_endpoint_answers_from_postgres_while_redis_is_down(
-    world: World, client: Client, django_capture_on_commit_callbacks, request: pytest.FixtureRequest  # type: ignore[no-untyped-def]
+    world: World, client: Client, django_capture_on_commit_callbacks, request: pytest.FixtureRequest
 ) -> None:
     Amenity.objects.create(name="Pool", category="outdoor")
     make_unit(property=world.prop, is_available=False, monthly_rent=Decimal("999.00"))

@@ -108,7 +108,7 @@ def test_delete_unit_without_history_and_refuse_with_history(world: World, clien
     assert manager.get(f"/units/{empty.pk}").status_code == 404
 
 
-def unit_ids(response) -> set[str]:  # type: ignore[no-untyped-def]
+def unit_ids(response) -> set[str]:
     assert response.status_code == 200, response.content
     return {item["id"] for item in response.json()["items"]}
 

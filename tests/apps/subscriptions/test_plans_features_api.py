@@ -17,7 +17,7 @@ NOT_ADMIN = ["tenant", "landlord", "manager"]
 NEW_PLAN = {"planName": "Growth", "pricePerUnit": "1.75", "minimumPrice": "49", "maximumUnits": 200}
 
 
-def names(response) -> list[str]:  # type: ignore[no-untyped-def]
+def names(response) -> list[str]:
     assert response.status_code == 200, response.content
     return [item.get("planName") or item.get("featureName") for item in response.json()["items"]]
 

@@ -37,7 +37,7 @@ def ids(response: Any) -> set[str]:
 
 def error(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.content
-    return response.json()["error"]  # type: ignore[no-any-return]
+    return response.json()["error"]
 
 
 # Reading --------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.django_db
 
 def error(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.content
-    return response.json()["error"]  # type: ignore[no-any-return]
+    return response.json()["error"]
 
 
 # Feature access -------------------------------------------------------------------------
