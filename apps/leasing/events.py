@@ -10,7 +10,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from apps.leasing.models import Lease
-from apps.messaging.outbox import ChangeEvent, deleted_data, wire_fields
+from apps.events.outbox import ChangeEvent, deleted_data, wire_fields
 from realtime import topics
 
 

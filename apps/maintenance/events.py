@@ -13,7 +13,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete, pre_sav
 from django.dispatch import receiver
 
 from apps.maintenance.models import MaintenanceRequest, WorkOrder
-from apps.messaging.outbox import ChangeEvent, deleted_data, wire_fields
+from apps.events.outbox import ChangeEvent, deleted_data, wire_fields
 from apps.properties.models import Unit
 from realtime import topics
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
-from apps.messaging.outbox import ChangeEvent, deleted_data, wire_fields
+from apps.events.outbox import ChangeEvent, deleted_data, wire_fields
 from apps.properties.models import Property, Unit
 from realtime import topics
 

@@ -20,8 +20,8 @@ from django.db import transaction
 
 from apps.leasing.models import Lease
 from apps.maintenance.models import MaintenanceRequest, Vendor, WorkOrder
-from apps.messaging.models import OutboxEvent
-from apps.messaging.outbox import outbox_relay
+from apps.events.models import OutboxEvent
+from apps.events.relay import outbox_relay
 from apps.properties.models import Property, Unit
 from realtime import connections, topics
 from realtime.history import RedisHistory
