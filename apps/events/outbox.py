@@ -19,7 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db import DEFAULT_DB_ALIAS, router, transaction
+from django.db.models import Model
+from django.db.models.deletion import Collector
 
 from apps.events import relay
 from apps.events.models import OutboxEvent
@@ -102,3 +104,59 @@ def _schedule_relay(using: str) -> None:
         return
     transaction.on_commit(hook, using=using, robust=True)
     connection._outbox_relay_registered_on = pending  # type: ignore[attr-defined]
+
+
+# --- generic writers (the admin's cascades, the integration layer) ------------------------
+
+SavedRecorder = Callable[[Any, bool, dict[str, Any]], None]
+_saved_recorders: dict[type[Model], SavedRecorder] = {}
+
+
+def register_saved(model: type[Model], record: SavedRecorder) -> None:
+    """`record(instance, created, previous)` records the event of a `model` row saved by a generic
+    writer (`previous`: attribute name -> value before the save, for the columns it changed)."""
+    _saved_recorders[model] = record
+
+
+def record_saved(obj: Model, *, created: bool, previous: dict[str, Any] | None = None) -> None:
+    """Record the change event of a row a generic writer saved, if its model has one.
+
+    Precondition: inside the transaction that saved the row (or one that holds its lock).
+    """
+    record = _saved_recorders.get(type(obj))
+    if record is not None:
+        record(obj, created, previous or {})
+
+
+_deleted_recorders: dict[type[Model], Callable[[Any], None]] = {}
+
+
+def register_deleted(model: type[Model], record: Callable[[Any], None]) -> None:
+    """`record(instance)` records the event of `model`'s rows deleted by `delete_recording_events`.
+
+    A domain's events module registers its models at import; called only by that function
+    (explicitly, from services), never by a model signal.
+    """
+    _deleted_recorders[model] = record
+
+
+def delete_recording_events(obj: Model) -> None:
+    """Delete `obj` and everything that cascades with it, recording each deleted row's event.
+
+    Precondition: inside the caller's `transaction.atomic()`. The events are recorded before
+    the rows go (the recorders may read their parents), in that same transaction.
+    """
+    using = router.db_for_write(type(obj), instance=obj)
+    collector = Collector(using=using)
+    collector.collect([obj])
+    for model, instances in list(collector.data.items()):
+        record = _deleted_recorders.get(model)
+        if record is not None:
+            for instance in instances:
+                record(instance)
+    for qs in collector.fast_deletes:
+        record = _deleted_recorders.get(qs.model)
+        if record is not None:
+            for instance in qs:
+                record(instance)
+    collector.delete()

@@ -7,4 +7,4 @@ class LeasingConfig(AppConfig):
     verbose_name = "Tenants and leases"
 
     def ready(self) -> None:
-        from apps.leasing import events  # noqa: F401  (connects the receivers: change events on commit)
+        from apps.leasing import events  # noqa: F401  (registers the deleted-row events of cascades)

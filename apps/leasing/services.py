@@ -7,6 +7,9 @@ these functions take the objects they act on and enforce the domain rules:
 - a lease ends after it starts (422);
 - a lease's tenants have exactly one primary;
 - tenant records on a lease other than a draft are kept for the lease history (409 on delete).
+
+Every lease write records its `lease.updated` event (`events.py`) in the outbox in its
+own transaction, after the row is written; it is published after the commit.
 """
 
 from dataclasses import dataclass
@@ -18,6 +21,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User, UserType
+from apps.events.outbox import delete_recording_events
+from apps.leasing import events
 from apps.leasing.models import Lease, LeaseDocument, LeaseStatus, LeaseTenant, Tenant
 from apps.properties.models import Unit
 from realtime import errors
@@ -125,7 +130,7 @@ def lease_create(
     with transaction.atomic():
         if lease_status == LeaseStatus.ACTIVE:
             _lock_unit_and_check_single_active(unit_id=unit.pk)
-        return Lease.objects.create(
+        lease = Lease.objects.create(
             unit=unit,
             start_date=start_date,
             end_date=end_date,
@@ -134,6 +139,8 @@ def lease_create(
             lease_status=lease_status,
             **fields,
         )
+        events.record_lease_saved(lease)
+        return lease
 
 
 def lease_update(*, lease: Lease, changes: dict[str, Any]) -> Lease:
@@ -157,7 +164,22 @@ def lease_update(*, lease: Lease, changes: dict[str, Any]) -> Lease:
         for name, value in changes.items():
             setattr(current, name, value)
         current.save(update_fields=[*changes, "updated_at"])
+        events.record_lease_saved(current)
     return current
+
+
+def lease_admin_save(*, lease: Lease) -> Lease:
+    """Save the lease as the admin's form built it (the admin site checked the caller); records `lease.updated`."""
+    with transaction.atomic():
+        lease.save()
+        events.record_lease_saved(lease)
+    return lease
+
+
+def lease_admin_delete(*, lease: Lease) -> None:
+    """Delete the lease (its tenant links and documents cascade), announcing it."""
+    with transaction.atomic():
+        delete_recording_events(lease)
 
 
 def lease_terminate(*, lease: Lease) -> Lease:

@@ -7,5 +7,5 @@ class MaintenanceConfig(AppConfig):
     verbose_name = "Maintenance management"
 
     def ready(self) -> None:
-        from apps.maintenance import events  # noqa: F401  (connects the receivers: change events on commit)
+        from apps.maintenance import events  # noqa: F401  (registers the deleted-row events of cascades)
         from apps.maintenance import signals  # noqa: F401  (drops maintenance:counts after commits)

@@ -7,5 +7,5 @@ class PropertiesConfig(AppConfig):
     verbose_name = "Properties and units"
 
     def ready(self) -> None:
-        from apps.properties import events  # noqa: F401  (connects the receivers: change events on commit)
+        from apps.properties import events  # noqa: F401  (registers the deleted-row events of cascades)
         from apps.properties import caches  # noqa: F401  (connects the receivers: cache drops on commit)

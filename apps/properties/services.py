@@ -1,9 +1,11 @@
 """Writes of properties, units, amenities and property managers.
 
-Each write runs in one transaction and saves through the ORM, so the receivers of
-`apps/properties/caches.py` (cache drops) and `events.py` (change events) run for it
-and act after the commit. Callers check visibility first (`selectors.access_*`); the
-services check what the caller may change.
+Each write runs in one transaction and records its change events (`events.py`) in the
+outbox in that transaction, after the row is written; they are published after the
+commit. The cache drops of `apps/properties/caches.py` still hang on model signals (they
+act after the commit). Callers check visibility first (`selectors.access_*`); the
+services check what the caller may change. The `*_admin_*` services are the admin site's
+write path (the site has checked that the caller is an admin).
 """
 
 from typing import Any
@@ -12,7 +14,8 @@ from django.db import transaction
 
 from apps.accounts.models import User
 from apps.common.visibility import Caller
-from apps.properties import selectors
+from apps.events.outbox import delete_recording_events
+from apps.properties import events, selectors
 from apps.properties.models import (
     Amenity,
     Property,
@@ -105,6 +108,7 @@ def property_create(*, caller: Caller, data: dict[str, Any]) -> Property:
         owner = _eligible_owner(owner_id if owner_id is not None else caller.user_id)
         prop = Property(owner=owner, **_model_fields(data, PROPERTY_FIELDS))
         prop.save()
+        events.record_property_saved(prop)
     return prop
 
 
@@ -123,7 +127,22 @@ def property_update(*, caller: Caller, prop: Property, data: dict[str, Any]) -> 
             setattr(locked, name, value)
         if changes:
             locked.save()
+            events.record_property_saved(locked)
     return locked
+
+
+def property_admin_save(*, prop: Property) -> Property:
+    """Save the property as the admin's form built it (created or changed); records `property.updated`."""
+    with transaction.atomic():
+        prop.save()
+        events.record_property_saved(prop)
+    return prop
+
+
+def property_admin_delete(*, prop: Property) -> None:
+    """Delete the property and what cascades with it (units, their leases and requests), announcing each."""
+    with transaction.atomic():
+        delete_recording_events(prop)
 
 
 def property_deactivate(*, caller: Caller, prop: Property) -> Property:
@@ -171,6 +190,7 @@ def unit_create(*, caller: Caller, prop: Property, data: dict[str, Any]) -> Unit
         _unit_number_free(property_id=prop.pk, unit_number=data["unitNumber"])
         unit = Unit(property=prop, **_model_fields(data, UNIT_FIELDS))
         unit.save()
+        events.record_unit_saved(unit)
     return unit
 
 
@@ -187,7 +207,27 @@ def unit_update(*, caller: Caller, unit: Unit, data: dict[str, Any]) -> Unit:
             setattr(locked, name, value)
         if changes:
             locked.save()
+            events.record_unit_saved(locked)
     return locked
+
+
+def unit_admin_save(*, unit: Unit) -> Unit:
+    """Save the unit as the admin's form built it; a unit moved to another property is announced on both."""
+    with transaction.atomic():
+        previous_property_id = None
+        if not unit._state.adding:
+            previous_property_id = (
+                Unit.objects.select_for_update().filter(pk=unit.pk).order_by().values_list("property_id", flat=True).first()
+            )
+        unit.save()
+        events.record_unit_saved(unit, previous_property_id=previous_property_id)
+    return unit
+
+
+def unit_admin_delete(*, unit: Unit) -> None:
+    """Delete the unit and what cascades with it (leases, maintenance requests), announcing each."""
+    with transaction.atomic():
+        delete_recording_events(unit)
 
 
 def unit_delete(*, caller: Caller, unit: Unit) -> None:
@@ -198,6 +238,7 @@ def unit_delete(*, caller: Caller, unit: Unit) -> None:
         locked = Unit.objects.select_for_update().get(pk=unit.pk)
         if locked.leases.exists() or locked.maintenance_requests.exists():  # type: ignore[attr-defined]
             raise ProtocolError(CONFLICT, UNIT_HAS_HISTORY)
+        events.record_unit_deleted(locked)
         locked.delete()
 
 
