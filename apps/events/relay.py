@@ -256,6 +256,7 @@ class OutboxRelay:
         self._wakeup.set()  # first pass at once: whatever an earlier process left
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-relay")
         self._task = loop.create_task(self._run(), name="outbox-relay")
+        logger.info("outbox relay task started (sweep every %.1f s)", self.sweep_seconds)
 
     def wake(self) -> bool:
         """Ask for a pass soon; from any thread. False when no task runs (the caller relays itself)."""
