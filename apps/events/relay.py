@@ -233,6 +233,7 @@ class OutboxRelay:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._stopping = False
 
     @property
     def running(self) -> bool:
@@ -252,6 +253,7 @@ class OutboxRelay:
             return
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._stopping = False
         self._wakeup = asyncio.Event()
         self._wakeup.set()  # first pass at once: whatever an earlier process left
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-relay")
@@ -280,12 +282,12 @@ class OutboxRelay:
         """Cancel the task, let a pass in flight finish, and close the worker's database connection."""
         task, executor = self._task, self._executor
         self._task = None
+        self._stopping = True  # the loop ends even if a cancellation is swallowed by a wait in flight
+        if self._wakeup is not None:
+            self._wakeup.set()
         if task is not None:
             task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait({task}, timeout=10)
         if executor is not None:
             self._executor = None
             await asyncio.get_running_loop().run_in_executor(executor, db_connections.close_all)
@@ -295,11 +297,14 @@ class OutboxRelay:
         assert self._wakeup is not None
         loop = asyncio.get_running_loop()
         delay = 0.0
-        while True:
+        while not self._stopping:
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self.sweep_seconds)
+                async with asyncio.timeout(self.sweep_seconds):
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
+            if self._stopping:
+                return
             self._wakeup.clear()
             try:
                 outcome = await loop.run_in_executor(self._executor, self._pass)

@@ -8,3 +8,4 @@ class LeasingConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.leasing import events  # noqa: F401  (registers the deleted-row events of cascades)
+        from apps.leasing import services  # noqa: F401  (registers what a generic writer's save records)

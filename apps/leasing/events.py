@@ -7,7 +7,7 @@ changes or deletes, recorded inside the change's transaction after the row is wr
 from typing import Any
 
 from apps.leasing.models import Lease
-from apps.events.outbox import ChangeEvent, deleted_data, register_deleted, register_saved, wire_fields
+from apps.events.outbox import ChangeEvent, deleted_data, register_deleted, wire_fields
 from realtime import topics
 
 
@@ -46,4 +46,3 @@ def record_lease_deleted(lease_id: Any) -> None:
 
 
 register_deleted(Lease, lambda lease: record_lease_deleted(lease.pk))
-register_saved(Lease, lambda lease, created, previous: record_lease_saved(lease))

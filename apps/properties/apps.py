@@ -8,4 +8,5 @@ class PropertiesConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.properties import events  # noqa: F401  (registers the deleted-row events of cascades)
+        from apps.properties import services  # noqa: F401  (registers what a generic writer's save records)
         from apps.properties import caches  # noqa: F401  (connects the receivers: cache drops on commit)

@@ -92,7 +92,6 @@ def record_unit_deleted(unit: Unit) -> None:
 
 register_deleted(Property, lambda prop: record_property_deleted(prop.pk))
 register_deleted(Unit, record_unit_deleted)
-register_saved(Property, lambda prop, created, previous: record_property_saved(prop))
 register_saved(
     Unit, lambda unit, created, previous: record_unit_saved(unit, previous_property_id=previous.get("property_id"))
 )

@@ -14,7 +14,8 @@ from django.db import transaction
 
 from apps.accounts.models import User
 from apps.common.visibility import Caller
-from apps.events.outbox import delete_recording_events
+from apps.events.outbox import delete_recording_events, register_saved
+from apps.messaging.services import topic_access_changed
 from apps.properties import events, selectors
 from apps.properties.models import (
     Amenity,
@@ -109,6 +110,7 @@ def property_create(*, caller: Caller, data: dict[str, Any]) -> Property:
         prop = Property(owner=owner, **_model_fields(data, PROPERTY_FIELDS))
         prop.save()
         events.record_property_saved(prop)
+        topic_access_changed(user_ids={prop.owner_id})
     return prop
 
 
@@ -123,19 +125,41 @@ def property_update(*, caller: Caller, prop: Property, data: dict[str, Any]) -> 
                 raise forbidden(CANNOT_CHANGE_OWNER)
             changes["owner"] = _eligible_owner(data["ownerId"])
         locked = Property.objects.select_for_update().get(pk=prop.pk)
+        previous_owner_id = locked.owner_id
         for name, value in changes.items():
             setattr(locked, name, value)
         if changes:
             locked.save()
-            events.record_property_saved(locked)
+            _saved(locked, created=False, previous_owner_id=previous_owner_id)
     return locked
+
+
+def _saved(prop: Property, *, created: bool, previous_owner_id: Any) -> None:
+    """What every saved property records: its event, and an access re-check when its owner changed."""
+    events.record_property_saved(prop)
+    if created or previous_owner_id != prop.owner_id:
+        topic_access_changed(user_ids={previous_owner_id, prop.owner_id})
+
+
+def _saved_by_a_generic_writer(prop: Property, created: bool, previous: dict[str, Any]) -> None:
+    # The integration layer's saveEntityWithDocuments (`previous`: the columns it changed).
+    _saved(prop, created=created, previous_owner_id=previous.get("owner_id", prop.owner_id))
+
+
+register_saved(Property, _saved_by_a_generic_writer)
 
 
 def property_admin_save(*, prop: Property) -> Property:
     """Save the property as the admin's form built it (created or changed); records `property.updated`."""
     with transaction.atomic():
+        created = prop._state.adding
+        previous_owner_id = None
+        if not created:
+            previous_owner_id = (
+                Property.objects.select_for_update().filter(pk=prop.pk).order_by().values_list("owner_id", flat=True).first()
+            )
         prop.save()
-        events.record_property_saved(prop)
+        _saved(prop, created=created, previous_owner_id=previous_owner_id)
     return prop
 
 
