@@ -254,6 +254,10 @@ class OutboxRelay:
         if self.running:
             return
         loop = asyncio.get_running_loop()
+        if self._executor is not None:
+            # Left by a loop that closed without `stop`: its thread closes its connection and ends.
+            self._executor.submit(db_connections.close_all)
+            self._executor.shutdown(wait=False)
         self._loop = loop
         self._stopping = False
         self._wakeup = asyncio.Event()

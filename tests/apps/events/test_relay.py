@@ -230,3 +230,23 @@ def test_inline_fallback_relays_after_commit_where_no_task_runs() -> None:
         assert not OutboxEvent.objects.exists()
     finally:
         listener.close()
+
+
+async def test_the_sweep_publishes_rows_no_commit_signalled(relay_installed: None) -> None:
+    """Rows an outage or a crashed process left (here: inserted without a signal) go out on the sweep."""
+    topic = topics.property_changes("00000000-0000-4000-8000-0000000000a4")
+    start = await sync_to_async(position, thread_sensitive=False)(topic)
+    relay = OutboxRelay(sweep_seconds=0.2)
+    relay.start()
+    try:
+        while relay.passes < 1:  # its start-up pass (finds nothing) is done: what follows is the sweep's
+            await asyncio.sleep(0.01)
+        await OutboxEvent.objects.abulk_create(
+            [OutboxEvent(topic=topic, event="property.updated", data={"n": n}) for n in range(3)]
+        )
+        assert await outbox_empties(3.0)
+        frames = await sync_to_async(since, thread_sensitive=False)(topic, start)
+        assert [f["data"]["n"] for f in frames] == [0, 1, 2]
+    finally:
+        await relay.stop()
+        await sync_to_async(db_connections.close_all)()
