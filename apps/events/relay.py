@@ -41,8 +41,10 @@ shared with other work, 300 commits of one outbox row each, 20 ms apart; commit 
 a Redis subscriber got the frame), 2026-12-02, load average ~3.5 from other work: p50 3.0-3.3 ms,
 p99 9.0-10.4 ms, max 10.4-12.3 ms (two runs; the worker keeps its database connection between
 passes; when it reconnected every pass, p50 7.8 ms and p99 17.2 ms). The test fails above a p99
-of 250 ms. After an outage: at most `retry_max_seconds` after
-Redis is back; after a relay crashed mid-pass: at most `sweep_seconds`.
+of 250 ms. After an outage: at most `retry_max_seconds` (plus the Redis socket timeout of
+an attempt in flight) after Redis is back; after a relay crashed mid-pass: at most
+`sweep_seconds`. `OUTBOX_RELAY` in Django settings (a dict of `OutboxRelay`'s keyword
+arguments) tunes a server's relay.
 
 Deployment note: the lock is a session lock, so the relay's connection must be a real
 session (direct to PostgreSQL, or PgBouncer in session mode), not transaction pooling.
