@@ -8,8 +8,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from apps.messaging.directory import ParticipantDirectory
 from apps.events import relay as outbox_relay
+from apps.messaging.directory import ParticipantDirectory
 from apps.messaging.topic_access import CachedTopicAuthorizer
 from realtime import connections, runtime
 from realtime.broker import RedisBroker

@@ -256,3 +256,17 @@ async def test_the_sweep_publishes_rows_no_commit_signalled(relay_installed: Non
     finally:
         await relay.stop()
         await sync_to_async(db_connections.close_all)()
+
+
+async def test_the_asgi_lifespan_starts_and_stops_the_relay(relay_installed: None) -> None:
+    from asgiref.testing import ApplicationCommunicator
+
+    lifespan = ApplicationCommunicator(wiring_app(), {"type": "lifespan", "asgi": {"version": "3.0"}})
+    await lifespan.send_input({"type": "lifespan.startup"})
+    assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.startup.complete"}
+    relay = outbox_relay.current()
+    assert relay is not None and relay.running
+    await lifespan.send_input({"type": "lifespan.shutdown"})
+    assert await lifespan.receive_output(timeout=15) == {"type": "lifespan.shutdown.complete"}
+    assert not relay.running
+    await lifespan.wait(timeout=5)
