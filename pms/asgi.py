@@ -16,7 +16,9 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
 
 from consumers.routing import websocket_application  # noqa: E402
+from pms.wiring import WithOutboxRelay  # noqa: E402
 
 # Origins are checked by the socket consumer itself (consumers/origin.py); no session or
 # auth middleware wraps sockets: they cost ~9.5 KiB each and a token does the job.
-application = ProtocolTypeRouter({"http": http_app, "websocket": websocket_application})
+# The outbox relay (apps/events/relay.py) runs as a task on the server's loop.
+application = WithOutboxRelay(ProtocolTypeRouter({"http": http_app, "websocket": websocket_application}))

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "apps.maintenance",
     "apps.subscriptions",
     "apps.hud",
+    "apps.events",
     "apps.messaging",
     "apps.documents",
     "apps.common",

@@ -1,6 +1,8 @@
 """The composition root: builds the realtime core's objects from Django settings."""
 
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import fields
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -8,8 +10,8 @@ from django.db import close_old_connections
 
 from apps.accounts.services import asession_revocations_relay
 from apps.common.integration import arecover_intents
+from apps.events import relay as outbox_relay
 from apps.messaging.directory import ParticipantDirectory
-from apps.messaging.outbox import aoutbox_relay
 from apps.messaging.topic_access import CachedTopicAuthorizer
 from realtime import connections, runtime
 from realtime.broker import RedisBroker
@@ -65,8 +67,7 @@ def build_realtime() -> runtime.Realtime:
         notifications=NotificationService(database, redis, history),
         presence=presence,
     )
-    # Model change events an outage (or a crash after commit) left in the outbox.
-    rt.every_round(aoutbox_relay)
+    # The outbox relay is the process's own task (`start_outbox_relay`), not a housekeeping job.
     # Sessions deleted where no service saw it (raw SQL deactivation, a cascade): close their
     # sockets (4409) and drop their cache within one housekeeping period.
     rt.every_round(asession_revocations_relay)
@@ -82,3 +83,57 @@ def configure(config: RealtimeSettings | None = None) -> None:
     """Point the realtime core at the configured stores (called once at start-up, and by tests)."""
     connections.configure(config or realtime_settings())
     runtime.install(build_realtime)
+
+
+def start_outbox_relay() -> outbox_relay.OutboxRelay:
+    """Start this process's outbox relay task on the running loop (idempotent); commits signal it."""
+    instance = outbox_relay.current()
+    if instance is None:
+        instance = outbox_relay.OutboxRelay(**dict(getattr(settings, "OUTBOX_RELAY", {})))
+        outbox_relay.install(instance)
+    instance.start()
+    return instance
+
+
+async def stop_outbox_relay() -> None:
+    """Stop the process's relay task (shutdown, tests); later commits relay inline until it restarts."""
+    instance = outbox_relay.current()
+    if instance is not None:
+        await instance.stop()
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class WithOutboxRelay:
+    """ASGI wrapper: the outbox relay runs on the server's loop from its first scope on.
+
+    Handles `lifespan` (start at startup, stop at shutdown) where the server sends it, and
+    starts the relay lazily on the first HTTP or WebSocket scope where it does not
+    (`--lifespan off`, daphne).
+    """
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        instance = outbox_relay.current()
+        if instance is None or not instance.running:
+            start_outbox_relay()
+        await self.app(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                start_outbox_relay()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await stop_outbox_relay()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -23,6 +23,7 @@ PROJECT_APPS = [
     "subscriptions",
     "hud",
     "messaging",
+    "events",
 ]
 
 

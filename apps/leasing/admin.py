@@ -12,7 +12,8 @@ from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.leasing import invitations
+from apps.common.service_admin import ServiceWriteAdmin
+from apps.leasing import invitations, services
 from apps.leasing.models import InvitationStatus, Lease, LeaseDocument, LeaseInvitation, LeaseTenant, Tenant
 from realtime.errors import ProtocolError
 
@@ -102,7 +103,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(Lease)
-class LeaseAdmin(admin.ModelAdmin):
+class LeaseAdmin(ServiceWriteAdmin):
     form = LeaseAdminForm
     list_display = [
         "__str__",
@@ -155,6 +156,12 @@ class LeaseAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Lease]:
         # Lease.__str__ names unit and property; also used by the autocomplete of other admins.
         return super().get_queryset(request).select_related("unit", "unit__property")
+
+    def service_save(self, request: HttpRequest, obj: Lease) -> None:
+        services.lease_admin_save(lease=obj)
+
+    def service_delete(self, request: HttpRequest, obj: Lease) -> None:
+        services.lease_admin_delete(lease=obj)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         """Documents added without an uploader are recorded as uploaded by the admin user."""

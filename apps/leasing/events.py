@@ -1,16 +1,13 @@
-"""Typed change events of leases, published on commit through the outbox.
+"""Typed change events of leases, recorded in the outbox by the leasing services.
 
-`lease:changes:{leaseId}` carries `lease.updated` for every ORM save and delete of the
-lease, written inside the change's transaction.
+`lease:changes:{leaseId}` carries `lease.updated` for every lease a service creates,
+changes or deletes, recorded inside the change's transaction after the row is written.
 """
 
 from typing import Any
 
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
-
 from apps.leasing.models import Lease
-from apps.messaging.outbox import ChangeEvent, deleted_data, wire_fields
+from apps.events.outbox import ChangeEvent, deleted_data, register_deleted, wire_fields
 from realtime import topics
 
 
@@ -38,12 +35,14 @@ def lease_data(lease: Lease) -> dict[str, Any]:
     )
 
 
-@receiver(post_save, sender=Lease)
-def lease_saved(sender: type, instance: Lease, raw: bool, using: str, **kwargs: Any) -> None:
-    if not raw:
-        LeaseUpdated((topics.lease_changes(str(instance.pk)),), lease_data(instance)).send_on_commit(using=using)
+def record_lease_saved(lease: Lease) -> None:
+    """`lease.updated` with the lease as saved (created or changed)."""
+    LeaseUpdated((topics.lease_changes(str(lease.pk)),), lease_data(lease)).send_on_commit()
 
 
-@receiver(post_delete, sender=Lease)
-def lease_deleted(sender: type, instance: Lease, using: str, **kwargs: Any) -> None:
-    LeaseUpdated((topics.lease_changes(str(instance.pk)),), deleted_data(instance.pk)).send_on_commit(using=using)
+def record_lease_deleted(lease_id: Any) -> None:
+    """`lease.updated` marking the lease deleted."""
+    LeaseUpdated((topics.lease_changes(str(lease_id)),), deleted_data(lease_id)).send_on_commit()
+
+
+register_deleted(Lease, lambda lease: record_lease_deleted(lease.pk))

@@ -7,6 +7,9 @@ these functions take the objects they act on and enforce the domain rules:
 - a lease ends after it starts (422);
 - a lease's tenants have exactly one primary;
 - tenant records on a lease other than a draft are kept for the lease history (409 on delete).
+
+Every lease write records its `lease.updated` event (`events.py`) in the outbox in its
+own transaction, after the row is written; it is published after the commit.
 """
 
 from dataclasses import dataclass
@@ -19,7 +22,10 @@ from django.utils import timezone
 
 from apps.accounts.models import User, UserType
 from apps.common.validation import invalid
+from apps.events.outbox import delete_recording_events, register_saved
+from apps.leasing import events
 from apps.leasing.models import Lease, LeaseDocument, LeaseStatus, LeaseTenant, Tenant
+from apps.messaging.services import topic_access_changed
 from apps.properties.models import Unit
 from realtime import errors
 from realtime.errors import ProtocolError
@@ -130,7 +136,7 @@ def lease_create(
     with transaction.atomic():
         if lease_status == LeaseStatus.ACTIVE:
             _lock_unit_and_check_single_active(unit_id=unit.pk)
-        return Lease.objects.create(
+        lease = Lease.objects.create(
             unit=unit,
             start_date=start_date,
             end_date=end_date,
@@ -139,6 +145,8 @@ def lease_create(
             lease_status=lease_status,
             **fields,
         )
+        events.record_lease_saved(lease)
+        return lease
 
 
 def lease_update(*, lease: Lease, changes: dict[str, Any]) -> Lease:
@@ -159,10 +167,49 @@ def lease_update(*, lease: Lease, changes: dict[str, Any]) -> Lease:
         end = changes.get("end_date", current.end_date)
         if end <= start:
             raise invalid("endDate", END_BEFORE_START)
+        previous_status = current.lease_status
         for name, value in changes.items():
             setattr(current, name, value)
         current.save(update_fields=[*changes, "updated_at"])
+        _saved(current, created=False, previous_status=previous_status)
     return current
+
+
+def _saved(lease: Lease, *, created: bool, previous_status: Any) -> None:
+    """What every saved lease records: its event, and an access re-check of its tenants when its status changed."""
+    events.record_lease_saved(lease)
+    if not created and previous_status != lease.lease_status:
+        topic_access_changed(
+            user_ids=set(LeaseTenant.objects.filter(lease_id=lease.pk).values_list("tenant__user_id", flat=True))
+        )
+
+
+def _saved_by_a_generic_writer(lease: Lease, created: bool, previous: dict[str, Any]) -> None:
+    # The integration layer's saveEntityWithDocuments (`previous`: the columns it changed).
+    _saved(lease, created=created, previous_status=previous.get("lease_status", lease.lease_status))
+
+
+register_saved(Lease, _saved_by_a_generic_writer)
+
+
+def lease_admin_save(*, lease: Lease) -> Lease:
+    """Save the lease as the admin's form built it (the admin site checked the caller); records `lease.updated`."""
+    with transaction.atomic():
+        created = lease._state.adding
+        previous_status = None
+        if not created:
+            previous_status = (
+                Lease.objects.select_for_update().filter(pk=lease.pk).order_by().values_list("lease_status", flat=True).first()
+            )
+        lease.save()
+        _saved(lease, created=created, previous_status=previous_status)
+    return lease
+
+
+def lease_admin_delete(*, lease: Lease) -> None:
+    """Delete the lease (its tenant links and documents cascade), announcing it."""
+    with transaction.atomic():
+        delete_recording_events(lease)
 
 
 def lease_terminate(*, lease: Lease) -> Lease:

@@ -1,7 +1,12 @@
 """Admin for maintenance requests (with their images and work orders inline), vendors and work orders."""
 
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin
+from django.http import HttpRequest
+
+from apps.common.service_admin import ServiceWriteAdmin
+from apps.maintenance import services
 from apps.maintenance.models import MaintenanceImage, MaintenanceRequest, Vendor, WorkOrder
 
 
@@ -27,7 +32,7 @@ class WorkOrderInline(admin.StackedInline):
 
 
 @admin.register(MaintenanceRequest)
-class MaintenanceRequestAdmin(admin.ModelAdmin):
+class MaintenanceRequestAdmin(ServiceWriteAdmin):
     list_display = [
         "category",
         "unit",
@@ -69,6 +74,24 @@ class MaintenanceRequestAdmin(admin.ModelAdmin):
         ("Record", {"fields": ["created_at", "updated_at"]}),
     ]
 
+    def service_save(self, request: HttpRequest, obj: MaintenanceRequest) -> None:
+        services.maintenance_request_admin_save(request=obj)
+
+    def service_delete(self, request: HttpRequest, obj: MaintenanceRequest) -> None:
+        services.maintenance_request_admin_delete(request=obj)
+
+    def inline_save(self, request: HttpRequest, obj: Any) -> None:
+        if isinstance(obj, WorkOrder):
+            services.work_order_admin_save(order=obj)
+        else:
+            obj.save()
+
+    def inline_delete(self, request: HttpRequest, obj: Any) -> None:
+        if isinstance(obj, WorkOrder):
+            services.work_order_admin_delete(order=obj)
+        else:
+            obj.delete()
+
 
 @admin.register(MaintenanceImage)
 class MaintenanceImageAdmin(admin.ModelAdmin):
@@ -97,7 +120,7 @@ class VendorAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkOrder)
-class WorkOrderAdmin(admin.ModelAdmin):
+class WorkOrderAdmin(ServiceWriteAdmin):
     list_display = [
         "id",
         "request",
@@ -130,6 +153,12 @@ class WorkOrderAdmin(admin.ModelAdmin):
     list_select_related = ["request", "vendor", "assigned_by"]
     raw_id_fields = ["request", "assigned_by"]
     date_hierarchy = "scheduled_date"
+
+    def service_save(self, request: HttpRequest, obj: WorkOrder) -> None:
+        services.work_order_admin_save(order=obj)
+
+    def service_delete(self, request: HttpRequest, obj: WorkOrder) -> None:
+        services.work_order_admin_delete(order=obj)
 
     @admin.display(description="priority", ordering="request__priority")
     def request_priority(self, obj: WorkOrder) -> str | None:

@@ -8,6 +8,6 @@ class MaintenanceConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.maintenance import (
-            events,  # noqa: F401  (connects the receivers: change events on commit)
+            events,  # noqa: F401  (registers the deleted-row events of cascades)
             signals,  # noqa: F401  (drops maintenance:counts after commits)
         )

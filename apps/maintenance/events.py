@@ -1,19 +1,17 @@
-"""Typed change events of maintenance, published on commit through the outbox.
+"""Typed change events of maintenance, recorded in the outbox by the maintenance services.
 
 `maintenance:updates:{propertyId}` carries `maintenance.created` / `maintenance.updated`
 (a maintenance request) and `workorder.updated` (a work order of one of its requests).
-The receivers run for every ORM save and delete, inside the change's transaction. A
-request or work order that moves to another property is announced on both boards, so
-the old one can drop it. One without a property (no unit) has no board: no event.
+The `record_*` functions are called by the service that makes the change, inside its
+transaction and after the row is written. A request or work order that moves to another
+property is announced on both boards (the service passes the property it left), so the
+old one can drop it. One without a property (no unit) has no board: no event.
 """
 
 from typing import Any
 
-from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
-from django.dispatch import receiver
-
+from apps.events.outbox import ChangeEvent, deleted_data, register_deleted, register_saved, wire_fields
 from apps.maintenance.models import MaintenanceRequest, WorkOrder
-from apps.messaging.outbox import ChangeEvent, deleted_data, wire_fields
 from apps.properties.models import Unit
 from realtime import topics
 
@@ -77,114 +75,71 @@ def _boards(*property_ids: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(topics.maintenance_updates(str(p)) for p in property_ids if p is not None))
 
 
-def _unit_property_id(unit_id: Any, using: str) -> Any:
+def _unit_property_id(unit_id: Any) -> Any:
     if unit_id is None:
         return None
-    return Unit.objects.using(using).filter(pk=unit_id).values_list("property_id", flat=True).first()
+    return Unit.objects.filter(pk=unit_id).values_list("property_id", flat=True).first()
 
 
-def _request_property_id(request_id: Any, using: str) -> Any:
+def _request_property_id(request_id: Any) -> Any:
     if request_id is None:
         return None
-    return (
-        MaintenanceRequest.objects.using(using)
-        .filter(pk=request_id)
-        .values_list("unit__property_id", flat=True)
-        .first()
-    )
+    return MaintenanceRequest.objects.filter(pk=request_id).values_list("unit__property_id", flat=True).first()
+
+
+def request_property_id(request: MaintenanceRequest) -> Any:
+    """The property of the request's unit as it is now: from the loaded unit, or one query."""
+    if request.unit_id is not None and MaintenanceRequest.unit.is_cached(request):  # type: ignore[attr-defined]
+        unit = request.unit
+        if unit is not None and unit.pk == request.unit_id:
+            return unit.property_id
+    return _unit_property_id(request.unit_id)
 
 
 # --- maintenance requests --------------------------------------------------------
 
 
-def _request_property_now(instance: MaintenanceRequest, using: str) -> Any:
-    """The property of the request's unit as saved: from pre_save's read, the loaded unit, or a query."""
-    previous = getattr(instance, "_outbox_previous", None)
-    if previous is not None and previous[0] == instance.unit_id:
-        return previous[1]
-    if instance.unit_id is not None and MaintenanceRequest.unit.is_cached(instance):
-        unit = instance.unit
-        if unit is not None and unit.pk == instance.unit_id:
-            return unit.property_id
-    return _unit_property_id(instance.unit_id, using)
-
-
-@receiver(pre_save, sender=MaintenanceRequest)
-def remember_request_parent(sender: type, instance: MaintenanceRequest, raw: bool, using: str, **kwargs: Any) -> None:
-    previous = None
-    if not raw and not instance._state.adding:
-        previous = (
-            MaintenanceRequest.objects.using(using)
-            .filter(pk=instance.pk)
-            .values_list("unit_id", "unit__property_id")
-            .first()
-        )
-    instance._outbox_previous = previous  # type: ignore[attr-defined]
-
-
-@receiver(post_save, sender=MaintenanceRequest)
-def request_saved(
-    sender: type, instance: MaintenanceRequest, created: bool, raw: bool, using: str, **kwargs: Any
-) -> None:
-    if raw:
-        return
-    previous = getattr(instance, "_outbox_previous", None)
-    property_id = _request_property_now(instance, using)
-    boards = _boards(property_id, previous[1] if previous else None)
+def record_request_saved(request: MaintenanceRequest, *, created: bool, previous_property_id: Any = None) -> None:
+    """`maintenance.created` / `.updated` with the request as saved, on its board and the one it left."""
+    property_id = request_property_id(request)
+    boards = _boards(property_id, previous_property_id)
     if boards:
         event = MaintenanceCreated if created else MaintenanceUpdated
-        event(boards, maintenance_request_data(instance, property_id=property_id)).send_on_commit(using=using)
+        event(boards, maintenance_request_data(request, property_id=property_id)).send_on_commit()
 
 
-@receiver(pre_delete, sender=MaintenanceRequest)
-def remember_deleted_request(sender: type, instance: MaintenanceRequest, using: str, **kwargs: Any) -> None:
-    instance._outbox_boards = _boards(_unit_property_id(instance.unit_id, using))  # type: ignore[attr-defined]
-
-
-@receiver(post_delete, sender=MaintenanceRequest)
-def request_deleted(sender: type, instance: MaintenanceRequest, using: str, **kwargs: Any) -> None:
-    boards = getattr(instance, "_outbox_boards", ())
+def record_request_deleted(request: MaintenanceRequest) -> None:
+    """`maintenance.updated` marking the request deleted (call before the row and its unit go)."""
+    boards = _boards(_unit_property_id(request.unit_id))
     if boards:
-        MaintenanceUpdated(boards, deleted_data(instance.pk)).send_on_commit(using=using)
+        MaintenanceUpdated(boards, deleted_data(request.pk)).send_on_commit()
 
 
 # --- work orders -------------------------------------------------------------------
 
 
-@receiver(pre_save, sender=WorkOrder)
-def remember_work_order_parent(sender: type, instance: WorkOrder, raw: bool, using: str, **kwargs: Any) -> None:
-    previous = None
-    if not raw and not instance._state.adding:
-        previous = (
-            WorkOrder.objects.using(using)
-            .filter(pk=instance.pk)
-            .values_list("request_id", "request__unit__property_id")
-            .first()
-        )
-    instance._outbox_previous = previous  # type: ignore[attr-defined]
-
-
-@receiver(post_save, sender=WorkOrder)
-def work_order_saved(sender: type, instance: WorkOrder, raw: bool, using: str, **kwargs: Any) -> None:
-    if raw:
-        return
-    previous = getattr(instance, "_outbox_previous", None)
-    if previous is not None and previous[0] == instance.request_id:
-        property_id = previous[1]
-    else:
-        property_id = _request_property_id(instance.request_id, using)
-    boards = _boards(property_id, previous[1] if previous else None)
+def record_work_order_saved(order: WorkOrder, *, previous_property_id: Any = None) -> None:
+    """`workorder.updated` with the order as saved, on its request's board and the one it left."""
+    property_id = _request_property_id(order.request_id)
+    boards = _boards(property_id, previous_property_id)
     if boards:
-        WorkOrderUpdated(boards, work_order_data(instance, property_id=property_id)).send_on_commit(using=using)
+        WorkOrderUpdated(boards, work_order_data(order, property_id=property_id)).send_on_commit()
 
 
-@receiver(pre_delete, sender=WorkOrder)
-def remember_deleted_work_order(sender: type, instance: WorkOrder, using: str, **kwargs: Any) -> None:
-    instance._outbox_boards = _boards(_request_property_id(instance.request_id, using))  # type: ignore[attr-defined]
-
-
-@receiver(post_delete, sender=WorkOrder)
-def work_order_deleted(sender: type, instance: WorkOrder, using: str, **kwargs: Any) -> None:
-    boards = getattr(instance, "_outbox_boards", ())
+def record_work_order_deleted(order: WorkOrder) -> None:
+    """`workorder.updated` marking the order deleted (call before the row and its request go)."""
+    boards = _boards(_request_property_id(order.request_id))
     if boards:
-        WorkOrderUpdated(boards, deleted_data(instance.pk)).send_on_commit(using=using)
+        WorkOrderUpdated(boards, deleted_data(order.pk)).send_on_commit()
+
+
+register_deleted(MaintenanceRequest, record_request_deleted)
+register_deleted(WorkOrder, record_work_order_deleted)
+register_saved(
+    MaintenanceRequest,
+    lambda request, created, previous: record_request_saved(
+        request,
+        created=created,
+        previous_property_id=_unit_property_id(previous["unit_id"]) if "unit_id" in previous else None,
+    ),
+)

@@ -1,8 +1,10 @@
 """Writes of the maintenance domain: requests and their images, vendors, work orders.
 
-Each write runs in one transaction; the `maintenance:counts:{propertyId}` cache is dropped
-after it commits by the model signals (apps/maintenance/signals.py), so admin and ORM
-changes count too. Preconditions are checked here, not in the views: the views only
+Each write runs in one transaction and records its change events (`events.py`) in the
+outbox in that transaction, after the row is written; they are published after the
+commit. The `maintenance:counts:{propertyId}` cache is still dropped after the commit by
+model signals (apps/maintenance/signals.py). The `*_admin_*` services are the admin
+site's write path (the site has checked that the caller is an admin). Preconditions are checked here, not in the views: the views only
 translate HTTP.
 """
 
@@ -18,7 +20,8 @@ from apps.common import policy
 from apps.common.validation import invalid
 from apps.common.visibility import not_found
 from apps.leasing.models import LeaseStatus, Tenant
-from apps.maintenance import selectors
+from apps.events.outbox import delete_recording_events
+from apps.maintenance import events, selectors
 from apps.maintenance.models import (
     MaintenanceImage,
     MaintenanceRequest,
@@ -94,6 +97,7 @@ def maintenance_request_create(*, caller: Principal, unit_id: UUID, fields: dict
     request = MaintenanceRequest(unit=unit, tenant=tenant, **fields)
     _set_status_times(request, None)
     request.save()
+    events.record_request_saved(request, created=True)
     return request
 
 
@@ -112,6 +116,7 @@ def maintenance_request_update(*, caller: Principal, request_id: UUID, changes: 
         setattr(request, field, value)
     _set_status_times(request, previous)
     request.save()
+    events.record_request_saved(request, created=False)
     return request
 
 
@@ -127,6 +132,7 @@ def maintenance_request_cancel(*, caller: Principal, request_id: UUID) -> Mainte
     request.status = MaintenanceStatus.CANCELLED
     request.completed_at = None
     request.save()
+    events.record_request_saved(request, created=False)
     return request
 
 
@@ -224,9 +230,11 @@ def work_order_create(*, caller: Principal, request_id: UUID, vendor_id: UUID | 
     order = WorkOrder(request=request, vendor=_vendor(vendor_id), assigned_by_id=caller.user_id, **fields)
     _set_work_order_times(order, None)
     order.save()
+    events.record_work_order_saved(order)
     if request.status == MaintenanceStatus.SUBMITTED:
         request.status = MaintenanceStatus.ASSIGNED
         request.save(update_fields=["status", "updated_at"])
+        events.record_request_saved(request, created=False)
     return order
 
 
@@ -248,5 +256,48 @@ def work_order_update(*, caller: Principal, work_order_id: UUID, changes: dict[s
         setattr(order, field, value)
     _set_work_order_times(order, previous)
     order.save()
+    events.record_work_order_saved(order)
     return order
+
+
+# --- the admin site's writes ---------------------------------------------------------------
+
+
+@transaction.atomic
+def maintenance_request_admin_save(*, request: MaintenanceRequest) -> MaintenanceRequest:
+    """Save the request as the admin's form built it; a move to another property is announced on both boards."""
+    created = request._state.adding
+    previous_property_id = None
+    if not created:
+        previous_property_id = (
+            MaintenanceRequest.objects.filter(pk=request.pk).values_list("unit__property_id", flat=True).first()
+        )
+    request.save()
+    events.record_request_saved(request, created=created, previous_property_id=previous_property_id)
+    return request
+
+
+@transaction.atomic
+def maintenance_request_admin_delete(*, request: MaintenanceRequest) -> None:
+    """Delete the request and its work orders and images, announcing the request and each order."""
+    delete_recording_events(request)
+
+
+@transaction.atomic
+def work_order_admin_save(*, order: WorkOrder) -> WorkOrder:
+    """Save the work order as the admin's form built it; a move to another property is announced on both boards."""
+    previous_property_id = None
+    if not order._state.adding:
+        previous_property_id = (
+            WorkOrder.objects.filter(pk=order.pk).values_list("request__unit__property_id", flat=True).first()
+        )
+    order.save()
+    events.record_work_order_saved(order, previous_property_id=previous_property_id)
+    return order
+
+
+@transaction.atomic
+def work_order_admin_delete(*, order: WorkOrder) -> None:
+    """Delete the work order, announcing it."""
+    delete_recording_events(order)
 

@@ -9,8 +9,6 @@ read state for group conversations lives in `last_read_message_id` / `last_read_
 """
 
 from django.db import models
-from django.db.models.functions import Now
-from django.utils import timezone
 
 from apps.common.fields import (
     created_at_field,
@@ -83,28 +81,3 @@ class ConversationParticipant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} in {self.conversation_id}"
-
-
-class OutboxEvent(models.Model):
-    """EXTENSION (not in the seed): a change event waiting to be published (transactional outbox).
-
-    A row is written in the same database transaction as the change it announces, so a
-    rolled-back change leaves none, and `apps.messaging.outbox` publishes it once that
-    transaction has committed, then deletes it. While Redis is down the row stays (with
-    `attempts` and `last_error`) and a later relay publishes it: delayed, never lost.
-    Rows of one topic go out in `id` order.
-    """
-
-    id = models.BigAutoField(primary_key=True)
-    topic = models.CharField(max_length=100)
-    event = models.CharField(max_length=50)
-    data = models.JSONField()
-    created_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
-    attempts = models.IntegerField(default=0, db_default=0)
-    last_error = models.TextField(null=True, blank=True)
-
-    class Meta:
-        db_table = "event_outbox"
-
-    def __str__(self) -> str:
-        return f"{self.event} on {self.topic} (#{self.id})"

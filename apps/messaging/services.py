@@ -18,6 +18,7 @@ from apps.common.visibility import not_found, property_staff_q
 from apps.leasing.models import LeaseStatus
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.messaging.selectors import access_conversation
+from apps.messaging.topic_access import topic_access_drop
 from apps.properties.models import Property
 from realtime import connections, errors, topics
 from realtime.errors import BAD_REQUEST, UNAVAILABLE, ProtocolError
@@ -94,6 +95,18 @@ UNREACHABLE = "Some participants are not people you can message (a property you 
 NOT_YOUR_PROPERTY = "Not one of the properties you lease or manage."
 MANAGERS_ONLY = "Only the conversation's creator, its property's staff or an admin may change participants."
 NOT_A_PARTICIPANT = "That user is not a participant of this conversation."
+
+
+def topic_access_changed(*, user_ids: set[Any]) -> None:
+    """Who may see what changed for these users: after the current transaction commits, drop their
+    cached topic decisions and have every process re-check their sockets' subscriptions.
+
+    Called by the services that change ownership, lease status or membership, with the old and
+    the new users; nothing happens if the transaction rolls back.
+    """
+    ids = {str(user_id) for user_id in user_ids if user_id is not None}
+    if ids:
+        transaction.on_commit(lambda: topic_access_drop(user_ids=ids))
 
 
 def _linked_properties(caller: Principal) -> QuerySet[Property]:

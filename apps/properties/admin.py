@@ -13,6 +13,8 @@ from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.common.service_admin import ServiceWriteAdmin
+from apps.properties import services
 from apps.properties.models import (
     Amenity,
     Property,
@@ -115,7 +117,7 @@ class UnitInline(admin.TabularInline):
 
 
 @admin.register(Property)
-class PropertyAdmin(admin.ModelAdmin):
+class PropertyAdmin(ServiceWriteAdmin):
     form = PropertyAdminForm
     list_display = [
         "property_name",
@@ -157,13 +159,31 @@ class PropertyAdmin(admin.ModelAdmin):
         ("Record", {"fields": ["created_at", "updated_at"]}),
     ]
 
+    def service_save(self, request: HttpRequest, obj: Property) -> None:
+        services.property_admin_save(prop=obj)
+
+    def service_delete(self, request: HttpRequest, obj: Property) -> None:
+        services.property_admin_delete(prop=obj)
+
+    def inline_save(self, request: HttpRequest, obj: Any) -> None:
+        if isinstance(obj, Unit):
+            services.unit_admin_save(unit=obj)
+        else:
+            obj.save()
+
+    def inline_delete(self, request: HttpRequest, obj: Any) -> None:
+        if isinstance(obj, Unit):
+            services.unit_admin_delete(unit=obj)
+        else:
+            obj.delete()
+
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         form.save_amenities()
 
 
 @admin.register(Unit)
-class UnitAdmin(admin.ModelAdmin):
+class UnitAdmin(ServiceWriteAdmin):
     form = UnitAdminForm
     list_display = [
         "unit_number",
@@ -201,6 +221,12 @@ class UnitAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Unit]:
         # Unit.__str__ names the property; also used by the autocomplete of other admins.
         return super().get_queryset(request).select_related("property")
+
+    def service_save(self, request: HttpRequest, obj: Unit) -> None:
+        services.unit_admin_save(unit=obj)
+
+    def service_delete(self, request: HttpRequest, obj: Unit) -> None:
+        services.unit_admin_delete(unit=obj)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)

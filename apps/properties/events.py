@@ -1,17 +1,16 @@
-"""Typed change events of properties and units, published on commit through the outbox.
+"""Typed change events of properties and units, recorded in the outbox by the services.
 
 `property:changes:{propertyId}` carries `property.updated` (the property) and
 `unit.updated` (any of its units); `unit:changes:{unitId}` carries `unit.updated` too,
-for the unit's tenants. The receivers run for every ORM save and delete, inside the
-change's transaction. A unit moved to another property is announced on both.
+for the unit's tenants. The `record_*` functions are called by the service that makes the
+change, inside its transaction and after the row is written (so a rolled-back change
+records nothing, and for one row the outbox order is the commit order). A unit moved to
+another property is announced on both; the service passes the old property.
 """
 
 from typing import Any
 
-from django.db.models.signals import post_delete, post_save, pre_save
-from django.dispatch import receiver
-
-from apps.messaging.outbox import ChangeEvent, deleted_data, wire_fields
+from apps.events.outbox import ChangeEvent, deleted_data, register_deleted, register_saved, wire_fields
 from apps.properties.models import Property, Unit
 from realtime import topics
 
@@ -71,39 +70,28 @@ def _unit_topics(unit: Unit, *property_ids: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*changes, topics.unit_changes(str(unit.pk))]))
 
 
-@receiver(post_save, sender=Property)
-def property_saved(sender: type, instance: Property, raw: bool, using: str, **kwargs: Any) -> None:
-    if not raw:
-        PropertyUpdated((topics.property_changes(str(instance.pk)),), property_data(instance)).send_on_commit(
-            using=using
-        )
+def record_property_saved(prop: Property) -> None:
+    """`property.updated` with the property as saved (created or changed)."""
+    PropertyUpdated((topics.property_changes(str(prop.pk)),), property_data(prop)).send_on_commit()
 
 
-@receiver(post_delete, sender=Property)
-def property_deleted(sender: type, instance: Property, using: str, **kwargs: Any) -> None:
-    PropertyUpdated((topics.property_changes(str(instance.pk)),), deleted_data(instance.pk)).send_on_commit(
-        using=using
-    )
+def record_property_deleted(property_id: Any) -> None:
+    """`property.updated` marking the property deleted."""
+    PropertyUpdated((topics.property_changes(str(property_id)),), deleted_data(property_id)).send_on_commit()
 
 
-@receiver(pre_save, sender=Unit)
-def remember_unit_property(sender: type, instance: Unit, raw: bool, using: str, **kwargs: Any) -> None:
-    previous = None
-    if not raw and not instance._state.adding:
-        previous = Unit.objects.using(using).filter(pk=instance.pk).values_list("property_id", flat=True).first()
-    instance._outbox_previous_property_id = previous  # type: ignore[attr-defined]
+def record_unit_saved(unit: Unit, *, previous_property_id: Any = None) -> None:
+    """`unit.updated` with the unit as saved, on its property, its own topic and the property it left."""
+    UnitUpdated(_unit_topics(unit, unit.property_id, previous_property_id), unit_data(unit)).send_on_commit()
 
 
-@receiver(post_save, sender=Unit)
-def unit_saved(sender: type, instance: Unit, raw: bool, using: str, **kwargs: Any) -> None:
-    if raw:
-        return
-    previous = getattr(instance, "_outbox_previous_property_id", None)
-    UnitUpdated(_unit_topics(instance, instance.property_id, previous), unit_data(instance)).send_on_commit(
-        using=using
-    )
+def record_unit_deleted(unit: Unit) -> None:
+    """`unit.updated` marking the unit deleted, on its property and its own topic."""
+    UnitUpdated(_unit_topics(unit, unit.property_id), deleted_data(unit.pk)).send_on_commit()
 
 
-@receiver(post_delete, sender=Unit)
-def unit_deleted(sender: type, instance: Unit, using: str, **kwargs: Any) -> None:
-    UnitUpdated(_unit_topics(instance, instance.property_id), deleted_data(instance.pk)).send_on_commit(using=using)
+register_deleted(Property, lambda prop: record_property_deleted(prop.pk))
+register_deleted(Unit, record_unit_deleted)
+register_saved(
+    Unit, lambda unit, created, previous: record_unit_saved(unit, previous_property_id=previous.get("property_id"))
+)

@@ -1,9 +1,11 @@
 """Writes of properties, units, amenities and property managers.
 
-Each write runs in one transaction and saves through the ORM, so the receivers of
-`apps/properties/caches.py` (cache drops) and `events.py` (change events) run for it
-and act after the commit. Callers check visibility first (`selectors.access_*`); the
-services check what the caller may change.
+Each write runs in one transaction and records its change events (`events.py`) in the
+outbox in that transaction, after the row is written; they are published after the
+commit. The cache drops of `apps/properties/caches.py` still hang on model signals (they
+act after the commit). Callers check visibility first (`selectors.access_*`); the
+services check what the caller may change. The `*_admin_*` services are the admin site's
+write path (the site has checked that the caller is an admin).
 """
 
 from typing import Any
@@ -14,7 +16,9 @@ from apps.accounts.models import User
 from apps.common import policy
 from apps.common.validation import invalid
 from apps.common.visibility import Caller
-from apps.properties import selectors
+from apps.events.outbox import delete_recording_events, register_saved
+from apps.messaging.services import topic_access_changed
+from apps.properties import events, selectors
 from apps.properties.models import (
     Amenity,
     Property,
@@ -98,6 +102,8 @@ def property_create(*, caller: Caller, data: dict[str, Any]) -> Property:
         owner = _eligible_owner(owner_id if owner_id is not None else caller.user_id)
         prop = Property(owner=owner, **_model_fields(data, PROPERTY_FIELDS))
         prop.save()
+        events.record_property_saved(prop)
+        topic_access_changed(user_ids={prop.owner_id})
     return prop
 
 
@@ -112,11 +118,48 @@ def property_update(*, caller: Caller, prop: Property, data: dict[str, Any]) -> 
                 raise forbidden(CANNOT_CHANGE_OWNER)
             changes["owner"] = _eligible_owner(data["ownerId"])
         locked = Property.objects.select_for_update().get(pk=prop.pk)
+        previous_owner_id = locked.owner_id
         for name, value in changes.items():
             setattr(locked, name, value)
         if changes:
             locked.save()
+            _saved(locked, created=False, previous_owner_id=previous_owner_id)
     return locked
+
+
+def _saved(prop: Property, *, created: bool, previous_owner_id: Any) -> None:
+    """What every saved property records: its event, and an access re-check when its owner changed."""
+    events.record_property_saved(prop)
+    if created or previous_owner_id != prop.owner_id:
+        topic_access_changed(user_ids={previous_owner_id, prop.owner_id})
+
+
+def _saved_by_a_generic_writer(prop: Property, created: bool, previous: dict[str, Any]) -> None:
+    # The integration layer's saveEntityWithDocuments (`previous`: the columns it changed).
+    _saved(prop, created=created, previous_owner_id=previous.get("owner_id", prop.owner_id))
+
+
+register_saved(Property, _saved_by_a_generic_writer)
+
+
+def property_admin_save(*, prop: Property) -> Property:
+    """Save the property as the admin's form built it (created or changed); records `property.updated`."""
+    with transaction.atomic():
+        created = prop._state.adding
+        previous_owner_id = None
+        if not created:
+            previous_owner_id = (
+                Property.objects.select_for_update().filter(pk=prop.pk).order_by().values_list("owner_id", flat=True).first()
+            )
+        prop.save()
+        _saved(prop, created=created, previous_owner_id=previous_owner_id)
+    return prop
+
+
+def property_admin_delete(*, prop: Property) -> None:
+    """Delete the property and what cascades with it (units, their leases and requests), announcing each."""
+    with transaction.atomic():
+        delete_recording_events(prop)
 
 
 def property_deactivate(*, caller: Caller, prop: Property) -> Property:
@@ -164,6 +207,7 @@ def unit_create(*, caller: Caller, prop: Property, data: dict[str, Any]) -> Unit
         _unit_number_free(property_id=prop.pk, unit_number=data["unitNumber"])
         unit = Unit(property=prop, **_model_fields(data, UNIT_FIELDS))
         unit.save()
+        events.record_unit_saved(unit)
     return unit
 
 
@@ -180,7 +224,27 @@ def unit_update(*, caller: Caller, unit: Unit, data: dict[str, Any]) -> Unit:
             setattr(locked, name, value)
         if changes:
             locked.save()
+            events.record_unit_saved(locked)
     return locked
+
+
+def unit_admin_save(*, unit: Unit) -> Unit:
+    """Save the unit as the admin's form built it; a unit moved to another property is announced on both."""
+    with transaction.atomic():
+        previous_property_id = None
+        if not unit._state.adding:
+            previous_property_id = (
+                Unit.objects.select_for_update().filter(pk=unit.pk).order_by().values_list("property_id", flat=True).first()
+            )
+        unit.save()
+        events.record_unit_saved(unit, previous_property_id=previous_property_id)
+    return unit
+
+
+def unit_admin_delete(*, unit: Unit) -> None:
+    """Delete the unit and what cascades with it (leases, maintenance requests), announcing each."""
+    with transaction.atomic():
+        delete_recording_events(unit)
 
 
 def unit_delete(*, caller: Caller, unit: Unit) -> None:
@@ -191,6 +255,7 @@ def unit_delete(*, caller: Caller, unit: Unit) -> None:
         locked = Unit.objects.select_for_update().get(pk=unit.pk)
         if locked.leases.exists() or locked.maintenance_requests.exists():
             raise ProtocolError(CONFLICT, UNIT_HAS_HISTORY)
+        events.record_unit_deleted(locked)
         locked.delete()
 
 

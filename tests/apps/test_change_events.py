@@ -1,4 +1,8 @@
-"""Model change events: written to the outbox with the change, published after commit, kept while Redis is down."""
+"""Change events: recorded by the services in the outbox with the change, published after commit, kept while Redis is down.
+
+The writes go through the services the admin site uses (`*_admin_save` / `*_admin_delete`),
+which take a model instance as the admin's form builds it; a bare ORM save records nothing.
+"""
 
 import asyncio
 import datetime
@@ -19,9 +23,12 @@ from django.db import connections as db_connections
 from django.db import transaction
 
 from apps.leasing.models import Lease
+from apps.maintenance import services as maintenance_services
 from apps.maintenance.models import MaintenanceRequest, Vendor, WorkOrder
-from apps.messaging.models import OutboxEvent
-from apps.messaging.outbox import outbox_relay
+from apps.events.models import OutboxEvent
+from apps.events.relay import outbox_relay
+from apps.leasing import services as leasing_services
+from apps.properties import services as property_services
 from apps.properties.models import Property, Unit
 from realtime import connections, topics
 from realtime.history import RedisHistory
@@ -134,6 +141,37 @@ def world() -> dict[str, Any]:
             "vendor": vendor, "order": order}
 
 
+def save(obj: Any) -> Any:
+    """Write `obj` through its domain's service (the admin site's write path), which records its event."""
+    if isinstance(obj, Property):
+        return property_services.property_admin_save(prop=obj)
+    if isinstance(obj, Unit):
+        return property_services.unit_admin_save(unit=obj)
+    if isinstance(obj, Lease):
+        return leasing_services.lease_admin_save(lease=obj)
+    if isinstance(obj, MaintenanceRequest):
+        return maintenance_services.maintenance_request_admin_save(request=obj)
+    if isinstance(obj, WorkOrder):
+        return maintenance_services.work_order_admin_save(order=obj)
+    raise TypeError(obj)
+
+
+def delete(obj: Any) -> None:
+    """Delete `obj` (and its cascade) through its domain's service, which records the deleted events."""
+    if isinstance(obj, Property):
+        property_services.property_admin_delete(prop=obj)
+    elif isinstance(obj, Unit):
+        property_services.unit_admin_delete(unit=obj)
+    elif isinstance(obj, Lease):
+        leasing_services.lease_admin_delete(lease=obj)
+    elif isinstance(obj, MaintenanceRequest):
+        maintenance_services.maintenance_request_admin_delete(request=obj)
+    elif isinstance(obj, WorkOrder):
+        maintenance_services.work_order_admin_delete(order=obj)
+    else:
+        raise TypeError(obj)
+
+
 def assert_event(frame: dict[str, Any], topic: str, event: str) -> dict[str, Any]:
     assert frame["type"] == "event"
     assert frame["topic"] == topic
@@ -151,9 +189,9 @@ def test_maintenance_request_created_and_updated(listen: Any, world: dict[str, A
     board = topics.maintenance_updates(str(prop.pk))
     listener = listen(board)
 
-    request = MaintenanceRequest.objects.create(
+    request = save(MaintenanceRequest(
         unit=unit, category="electrical", description="Sparks", priority="high", estimated_cost=Decimal("120.50")
-    )
+    ))
     data = assert_event(listener.next(), board, "maintenance.created")
     assert data["id"] == str(request.pk)
     assert data["unitId"] == str(unit.pk) and data["propertyId"] == str(prop.pk)
@@ -163,7 +201,7 @@ def test_maintenance_request_created_and_updated(listen: Any, world: dict[str, A
 
     request = MaintenanceRequest.objects.get(pk=request.pk)  # loaded fresh: no cached unit
     request.status = "in_progress"
-    request.save()
+    save(request)
     data = assert_event(listener.next(), board, "maintenance.updated")
     assert data["id"] == str(request.pk) and data["status"] == "in_progress" and data["propertyId"] == str(prop.pk)
     assert listener.nothing()
@@ -175,7 +213,7 @@ def test_work_order_saved(listen: Any, world: dict[str, Any]) -> None:
     board = topics.maintenance_updates(str(prop.pk))
     listener = listen(board)
 
-    order = WorkOrder.objects.create(request=request, vendor=vendor, invoice_amount=Decimal("99.00"))
+    order = save(WorkOrder(request=request, vendor=vendor, invoice_amount=Decimal("99.00")))
     data = assert_event(listener.next(), board, "workorder.updated")
     assert data["id"] == str(order.pk) and data["requestId"] == str(request.pk)
     assert data["propertyId"] == str(prop.pk) and data["vendorId"] == str(vendor.pk)
@@ -185,7 +223,7 @@ def test_work_order_saved(listen: Any, world: dict[str, Any]) -> None:
     order.status = "scheduled"
     order.scheduled_date = datetime.date(2026, 3, 4)
     order.scheduled_time_start = datetime.time(9, 30)
-    order.save()
+    save(order)
     data = assert_event(listener.next(), board, "workorder.updated")
     assert data["status"] == "scheduled" and data["scheduledDate"] == "2026-03-04"
     assert data["scheduledTimeStart"] == "09:30:00"
@@ -198,7 +236,7 @@ def test_property_created_and_updated(listen: Any, world: dict[str, Any]) -> Non
     listener = listen(changes)
 
     prop.property_name = "Elm Court"
-    prop.save()
+    save(prop)
     data = assert_event(listener.next(), changes, "property.updated")
     assert data["id"] == str(prop.pk) and data["propertyName"] == "Elm Court"
     assert data["ownerId"] == str(world["landlord"].pk) and data["propertyType"] == "apartment"
@@ -207,7 +245,7 @@ def test_property_created_and_updated(listen: Any, world: dict[str, Any]) -> Non
     created = make_property(owner=world["landlord"])
     new_listener = listen(topics.property_changes(str(created.pk)))
     created.city = "Shelbyville"
-    created.save()
+    save(created)
     data = assert_event(new_listener.next(), topics.property_changes(str(created.pk)), "property.updated")
     assert data["city"] == "Shelbyville"
     assert listener.nothing()
@@ -218,7 +256,8 @@ def test_unit_created_and_updated_on_both_topics(listen: Any, world: dict[str, A
     changes = topics.property_changes(str(prop.pk))
     listener = listen(changes)
 
-    unit = make_unit(property=prop, monthly_rent=Decimal("1500.00"))
+    unit = save(Unit(property=prop, unit_number="N-1", bedrooms=2, bathrooms=Decimal("1.5"),
+                     square_footage=850, monthly_rent=Decimal("1500.00")))
     data = assert_event(listener.next(), changes, "unit.updated")
     assert data["id"] == str(unit.pk) and data["propertyId"] == str(prop.pk)
     assert data["monthlyRent"] == "1500.00" and data["bathrooms"] == "1.5" and data["bedrooms"] == 2
@@ -226,7 +265,7 @@ def test_unit_created_and_updated_on_both_topics(listen: Any, world: dict[str, A
     own = topics.unit_changes(str(unit.pk))
     both = listen(changes, own)
     unit.is_available = False
-    unit.save()
+    save(unit)
     frames = both.take(2)
     assert {f["topic"] for f in frames} == {changes, own}
     for frame in frames:
@@ -241,7 +280,7 @@ def test_lease_created_and_updated(listen: Any, world: dict[str, Any]) -> None:
                   security_deposit=Decimal("800.00"))
     own = topics.lease_changes(str(lease.pk))  # the id is known before the insert
     listener = listen(own)
-    lease.save()
+    save(lease)
     data = assert_event(listener.next(), own, "lease.updated")
     assert data["id"] == str(lease.pk) and data["unitId"] == str(unit.pk)
     assert data["startDate"] == "2027-01-01" and data["monthlyRent"] == "1600.00"
@@ -249,7 +288,7 @@ def test_lease_created_and_updated(listen: Any, world: dict[str, Any]) -> None:
 
     lease = Lease.objects.get(pk=lease.pk)
     lease.lease_status = "active"
-    lease.save()
+    save(lease)
     data = assert_event(listener.next(), own, "lease.updated")
     assert data["leaseStatus"] == "active"
     assert listener.nothing()
@@ -261,10 +300,10 @@ def test_deleted_entities_are_announced(listen: Any, world: dict[str, Any]) -> N
     unit_topic = topics.unit_changes(str(unit.pk))
     listener = listen(board, unit_topic)
 
-    WorkOrder.objects.get(pk=order.pk).delete()
+    delete(WorkOrder.objects.get(pk=order.pk))
     assert listener.next()["data"] == {"id": str(order.pk), "deleted": True}
     unit_id = str(unit.pk)
-    unit.delete()  # cascades to the request (and the lease)
+    delete(unit)  # cascades to the request (and the lease)
     frames = listener.take(2)
     by_topic = {f["topic"]: f for f in frames}
     assert by_topic[board]["event"] == "maintenance.updated"
@@ -278,7 +317,7 @@ def test_moved_unit_is_announced_to_the_old_property_too(listen: Any, world: dic
     new = make_property(owner=world["landlord"])
     listener = listen(topics.property_changes(str(old.pk)), topics.property_changes(str(new.pk)))
     unit.property = new
-    unit.save()
+    save(unit)
     frames = listener.take(2)
     assert {f["topic"] for f in frames} == {topics.property_changes(str(old.pk)), topics.property_changes(str(new.pk))}
     assert all(f["data"]["propertyId"] == str(new.pk) for f in frames)
@@ -293,12 +332,12 @@ def test_nothing_is_published_before_the_transaction_commits(listen: Any, world:
     listener = listen(board, topics.lease_changes(str(world["lease"].pk)))
 
     with transaction.atomic():
-        request = MaintenanceRequest.objects.create(unit=unit, category="hvac", description="No heat")
+        request = save(MaintenanceRequest(unit=unit, category="hvac", description="No heat"))
         request.status = "assigned"
-        request.save()
+        save(request)
         lease = world["lease"]
         lease.is_signed = True
-        lease.save()
+        save(lease)
         assert OutboxEvent.objects.count() == 3  # written with the change, in its transaction
         assert listener.nothing()
     frames = listener.take(3)
@@ -316,9 +355,9 @@ def test_a_rolled_back_change_publishes_nothing(listen: Any, world: dict[str, An
         pass
 
     with pytest.raises(Abort), transaction.atomic():
-        MaintenanceRequest.objects.create(unit=unit, category="hvac", description="No heat")
+        save(MaintenanceRequest(unit=unit, category="hvac", description="No heat"))
         unit.is_occupied = True
-        unit.save()
+        save(unit)
         raise Abort
     assert not OutboxEvent.objects.exists()
     assert listener.nothing(0.5)
@@ -326,11 +365,11 @@ def test_a_rolled_back_change_publishes_nothing(listen: Any, world: dict[str, An
     # A savepoint rolled back inside a committed transaction: only the outer change goes out.
     with transaction.atomic():
         prop.city = "Capital City"
-        prop.save()
+        save(prop)
         try:
             with transaction.atomic():
                 unit.is_occupied = True
-                unit.save()
+                save(unit)
                 raise Abort
         except Abort:
             pass
@@ -344,12 +383,12 @@ def test_a_rolled_back_change_publishes_nothing(listen: Any, world: dict[str, An
         try:
             with transaction.atomic():
                 unit.is_occupied = True
-                unit.save()
+                save(unit)
                 raise Abort
         except Abort:
             pass
         prop.city = "Ogdenville"
-        prop.save()
+        save(prop)
     frame = listener.next()
     assert frame is not None and frame["event"] == "property.updated" and frame["data"]["city"] == "Ogdenville"
     assert listener.nothing()
@@ -362,7 +401,7 @@ def test_one_relay_per_transaction_however_many_changes(listen: Any, world: dict
     with transaction.atomic():
         for n in range(5):
             unit.square_footage = 900 + n
-            unit.save()
+            save(unit)
         hooks = [entry for entry in db_connection.run_on_commit if entry[1].__name__ == "relay_after_commit"]
         assert len(hooks) == 1
         assert OutboxEvent.objects.count() == 10
@@ -382,7 +421,7 @@ def test_redis_down_keeps_the_event_until_a_relay_publishes_it_once(
     listener = listen(changes, own)
 
     unit.monthly_rent = Decimal("1999.00")
-    unit.save()  # commits; the failed publish does not raise into the caller
+    save(unit)  # commits; the failed publish does not raise into the caller
 
     assert Unit.objects.get(pk=unit.pk).monthly_rent == Decimal("1999.00")
     rows = list(OutboxEvent.objects.order_by("id"))
@@ -412,11 +451,11 @@ def test_after_an_outage_the_next_commit_publishes_the_backlog_first(
     listener = listen(own)
     for rent in ("1501.00", "1502.00"):
         unit.monthly_rent = Decimal(rent)
-        unit.save()
+        save(unit)
     assert OutboxEvent.objects.count() == 4
     redis_down()  # Redis is back: the next commit relays everything, oldest first
     unit.monthly_rent = Decimal("1503.00")
-    unit.save()
+    save(unit)
     frames = listener.take(3)
     assert [f["data"]["monthlyRent"] for f in frames] == ["1501.00", "1502.00", "1503.00"]
     assert not OutboxEvent.objects.exists()
@@ -472,7 +511,7 @@ def test_concurrent_commits_leave_nothing_behind(world: dict[str, Any]) -> None:
         for n in range(8):
             with transaction.atomic():
                 unit.square_footage = 1000 + n
-                unit.save()
+                save(unit)
 
     _in_threads(4, update)
     assert not OutboxEvent.objects.exists()

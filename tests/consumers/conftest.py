@@ -24,6 +24,7 @@ async def realtime_core() -> AsyncIterator[None]:
     """Stop this test loop's realtime core (broker reader, tasks) when the test ends."""
     yield
     await stop_realtime()
+    await wiring.stop_outbox_relay()
     # The ORM ran in asgiref's shared thread: close its connection so the test DB can be dropped.
     await sync_to_async(db_connections.close_all)()
 

@@ -1,18 +1,21 @@
-"""A model change reaches the sockets subscribed to its topic, after the transaction commits."""
+"""A change made by a service reaches the sockets subscribed to its topic, after the transaction commits."""
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import transaction
 
+from apps.accounts.services import asession_login
+from apps.maintenance import services
 from apps.maintenance.models import MaintenanceRequest
 from realtime import topics
 from tests.consumers.conftest import token_for
+from tests.factories import DEFAULT_PASSWORD
 from tests.factories import make_property, make_unit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def test_manager_receives_maintenance_updated_after_an_orm_change(connect, new_user) -> None:
+async def test_manager_receives_maintenance_updated_after_a_service_change(connect, new_user) -> None:
     landlord = await new_user(user_type="landlord")
     manager = await new_user(user_type="property_manager")
     prop = await sync_to_async(make_property)(owner=landlord, managers=(manager,))
@@ -28,12 +31,13 @@ async def test_manager_receives_maintenance_updated_after_an_orm_change(connect,
     assert reply["type"] == "reply" and reply["ok"] is True, reply
     position = reply["data"]["offset"]
 
+    principal, _ = await asession_login(email=manager.email, password=DEFAULT_PASSWORD, ip="127.0.0.1", user_agent="t")
+
     def assign() -> None:
-        with transaction.atomic():
-            changed = MaintenanceRequest.objects.select_for_update().get(pk=request.pk)
-            changed.status = "assigned"
-            changed.priority = "high"
-            changed.save()
+        with transaction.atomic():  # the caller's transaction: the event leaves when it commits
+            services.maintenance_request_update(
+                caller=principal, request_id=request.pk, changes={"status": "assigned", "priority": "high"}
+            )
 
     await sync_to_async(assign)()
     frame = await socket.receive_json_from(timeout=3)

@@ -7,7 +7,8 @@ either both written or both as they were:
 1. PostgreSQL, one transaction: the row (created or updated) and an intent
    (`integration_intents`) saying how to undo it and which documents and files follow;
 2. the files, then the MongoDB documents (ids chosen up front, so they can be found again);
-3. the intent is deleted: the save is done.
+3. the intent is deleted and the row's change event recorded in the outbox, in one
+   transaction: the save is done (an undone save announces nothing).
 
 If PostgreSQL fails, nothing else is touched. If a later write fails, the save undoes
 itself at once (documents and files removed, the row deleted or its previous values put
@@ -34,6 +35,7 @@ from django.db import DatabaseError, IntegrityError, models, transaction
 from django.db.models import Q
 from pymongo.errors import PyMongoError
 
+from apps.events.outbox import record_saved
 from apps.common.integration.mongo import query_documents, seed_collection
 from apps.common.models import IntegrationIntent, IntentState
 from apps.common.validation import invalid_fields
@@ -211,11 +213,28 @@ def _begin_save(entity_type: str, data: Mapping[str, Any], document_ids: list[st
 
 
 def _finish(intent_id: str) -> str:
-    """Step 3: the save is done. Returns "done", or "undone" when recovery undid it meanwhile."""
-    if IntegrationIntent.objects.filter(pk=intent_id, state=IntentState.PENDING).delete()[0]:
-        return "done"
+    """Step 3: the save is done. Returns "done", or "undone" when recovery undid it meanwhile.
+
+    The row's change event (`property.updated`, ...) is recorded in the outbox in the same
+    transaction that retires the intent, so a save that is undone never announces its row, and
+    a save finished by recovery after a crash is announced then: exactly once either way.
+    """
+    with transaction.atomic():
+        intent = IntegrationIntent.objects.select_for_update().filter(pk=intent_id, state=IntentState.PENDING).first()
+        if intent is not None:
+            _announce(intent)
+            intent.delete()
+            return "done"
     undone = IntegrationIntent.objects.filter(pk=intent_id, state__in=(IntentState.UNDOING, IntentState.UNDONE))
     return "undone" if undone.exists() else "done"  # gone: recovery found everything written and finished it
+
+
+def _announce(intent: IntegrationIntent) -> None:
+    """Record the change event of the intent's row (if its entity has one) as it stands now."""
+    model = _model(intent.entity_type)
+    obj = model._default_manager.select_for_update().filter(pk=intent.entity_id).order_by("pk").first()
+    if obj is not None:
+        record_saved(obj, created=intent.created, previous=_python(model, dict(intent.previous)))
 
 
 def _intent_undo(intent: IntegrationIntent, state: str = IntentState.UNDONE) -> str:

@@ -1,0 +1,33 @@
+"""The transactional outbox table (EXTENSION: not in the seed)."""
+
+from django.db import models
+from django.db.models.functions import Now
+from django.utils import timezone
+
+
+class OutboxEvent(models.Model):
+    """A change event waiting to be published (transactional outbox).
+
+    A row is written in the same database transaction as the change it announces, so a
+    rolled-back change leaves none, and `apps.events.relay` publishes it once that
+    transaction has committed, then deletes it. While Redis is down the row stays (with
+    `attempts` and `last_error`) and a later relay publishes it: delayed, never lost.
+    Rows of one topic go out in `id` order.
+
+    The table was created by `messaging.0002_event_outbox`; `events.0001_initial` adopted
+    it (state only), so existing databases keep their rows.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    topic = models.CharField(max_length=100)
+    event = models.CharField(max_length=50)
+    data = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
+    attempts = models.IntegerField(default=0, db_default=0)
+    last_error = models.TextField(null=True, blank=True)
+
+    class Meta:
+        db_table = "event_outbox"
+
+    def __str__(self) -> str:
+        return f"{self.event} on {self.topic} (#{self.id})"
