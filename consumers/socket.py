@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 # Closes started by the auth timer (a TimerHandle callback cannot await): held until they finish.
 _auth_timeout_closes: set[asyncio.Future[None]] = set()
 
-AUTH_REQUIRED = "Authenticate first: send {\"type\": \"auth\", \"token\": ...}."
+AUTH_REQUIRED = 'Authenticate first: send {"type": "auth", "token": ...}.'
 FRAME_TOO_LARGE = "Frame larger than {limit} bytes."
 UNKNOWN_TYPE = "Unknown frame type {type!r}."
 BAD_REF = "`ref` must be a string (at most 64 characters) or an integer."
@@ -187,7 +187,9 @@ class SocketConsumer(AsyncConsumer):
             if self.session.oversize.strike():
                 await self.close(closecodes.MESSAGE_TOO_BIG)
                 return
-            self._send_error(None, ProtocolError(errors.TOO_LARGE, FRAME_TOO_LARGE.format(limit=settings.max_frame_bytes)))
+            self._send_error(
+                None, ProtocolError(errors.TOO_LARGE, FRAME_TOO_LARGE.format(limit=settings.max_frame_bytes))
+            )
             return
         try:
             frame = self.codec.decode(payload)
@@ -202,8 +204,9 @@ class SocketConsumer(AsyncConsumer):
         if self.session is None:
             await self._before_auth(kind, frame)
             return
-        if ref is not None and (isinstance(ref, bool) or not isinstance(ref, (str, int)) or (
-                isinstance(ref, str) and len(ref) > 64)):
+        if ref is not None and (
+            isinstance(ref, bool) or not isinstance(ref, (str, int)) or (isinstance(ref, str) and len(ref) > 64)
+        ):
             self._send_error(None, ProtocolError(errors.BAD_REQUEST, BAD_REF))
             return
         if not self.session.budget.take():

@@ -20,8 +20,11 @@ from functools import partial
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-STOP = {4401: "token rejected or expired: log in again", 4409: "session revoked (logged out elsewhere)",
-        1009: "frame too big: fix the client"}
+STOP = {
+    4401: "token rejected or expired: log in again",
+    4409: "session revoked (logged out elsewhere)",
+    1009: "frame too big: fix the client",
+}
 say = partial(print, flush=True)
 
 
@@ -50,7 +53,9 @@ def refresh(base: str, token: str) -> dict | None:
 class Client:
     def __init__(self, args: argparse.Namespace, token: str, user_id: str) -> None:
         self.args, self.token = args, token
-        self.topics = [f"notifications:{user_id}"] + ([f"chat:messages:{args.conversation}"] if args.conversation else [])
+        self.topics = [f"notifications:{user_id}"] + (
+            [f"chat:messages:{args.conversation}"] if args.conversation else []
+        )
         self.offsets: dict[str, str] = {}  # topic -> last offset seen (a real app persists this)
         self.seen: set[str] = set()  # message ids already shown: delivery is at least once
         self.client_message_id = str(uuid.uuid4())  # the same on every retry: never a duplicate
@@ -96,8 +101,12 @@ class Client:
             say(f"reply chat.send ok: stored message {data['id']}: {data['message']}")
 
     async def session(self, ws_url: str, deadline: float) -> None:
-        async with websockets.connect(ws_url, additional_headers={"Authorization": f"Bearer {self.token}"},
-                                      subprotocols=["pms.v1.json"], open_timeout=10) as ws:
+        async with websockets.connect(
+            ws_url,
+            additional_headers={"Authorization": f"Bearer {self.token}"},
+            subprotocols=["pms.v1.json"],
+            open_timeout=10,
+        ) as ws:
             say("connected")
             self.delay = 1.0  # a good connection resets the backoff
             self.pending.clear()
@@ -105,8 +114,15 @@ class Client:
                 since = {"since": self.offsets[topic]} if topic in self.offsets else {}
                 await self.command(ws, {"type": "subscribe", "topic": topic, **since}, topic)
             if not self.sent:
-                await self.command(ws, {"type": "chat.send", "conversationId": self.args.conversation,
-                                        "message": self.args.message, "clientMessageId": self.client_message_id})
+                await self.command(
+                    ws,
+                    {
+                        "type": "chat.send",
+                        "conversationId": self.args.conversation,
+                        "message": self.args.message,
+                        "clientMessageId": self.client_message_id,
+                    },
+                )
             while (left := deadline - time.monotonic()) > 0:
                 try:
                     frame = json.loads(await asyncio.wait_for(ws.recv(), left))
@@ -152,8 +168,9 @@ class Client:
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="http://127.0.0.1:8000", type=lambda url: url.rstrip("/"),
-                        help="the server's HTTP base URL")
+    parser.add_argument(
+        "--url", default="http://127.0.0.1:8000", type=lambda url: url.rstrip("/"), help="the server's HTTP base URL"
+    )
     parser.add_argument("--email", required=True)
     parser.add_argument("--password", required=True)
     parser.add_argument("--conversation", help="a conversation id to subscribe (and send) to")

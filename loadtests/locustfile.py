@@ -50,8 +50,9 @@ _slots: dict[str, itertools.count[int]] = {}
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    parser.add_argument("--users-file", default="loadtests/results/locust-users.json",
-                        help="JSON written by `python -m loadtests.seed`")
+    parser.add_argument(
+        "--users-file", default="loadtests/results/locust-users.json", help="JSON written by `python -m loadtests.seed`"
+    )
     parser.add_argument("--redis-url", default="", help="publish board updates here (e.g. unix:///…/redis.sock)")
 
 
@@ -76,16 +77,24 @@ def _retry_idempotent(user: HttpUser) -> None:
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    adapter = HTTPAdapter(max_retries=Retry(total=1, connect=1, read=1, allowed_methods={"GET"},
-                                            status=0, raise_on_status=False))
+    adapter = HTTPAdapter(
+        max_retries=Retry(total=1, connect=1, read=1, allowed_methods={"GET"}, status=0, raise_on_status=False)
+    )
     user.client.mount("http://", adapter)
     user.client.mount("https://", adapter)
 
 
-def _fire(environment: Any, kind: str, name: str, started: float, exc: Exception | None = None,
-          length: int = 0) -> None:
-    environment.events.request.fire(request_type=kind, name=name, response_time=(time.time() - started) * 1000,
-                                    response_length=length, exception=exc, context={})
+def _fire(
+    environment: Any, kind: str, name: str, started: float, exc: Exception | None = None, length: int = 0
+) -> None:
+    environment.events.request.fire(
+        request_type=kind,
+        name=name,
+        response_time=(time.time() - started) * 1000,
+        response_length=length,
+        exception=exc,
+        context={},
+    )
 
 
 class SocketClient:
@@ -107,8 +116,9 @@ class SocketClient:
     def connect(self, topics: list[str], *, since: bool = False, name: str = "connect") -> bool:
         started = time.time()
         try:
-            self.ws = websocket.create_connection(self.url(), header=[f"Authorization: Bearer {self.token}"],
-                                                  timeout=30, enable_multithread=True)
+            self.ws = websocket.create_connection(
+                self.url(), header=[f"Authorization: Bearer {self.token}"], timeout=30, enable_multithread=True
+            )
             self.ws.settimeout(None)  # the reader blocks until a frame; the server pings every 25 s
             self.reader = gevent.spawn(self._read, self.ws)
             for topic in topics:
@@ -205,8 +215,12 @@ class TenantChat(HttpUser):
         pair = seed["pairs"][(slot // 2) % len(seed["pairs"])]
         person = pair["a" if slot % 2 == 0 else "b"]
         self.conversation = pair["conversationId"]
-        with self.client.post("/api/v1/auth/login", json={"email": person["email"], "password": seed["password"]},
-                              name="/api/v1/auth/login", catch_response=True) as resp:
+        with self.client.post(
+            "/api/v1/auth/login",
+            json={"email": person["email"], "password": seed["password"]},
+            name="/api/v1/auth/login",
+            catch_response=True,
+        ) as resp:
             if resp.status_code != 200:
                 resp.failure(f"login {resp.status_code}")
                 raise StopUser()
@@ -223,15 +237,17 @@ class TenantChat(HttpUser):
     def _reconnect_if_needed(self) -> None:
         if self.sock.ws is None or not self.sock.ws.connected:
             self.sock.close()
-            self.sock.connect([f"chat:messages:{self.conversation}", f"notifications:{self.me}"], since=True,
-                              name="reconnect")
+            self.sock.connect(
+                [f"chat:messages:{self.conversation}", f"notifications:{self.me}"], since=True, name="reconnect"
+            )
 
     @task(6)
     def send(self) -> None:
         self._reconnect_if_needed()
         text = f"lt|{time.time():.6f}|{uuid.uuid4().hex[:8]} is the heating fixed?"
-        self.sock.call("chat.send", {"conversationId": self.conversation, "message": text,
-                                     "clientMessageId": uuid.uuid4().hex})
+        self.sock.call(
+            "chat.send", {"conversationId": self.conversation, "message": text, "clientMessageId": uuid.uuid4().hex}
+        )
 
     @task(2)
     def typing(self) -> None:
@@ -247,8 +263,7 @@ class TenantChat(HttpUser):
 
     @task(1)
     def me_over_http(self) -> None:
-        self.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {self.token}"},
-                        name="/api/v1/auth/me")
+        self.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {self.token}"}, name="/api/v1/auth/me")
 
 
 class ManagerBoard(HttpUser):
@@ -274,8 +289,7 @@ class ManagerBoard(HttpUser):
         if self.sock.ws is None or not self.sock.ws.connected:
             self.sock.close()
             self.sock.connect(["system:broadcasts", f"notifications:{self.sock.me}"], since=True, name="reconnect")
-        self.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {self.token}"},
-                        name="/api/v1/auth/me")
+        self.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {self.token}"}, name="/api/v1/auth/me")
         self.sock.call("ping", {}, metric=True)
 
 
@@ -324,8 +338,10 @@ class BackOffice(HttpUser):
             return
         started = time.time()
         try:
-            self.redis.publish("system:broadcasts", json.dumps(
-                {"event": "broadcast", "data": {"kind": "maintenance.board", "sentAt": time.time()}}))
+            self.redis.publish(
+                "system:broadcasts",
+                json.dumps({"event": "broadcast", "data": {"kind": "maintenance.board", "sentAt": time.time()}}),
+            )
         except Exception as exc:  # noqa: BLE001
             _fire(self.environment, "REDIS", "publish system:broadcasts", started, exc)
             return

@@ -32,8 +32,10 @@ def embedded_env() -> dict[str, str]:
     socket_dir = lines[4].strip() if len(lines) > 4 else ""
     if not socket_dir:
         raise SystemExit("[seed] the embedded PostgreSQL listens on no Unix socket")
-    return {"PMS_DATABASE_URL": f"postgres://postgres@{quote(socket_dir, safe='')}/pms",
-            "PMS_REDIS_URL": f"unix://{sock}?db=0"}
+    return {
+        "PMS_DATABASE_URL": f"postgres://postgres@{quote(socket_dir, safe='')}/pms",
+        "PMS_REDIS_URL": f"unix://{sock}?db=0",
+    }
 
 
 def main() -> int:

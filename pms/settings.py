@@ -109,9 +109,7 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("PMS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pms")
 DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL, engine="pms.postgres", conn_max_age=0, conn_health_checks=True
-    )
+    "default": dj_database_url.parse(DATABASE_URL, engine="pms.postgres", conn_max_age=0, conn_health_checks=True)
 }
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("PMS_TEST_DATABASE_NAME", "test_pms")
 

@@ -253,7 +253,9 @@ class RedisBroker:
                 # Snapshot under the lock: a channel added later is sent by its own `subscribe`.
                 channels = list(self._channels)
                 for start in range(0, len(channels), _SUBSCRIBE_BATCH):
-                    await conn.send_command("SUBSCRIBE", *channels[start : start + _SUBSCRIBE_BATCH], check_health=False)
+                    await conn.send_command(
+                        "SUBSCRIBE", *channels[start : start + _SUBSCRIBE_BATCH], check_health=False
+                    )
                 self._conn = conn
         except BaseException:
             await conn.disconnect(nowait=True)

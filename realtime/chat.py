@@ -99,8 +99,14 @@ class ChatService:
     Idempotency of `send` across batches relies on `ensure_indexes()` having run once.
     """
 
-    def __init__(self, db: "AsyncDatabase[Any]", publisher: Publisher, *,
-                 clock: Callable[[], datetime] = _utcnow, batch_max_size: int = 500) -> None:
+    def __init__(
+        self,
+        db: "AsyncDatabase[Any]",
+        publisher: Publisher,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        batch_max_size: int = 500,
+    ) -> None:
         self._messages = db[CHAT_MESSAGES]
         self._publisher = publisher
         self._clock = clock
@@ -124,15 +130,17 @@ class ChatService:
     async def ensure_indexes(self) -> list[str]:
         """Creates (idempotently) the unique idempotency index and the pending-event index; returns their names."""
         with _store_errors():
-            return await self._messages.create_indexes([
-                IndexModel(
-                    [("conversationId", ASCENDING), ("senderId", ASCENDING), ("clientMessageId", ASCENDING)],
-                    name=IDEMPOTENCY_INDEX,
-                    unique=True,
-                    partialFilterExpression={"clientMessageId": {"$type": "string"}},
-                ),
-                IndexModel([("publishClaimUntil", ASCENDING)], name=PENDING_INDEX, sparse=True),
-            ])
+            return await self._messages.create_indexes(
+                [
+                    IndexModel(
+                        [("conversationId", ASCENDING), ("senderId", ASCENDING), ("clientMessageId", ASCENDING)],
+                        name=IDEMPOTENCY_INDEX,
+                        unique=True,
+                        partialFilterExpression={"clientMessageId": {"$type": "string"}},
+                    ),
+                    IndexModel([("publishClaimUntil", ASCENDING)], name=PENDING_INDEX, sparse=True),
+                ]
+            )
 
     async def aclose(self) -> None:
         """Writes the sends and offsets already queued; call before closing the MongoDB client."""
@@ -156,8 +164,16 @@ class ChatService:
         except PyMongoError:  # at least once: after the claim expires it is published again
             logger.warning("chat: message %s published but its offset not recorded", oid, exc_info=True)
 
-    async def send(self, *, conversation_id: str, sender_id: str, participants: list[str], message: str,
-                   client_message_id: str, attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    async def send(
+        self,
+        *,
+        conversation_id: str,
+        sender_id: str,
+        participants: list[str],
+        message: str,
+        client_message_id: str,
+        attachments: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """Stores the message once per (conversation, sender, clientMessageId) and returns the stored one.
 
         A repeat returns the first message and publishes nothing, unless its `chat.message`
@@ -177,10 +193,18 @@ class ChatService:
             raise ProtocolError(FORBIDDEN, NOT_A_PARTICIPANT)
         now = self._now()
         doc: dict[str, Any] = {
-            "_id": ObjectId(), "conversationId": conversation_id, "senderId": sender_id,
+            "_id": ObjectId(),
+            "conversationId": conversation_id,
+            "senderId": sender_id,
             "recipientId": next(p for p in members if p != sender_id) if len(members) == 2 else None,
-            "message": text, "attachments": files, "isRead": False, "readAt": None,
-            "createdAt": now, "updatedAt": now, "isDeleted": False, "deletedAt": None,
+            "message": text,
+            "attachments": files,
+            "isRead": False,
+            "readAt": None,
+            "createdAt": now,
+            "updatedAt": now,
+            "isDeleted": False,
+            "deletedAt": None,
             "clientMessageId": client_message_id,
             # Born claimed by this process, so no other process publishes it meanwhile.
             "publishClaimUntil": self._now_ms() + PUBLISH_CLAIM_MS,
@@ -232,9 +256,12 @@ class ChatService:
         once. Stops at the first publish failure (Redis still down).
         """
         with _store_errors():
-            docs = await self._messages.find({"publishClaimUntil": {"$lte": self._now_ms()}}).sort(
-                "_id", ASCENDING
-            ).limit(limit).to_list()
+            docs = (
+                await self._messages.find({"publishClaimUntil": {"$lte": self._now_ms()}})
+                .sort("_id", ASCENDING)
+                .limit(limit)
+                .to_list()
+            )
         published = 0
         for doc in docs:
             if "offset" in doc or not await self._claim(doc["_id"]):
@@ -266,8 +293,9 @@ class ChatService:
         try:
             await self._publisher.publish(topics.chat_messages(conversation_id), event, data)
         except Exception:  # stored already: the command succeeded, only the live event is missing
-            logger.warning("chat: %s for conversation %s stored but not published", event, conversation_id,
-                           exc_info=True)
+            logger.warning(
+                "chat: %s for conversation %s stored but not published", event, conversation_id, exc_info=True
+            )
 
     async def edit(self, *, message_id: str, editor_id: str, message: str) -> dict[str, Any]:
         """Replaces the text of a live message (sender only) and publishes `chat.edited` with the message."""
@@ -330,8 +358,15 @@ class ChatService:
         """The time a read mark made now carries (UTC, milliseconds, as `mark_read` stores it)."""
         return self._now()
 
-    async def mark_read(self, *, conversation_id: str, reader_id: str, message_id: str,
-                        read_at: datetime | None = None, publish: bool = True) -> dict[str, Any]:
+    async def mark_read(
+        self,
+        *,
+        conversation_id: str,
+        reader_id: str,
+        message_id: str,
+        read_at: datetime | None = None,
+        publish: bool = True,
+    ) -> dict[str, Any]:
         """Marks the reader's unread messages up to `message_id` read and publishes `chat.read`.
 
         Only messages addressed to the reader (`recipientId`, 1:1 conversations) change; in
@@ -346,14 +381,19 @@ class ChatService:
         now = read_at if read_at is not None else self._now()
         with _store_errors():
             await self._messages.update_many(
-                {"conversationId": conversation_id, "_id": {"$lte": oid}, "recipientId": reader_id,
-                 "isRead": _NOT_TRUE},
+                {
+                    "conversationId": conversation_id,
+                    "_id": {"$lte": oid},
+                    "recipientId": reader_id,
+                    "isRead": _NOT_TRUE,
+                },
                 {"$set": {"isRead": True, "readAt": now}},
             )
         read_at_iso = iso(now)
         if publish:
-            await self.publish_read(conversation_id=conversation_id, reader_id=reader_id, message_id=str(oid),
-                                    read_at=read_at_iso)
+            await self.publish_read(
+                conversation_id=conversation_id, reader_id=reader_id, message_id=str(oid), read_at=read_at_iso
+            )
         return {"readAt": read_at_iso, "lastReadMessageId": str(oid)}
 
     async def require_message(self, *, conversation_id: str, message_id: str) -> ObjectId:

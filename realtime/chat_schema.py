@@ -64,17 +64,24 @@ def to_message(doc: dict[str, Any]) -> dict[str, Any]:
     deleted = bool(doc.get("isDeleted"))
     attachments = [] if deleted else doc.get("attachments") or []
     return {
-        "id": str(doc["_id"]), "conversationId": doc["conversationId"], "senderId": doc["senderId"],
-        "recipientId": doc.get("recipientId"), "message": None if deleted else doc.get("message", ""),
+        "id": str(doc["_id"]),
+        "conversationId": doc["conversationId"],
+        "senderId": doc["senderId"],
+        "recipientId": doc.get("recipientId"),
+        "message": None if deleted else doc.get("message", ""),
         "attachments": [
             {"fileName": a["fileName"], "fileSize": int(a["fileSize"]), "mimeType": a["mimeType"], "url": a["url"]}
             for a in attachments
         ],
         # bool(): nx-27017 reads a boolean written by $set back as 1.
-        "isRead": bool(doc.get("isRead")), "readAt": iso(doc.get("readAt")),
-        "createdAt": iso(doc.get("createdAt")), "updatedAt": iso(doc.get("updatedAt")),
-        "isDeleted": deleted, "deletedAt": iso(doc.get("deletedAt")),
-        "clientMessageId": doc.get("clientMessageId"), "offset": doc.get("offset"),
+        "isRead": bool(doc.get("isRead")),
+        "readAt": iso(doc.get("readAt")),
+        "createdAt": iso(doc.get("createdAt")),
+        "updatedAt": iso(doc.get("updatedAt")),
+        "isDeleted": deleted,
+        "deletedAt": iso(doc.get("deletedAt")),
+        "clientMessageId": doc.get("clientMessageId"),
+        "offset": doc.get("offset"),
     }
 
 

@@ -130,9 +130,13 @@ class RedisHistory:
         its own atomic script, so one failure does not undo the others).
         """
         payloads = [pack(make_event(topic, event, data)) for topic, event, data in events]
-        calls = [([keys.topic_epoch(topic), keys.topic_history(topic)],
-                  [topic, payload, self.max_events, self._max_age_ms, _new_epoch()])
-                 for (topic, _, _), payload in zip(events, payloads, strict=True)]
+        calls = [
+            (
+                [keys.topic_epoch(topic), keys.topic_history(topic)],
+                [topic, payload, self.max_events, self._max_age_ms, _new_epoch()],
+            )
+            for (topic, _, _), payload in zip(events, payloads, strict=True)
+        ]
         outcomes: list[dict[str, Any] | Exception] = []
         for payload, reply in zip(payloads, await evalsha_many(self._redis, self._publish, calls), strict=True):
             if isinstance(reply, Exception):

@@ -452,9 +452,7 @@ class Realtime:
                 if not allowed:
                     await self.unsubscribe(session, name)
                     session.conn.send_direct(
-                        encode_once({"type": "unsubscribed", "topic": name, "reason": "forbidden"})[
-                            session.conn.codec
-                        ]
+                        encode_once({"type": "unsubscribed", "topic": name, "reason": "forbidden"})[session.conn.codec]
                     )
 
     def close_where(self, predicate: Callable[[SocketSession], bool], code: int) -> int:

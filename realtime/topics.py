@@ -45,7 +45,9 @@ LEASE = "lease:changes"
 SYSTEM = "system:broadcasts"
 
 FAMILIES = (CHAT, NOTIFICATIONS, MAINTENANCE, PROPERTY, UNIT, LEASE)
-_TOPIC = re.compile(r"^(chat:messages|notifications|maintenance:updates|property:changes|unit:changes|lease:changes):([0-9a-fA-F-]{32,36})$")
+_TOPIC = re.compile(
+    r"^(chat:messages|notifications|maintenance:updates|property:changes|unit:changes|lease:changes):([0-9a-fA-F-]{32,36})$"
+)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,13 @@ from apps.accounts.models import User, UserRole, UserType
 DEFAULT_PASSWORD = "correct horse battery staple"
 
 
-def make_user(*, user_type: str = UserType.TENANT, password: str | None = DEFAULT_PASSWORD, roles: tuple[str, ...] = (),
-              **fields: Any) -> User:
+def make_user(
+    *,
+    user_type: str = UserType.TENANT,
+    password: str | None = DEFAULT_PASSWORD,
+    roles: tuple[str, ...] = (),
+    **fields: Any,
+) -> User:
     fields.setdefault("email", f"user-{uuid.uuid4().hex[:12]}@example.test")
     fields.setdefault("first_name", "Test")
     fields.setdefault("last_name", user_type.title())

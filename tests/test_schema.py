@@ -19,9 +19,7 @@ FIXTURE_PATH = Path(__file__).parent / "fixtures" / "seed_schema.json"
 SEED: dict[str, Any] = json.loads(FIXTURE_PATH.read_text(encoding="utf-8"))
 TABLES: dict[str, dict[str, Any]] = {table["name"]: table for table in SEED["tables"]}
 TABLE_NAMES = list(TABLES)
-ENUM_TABLES = [
-    name for name, table in TABLES.items() if any(c["type"] == "enum" for c in table["columns"])
-]
+ENUM_TABLES = [name for name, table in TABLES.items() if any(c["type"] == "enum" for c in table["columns"])]
 INDEXES: list[dict[str, Any]] = SEED["indexes"]
 
 EXPECTED_TABLES = 30
@@ -253,8 +251,7 @@ def test_database_defaults_match_the_seed(table: str) -> None:
     problems = [
         problem
         for column in TABLES[table]["columns"]
-        if column["name"] in actual
-        and (problem := default_problem(table, column, actual[column["name"]])) is not None
+        if column["name"] in actual and (problem := default_problem(table, column, actual[column["name"]])) is not None
     ]
     assert not problems, "\n".join(problems)
 
@@ -299,9 +296,7 @@ def test_foreign_keys_and_on_delete_rules_match_the_seed(table: str) -> None:
             )
         rule = ON_DELETE[db["deltype"]]
         if rule != fk["on_delete"]:
-            problems.append(
-                f"{where}: ON DELETE {rule} ({db['name']}), seed ON DELETE {fk['on_delete']}"
-            )
+            problems.append(f"{where}: ON DELETE {rule} ({db['name']}), seed ON DELETE {fk['on_delete']}")
     extra = [f"{table}({', '.join(cols)}) -> {fk['ref_table']}" for cols, fk in actual.items()]
     if extra:
         problems.append(f"{table}: foreign keys not in the seed: {extra}")
@@ -472,13 +467,9 @@ def test_deleting_a_lease_with_sql_sets_its_transactions_lease_to_null() -> None
 
         cursor.execute("DELETE FROM leases WHERE lease_id = %s", [lease_id])
 
-        cursor.execute(
-            "SELECT lease_id FROM transactions WHERE transaction_id = %s", [transaction_id]
-        )
+        cursor.execute("SELECT lease_id FROM transactions WHERE transaction_id = %s", [transaction_id])
         rows = cursor.fetchall()
-    assert rows == [(None,)], (
-        f"transactions.lease_id ON DELETE SET NULL: expected the row kept with NULL, got {rows}"
-    )
+    assert rows == [(None,)], f"transactions.lease_id ON DELETE SET NULL: expected the row kept with NULL, got {rows}"
 
 
 def test_deleting_a_vendor_still_on_a_work_order_is_refused() -> None:

@@ -148,16 +148,12 @@ class UserRole(models.Model):
     """A named role held by a user (`maintenance_staff`, `accountant`, ...)."""
 
     id = models.AutoField(primary_key=True, db_column="role_id")
-    user = models.ForeignKey(
-        User, on_delete=models.CASCADE, null=True, related_name="roles", db_column="user_id"
-    )
+    user = models.ForeignKey(User, on_delete=models.CASCADE, null=True, related_name="roles", db_column="user_id")
     role_name = models.CharField(max_length=50)
 
     class Meta:
         db_table = "user_roles"
-        constraints = [
-            models.UniqueConstraint(fields=["user", "role_name"], name="user_roles_user_id_role_name_key")
-        ]
+        constraints = [models.UniqueConstraint(fields=["user", "role_name"], name="user_roles_user_id_role_name_key")]
 
     def __str__(self) -> str:
         return self.role_name
@@ -167,9 +163,7 @@ class Session(models.Model):
     """An API / socket session. `token` holds the SHA-256 of the secret, never the token."""
 
     id = uuid_primary_key("session_id")
-    user = models.ForeignKey(
-        User, on_delete=models.CASCADE, null=True, related_name="sessions", db_column="user_id"
-    )
+    user = models.ForeignKey(User, on_delete=models.CASCADE, null=True, related_name="sessions", db_column="user_id")
     token = models.CharField(max_length=255)
     expires_at = models.DateTimeField()
     created_at = created_at_field()

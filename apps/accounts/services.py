@@ -187,9 +187,7 @@ def _create_session(user: User, ip: str | None, user_agent: str | None) -> tuple
     return session, roles, f"{session.pk}.{secret}"
 
 
-async def asession_login(
-    *, email: str, password: str, ip: str, user_agent: str | None
-) -> tuple[Principal, str]:
+async def asession_login(*, email: str, password: str, ip: str, user_agent: str | None) -> tuple[Principal, str]:
     """Check the credentials and open a session; returns the principal and its token.
 
     Raises `rate_limited` past the per-IP failure limit and `unauthorized` for any bad
@@ -312,8 +310,9 @@ async def asession_refresh(*, principal: Principal, ip: str, user_agent: str | N
             pack_control("session.rotated", sessionId=principal.session_id, expiresAt=old_expires_at.isoformat()),
         )
     except redis.RedisError:
-        logger.error("Redis down while rotating session %s: the old token may work until its own expiry",
-                     principal.session_id)
+        logger.error(
+            "Redis down while rotating session %s: the old token may work until its own expiry", principal.session_id
+        )
     return renewed, token
 
 
@@ -429,8 +428,14 @@ def user_caches_drop(*, user_id: str) -> None:
     try:
         client = get_sync_redis()
         # transactions:recent follows `transactions.view`, which roles grant too (accountant).
-        drop_now([keys.user_permissions(user_id), keys.user_topic_access(user_id), keys.transactions_recent(user_id),
-                  *session_keys])
+        drop_now(
+            [
+                keys.user_permissions(user_id),
+                keys.user_topic_access(user_id),
+                keys.transactions_recent(user_id),
+                *session_keys,
+            ]
+        )
         client.publish(topics.CONTROL_CHANNEL, pack_control("permissions.changed", userId=user_id))
     except redis.RedisError:
         logger.error("Redis down: cached permissions of %s may stay stale until their TTL", user_id)
@@ -493,7 +498,9 @@ def user_update(
         if "email" in changes:
             changes["email"] = str(changes["email"]).strip().lower()
             _email_free(str(changes["email"]), except_user=user.pk)
-        if str(user.pk) == actor_id and (changes.get("is_active") is False or changes.get("user_type", "admin") != "admin"):
+        if str(user.pk) == actor_id and (
+            changes.get("is_active") is False or changes.get("user_type", "admin") != "admin"
+        ):
             raise ProtocolError(CONFLICT, CANNOT_DEMOTE_SELF)
         for name, value in changes.items():
             setattr(user, name, value)

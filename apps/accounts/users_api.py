@@ -26,8 +26,8 @@ from apps.accounts.services import (
     user_role_remove,
     user_update,
 )
-from apps.common.pagination import Page, PageParams, paginate
 from apps.common import policy
+from apps.common.pagination import Page, PageParams, paginate
 
 router = Router(tags=["users"], auth=token_auth)
 
@@ -219,9 +219,7 @@ async def add_role(request: HttpRequest, user_id: UUID, payload: RoleIn) -> Stat
 
 
 @router.delete("/users/{user_id}/roles/{role_name}", response={204: None})
-async def remove_role(
-    request: HttpRequest, user_id: UUID, role_name: str = Path(..., max_length=50)
-) -> Status[None]:
+async def remove_role(request: HttpRequest, user_id: UUID, role_name: str = Path(..., max_length=50)) -> Status[None]:
     """Take a role away (admins); 404 if the user does not hold it."""
     admin_for_item(request)
 

@@ -162,8 +162,9 @@ async def aread_json_many(
         epoch = await current_epoch()
         fresh = await load(missing)
         if epoch is not None:
-            calls = [_fill_call(keys_by_id[i], epoch, ttl, "string", [json.dumps(fresh[i], default=str)])
-                     for i in missing]
+            calls = [
+                _fill_call(keys_by_id[i], epoch, ttl, "string", [json.dumps(fresh[i], default=str)]) for i in missing
+            ]
             await _fill(calls, f"{len(missing)} keys")
         found.update((i, fresh[i]) for i in missing)
     return found

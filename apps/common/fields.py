@@ -27,9 +27,7 @@ def uuid_primary_key(column: str) -> models.UUIDField:
 
 def created_at_field(column: str = "created_at") -> models.DateTimeField:
     """`TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP`, set once on insert."""
-    return models.DateTimeField(
-        default=timezone.now, db_default=Now(), null=True, editable=False, db_column=column
-    )
+    return models.DateTimeField(default=timezone.now, db_default=Now(), null=True, editable=False, db_column=column)
 
 
 def updated_at_field() -> models.DateTimeField:

@@ -141,13 +141,17 @@ _LANDLORD = _PROPERTY_STAFF | {
 }
 
 _ADMIN_ONLY = (
-    "admin.access", "users.view", "users.manage", "system.broadcast", "subscriptions.admin",
-    "subscriptions.view", "subscriptions.manage", "hud.admin", "amenities.manage",
+    "admin.access",
+    "users.view",
+    "users.manage",
+    "system.broadcast",
+    "subscriptions.admin",
+    "subscriptions.view",
+    "subscriptions.manage",
+    "hud.admin",
+    "amenities.manage",
 )
-_ADMIN: dict[str, Scope] = {
-    name: Scope.ALL
-    for name in [*(p for p in _LANDLORD if not p.endswith("_own")), *_ADMIN_ONLY]
-}
+_ADMIN: dict[str, Scope] = dict.fromkeys([*(p for p in _LANDLORD if not p.endswith("_own")), *_ADMIN_ONLY], Scope.ALL)
 
 GRANTS_BY_USER_TYPE: Mapping[str, Mapping[str, Scope]] = {
     TENANT: _TENANT,
@@ -164,7 +168,9 @@ MANAGER_TYPES = frozenset(
 )
 
 # The user types that may hold a subscription (a landlord or property manager pays for their units).
-SUBSCRIBER_TYPES = frozenset(name for name, grants in GRANTS_BY_USER_TYPE.items() if "subscriptions.manage_own" in grants)
+SUBSCRIBER_TYPES = frozenset(
+    name for name, grants in GRANTS_BY_USER_TYPE.items() if "subscriptions.manage_own" in grants
+)
 
 # Roles add to the user type's grants, over the whole platform in their area (no column ties
 # an accountant, a support agent or a maintenance worker to a property). Unknown roles add nothing.
@@ -294,15 +300,15 @@ ACTIVE_LEASE = "active"
 def active_lease_tenant_q(subject: Subject, lease_path: str) -> Q:
     """Rows with an ACTIVE lease (reached through `lease_path`: "" from a lease, "leases__" from a
     unit, "units__leases__" from a property) on which the subject is a tenant."""
-    return Q(**{f"{lease_path}lease_status": ACTIVE_LEASE, f"{lease_path}tenant_links__tenant__user_id": subject.user_id})
+    return Q(
+        **{f"{lease_path}lease_status": ACTIVE_LEASE, f"{lease_path}tenant_links__tenant__user_id": subject.user_id}
+    )
 
 
 NOTHING = Q(pk__in=[])
 
 
-def visible_q(
-    subject: Subject, permission: str, *, property_path: str | None = "", own: Q | None = None
-) -> Q | None:
+def visible_q(subject: Subject, permission: str, *, property_path: str | None = "", own: Q | None = None) -> Q | None:
     """The filter of the rows `subject` may act on under `permission`; None means every row.
 
     `property_path` leads from the model to its property (None: the model has none, so

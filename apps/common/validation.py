@@ -17,9 +17,13 @@ def invalid_fields(reasons: Mapping[str, str], message: str, *, location: str = 
     """A 422 `bad_request` with `message`, naming each `<location>.<field>` (just `field` when
     `location` is empty) with its reason, in the order given."""
     return ProtocolError(
-        BAD_REQUEST, message, http_status=422,
-        fields=[{"field": f"{location}.{field}" if location else field, "reason": reason}
-                for field, reason in reasons.items()],
+        BAD_REQUEST,
+        message,
+        http_status=422,
+        fields=[
+            {"field": f"{location}.{field}" if location else field, "reason": reason}
+            for field, reason in reasons.items()
+        ],
     )
 
 

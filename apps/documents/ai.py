@@ -32,14 +32,20 @@ def _flag(value: bool | None) -> dict[str, Any] | None:
     return IS_TRUE if value else NOT_TRUE
 
 
-async def _page(name: str, query: dict[str, Any], sort: list[tuple[str, int]], limit: int, offset: int,
-                serialize: Any) -> dict[str, Any]:
+async def _page(
+    name: str, query: dict[str, Any], sort: list[tuple[str, int]], limit: int, offset: int, serialize: Any
+) -> dict[str, Any]:
     with mongo_errors():
         count = await _collection(name).count_documents(query)
         rows = await _collection(name).find(query).sort(sort).skip(offset).limit(limit).to_list(length=limit)
     following = offset + len(rows)
-    return {"items": [serialize(row) for row in rows], "count": count, "limit": limit, "offset": offset,
-            "nextOffset": following if following < count else None}
+    return {
+        "items": [serialize(row) for row in rows],
+        "count": count,
+        "limit": limit,
+        "offset": offset,
+        "nextOffset": following if following < count else None,
+    }
 
 
 # Training data ------------------------------------------------------------------------------
@@ -82,15 +88,22 @@ async def training_data_create(*, data: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-async def training_data_list(*, data_type: str | None, is_validated: bool | None, limit: int,
-                             offset: int) -> dict[str, Any]:
+async def training_data_list(
+    *, data_type: str | None, is_validated: bool | None, limit: int, offset: int
+) -> dict[str, Any]:
     """A page of training data, newest `timestamp` first."""
-    clauses = [clause for clause in ({"dataType": data_type} if data_type else None,
-                                     {"isValidated": _flag(is_validated)} if is_validated is not None else None)
-               if clause]
+    clauses = [
+        clause
+        for clause in (
+            {"dataType": data_type} if data_type else None,
+            {"isValidated": _flag(is_validated)} if is_validated is not None else None,
+        )
+        if clause
+    ]
     query = {"$and": clauses} if len(clauses) > 1 else (clauses[0] if clauses else {})
-    return await _page(AI_TRAINING_DATA, query, [("timestamp", DESCENDING), ("_id", DESCENDING)], limit, offset,
-                       training_data_out)
+    return await _page(
+        AI_TRAINING_DATA, query, [("timestamp", DESCENDING), ("_id", DESCENDING)], limit, offset, training_data_out
+    )
 
 
 async def training_data_validate(*, caller: Principal, data_id: ObjectId) -> dict[str, Any]:
@@ -163,13 +176,19 @@ async def model_create(*, caller: Principal, data: dict[str, Any]) -> dict[str, 
     return doc
 
 
-async def model_list(*, model_name: str | None, model_type: str | None, is_active: bool | None, limit: int,
-                     offset: int) -> dict[str, Any]:
+async def model_list(
+    *, model_name: str | None, model_type: str | None, is_active: bool | None, limit: int, offset: int
+) -> dict[str, Any]:
     """A page of model versions, newest first."""
-    clauses = [clause for clause in ({"modelName": model_name} if model_name else None,
-                                     {"modelType": model_type} if model_type else None,
-                                     {"isActive": _flag(is_active)} if is_active is not None else None)
-               if clause]
+    clauses = [
+        clause
+        for clause in (
+            {"modelName": model_name} if model_name else None,
+            {"modelType": model_type} if model_type else None,
+            {"isActive": _flag(is_active)} if is_active is not None else None,
+        )
+        if clause
+    ]
     query = {"$and": clauses} if len(clauses) > 1 else (clauses[0] if clauses else {})
     return await _page(AI_MODELS, query, [("_id", DESCENDING)], limit, offset, model_out)
 

@@ -49,8 +49,9 @@ async def list_training_data(
 ) -> dict[str, Any]:
     """Training examples, newest first; filter by dataType and isValidated."""
     admin_of(request)
-    return await ai.training_data_list(data_type=filters.dataType, is_validated=filters.isValidated,
-                                       limit=page.limit, offset=page.offset)
+    return await ai.training_data_list(
+        data_type=filters.dataType, is_validated=filters.isValidated, limit=page.limit, offset=page.offset
+    )
 
 
 @router.post("/ai/training-data/{data_id}/validate", response=TrainingDataOut)
@@ -72,8 +73,13 @@ async def create_model(request: HttpRequest, payload: ModelIn) -> Status[dict[st
 async def list_models(request: HttpRequest, filters: Query[ModelFilters], page: Query[PageParams]) -> dict[str, Any]:
     """Model versions, newest first; filter by modelName, modelType, isActive."""
     admin_of(request)
-    return await ai.model_list(model_name=filters.modelName, model_type=filters.modelType,
-                               is_active=filters.isActive, limit=page.limit, offset=page.offset)
+    return await ai.model_list(
+        model_name=filters.modelName,
+        model_type=filters.modelType,
+        is_active=filters.isActive,
+        limit=page.limit,
+        offset=page.offset,
+    )
 
 
 @router.post("/ai/models/{model_id}/activate", response=ModelOut)

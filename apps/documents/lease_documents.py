@@ -52,8 +52,11 @@ async def lease_with_documents(*, caller: Principal, lease_id: UUID, include_arc
     documents = [
         document_out(doc) for doc in found["documents"] if include_archived or not stored_bool(doc.get("isArchived"))
     ]
-    return {"lease": lease_out(lease), "leaseDocuments": await sync_to_async(_lease_rows)(lease),
-            "documents": documents}
+    return {
+        "lease": lease_out(lease),
+        "leaseDocuments": await sync_to_async(_lease_rows)(lease),
+        "documents": documents,
+    }
 
 
 async def lease_document_upload(
@@ -86,17 +89,38 @@ async def lease_document_upload(
     url = DOWNLOAD_PATH.format(id=doc_id)
     signed_at = signed_at or (now() if is_signed else None)
     document = {
-        "_id": doc_id, "documentType": LEASE, "fileName": name, "fileSize": int(upload.size),
-        "mimeType": sniffed.mime_type, "url": url, "uploadedBy": caller.user_id, "uploadedAt": now(),
-        "metadata": {"pages": pages, "signatureStatus": "signed" if is_signed else None,
-                     "expirationDate": to_bson_time(expiration_date), "tags": tags},
-        "textContent": sniffed.text, "isArchived": False, "archivedAt": None, "storageName": storage_name,
+        "_id": doc_id,
+        "documentType": LEASE,
+        "fileName": name,
+        "fileSize": int(upload.size),
+        "mimeType": sniffed.mime_type,
+        "url": url,
+        "uploadedBy": caller.user_id,
+        "uploadedAt": now(),
+        "metadata": {
+            "pages": pages,
+            "signatureStatus": "signed" if is_signed else None,
+            "expirationDate": to_bson_time(expiration_date),
+            "tags": tags,
+        },
+        "textContent": sniffed.text,
+        "isArchived": False,
+        "archivedAt": None,
+        "storageName": storage_name,
     }
-    row = {"lease_id": lease.pk, "document_type": document_type, "document_url": url,
-           "uploaded_by_id": caller.user_id, "is_signed": is_signed, "signed_at": signed_at}
+    row = {
+        "lease_id": lease.pk,
+        "document_type": document_type,
+        "document_url": url,
+        "uploaded_by_id": caller.user_id,
+        "is_signed": is_signed,
+        "signed_at": signed_at,
+    }
     saved = await save_entity_with_documents(
         "lease_document", row, [document], reference_id=str(lease.pk), files=[(storage_name, upload)]
     )
     stored_row = await LeaseDocument.objects.aget(pk=saved["entity"]["id"])
-    return {"leaseDocument": lease_document_out(stored_row), "document": document_out(saved["documents"][0],
-                                                                                       with_text=True)}
+    return {
+        "leaseDocument": lease_document_out(stored_row),
+        "document": document_out(saved["documents"][0], with_text=True),
+    }

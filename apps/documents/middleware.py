@@ -49,8 +49,9 @@ def observe(request: HttpRequest, response: HttpResponseBase) -> bool:
             return False
         principal = getattr(request, "auth", None)
         if isinstance(principal, Principal):
-            get_recorder().record_view(user_id=principal.user_id, session_id=principal.session_id,
-                                       page=page_of(request))
+            get_recorder().record_view(
+                user_id=principal.user_id, session_id=principal.session_id, page=page_of(request)
+            )
             return True
         if request.path == LOGIN_PATH and request.method == "POST" and response.status_code == 200:
             return _observe_login(request, response)
@@ -66,8 +67,12 @@ def _observe_login(request: HttpRequest, response: HttpResponseBase) -> bool:
     session_id, user = body.get("sessionId"), body.get("user") or {}
     if not isinstance(session_id, str) or not isinstance(user.get("id"), str):
         return False
-    get_recorder().record_login(user_id=user["id"], session_id=session_id, ip_address=client_ip(request),
-                                user_agent=request.headers.get("User-Agent"))
+    get_recorder().record_login(
+        user_id=user["id"],
+        session_id=session_id,
+        ip_address=client_ip(request),
+        user_agent=request.headers.get("User-Agent"),
+    )
     return True
 
 
@@ -94,4 +99,3 @@ def usage_middleware(
         return response
 
     return sync_middleware
-

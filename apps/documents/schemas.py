@@ -14,6 +14,7 @@ DocumentTypeName = Literal["lease", "application", "maintenance", "hud_form"]
 MAX_TAGS = 20
 MAX_TAG_CHARS = 50
 
+
 class StrictIn(Schema):
     """Input: unknown fields are refused, strings are trimmed."""
 
@@ -285,8 +286,12 @@ class ModelPage(Schema):
 class LeaseDocumentUploadForm(Schema):
     """The form fields sent with the file (multipart/form-data) to a lease's document uploads."""
 
-    documentType: str = Field("lease", min_length=1, max_length=100,
-                              description="`lease_documents.document_type`: lease, addendum, notice ...")
+    documentType: str = Field(
+        "lease",
+        min_length=1,
+        max_length=100,
+        description="`lease_documents.document_type`: lease, addendum, notice ...",
+    )
     isSigned: bool = False
     signedAt: Timestamp | None = Field(None, description="Defaults to now when isSigned.")
     tags: list[str] = Field(

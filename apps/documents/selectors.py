@@ -80,8 +80,11 @@ def reference_is_managed(*, caller: Principal, document_type: str, reference_id:
 
 def visible_types_of(*, caller: Principal, reference_id: UUID) -> list[str]:
     """The document types under which the caller may see an entity with this id (usually one or none)."""
-    return [kind for kind in DOCUMENT_TYPES if reference_is_visible(caller=caller, document_type=kind,
-                                                                      reference_id=reference_id)]
+    return [
+        kind
+        for kind in DOCUMENT_TYPES
+        if reference_is_visible(caller=caller, document_type=kind, reference_id=reference_id)
+    ]
 
 
 def visibility_filter(*, caller: Principal, document_types: tuple[str, ...] = DOCUMENT_TYPES) -> dict[str, Any] | None:

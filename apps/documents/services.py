@@ -211,8 +211,11 @@ def _scope(caller: Principal, *, reference_id: UUID | None, document_type: str |
     types = (document_type,) if document_type else selectors.DOCUMENT_TYPES
     if reference_id is not None:
         every = selectors.sees_every_document(caller)
-        kinds = [kind for kind in types if every or selectors.reference_is_visible(
-            caller=caller, document_type=kind, reference_id=reference_id)]
+        kinds = [
+            kind
+            for kind in types
+            if every or selectors.reference_is_visible(caller=caller, document_type=kind, reference_id=reference_id)
+        ]
         if not every and not kinds:
             raise not_found()
         return {"referenceId": str(reference_id), "documentType": {"$in": list(kinds)}}
@@ -251,8 +254,13 @@ async def document_list(
 
 def _page(items: list[dict[str, Any]], count: int, limit: int, offset: int) -> dict[str, Any]:
     following = offset + len(items)
-    return {"items": items, "count": count, "limit": limit, "offset": offset,
-            "nextOffset": following if following < count else None}
+    return {
+        "items": items,
+        "count": count,
+        "limit": limit,
+        "offset": offset,
+        "nextOffset": following if following < count else None,
+    }
 
 
 def _words(q: str) -> list[str]:
@@ -322,4 +330,3 @@ def open_stored_file(doc: dict[str, Any]) -> Any:
         logger.error("documents: file of document %s is missing (%s)", doc.get("_id"), name)
         raise ProtocolError(errors.NOT_FOUND, FILE_MISSING)
     return default_storage.open(name, "rb")
-

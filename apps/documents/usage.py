@@ -82,11 +82,19 @@ def pattern_id(user_id: str, session_id: str) -> ObjectId:
     return ObjectId(hashlib.sha256(f"{user_id}:{session_id}".encode()).digest()[:12])
 
 
-def _merged(doc: dict[str, Any] | None, user_id: str, session_id: str, usage: _SessionUsage,
-            at: datetime) -> dict[str, Any]:
+def _merged(
+    doc: dict[str, Any] | None, user_id: str, session_id: str, usage: _SessionUsage, at: datetime
+) -> dict[str, Any]:
     """The document after adding `usage` to `doc` (a new one when `doc` is None)."""
-    base = doc or {"userId": user_id, "sessionId": session_id, "features": [], "pageViews": [],
-                   "loginHistory": [], "createdAt": at, "rev": 0}
+    base = doc or {
+        "userId": user_id,
+        "sessionId": session_id,
+        "features": [],
+        "pageViews": [],
+        "loginHistory": [],
+        "createdAt": at,
+        "rev": 0,
+    }
     views = [dict(view) for view in base.get("pageViews") or []]
     by_page = {view.get("page"): view for view in views}
     for page, (count, last) in usage.views.items():
@@ -103,8 +111,7 @@ def _merged(doc: dict[str, Any] | None, user_id: str, session_id: str, usage: _S
     for feature_id, use in usage.features.items():
         item = by_feature.get(feature_id)
         if item is None:
-            item = {"featureId": feature_id, "usageCount": 0, "lastUsed": use.last, "usageDuration": 0.0,
-                    "actions": []}
+            item = {"featureId": feature_id, "usageCount": 0, "lastUsed": use.last, "usageDuration": 0.0, "actions": []}
             features.append(item)
             by_feature[feature_id] = item
         item["usageCount"] = int(item.get("usageCount") or 0) + use.count
@@ -128,8 +135,14 @@ def _merged(doc: dict[str, Any] | None, user_id: str, session_id: str, usage: _S
 class UsageRecorder:
     """The process's buffer of usage events and its flushers (one per event loop)."""
 
-    def __init__(self, *, flush_seconds: float = 5.0, batch_size: int = 500, max_pending_sessions: int = 10_000,
-                 database: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        flush_seconds: float = 5.0,
+        batch_size: int = 500,
+        max_pending_sessions: int = 10_000,
+        database: str | None = None,
+    ) -> None:
         self.flush_seconds = flush_seconds
         self.batch_size = batch_size
         self.max_pending_sessions = max_pending_sessions
@@ -163,18 +176,37 @@ class UsageRecorder:
             view[0] += 1
             view[1] = max(view[1], moment)
 
-    def record_login(self, *, user_id: str, session_id: str, ip_address: str | None, user_agent: str | None,
-                     at: datetime | None = None) -> None:
+    def record_login(
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        ip_address: str | None,
+        user_agent: str | None,
+        at: datetime | None = None,
+    ) -> None:
         """Add a login to the session's `loginHistory` (the last MAX_LOGIN_HISTORY are kept)."""
-        entry = {"timestamp": at or now(), "ipAddress": ip_address, "userAgent": (user_agent or "")[:500] or None,
-                 "duration": None}
+        entry = {
+            "timestamp": at or now(),
+            "ipAddress": ip_address,
+            "userAgent": (user_agent or "")[:500] or None,
+            "duration": None,
+        }
         with self._lock:
             usage = self._usage(user_id, session_id)
             usage.logins = [*usage.logins, entry][-MAX_LOGIN_HISTORY:]
 
-    def record_feature(self, *, user_id: str, session_id: str, feature_id: str, action_type: str,
-                       duration_seconds: float | None = None, metadata: dict[str, Any] | None = None,
-                       at: datetime | None = None) -> None:
+    def record_feature(
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        feature_id: str,
+        action_type: str,
+        duration_seconds: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> None:
         """Count one use of a feature, with its action (the last MAX_ACTIONS_PER_FEATURE are kept)."""
         moment = at or now()
         with self._lock:
@@ -182,8 +214,9 @@ class UsageRecorder:
             use.count += 1
             use.duration += duration_seconds or 0.0
             use.last = max(filter(None, (use.last, moment)), default=moment)
-            use.actions = [*use.actions, {"actionType": action_type, "timestamp": moment,
-                                         "metadata": metadata or {}}][-MAX_ACTIONS_PER_FEATURE:]
+            use.actions = [*use.actions, {"actionType": action_type, "timestamp": moment, "metadata": metadata or {}}][
+                -MAX_ACTIONS_PER_FEATURE:
+            ]
 
     def pending(self) -> int:
         """Events recorded and not yet written."""
@@ -326,4 +359,3 @@ def get_recorder() -> UsageRecorder:
                 max_pending_sessions=int(getattr(settings, "USAGE_MAX_PENDING_SESSIONS", 10_000)),
             )
         return _recorder
-

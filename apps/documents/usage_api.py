@@ -42,21 +42,32 @@ def usage_pattern_out(doc: dict[str, Any]) -> dict[str, Any]:
                 "lastUsed": stored_time(item.get("lastUsed")),
                 "usageDuration": item.get("usageDuration"),
                 "actions": [
-                    {"actionType": action.get("actionType"), "timestamp": stored_time(action.get("timestamp")),
-                     "metadata": action.get("metadata")}
+                    {
+                        "actionType": action.get("actionType"),
+                        "timestamp": stored_time(action.get("timestamp")),
+                        "metadata": action.get("metadata"),
+                    }
                     for action in item.get("actions") or []
                 ],
             }
             for item in doc.get("features") or []
         ],
         "pageViews": [
-            {"page": view.get("page"), "viewCount": int(view.get("viewCount") or 0),
-             "lastViewed": stored_time(view.get("lastViewed")), "averageDuration": view.get("averageDuration")}
+            {
+                "page": view.get("page"),
+                "viewCount": int(view.get("viewCount") or 0),
+                "lastViewed": stored_time(view.get("lastViewed")),
+                "averageDuration": view.get("averageDuration"),
+            }
             for view in doc.get("pageViews") or []
         ],
         "loginHistory": [
-            {"timestamp": stored_time(login.get("timestamp")), "ipAddress": login.get("ipAddress"),
-             "userAgent": login.get("userAgent"), "duration": login.get("duration")}
+            {
+                "timestamp": stored_time(login.get("timestamp")),
+                "ipAddress": login.get("ipAddress"),
+                "userAgent": login.get("userAgent"),
+                "duration": login.get("duration"),
+            }
             for login in doc.get("loginHistory") or []
         ],
         "createdAt": stored_time(doc.get("createdAt")),
@@ -71,8 +82,13 @@ async def _page(query: dict[str, Any], page: PageParams) -> dict[str, Any]:
         cursor = collection.find(query).sort([("updatedAt", DESCENDING), ("_id", DESCENDING)])
         rows = await cursor.skip(page.offset).limit(page.limit).to_list(length=page.limit)
     following = page.offset + len(rows)
-    return {"items": [usage_pattern_out(row) for row in rows], "count": count, "limit": page.limit,
-            "offset": page.offset, "nextOffset": following if following < count else None}
+    return {
+        "items": [usage_pattern_out(row) for row in rows],
+        "count": count,
+        "limit": page.limit,
+        "offset": page.offset,
+        "nextOffset": following if following < count else None,
+    }
 
 
 @router.get("/usage-patterns", response=UsagePatternPage)

@@ -59,10 +59,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
-from django.db.transaction import TransactionManagementError
 from django.db import connections as db_connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F
+from django.db.transaction import TransactionManagementError
 from redis.exceptions import RedisError
 
 from apps.events.models import OutboxEvent

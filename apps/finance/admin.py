@@ -112,6 +112,4 @@ class LateFeeAdmin(admin.ModelAdmin):
         skipped = queryset.count() - waived
         self.message_user(request, f"Waived {waived} late fee(s).", messages.SUCCESS)
         if skipped:
-            self.message_user(
-                request, f"{skipped} late fee(s) were already waived.", messages.WARNING
-            )
+            self.message_user(request, f"{skipped} late fee(s) were already waived.", messages.WARNING)

@@ -40,7 +40,6 @@ from apps.leasing.schemas import call, money, principal
 router = Router(tags=["finance"], auth=token_auth)
 
 
-
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -79,7 +78,10 @@ async def transactions_create(request: HttpRequest, payload: TransactionIn) -> S
     }
     created = await call(
         services.transaction_create,
-        caller=principal(request), lease_id=payload.leaseId, property_id=payload.propertyId, **fields,
+        caller=principal(request),
+        lease_id=payload.leaseId,
+        property_id=payload.propertyId,
+        **fields,
     )
     return Status(201, selectors.transaction_data(created))
 
@@ -96,7 +98,9 @@ async def transactions_update(request: HttpRequest, transaction_id: UUID, payloa
     """Change a transaction, e.g. mark it paid (paymentStatus `paid`, paymentDate defaults to now)."""
     updated = await call(
         services.transaction_update,
-        caller=principal(request), transaction_id=transaction_id, changes=payload.changes(),
+        caller=principal(request),
+        transaction_id=transaction_id,
+        changes=payload.changes(),
     )
     return selectors.transaction_data(updated)
 
@@ -168,7 +172,9 @@ async def recurring_transactions_update(
     """Change a schedule (isActive true re-activates it)."""
     updated = await call(
         services.recurring_transaction_update,
-        caller=principal(request), recurring_id=recurring_id, changes=payload.changes(),
+        caller=principal(request),
+        recurring_id=recurring_id,
+        changes=payload.changes(),
     )
     return recurring_out(updated)
 

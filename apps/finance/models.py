@@ -111,9 +111,7 @@ class RecurringTransaction(models.Model):
     )
     transaction_type = enum_field(RecurringTransactionType)
     amount = models.DecimalField(max_digits=10, decimal_places=2)
-    frequency = enum_field(
-        RecurrenceFrequency, default=RecurrenceFrequency.MONTHLY, null=True
-    )
+    frequency = enum_field(RecurrenceFrequency, default=RecurrenceFrequency.MONTHLY, null=True)
     day_of_month = models.IntegerField()
     start_date = models.DateField()
     end_date = models.DateField(null=True, blank=True)
@@ -131,10 +129,7 @@ class RecurringTransaction(models.Model):
         ]
 
     def __str__(self) -> str:
-        return (
-            f"{self.get_transaction_type_display()} {self.amount} "
-            f"{self.frequency} on day {self.day_of_month}"
-        )
+        return f"{self.get_transaction_type_display()} {self.amount} {self.frequency} on day {self.day_of_month}"
 
 
 class LateFee(models.Model):

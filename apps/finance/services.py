@@ -148,7 +148,11 @@ def recurring_transaction_deactivate(*, caller: Caller, recurring_id: UUID | str
 
 @db_transaction.atomic
 def late_fee_create(
-    *, caller: Caller, transaction_id: UUID | str, amount: Decimal, days_late: int,
+    *,
+    caller: Caller,
+    transaction_id: UUID | str,
+    amount: Decimal,
+    days_late: int,
     applied_at: datetime | None = None,
 ) -> LateFee:
     """A late fee on one of the caller's transactions, applied now unless `applied_at` says otherwise."""

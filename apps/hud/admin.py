@@ -45,9 +45,7 @@ class HudProgramAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if not self.instance._state.adding:
             self.fields["approved_properties"].initial = list(
-                PropertyHudProgram.objects.filter(program=self.instance).values_list(
-                    "property_id", flat=True
-                )
+                PropertyHudProgram.objects.filter(program=self.instance).values_list("property_id", flat=True)
             )
 
     def save_approved_properties(self) -> None:
@@ -96,20 +94,23 @@ class HudProgramAdmin(admin.ModelAdmin):
         if obj._state.adding:
             return "-"
         rows = PropertyHudProgram.objects.filter(program=obj).select_related("property", "authority")
-        return format_html_join(
-            "",
-            "<div>{}: {} (authority {}, approved {}, expires {})</div>",
-            (
+        return (
+            format_html_join(
+                "",
+                "<div>{}: {} (authority {}, approved {}, expires {})</div>",
                 (
-                    row.property.property_name,
-                    row.get_status_display(),
-                    row.authority or "-",
-                    row.approval_date or "-",
-                    row.expiration_date or "-",
-                )
-                for row in rows.order_by("property__property_name")
-            ),
-        ) or "-"
+                    (
+                        row.property.property_name,
+                        row.get_status_display(),
+                        row.authority or "-",
+                        row.approval_date or "-",
+                        row.expiration_date or "-",
+                    )
+                    for row in rows.order_by("property__property_name")
+                ),
+            )
+            or "-"
+        )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)

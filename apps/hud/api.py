@@ -59,9 +59,15 @@ def _money(value: Decimal | None) -> Decimal | None:
 
 def authority_out(authority: HousingAuthority) -> HousingAuthorityOut:
     return HousingAuthorityOut(
-        id=authority.pk, name=authority.name, state=authority.state, county=authority.county,
-        contactName=authority.contact_name, contactEmail=authority.contact_email,
-        contactPhone=authority.contact_phone, website=authority.website, createdAt=authority.created_at,
+        id=authority.pk,
+        name=authority.name,
+        state=authority.state,
+        county=authority.county,
+        contactName=authority.contact_name,
+        contactEmail=authority.contact_email,
+        contactPhone=authority.contact_phone,
+        website=authority.website,
+        createdAt=authority.created_at,
         updatedAt=authority.updated_at,
     )
 
@@ -114,9 +120,14 @@ async def housing_authority_delete(request: HttpRequest, authority_id: UUID) -> 
 
 def program_out(program: HudProgram) -> HudProgramOut:
     return HudProgramOut(
-        id=program.pk, programName=program.program_name, programCode=program.program_code,
-        description=program.description, eligibilityCriteria=program.eligibility_criteria,
-        requiredForms=program.required_forms, createdAt=program.created_at, updatedAt=program.updated_at,
+        id=program.pk,
+        programName=program.program_name,
+        programCode=program.program_code,
+        description=program.description,
+        eligibilityCriteria=program.eligibility_criteria,
+        requiredForms=program.required_forms,
+        createdAt=program.created_at,
+        updatedAt=program.updated_at,
     )
 
 
@@ -168,8 +179,12 @@ async def hud_program_delete(request: HttpRequest, program_id: UUID) -> Status:
 
 def link_out(link: PropertyHudProgram) -> PropertyHudProgramOut:
     return PropertyHudProgramOut(
-        programId=link.program_id, programName=link.program.program_name, programCode=link.program.program_code,
-        authorityId=link.authority_id, approvalDate=link.approval_date, expirationDate=link.expiration_date,
+        programId=link.program_id,
+        programName=link.program.program_name,
+        programCode=link.program.program_code,
+        authorityId=link.authority_id,
+        approvalDate=link.approval_date,
+        expirationDate=link.expiration_date,
         status=link.status,
     )
 
@@ -191,8 +206,13 @@ async def property_hud_program_replace(
 ) -> list[PropertyHudProgramOut]:
     """Replace the property's HUD programs with the given list."""
     entries = [
-        {"program_id": p.programId, "authority_id": p.authorityId, "approval_date": p.approvalDate,
-         "expiration_date": p.expirationDate, "status": p.status}
+        {
+            "program_id": p.programId,
+            "authority_id": p.authorityId,
+            "approval_date": p.approvalDate,
+            "expiration_date": p.expirationDate,
+            "status": p.status,
+        }
         for p in payload.programs
     ]
 
@@ -208,11 +228,17 @@ async def property_hud_program_replace(
 
 def application_out(application: HudApplication) -> HudApplicationOut:
     return HudApplicationOut(
-        id=application.pk, tenantId=application.tenant_id, programId=application.program_id,
-        authorityId=application.authority_id, applicationDate=application.application_date,
-        status=application.status, submissionDate=application.submission_date,
-        decisionDate=application.decision_date, voucherAmount=_money(application.voucher_amount),
-        voucherStartDate=application.voucher_start_date, voucherEndDate=application.voucher_end_date,
+        id=application.pk,
+        tenantId=application.tenant_id,
+        programId=application.program_id,
+        authorityId=application.authority_id,
+        applicationDate=application.application_date,
+        status=application.status,
+        submissionDate=application.submission_date,
+        decisionDate=application.decision_date,
+        voucherAmount=_money(application.voucher_amount),
+        voucherStartDate=application.voucher_start_date,
+        voucherEndDate=application.voucher_end_date,
         notes=application.notes,
     )
 
@@ -265,8 +291,13 @@ async def hud_application_update(
 
 def form_out(form: HudForm) -> HudFormOut:
     return HudFormOut(
-        id=form.pk, applicationId=form.application_id, formType=form.form_type, formNumber=form.form_number,
-        documentUrl=form.document_url, submittedAt=form.submitted_at, status=form.status,
+        id=form.pk,
+        applicationId=form.application_id,
+        formType=form.form_type,
+        formNumber=form.form_number,
+        documentUrl=form.document_url,
+        submittedAt=form.submitted_at,
+        status=form.status,
         rejectionReason=form.rejection_reason,
     )
 

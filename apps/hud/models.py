@@ -101,9 +101,7 @@ class PropertyHudProgram(models.Model):
     )
     approval_date = models.DateField(null=True, blank=True)
     expiration_date = models.DateField(null=True, blank=True)
-    status = enum_field(
-        PropertyHudProgramStatus, default=PropertyHudProgramStatus.PENDING, null=True
-    )
+    status = enum_field(PropertyHudProgramStatus, default=PropertyHudProgramStatus.PENDING, null=True)
 
     class Meta:
         db_table = "property_hud_programs"

@@ -60,8 +60,13 @@ class HousingAuthorityPatch(Schema):
 
 
 AUTHORITY_FIELDS = {
-    "name": "name", "state": "state", "county": "county", "contactName": "contact_name",
-    "contactEmail": "contact_email", "contactPhone": "contact_phone", "website": "website",
+    "name": "name",
+    "state": "state",
+    "county": "county",
+    "contactName": "contact_name",
+    "contactEmail": "contact_email",
+    "contactPhone": "contact_phone",
+    "website": "website",
 }
 
 
@@ -96,8 +101,11 @@ class HudProgramPatch(Schema):
 
 
 PROGRAM_FIELDS = {
-    "programName": "program_name", "programCode": "program_code", "description": "description",
-    "eligibilityCriteria": "eligibility_criteria", "requiredForms": "required_forms",
+    "programName": "program_name",
+    "programCode": "program_code",
+    "description": "description",
+    "eligibilityCriteria": "eligibility_criteria",
+    "requiredForms": "required_forms",
 }
 
 
@@ -167,9 +175,15 @@ class HudApplicationPatch(Schema):
 
 
 APPLICATION_FIELDS = {
-    "tenantId": "tenant_id", "programId": "program_id", "authorityId": "authority_id",
-    "applicationDate": "application_date", "status": "status", "voucherAmount": "voucher_amount",
-    "voucherStartDate": "voucher_start_date", "voucherEndDate": "voucher_end_date", "notes": "notes",
+    "tenantId": "tenant_id",
+    "programId": "program_id",
+    "authorityId": "authority_id",
+    "applicationDate": "application_date",
+    "status": "status",
+    "voucherAmount": "voucher_amount",
+    "voucherStartDate": "voucher_start_date",
+    "voucherEndDate": "voucher_end_date",
+    "notes": "notes",
 }
 
 
@@ -209,6 +223,9 @@ class HudFormPatch(Schema):
 
 
 FORM_FIELDS = {
-    "formType": "form_type", "formNumber": "form_number", "documentUrl": "document_url", "status": "status",
+    "formType": "form_type",
+    "formNumber": "form_number",
+    "documentUrl": "document_url",
+    "status": "status",
     "rejectionReason": "rejection_reason",
 }

@@ -73,8 +73,10 @@ def hud_program_get(*, program_id: UUID) -> HudProgram:
 
 
 def property_hud_program_list(*, property_id: Any) -> QuerySet[PropertyHudProgram]:
-    return PropertyHudProgram.objects.filter(property_id=property_id).select_related("program").order_by(
-        "program__program_name", "program_id"
+    return (
+        PropertyHudProgram.objects.filter(property_id=property_id)
+        .select_related("program")
+        .order_by("program__program_name", "program_id")
     )
 
 
@@ -85,7 +87,9 @@ def hud_application_visible(*, caller: Principal) -> QuerySet[HudApplication]:
     """Applications in the caller's `hud.view` scope: an applicant's own, staff those of their
     properties' tenants, admins all."""
     q = policy.visible_q(
-        caller, "hud.view", property_path="tenant__lease_links__lease__unit__property__",
+        caller,
+        "hud.view",
+        property_path="tenant__lease_links__lease__unit__property__",
         own=tenant_user_q(caller, "tenant__"),
     )
     return _filtered(HudApplication.objects.all(), q)
@@ -123,9 +127,10 @@ def hud_application_is_managed_by(*, caller: Principal, application: HudApplicat
 
 
 def hud_application_is_own(*, caller: Principal, application: HudApplication) -> bool:
-    return application.tenant_id is not None and Tenant.objects.filter(
-        pk=application.tenant_id, user_id=caller.user_id
-    ).exists()
+    return (
+        application.tenant_id is not None
+        and Tenant.objects.filter(pk=application.tenant_id, user_id=caller.user_id).exists()
+    )
 
 
 def hud_form_list(*, application: HudApplication) -> QuerySet[HudForm]:

@@ -216,8 +216,11 @@ def hud_form_update(*, caller: Principal, form_id: UUID, changes: dict[str, Any]
         raise not_found()
     if not selectors.hud_application_is_managed_by(caller=caller, application=application):
         new = changes.get("status")
-        if (set(changes) - APPLICANT_FORM_FIELDS or form.status != HudFormStatus.PENDING
-                or new not in (None, HudFormStatus.PENDING, HudFormStatus.SUBMITTED)):
+        if (
+            set(changes) - APPLICANT_FORM_FIELDS
+            or form.status != HudFormStatus.PENDING
+            or new not in (None, HudFormStatus.PENDING, HudFormStatus.SUBMITTED)
+        ):
             raise ProtocolError(errors.FORBIDDEN, APPLICANT_FORM_EDITS)
     _apply(form, changes)
     if form.status == HudFormStatus.REJECTED and not form.rejection_reason:

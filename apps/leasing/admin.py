@@ -206,8 +206,16 @@ class LeaseInvitationAdmin(admin.ModelAdmin):
     an admin puts a tenant on a lease directly (the lease form), without an invitation, and
     landlords and managers invite over the API."""
 
-    list_display = ["lease", "invited_user", "invited_by", "is_primary", "status", "created_at", "expires_at",
-                    "responded_at"]
+    list_display = [
+        "lease",
+        "invited_user",
+        "invited_by",
+        "is_primary",
+        "status",
+        "created_at",
+        "expires_at",
+        "responded_at",
+    ]
     list_filter = ["status", "is_primary", "created_at"]
     search_fields = [
         "invited_user__email",
@@ -217,8 +225,17 @@ class LeaseInvitationAdmin(admin.ModelAdmin):
         "lease__unit__property__property_name",
     ]
     list_select_related = ["lease", "lease__unit", "lease__unit__property", "invited_user", "invited_by"]
-    readonly_fields = ["lease", "invited_user", "invited_by", "is_primary", "status", "tenant_profile", "created_at",
-                       "responded_at", "expires_at"]
+    readonly_fields = [
+        "lease",
+        "invited_user",
+        "invited_by",
+        "is_primary",
+        "status",
+        "tenant_profile",
+        "created_at",
+        "responded_at",
+        "expires_at",
+    ]
     date_hierarchy = "created_at"
     actions = ["revoke"]
 

@@ -7,5 +7,7 @@ class LeasingConfig(AppConfig):
     verbose_name = "Tenants and leases"
 
     def ready(self) -> None:
-        from apps.leasing import events  # noqa: F401  (registers the deleted-row events of cascades)
-        from apps.leasing import services  # noqa: F401  (registers what a generic writer's save records)
+        from apps.leasing import (
+            events,  # noqa: F401  (registers the deleted-row events of cascades)
+            services,  # noqa: F401  (registers what a generic writer's save records)
+        )

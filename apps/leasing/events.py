@@ -6,8 +6,8 @@ changes or deletes, recorded inside the change's transaction after the row is wr
 
 from typing import Any
 
-from apps.leasing.models import Lease
 from apps.events.outbox import ChangeEvent, deleted_data, register_deleted, wire_fields
+from apps.leasing.models import Lease
 from realtime import topics
 
 

@@ -55,12 +55,8 @@ class Tenant(models.Model):
     emergency_contact_phone = models.CharField(max_length=20, null=True, blank=True)
     created_at = created_at_field()
     updated_at = updated_at_field()
-    background_check_status = enum_field(
-        BackgroundCheckStatus, default=BackgroundCheckStatus.NOT_SUBMITTED, null=True
-    )
-    credit_check_status = enum_field(
-        BackgroundCheckStatus, default=BackgroundCheckStatus.NOT_SUBMITTED, null=True
-    )
+    background_check_status = enum_field(BackgroundCheckStatus, default=BackgroundCheckStatus.NOT_SUBMITTED, null=True)
+    credit_check_status = enum_field(BackgroundCheckStatus, default=BackgroundCheckStatus.NOT_SUBMITTED, null=True)
 
     class Meta:
         db_table = "tenants"
@@ -132,9 +128,7 @@ class LeaseTenant(models.Model):
         db_column="lease_id",
         db_index=False,
     )
-    tenant = models.ForeignKey(
-        Tenant, on_delete=models.CASCADE, related_name="lease_links", db_column="tenant_id"
-    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="lease_links", db_column="tenant_id")
     is_primary = flag_field(False)
     created_at = created_at_field()
 

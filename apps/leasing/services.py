@@ -199,7 +199,11 @@ def lease_admin_save(*, lease: Lease) -> Lease:
         previous_status = None
         if not created:
             previous_status = (
-                Lease.objects.select_for_update().filter(pk=lease.pk).order_by().values_list("lease_status", flat=True).first()
+                Lease.objects.select_for_update()
+                .filter(pk=lease.pk)
+                .order_by()
+                .values_list("lease_status", flat=True)
+                .first()
             )
         lease.save()
         _saved(lease, created=created, previous_status=previous_status)

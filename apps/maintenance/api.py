@@ -91,8 +91,13 @@ async def maintenance_request_list(
 ) -> dict[str, Any]:
     """The maintenance requests the caller may see, newest first."""
     requests = selectors.maintenance_request_list(
-        caller=_caller(request), unit_id=filters.unitId, property_id=filters.propertyId, status=filters.status,
-        priority=filters.priority, created_from=_aware(filters.createdFrom), created_to=_aware(filters.createdTo),
+        caller=_caller(request),
+        unit_id=filters.unitId,
+        property_id=filters.propertyId,
+        status=filters.status,
+        priority=filters.priority,
+        created_from=_aware(filters.createdFrom),
+        created_to=_aware(filters.createdTo),
     )
     return await apaginate(requests, page, request_out)
 
@@ -138,7 +143,10 @@ async def maintenance_request_cancel(request: HttpRequest, request_id: UUID) -> 
 
 def image_out(image: MaintenanceImage) -> MaintenanceImageOut:
     return MaintenanceImageOut(
-        id=image.pk, requestId=image.request_id, imageUrl=image.image_url, uploadedAt=image.uploaded_at,
+        id=image.pk,
+        requestId=image.request_id,
+        imageUrl=image.image_url,
+        uploadedAt=image.uploaded_at,
         isBefore=image.is_before,
     )
 
@@ -186,10 +194,18 @@ async def maintenance_counts_get(request: HttpRequest, property_id: UUID) -> Mai
 
 def vendor_out(vendor: Vendor) -> VendorOut:
     return VendorOut(
-        id=vendor.pk, companyName=vendor.company_name, contactName=vendor.contact_name, email=vendor.email,
-        phone=vendor.phone, serviceCategory=vendor.service_category, isPreferred=vendor.is_preferred,
-        notes=vendor.notes, insuranceExpiry=vendor.insurance_expiry, licenseNumber=vendor.license_number,
-        createdAt=vendor.created_at, updatedAt=vendor.updated_at,
+        id=vendor.pk,
+        companyName=vendor.company_name,
+        contactName=vendor.contact_name,
+        email=vendor.email,
+        phone=vendor.phone,
+        serviceCategory=vendor.service_category,
+        isPreferred=vendor.is_preferred,
+        notes=vendor.notes,
+        insuranceExpiry=vendor.insurance_expiry,
+        licenseNumber=vendor.license_number,
+        createdAt=vendor.created_at,
+        updatedAt=vendor.updated_at,
     )
 
 
@@ -236,12 +252,20 @@ async def vendor_delete(request: HttpRequest, vendor_id: UUID) -> Status:
 def work_order_out(order: WorkOrder) -> WorkOrderOut:
     request = order.request
     return WorkOrderOut(
-        id=order.pk, requestId=order.request_id,
+        id=order.pk,
+        requestId=order.request_id,
         propertyId=request.unit.property_id if request is not None and request.unit is not None else None,
-        vendorId=order.vendor_id, assignedBy=order.assigned_by_id, assignedAt=order.assigned_at,
-        scheduledDate=order.scheduled_date, scheduledTimeStart=order.scheduled_time_start,
-        scheduledTimeEnd=order.scheduled_time_end, status=order.status, completionNotes=order.completion_notes,
-        completedAt=order.completed_at, invoiceAmount=_money(order.invoice_amount), invoicePaid=order.invoice_paid,
+        vendorId=order.vendor_id,
+        assignedBy=order.assigned_by_id,
+        assignedAt=order.assigned_at,
+        scheduledDate=order.scheduled_date,
+        scheduledTimeStart=order.scheduled_time_start,
+        scheduledTimeEnd=order.scheduled_time_end,
+        status=order.status,
+        completionNotes=order.completion_notes,
+        completedAt=order.completed_at,
+        invoiceAmount=_money(order.invoice_amount),
+        invoicePaid=order.invoice_paid,
         invoicePaidDate=order.invoice_paid_date,
     )
 
@@ -252,8 +276,12 @@ async def work_order_list(
 ) -> dict[str, Any]:
     """Work orders the caller may see, newest first (not for tenants: 403)."""
     orders = selectors.work_order_list(
-        caller=_caller(request), request_id=filters.requestId, vendor_id=filters.vendorId, status=filters.status,
-        scheduled_from=filters.scheduledFrom, scheduled_to=filters.scheduledTo,
+        caller=_caller(request),
+        request_id=filters.requestId,
+        vendor_id=filters.vendorId,
+        status=filters.status,
+        scheduled_from=filters.scheduledFrom,
+        scheduled_to=filters.scheduledTo,
     )
     return await apaginate(orders, page, work_order_out)
 

@@ -77,8 +77,13 @@ class MaintenanceRequestPatch(Schema):
 
 
 REQUEST_FIELDS = {
-    "category": "category", "description": "description", "priority": "priority", "status": "status",
-    "isTenantCaused": "is_tenant_caused", "estimatedCost": "estimated_cost", "actualCost": "actual_cost",
+    "category": "category",
+    "description": "description",
+    "priority": "priority",
+    "status": "status",
+    "isTenantCaused": "is_tenant_caused",
+    "estimatedCost": "estimated_cost",
+    "actualCost": "actual_cost",
 }
 
 
@@ -164,9 +169,15 @@ class VendorPatch(Schema):
 
 
 VENDOR_FIELDS = {
-    "companyName": "company_name", "contactName": "contact_name", "email": "email", "phone": "phone",
-    "serviceCategory": "service_category", "isPreferred": "is_preferred", "notes": "notes",
-    "insuranceExpiry": "insurance_expiry", "licenseNumber": "license_number",
+    "companyName": "company_name",
+    "contactName": "contact_name",
+    "email": "email",
+    "phone": "phone",
+    "serviceCategory": "service_category",
+    "isPreferred": "is_preferred",
+    "notes": "notes",
+    "insuranceExpiry": "insurance_expiry",
+    "licenseNumber": "license_number",
 }
 
 
@@ -222,9 +233,15 @@ class WorkOrderPatch(Schema):
 
 
 WORK_ORDER_FIELDS = {
-    "vendorId": "vendor_id", "scheduledDate": "scheduled_date", "scheduledTimeStart": "scheduled_time_start",
-    "scheduledTimeEnd": "scheduled_time_end", "status": "status", "completionNotes": "completion_notes",
-    "invoiceAmount": "invoice_amount", "invoicePaid": "invoice_paid", "invoicePaidDate": "invoice_paid_date",
+    "vendorId": "vendor_id",
+    "scheduledDate": "scheduled_date",
+    "scheduledTimeStart": "scheduled_time_start",
+    "scheduledTimeEnd": "scheduled_time_end",
+    "status": "status",
+    "completionNotes": "completion_notes",
+    "invoiceAmount": "invoice_amount",
+    "invoicePaid": "invoice_paid",
+    "invoicePaidDate": "invoice_paid_date",
 }
 
 

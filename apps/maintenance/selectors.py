@@ -19,8 +19,8 @@ from asgiref.sync import sync_to_async
 from django.db.models import Count, Q, QuerySet
 
 from apps.accounts.services import Principal
-from apps.common.cache import aread_hash, decode_hash
 from apps.common import policy
+from apps.common.cache import aread_hash, decode_hash
 from apps.common.visibility import not_found, tenant_user_q
 from apps.maintenance.models import (
     MaintenanceImage,
@@ -37,7 +37,13 @@ from realtime.errors import ProtocolError
 MAINTENANCE_STAFF_ROLE = "maintenance_staff"
 COUNTS_TTL_SECONDS = 5 * 60
 COUNT_FIELDS: dict[str, type] = {
-    "total": int, "emergency": int, "high": int, "medium": int, "low": int, "open": int, "inProgress": int,
+    "total": int,
+    "emergency": int,
+    "high": int,
+    "medium": int,
+    "low": int,
+    "open": int,
+    "inProgress": int,
 }
 
 VENDORS_FORBIDDEN = "Tenants have no access to vendors."
@@ -66,7 +72,9 @@ def property_is_staffed_by(*, caller: Principal, property_id: Any) -> bool:
 def maintenance_request_visible(*, caller: Principal) -> QuerySet[MaintenanceRequest]:
     """Every request the caller may read (`maintenance.view` in their scope)."""
     requests = MaintenanceRequest.objects.select_related("unit")
-    q = policy.visible_q(caller, "maintenance.view", property_path="unit__property__", own=tenant_user_q(caller, "tenant__"))
+    q = policy.visible_q(
+        caller, "maintenance.view", property_path="unit__property__", own=tenant_user_q(caller, "tenant__")
+    )
     return requests if q is None else requests.filter(pk__in=MaintenanceRequest.objects.filter(q).values("pk"))
 
 
@@ -103,8 +111,10 @@ def access_maintenance_request(*, caller: Principal, request_id: UUID, for_updat
     requests = maintenance_request_visible(caller=caller).filter(pk=request_id)
     if for_update:
         # The visibility filter joins other tables: lock only the request's own row.
-        requests = MaintenanceRequest.objects.select_for_update(of=("self",)).select_related("unit").filter(
-            pk__in=requests.values("pk")
+        requests = (
+            MaintenanceRequest.objects.select_for_update(of=("self",))
+            .select_related("unit")
+            .filter(pk__in=requests.values("pk"))
         )
     found = requests.first()
     if found is None:
@@ -151,6 +161,7 @@ async def amaintenance_counts_get(*, property_id: Any) -> dict[str, int]:
 
     Precondition: the caller checked that the property exists and may be seen.
     """
+
     async def load() -> dict[str, int]:
         return await sync_to_async(maintenance_counts_from_db)(property_id=property_id)
 
@@ -220,8 +231,10 @@ def work_order_list(
 def access_work_order(*, caller: Principal, work_order_id: UUID, for_update: bool = False) -> WorkOrder:
     orders = work_order_visible(caller=caller).filter(pk=work_order_id)
     if for_update:
-        orders = WorkOrder.objects.select_for_update(of=("self",)).select_related("request__unit").filter(
-            pk__in=orders.values("pk")
+        orders = (
+            WorkOrder.objects.select_for_update(of=("self",))
+            .select_related("request__unit")
+            .filter(pk__in=orders.values("pk"))
         )
     found = orders.first()
     if found is None:

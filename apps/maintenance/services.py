@@ -19,8 +19,8 @@ from apps.accounts.services import Principal
 from apps.common import policy
 from apps.common.validation import invalid
 from apps.common.visibility import not_found
-from apps.leasing.models import LeaseStatus, Tenant
 from apps.events.outbox import delete_recording_events
+from apps.leasing.models import LeaseStatus, Tenant
 from apps.maintenance import events, selectors
 from apps.maintenance.models import (
     MaintenanceImage,
@@ -52,9 +52,9 @@ WORKER_EDITABLE = frozenset({"status", "completion_notes"})
 
 
 def _owns(caller: Principal, request: MaintenanceRequest) -> bool:
-    return request.tenant_id is not None and Tenant.objects.filter(
-        pk=request.tenant_id, user_id=caller.user_id
-    ).exists()
+    return (
+        request.tenant_id is not None and Tenant.objects.filter(pk=request.tenant_id, user_id=caller.user_id).exists()
+    )
 
 
 def _set_status_times(request: MaintenanceRequest, previous: str | None) -> None:
@@ -68,8 +68,9 @@ def _set_status_times(request: MaintenanceRequest, previous: str | None) -> None
 
 
 @transaction.atomic
-def maintenance_request_create(*, caller: Principal, unit_id: UUID, fields: dict[str, Any],
-                               tenant_id: UUID | None = None) -> MaintenanceRequest:
+def maintenance_request_create(
+    *, caller: Principal, unit_id: UUID, fields: dict[str, Any], tenant_id: UUID | None = None
+) -> MaintenanceRequest:
     """File a request. A tenant files for a unit of their ACTIVE lease (as that lease's tenant);
     staff of the unit's property or an admin file for any of theirs, optionally naming a tenant of the unit."""
     policy.require(caller, "maintenance.create")
@@ -218,8 +219,9 @@ def _set_work_order_times(order: WorkOrder, previous: str | None) -> None:
 
 
 @transaction.atomic
-def work_order_create(*, caller: Principal, request_id: UUID, vendor_id: UUID | None,
-                      fields: dict[str, Any]) -> WorkOrder:
+def work_order_create(
+    *, caller: Principal, request_id: UUID, vendor_id: UUID | None, fields: dict[str, Any]
+) -> WorkOrder:
     """Assign a request to a vendor (staff of the request's property or an admin; `assigned_by` is the caller).
 
     A request still `submitted` moves to `assigned`.
@@ -300,4 +302,3 @@ def work_order_admin_save(*, order: WorkOrder) -> WorkOrder:
 def work_order_admin_delete(*, order: WorkOrder) -> None:
     """Delete the work order, announcing it."""
     delete_recording_events(order)
-

@@ -90,13 +90,23 @@ class ParticipantIn(Schema):
 def _conversation_out(conversation: Conversation, unread: int) -> dict[str, Any]:
     participants = sorted(conversation.participants.all(), key=lambda p: (p.joined_at, str(p.pk)))
     return {
-        "id": conversation.pk, "subject": conversation.subject, "propertyId": conversation.property_id,
-        "createdBy": conversation.created_by_id, "createdAt": conversation.created_at,
-        "updatedAt": conversation.updated_at, "unreadCount": unread,
+        "id": conversation.pk,
+        "subject": conversation.subject,
+        "propertyId": conversation.property_id,
+        "createdBy": conversation.created_by_id,
+        "createdAt": conversation.created_at,
+        "updatedAt": conversation.updated_at,
+        "unreadCount": unread,
         "participants": [
-            {"userId": p.user_id, "firstName": p.user.first_name, "lastName": p.user.last_name,
-             "userType": p.user.user_type, "joinedAt": p.joined_at, "lastReadMessageId": p.last_read_message_id,
-             "lastReadAt": p.last_read_at}
+            {
+                "userId": p.user_id,
+                "firstName": p.user.first_name,
+                "lastName": p.user.last_name,
+                "userType": p.user.user_type,
+                "joinedAt": p.joined_at,
+                "lastReadMessageId": p.last_read_message_id,
+                "lastReadAt": p.last_read_at,
+            }
             for p in participants
         ],
     }
@@ -124,7 +134,10 @@ async def conversation_list(request: HttpRequest, page: Query[PageParams]) -> di
     count, rows = await sync_to_async(read)()
     following = page.offset + len(rows)
     return {
-        "items": await _with_unread(caller, rows), "count": count, "limit": page.limit, "offset": page.offset,
+        "items": await _with_unread(caller, rows),
+        "count": count,
+        "limit": page.limit,
+        "offset": page.offset,
         "nextOffset": following if following < count else None,
     }
 
@@ -136,7 +149,9 @@ async def conversation_create(request: HttpRequest, payload: ConversationIn) -> 
 
     def create() -> Conversation:
         created = services.conversation_create(
-            caller=caller, participant_ids=payload.participants, subject=payload.subject,
+            caller=caller,
+            participant_ids=payload.participants,
+            subject=payload.subject,
             property_id=payload.propertyId,
         )
         return selectors.access_conversation(caller=caller, conversation_id=created.pk)
@@ -259,8 +274,11 @@ async def conversation_message_send(request: HttpRequest, conversation_id: UUID,
     """Send as `chat.send` does: stored once per clientMessageId (a retry returns the same message) and
     published live as `chat.message`."""
     message = await services.achat_send(
-        realtime=await get_realtime(), conversation_id=str(conversation_id), sender_id=_caller(request).user_id,
-        message=payload.message, client_message_id=payload.clientMessageId,
+        realtime=await get_realtime(),
+        conversation_id=str(conversation_id),
+        sender_id=_caller(request).user_id,
+        message=payload.message,
+        client_message_id=payload.clientMessageId,
         attachments=[a.model_dump() for a in payload.attachments] if payload.attachments is not None else None,
     )
     return Status(201, message)
@@ -271,7 +289,9 @@ async def conversation_read(request: HttpRequest, conversation_id: UUID, payload
     """Mark read up to a message (as `chat.read`: publishes it live and stores my read position)."""
     caller = _caller(request)
     marked = await services.achat_read(
-        realtime=await get_realtime(), conversation_id=str(conversation_id), reader_id=caller.user_id,
+        realtime=await get_realtime(),
+        conversation_id=str(conversation_id),
+        reader_id=caller.user_id,
         message_id=payload.messageId,
     )
     counts = await selectors.aconversation_unread_counts(

@@ -48,7 +48,9 @@ def _history() -> RedisHistory:
     )
 
 
-async def abroadcast_send(*, sender_id: str, title: str, message: str, priority: str = DEFAULT_PRIORITY) -> dict[str, Any]:
+async def abroadcast_send(
+    *, sender_id: str, title: str, message: str, priority: str = DEFAULT_PRIORITY
+) -> dict[str, Any]:
     """Publish a `broadcast` event on `system:broadcasts` to every connected user; returns the frame as sent.
 
     The event is stored in the topic's history first, so it carries an offset and a client
@@ -166,9 +168,10 @@ def conversation_create(
 def _may_manage(caller: Principal, conversation: Conversation) -> bool:
     if policy.sees_all(caller, CHAT) or str(conversation.created_by_id) == caller.user_id:
         return True
-    return conversation.property_id is not None and Property.objects.filter(
-        property_staff_q(caller), pk=conversation.property_id
-    ).exists()
+    return (
+        conversation.property_id is not None
+        and Property.objects.filter(property_staff_q(caller), pk=conversation.property_id).exists()
+    )
 
 
 @transaction.atomic
@@ -214,7 +217,7 @@ def chat_service(realtime: Realtime) -> Any:
 def _directory(realtime: Realtime) -> Any:
     if realtime.directory is not None:
         return realtime.directory
-    from apps.messaging.directory import ParticipantDirectory  # noqa: PLC0415  (only without a wired core)
+    from apps.messaging.directory import ParticipantDirectory
 
     return ParticipantDirectory()
 
@@ -234,15 +237,26 @@ async def aconversation_require_participant(*, realtime: Realtime, conversation_
     return participants
 
 
-async def achat_send(*, realtime: Realtime, conversation_id: str, sender_id: str, message: Any,
-                     client_message_id: Any, attachments: list[dict[str, Any]] | None) -> dict[str, Any]:
+async def achat_send(
+    *,
+    realtime: Realtime,
+    conversation_id: str,
+    sender_id: str,
+    message: Any,
+    client_message_id: Any,
+    attachments: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
     """`chat.send` / `POST /conversations/{id}/messages`: stored once per clientMessageId, then published."""
     participants = await aconversation_require_participant(
         realtime=realtime, conversation_id=conversation_id, user_id=sender_id
     )
     stored: dict[str, Any] = await chat_service(realtime).send(
-        conversation_id=conversation_id, sender_id=sender_id, participants=participants, message=message,
-        client_message_id=client_message_id, attachments=attachments,
+        conversation_id=conversation_id,
+        sender_id=sender_id,
+        participants=participants,
+        message=message,
+        client_message_id=client_message_id,
+        attachments=attachments,
     )
     return stored
 
@@ -285,8 +299,10 @@ def _move_read_position(conversation_id: str, user_id: str, message_id: str, rea
 def _restore_read_position(conversation_id: str, user_id: str, moved_to: Position, previous: Position) -> None:
     """Undoes `_move_read_position` unless the position moved again meanwhile (another device)."""
     ConversationParticipant.objects.filter(
-        conversation_id=conversation_id, user_id=user_id,
-        last_read_message_id=moved_to[0], last_read_at=moved_to[1],
+        conversation_id=conversation_id,
+        user_id=user_id,
+        last_read_message_id=moved_to[0],
+        last_read_at=moved_to[1],
     ).update(last_read_message_id=previous[0], last_read_at=previous[1])
 
 

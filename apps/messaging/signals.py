@@ -33,4 +33,3 @@ def membership_changed(sender: type, instance: Any, **kwargs: Any) -> None:
 @receiver(post_delete, sender=LeaseTenant)
 def lease_tenant_changed(sender: type, instance: LeaseTenant, **kwargs: Any) -> None:
     _drop_after_commit(set(Tenant.objects.filter(pk=instance.tenant_id).values_list("user_id", flat=True)))
-

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 
 from apps.accounts.selectors import actor_current
 from apps.common import policy
@@ -53,9 +53,10 @@ def topic_allowed_for(subject: Subject, topic: Topic) -> bool:
     if family == topics.CHAT:
         if policy.sees_all(subject, permission):
             return Conversation.objects.filter(pk=entity_id).exists()
-        return policy.allows(subject, permission) and ConversationParticipant.objects.filter(
-            conversation_id=entity_id, user_id=uid
-        ).exists()
+        return (
+            policy.allows(subject, permission)
+            and ConversationParticipant.objects.filter(conversation_id=entity_id, user_id=uid).exists()
+        )
     if family in (topics.MAINTENANCE, topics.PROPERTY):
         # Property-wide streams are for the property's staff: a tenant's OWN scope sees none.
         return _visible(Property.objects.filter(pk=entity_id), subject, permission, property_path="", own=None)
@@ -111,8 +112,10 @@ def topic_access_drop(*, user_ids: set[str]) -> None:
     if not user_ids:
         return
     # drop_now also refuses a membership lookup racing this change (cache:epoch).
-    drop_now([keys.user_topic_access(user_id) for user_id in user_ids]
-             + [keys.user_conversations(user_id) for user_id in user_ids])
+    drop_now(
+        [keys.user_topic_access(user_id) for user_id in user_ids]
+        + [keys.user_conversations(user_id) for user_id in user_ids]
+    )
     try:
         client = get_sync_redis()
         for user_id in sorted(user_ids):

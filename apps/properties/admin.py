@@ -47,9 +47,7 @@ class PropertyAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if not self.instance._state.adding:
             self.fields["amenities"].initial = list(
-                PropertyAmenity.objects.filter(property=self.instance).values_list(
-                    "amenity_id", flat=True
-                )
+                PropertyAmenity.objects.filter(property=self.instance).values_list("amenity_id", flat=True)
             )
 
     def save_amenities(self) -> None:

@@ -102,7 +102,9 @@ async def property_amenities(request: HttpRequest, property_id: UUID) -> list[di
 
 
 @router.put("/properties/{property_id}/amenities", response=list[AmenityOut])
-async def set_property_amenities(request: HttpRequest, property_id: UUID, payload: AmenityIdsIn) -> list[dict[str, Any]]:
+async def set_property_amenities(
+    request: HttpRequest, property_id: UUID, payload: AmenityIdsIn
+) -> list[dict[str, Any]]:
     """Set the property's amenities to exactly `amenityIds` (owner or admin)."""
 
     def run() -> list[dict[str, Any]]:

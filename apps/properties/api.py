@@ -38,6 +38,7 @@ from apps.properties.schemas import (
 
 router = Router(tags=["properties"], auth=token_auth)
 
+
 def caller_of(request: HttpRequest) -> Principal:
     return request.auth  # type: ignore[attr-defined]
 
@@ -110,8 +111,13 @@ async def search_properties(
 ) -> dict[str, Any]:
     """Find active properties you may see by words in name, address, city or ZIP (cached 5 min per query and scope)."""
     return await caches.aproperty_search(
-        caller=caller_of(request), q=params.q, city=params.city, state=params.state,
-        limit=page.limit, offset=page.offset, serialize=property_hit,
+        caller=caller_of(request),
+        q=params.q,
+        city=params.city,
+        state=params.state,
+        limit=page.limit,
+        offset=page.offset,
+        serialize=property_hit,
     )
 
 
@@ -193,7 +199,9 @@ async def property_availability(request: HttpRequest, property_id: UUID) -> dict
 
 
 @router.get("/lookup/cities/{state_code}", response=CitiesOut)
-async def lookup_cities(request: HttpRequest, state_code: str = Path(..., min_length=1, max_length=50)) -> dict[str, Any]:
+async def lookup_cities(
+    request: HttpRequest, state_code: str = Path(..., min_length=1, max_length=50)
+) -> dict[str, Any]:
     """Cities of a state with their number of active properties (the `lookup:cities:{STATE}` cache, 24 h)."""
     counts = await caches.acity_counts(state_code=state_code)
     return {
@@ -215,8 +223,12 @@ async def list_property_units(
         caller = caller_of(request)
         selectors.access_property(caller=caller, property_id=property_id)
         rows = selectors.unit_list_visible(
-            caller=caller, property_id=property_id, is_available=filters.isAvailable,
-            min_rent=filters.minRent, max_rent=filters.maxRent, bedrooms=filters.bedrooms,
+            caller=caller,
+            property_id=property_id,
+            is_available=filters.isAvailable,
+            min_rent=filters.minRent,
+            max_rent=filters.maxRent,
+            bedrooms=filters.bedrooms,
         )
         return paginate(rows, page, unit_out)
 
@@ -240,8 +252,12 @@ async def create_unit(request: HttpRequest, property_id: UUID, payload: UnitIn) 
 async def list_units(request: HttpRequest, filters: Query[AllUnitFilters], page: Query[PageParams]) -> dict[str, Any]:
     """Units you may see; filter by property, availability, rent range, bedrooms."""
     rows = selectors.unit_list_visible(
-        caller=caller_of(request), property_id=filters.propertyId, is_available=filters.isAvailable,
-        min_rent=filters.minRent, max_rent=filters.maxRent, bedrooms=filters.bedrooms,
+        caller=caller_of(request),
+        property_id=filters.propertyId,
+        is_available=filters.isAvailable,
+        min_rent=filters.minRent,
+        max_rent=filters.maxRent,
+        bedrooms=filters.bedrooms,
     )
     return await sync_to_async(paginate)(rows, page, unit_out)
 

@@ -104,7 +104,13 @@ def normalize_search(*, q: str | None, city: str | None, state: str | None, limi
 
 
 async def aproperty_search(
-    *, caller: Caller, q: str | None, city: str | None, state: str | None, limit: int, offset: int,
+    *,
+    caller: Caller,
+    q: str | None,
+    city: str | None,
+    state: str | None,
+    limit: int,
+    offset: int,
     serialize: Any,
 ) -> dict[str, Any]:
     """`search:properties:{queryHash}`: one page of hits (the `Page` shape), `serialize`d per property."""
@@ -137,10 +143,7 @@ def remember_property_place(sender: type, instance: Property, raw: bool, using: 
     previous = None
     if not raw and not instance._state.adding:
         previous = (
-            Property.objects.using(using)
-            .filter(pk=instance.pk)
-            .values_list("state", "city", "is_active")
-            .first()
+            Property.objects.using(using).filter(pk=instance.pk).values_list("state", "city", "is_active").first()
         )
     instance._cache_previous_place = previous  # type: ignore[attr-defined]
 

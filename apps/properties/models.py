@@ -99,9 +99,7 @@ class Unit(models.Model):
             models.Index(fields=["monthly_rent"], name="idx_units_monthly_rent"),
         ]
         constraints = [
-            models.UniqueConstraint(
-                fields=["property", "unit_number"], name="units_property_id_unit_number_key"
-            )
+            models.UniqueConstraint(fields=["property", "unit_number"], name="units_property_id_unit_number_key")
         ]
 
     def __str__(self) -> str:
@@ -162,9 +160,7 @@ class UnitAmenity(models.Model):
         db_column="unit_id",
         db_index=False,
     )
-    amenity = models.ForeignKey(
-        Amenity, on_delete=models.CASCADE, related_name="unit_links", db_column="amenity_id"
-    )
+    amenity = models.ForeignKey(Amenity, on_delete=models.CASCADE, related_name="unit_links", db_column="amenity_id")
 
     class Meta:
         db_table = "unit_amenities"
@@ -197,9 +193,7 @@ class PropertyManager(models.Model):
     class Meta:
         db_table = "property_managers"
         constraints = [
-            models.UniqueConstraint(
-                fields=["property", "user"], name="property_managers_property_id_user_id_key"
-            )
+            models.UniqueConstraint(fields=["property", "user"], name="property_managers_property_id_user_id_key")
         ]
 
     def __str__(self) -> str:

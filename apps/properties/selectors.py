@@ -72,11 +72,7 @@ def property_list_visible(
 
 def access_property(*, caller: Caller, property_id: Any) -> Property:
     """The property if the caller may read it; not_found otherwise (forbidden and unknown look alike)."""
-    prop = (
-        Property.objects.filter(property_visible_q(caller), pk=property_id)
-        .prefetch_related("amenity_links")
-        .first()
-    )
+    prop = Property.objects.filter(property_visible_q(caller), pk=property_id).prefetch_related("amenity_links").first()
     if prop is None:
         raise not_found()
     return prop
@@ -158,12 +154,7 @@ def property_manager_list(*, property_id: Any) -> list[PropertyManager]:
 
 def property_details(*, property_id: Any) -> dict[str, Any]:
     """`property:{id}`: name, address, city, state, zipCode, unitCount, ownerName (None when no owner)."""
-    prop = (
-        Property.objects.filter(pk=property_id)
-        .select_related("owner")
-        .annotate(unit_count=Count("units"))
-        .first()
-    )
+    prop = Property.objects.filter(pk=property_id).select_related("owner").annotate(unit_count=Count("units")).first()
     if prop is None:
         raise not_found()
     owner = prop.owner

@@ -149,7 +149,11 @@ def property_admin_save(*, prop: Property) -> Property:
         previous_owner_id = None
         if not created:
             previous_owner_id = (
-                Property.objects.select_for_update().filter(pk=prop.pk).order_by().values_list("owner_id", flat=True).first()
+                Property.objects.select_for_update()
+                .filter(pk=prop.pk)
+                .order_by()
+                .values_list("owner_id", flat=True)
+                .first()
             )
         prop.save()
         _saved(prop, created=created, previous_owner_id=previous_owner_id)
@@ -234,7 +238,11 @@ def unit_admin_save(*, unit: Unit) -> Unit:
         previous_property_id = None
         if not unit._state.adding:
             previous_property_id = (
-                Unit.objects.select_for_update().filter(pk=unit.pk).order_by().values_list("property_id", flat=True).first()
+                Unit.objects.select_for_update()
+                .filter(pk=unit.pk)
+                .order_by()
+                .values_list("property_id", flat=True)
+                .first()
             )
         unit.save()
         events.record_unit_saved(unit, previous_property_id=previous_property_id)
@@ -342,4 +350,3 @@ def property_manager_remove(*, caller: Caller, prop: Property, user_id: Any) -> 
         if link is None:
             raise ProtocolError(NOT_FOUND, NOT_A_MANAGER)
         link.delete()
-

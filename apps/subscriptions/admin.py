@@ -43,9 +43,7 @@ class SubscriptionPlanAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if not self.instance._state.adding:
             self.fields["enabled_features"].initial = list(
-                PlanFeature.objects.filter(plan=self.instance, is_enabled=True).values_list(
-                    "feature_id", flat=True
-                )
+                PlanFeature.objects.filter(plan=self.instance, is_enabled=True).values_list("feature_id", flat=True)
             )
 
     def save_enabled_features(self) -> None:
@@ -56,10 +54,7 @@ class SubscriptionPlanAdminForm(forms.ModelForm):
         links.filter(feature_id__in=chosen).exclude(is_enabled=True).update(is_enabled=True)
         existing = set(links.values_list("feature_id", flat=True))
         PlanFeature.objects.bulk_create(
-            [
-                PlanFeature(plan=self.instance, feature_id=pk, is_enabled=True)
-                for pk in chosen - existing
-            ],
+            [PlanFeature(plan=self.instance, feature_id=pk, is_enabled=True) for pk in chosen - existing],
             ignore_conflicts=True,
         )
 
@@ -91,18 +86,21 @@ class SubscriptionPlanAdmin(admin.ModelAdmin):
         if obj._state.adding:
             return "-"
         rows = PlanFeature.objects.filter(plan=obj).select_related("feature")
-        return format_html_join(
-            "",
-            "<div>{} — {}, usage limit {}</div>",
-            (
+        return (
+            format_html_join(
+                "",
+                "<div>{} — {}, usage limit {}</div>",
                 (
-                    row.feature.feature_name,
-                    "enabled" if row.is_enabled else "disabled",
-                    "none" if row.usage_limit is None else row.usage_limit,
-                )
-                for row in rows.order_by("feature__feature_name")
-            ),
-        ) or "-"
+                    (
+                        row.feature.feature_name,
+                        "enabled" if row.is_enabled else "disabled",
+                        "none" if row.usage_limit is None else row.usage_limit,
+                    )
+                    for row in rows.order_by("feature__feature_name")
+                ),
+            )
+            or "-"
+        )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)

@@ -213,9 +213,15 @@ async def feature_access(request: HttpRequest, feature_id: UUID) -> dict[str, An
 @router.post(
     "/features/{feature_id}/usage",
     response=FeatureAccessOut,
-    openapi_extra={"responses": {403: {"description": "The feature is not enabled in your subscription."},
-                                 409: {"description": "`conflict`, message `usage limit reached`: "
-                                                      "currentUsage has reached usageLimit; nothing recorded."}}},
+    openapi_extra={
+        "responses": {
+            403: {"description": "The feature is not enabled in your subscription."},
+            409: {
+                "description": "`conflict`, message `usage limit reached`: "
+                "currentUsage has reached usageLimit; nothing recorded."
+            },
+        }
+    },
 )
 async def record_usage(request: HttpRequest, feature_id: UUID) -> dict[str, Any]:
     """Record one use of the feature and return your access after it. 403 when your plan does not enable it;

@@ -122,9 +122,7 @@ class PlanFeature(models.Model):
     plan = models.ForeignKey(
         SubscriptionPlan, on_delete=models.CASCADE, related_name="plan_features", db_column="plan_id"
     )
-    feature = models.ForeignKey(
-        Feature, on_delete=models.CASCADE, related_name="plan_features", db_column="feature_id"
-    )
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, related_name="plan_features", db_column="feature_id")
     is_enabled = flag_field(True)
     usage_limit = models.IntegerField(null=True, blank=True)
 

@@ -80,7 +80,9 @@ async def handle_chat_read(ctx: CommandContext, frame: dict[str, Any]) -> Any:
     conversation_id = required_uuid(frame, "conversationId")
     message_id = required_str(frame, "messageId", max_length=64)
     marked = await services.achat_read(
-        realtime=ctx.realtime, conversation_id=conversation_id, reader_id=ctx.session.identity.user_id,
+        realtime=ctx.realtime,
+        conversation_id=conversation_id,
+        reader_id=ctx.session.identity.user_id,
         message_id=message_id,
     )
     return {"readAt": marked["readAt"]}

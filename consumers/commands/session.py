@@ -3,9 +3,8 @@
 from typing import Any
 
 from apps.accounts.services import Principal, asession_authenticate
-from realtime import closecodes
 from consumers.commands import NO_REPLY, CommandContext, command
-from realtime import errors
+from realtime import closecodes, errors
 from realtime.chat_schema import iso
 from realtime.errors import ProtocolError
 from realtime.session import Identity

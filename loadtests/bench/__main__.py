@@ -38,20 +38,33 @@ NAMES = {1: "idle", 2: "fanout", 3: "chat", 4: "two_processes", 5: "storm"}
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("Django", "channels", "channels-redis", "daphne", "uvicorn", "websockets", "redis", "pymongo",
-                 "nx-27017"):
+    for dist in (
+        "Django",
+        "channels",
+        "channels-redis",
+        "daphne",
+        "uvicorn",
+        "websockets",
+        "redis",
+        "pymongo",
+        "nx-27017",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             pass
     try:
-        out["redis-server"] = subprocess.run(["redis-server", "--version"], capture_output=True, text=True,
-                                             check=False).stdout.split()[2]
+        out["redis-server"] = subprocess.run(
+            ["redis-server", "--version"], capture_output=True, text=True, check=False
+        ).stdout.split()[2]
     except (OSError, IndexError):
         pass
     try:
-        out["postgresql"] = subprocess.run(["psql", "--version"], capture_output=True, text=True,
-                                           check=False).stdout.strip().split()[-1]
+        out["postgresql"] = (
+            subprocess.run(["psql", "--version"], capture_output=True, text=True, check=False)
+            .stdout.strip()
+            .split()[-1]
+        )
     except (OSError, IndexError):
         pass
     return out
@@ -68,9 +81,14 @@ def machine() -> dict[str, Any]:
         pass
     import resource
 
-    return {"cpus": os.cpu_count(), "cpu_model": model, "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0], "kernel": platform.release(),
-            "platform": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+    }
 
 
 async def run(args: argparse.Namespace) -> Path:
@@ -79,10 +97,16 @@ async def run(args: argparse.Namespace) -> Path:
     kinds = [k for k in args.servers.split(",") if k]
     started = datetime.now(UTC)
     result: dict[str, Any] = {
-        "meta": {"started": started.isoformat(timespec="seconds"), "mode": "quick" if args.quick else "full",
-                 "command": "python -m loadtests.bench " + " ".join(sys.argv[1:]), "machine": machine(),
-                 "versions": versions(), "workers": args.workers, "sizes": sizes.__dict__,
-                 "p99_limit_ms": scenarios.P99_LIMIT_MS},
+        "meta": {
+            "started": started.isoformat(timespec="seconds"),
+            "mode": "quick" if args.quick else "full",
+            "command": "python -m loadtests.bench " + " ".join(sys.argv[1:]),
+            "machine": machine(),
+            "versions": versions(),
+            "workers": args.workers,
+            "sizes": sizes.__dict__,
+            "p99_limit_ms": scenarios.P99_LIMIT_MS,
+        },
         "runs": [],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -96,15 +120,18 @@ async def run(args: argparse.Namespace) -> Path:
         stack.start_redis()
         if "ours" in kinds:
             scenarios.say(f"preparing our stack (throwaway database, MongoDB stand-in, seed) in {workdir}")
-            seed = stack.prepare_ours(users=max(sizes.idle_levels), watchers=sizes.fanout_subscribers,
-                                      pairs=sizes.chat_pairs)
+            seed = stack.prepare_ours(
+                users=max(sizes.idle_levels), watchers=sizes.fanout_subscribers, pairs=sizes.chat_pairs
+            )
         for repeat in range(args.repeat):
             for number in chosen:
                 for kind in kinds:
                     if number == 4 and kind == "bare":
                         continue  # one in-memory process: nothing to share across processes
-                    scenarios.say(f"scenario {number} ({NAMES[number]}) on {kind}, run {repeat + 1}"
-                                  f"  [{time.perf_counter() - t0:.0f} s]")
+                    scenarios.say(
+                        f"scenario {number} ({NAMES[number]}) on {kind}, run {repeat + 1}"
+                        f"  [{time.perf_counter() - t0:.0f} s]"
+                    )
                     servers = [stack.start(kind) for _ in range(2 if number == 4 else 1)]
                     try:
                         if number == 1:
@@ -125,8 +152,9 @@ async def run(args: argparse.Namespace) -> Path:
                     finally:
                         for server in servers:
                             stack.stop(server)
-                    result["runs"].append({"scenario": NAMES[number], "number": number, "server": kind,
-                                           "repeat": repeat, **data})
+                    result["runs"].append(
+                        {"scenario": NAMES[number], "number": number, "server": kind, "repeat": repeat, **data}
+                    )
                     out.write_text(json.dumps(result, indent=1))
     finally:
         await pool.close()

@@ -66,8 +66,10 @@ def report(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, sockets: i
     lines.append("\nby line (bytes per socket, blocks per socket):")
     for stat in after.compare_to(before, "lineno")[:top]:
         frame = stat.traceback[0]
-        lines.append(f"  {stat.size_diff / sockets:8.0f} B  {stat.count_diff / sockets:5.1f}  "
-                     f"{_short(frame.filename)}:{frame.lineno}")
+        lines.append(
+            f"  {stat.size_diff / sockets:8.0f} B  {stat.count_diff / sockets:5.1f}  "
+            f"{_short(frame.filename)}:{frame.lineno}"
+        )
     lines.append("\nby traceback (innermost project/library frames last):")
     for stat in after.compare_to(before, "traceback")[: top // 2]:
         lines.append(f"  {stat.size_diff / sockets:8.0f} B  {stat.count_diff / sockets:5.1f} blocks")

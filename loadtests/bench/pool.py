@@ -54,10 +54,13 @@ class Pool:
             local = f"127.0.0.{2 + (i % self.size)}"
             shares[i % self.size].append({**spec, "local": local})
         results = await self.each("open", [{"specs": s, "concurrency": concurrency} for s in shares])
-        return {"opened": sum(r["opened"] for r in results), "failed": sum(r["failed"] for r in results),
-                "failures": merge_counts([r["failures"] for r in results]),
-                "elapsed": max(r["elapsed"] for r in results),
-                "connect_hist": merge_hists([r["connect_hist"] for r in results])}
+        return {
+            "opened": sum(r["opened"] for r in results),
+            "failed": sum(r["failed"] for r in results),
+            "failures": merge_counts([r["failures"] for r in results]),
+            "elapsed": max(r["elapsed"] for r in results),
+            "connect_hist": merge_hists([r["connect_hist"] for r in results]),
+        }
 
     def cpu(self) -> float:
         total = 0.0

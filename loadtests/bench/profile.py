@@ -27,8 +27,11 @@ def summarize(stacks: Path, top: int = 25) -> str:
             continue
         count = int(count_s)
         total += count
-        names = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].split("/")[-1] + ")"
-                 for f in frames.split(";") if f]
+        names = [
+            f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].split("/")[-1] + ")"
+            for f in frames.split(";")
+            if f
+        ]
         if names:
             own[names[-1]] += count
         for name in set(names):
@@ -50,8 +53,24 @@ def main() -> int:
     args = parser.parse_args()
     out = Path(args.out) if args.out else Path(tempfile.mkstemp(suffix=".txt")[1])
     binary = Path(sys.executable).parent / "py-spy"
-    subprocess.run([str(binary), "record", "--pid", str(args.pid), "--duration", str(args.seconds), "--rate",
-                    str(args.rate), "--format", "raw", "--output", str(out), "--nonblocking"], check=True)
+    subprocess.run(
+        [
+            str(binary),
+            "record",
+            "--pid",
+            str(args.pid),
+            "--duration",
+            str(args.seconds),
+            "--rate",
+            str(args.rate),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        check=True,
+    )
     print(summarize(out, args.top))
     return 0
 

@@ -53,8 +53,15 @@ class OursAdapter:
         return json.dumps({"type": "ping", "ref": ref})
 
     def chat_frame(self, spec: dict[str, Any], text: str, ref: int) -> str:
-        return json.dumps({"type": "chat.send", "conversationId": spec["conversationId"], "message": text,
-                           "clientMessageId": f"lt-{ref}-{text[:40]}", "ref": ref})
+        return json.dumps(
+            {
+                "type": "chat.send",
+                "conversationId": spec["conversationId"],
+                "message": text,
+                "clientMessageId": f"lt-{ref}-{text[:40]}",
+                "ref": ref,
+            }
+        )
 
     @staticmethod
     def parse(raw: str | bytes) -> tuple[str, Any, Any]:

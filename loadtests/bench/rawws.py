@@ -62,18 +62,31 @@ class RawWebSocket(asyncio.Protocol):
 
     # --- connection --------------------------------------------------------------------
     @classmethod
-    async def connect(cls, url: str, headers: dict[str, str], on_message: Callable[[str | bytes], None],
-                      on_close: Callable[[int | None], None], *, local_addr: tuple[str, int] | None = None,
-                      timeout: float = 60) -> RawWebSocket:
+    async def connect(
+        cls,
+        url: str,
+        headers: dict[str, str],
+        on_message: Callable[[str | bytes], None],
+        on_close: Callable[[int | None], None],
+        *,
+        local_addr: tuple[str, int] | None = None,
+        timeout: float = 60,
+    ) -> RawWebSocket:
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         loop = asyncio.get_running_loop()
         _, protocol = await asyncio.wait_for(
-            loop.create_connection(lambda: cls(on_message, on_close), host, port, local_addr=local_addr), timeout)
+            loop.create_connection(lambda: cls(on_message, on_close), host, port, local_addr=local_addr), timeout
+        )
         key = base64.b64encode(os.urandom(16)).decode()
-        lines = [f"GET {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1",
-                 f"Host: {host}:{port}", "Upgrade: websocket", "Connection: Upgrade",
-                 f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+        lines = [
+            f"GET {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1",
+            f"Host: {host}:{port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+        ]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         assert protocol.transport is not None
         protocol.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
@@ -107,7 +120,7 @@ class RawWebSocket(asyncio.Protocol):
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
                 return
-            status = bytes(buffer[:buffer.find(b"\r\n")])
+            status = bytes(buffer[: buffer.find(b"\r\n")])
             del buffer[: end + 4]
             self._handshaking = False
             if not status.startswith(b"HTTP/1.1 101"):
@@ -131,7 +144,7 @@ class RawWebSocket(asyncio.Protocol):
                 offset = 10
             if len(buffer) < offset + length:
                 return
-            payload = bytes(buffer[offset: offset + length])
+            payload = bytes(buffer[offset : offset + length])
             del buffer[: offset + length]
             self._frame_received(first & 0x80, first & 0x0F, payload)
             if self.closed:

@@ -57,8 +57,12 @@ def sustained(step: dict[str, Any], drain_max: float) -> float | None:
 
 
 def _runs(results: list[dict[str, Any]], scenario: str, kind: str) -> list[dict[str, Any]]:
-    return [r for res in results for r in res["runs"] if r["scenario"] == scenario and r["server"] == kind
-            and "error" not in r and "invalid" not in r]
+    return [
+        r
+        for res in results
+        for r in res["runs"]
+        if r["scenario"] == scenario and r["server"] == kind and "error" not in r and "invalid" not in r
+    ]
 
 
 def _first(results: list[dict[str, Any]], scenario: str, kind: str) -> dict[str, Any] | None:
@@ -82,85 +86,128 @@ def summary(results: list[dict[str, Any]]) -> list[str]:
     rows: list[tuple[str, dict[str, list[Any]], str]] = [
         ("idle: sockets held open (highest level)", each("idle", lambda r: idle_top(r, "held_open")), "15,000"),
         ("idle: of those, answering a ping", each("idle", lambda r: idle_top(r, "answered_ping")), "all"),
-        ("idle: KiB per socket (highest level)", each("idle", lambda r: idle_top(r, "kib_per_socket")), "≤ 24 (issue: ≤ 20)"),
+        (
+            "idle: KiB per socket (highest level)",
+            each("idle", lambda r: idle_top(r, "kib_per_socket")),
+            "≤ 24 (issue: ≤ 20)",
+        ),
         ("idle: connects/s (highest level)", each("idle", lambda r: idle_top(r, "connect_rate")), "≥ 1,500"),
-        ("fan-out: highest deliveries/s held (p99 ≤ 100 ms, no loss)",
-         each("fanout", lambda r: r.get("best_deliveries_per_s")), "≥ 45,000; ≥ 15× peer"),
-        ("fan-out: deliveries/s achieved at 10 events/s (incl. catching up)",
-         each("fanout", lambda r: sustained(_step_at(r, 10) or {"seconds": 1}, DRAIN_MAX)), "10,000 offered"),
-        ("fan-out: p99 ms at 1,000 subs × 10 events/s",
-         each("fanout", lambda r: (_step_at(r, 10) or {}).get("latency_ms", {}).get("p99")), "≤ 50"),
-        ("fan-out: server µs CPU per delivery at 10 events/s",
-         each("fanout", lambda r: (_step_at(r, 10) or {}).get("server_us_per_delivery")), "≤ 1/15 of peer"),
+        (
+            "fan-out: highest deliveries/s held (p99 ≤ 100 ms, no loss)",
+            each("fanout", lambda r: r.get("best_deliveries_per_s")),
+            "≥ 45,000; ≥ 15× peer",
+        ),
+        (
+            "fan-out: deliveries/s achieved at 10 events/s (incl. catching up)",
+            each("fanout", lambda r: sustained(_step_at(r, 10) or {"seconds": 1}, DRAIN_MAX)),
+            "10,000 offered",
+        ),
+        (
+            "fan-out: p99 ms at 1,000 subs × 10 events/s",
+            each("fanout", lambda r: (_step_at(r, 10) or {}).get("latency_ms", {}).get("p99")),
+            "≤ 50",
+        ),
+        (
+            "fan-out: server µs CPU per delivery at 10 events/s",
+            each("fanout", lambda r: (_step_at(r, 10) or {}).get("server_us_per_delivery")),
+            "≤ 1/15 of peer",
+        ),
         ("chat rooms: highest msg/s held (200 × 2)", each("chat", lambda r: r.get("best_rate")), "≥ 5× peer"),
-        ("two processes: highest deliveries/s held",
-         each("two_processes", lambda r: r.get("best_deliveries_per_s")), ""),
+        (
+            "two processes: highest deliveries/s held",
+            each("two_processes", lambda r: r.get("best_deliveries_per_s")),
+            "",
+        ),
         ("reconnect storm: seconds until all 1,000 back", each("storm", lambda r: r.get("recovered_after_s")), ""),
         ("reconnect storm: events lost", each("storm", lambda r: r.get("lost")), "0"),
     ]
-    lines = ["| figure | ours | peer | ours / peer | bare websockets | ours / bare | target |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| figure | ours | peer | ours / peer | bare websockets | ours / bare | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, vals, target in rows:
         o, p, b = vals["ours"], vals["peer"], vals["bare"]
         ratio_p = " / ".join(_ratio(x, y) for x, y in zip(o, p, strict=False)) or "–"
         ratio_b = " / ".join(_ratio(x, y) for x, y in zip(o, b, strict=False)) or "–"
-        lines.append(f"| {name} | {' / '.join(_fmt(x) for x in o) or '–'} | {' / '.join(_fmt(x) for x in p) or '–'} "
-                     f"| {ratio_p} | {' / '.join(_fmt(x) for x in b) or '–'} | {ratio_b} | {target} |")
+        lines.append(
+            f"| {name} | {' / '.join(_fmt(x) for x in o) or '–'} | {' / '.join(_fmt(x) for x in p) or '–'} "
+            f"| {ratio_p} | {' / '.join(_fmt(x) for x in b) or '–'} | {ratio_b} | {target} |"
+        )
     return lines
 
 
 def idle_table(results: list[dict[str, Any]]) -> list[str]:
-    lines = ["| server | run | level | held open | answered ping | ping p99 ms | connects/s | connect p99 ms "
-             "| server RSS MiB | KiB / socket | connect failures |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| server | run | level | held open | answered ping | ping p99 ms | connects/s | connect p99 ms "
+        "| server RSS MiB | KiB / socket | connect failures |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for kind in KINDS:
         for run in _runs(results, "idle", kind):
             for lv in run["levels"]:
-                lines.append(f"| {kind} | {run['repeat'] + 1} | {lv['level']:,} | {lv['held_open']:,} | "
-                             f"{lv['answered_ping']:,} | {_fmt(lv['ping_rtt_ms']['p99'])} | {_fmt(lv['connect_rate'])} | "
-                             f"{_fmt(lv['connect_ms']['p99'])} | {_fmt(lv['rss_mib'])} | {_fmt(lv['kib_per_socket'])} | "
-                             f"{lv['failed']} |")
+                lines.append(
+                    f"| {kind} | {run['repeat'] + 1} | {lv['level']:,} | {lv['held_open']:,} | "
+                    f"{lv['answered_ping']:,} | {_fmt(lv['ping_rtt_ms']['p99'])} | {_fmt(lv['connect_rate'])} | "
+                    f"{_fmt(lv['connect_ms']['p99'])} | {_fmt(lv['rss_mib'])} | {_fmt(lv['kib_per_socket'])} | "
+                    f"{lv['failed']} |"
+                )
     return lines
 
 
 def fanout_table(results: list[dict[str, Any]], scenario: str) -> list[str]:
-    lines = ["| server | run | events/s | offered deliveries/s | achieved incl. catch-up | p50 | p95 | p99 | max ms | lost | dup | server µs/delivery "
-             "| server CPU s | Redis CPU s | load-gen CPU s | held |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| server | run | events/s | offered deliveries/s | achieved incl. catch-up | p50 | p95 | p99 | max ms | lost | dup | server µs/delivery "
+        "| server CPU s | Redis CPU s | load-gen CPU s | held |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for kind in KINDS:
         for run in _runs(results, scenario, kind):
             for s in run["steps"]:
                 lat = s["latency_ms"]
-                lines.append(f"| {kind} | {run['repeat'] + 1} | {s['rate']} | {_fmt(s['deliveries_per_s'])} | "
-                             f"{_fmt(sustained(s, DRAIN_MAX))} | "
-                             f"{_fmt(lat['p50'])} | {_fmt(lat['p95'])} | {_fmt(lat['p99'])} | {_fmt(lat['max'])} | "
-                             f"{s['lost']:,} | {s['duplicated']:,} | {_fmt(s['server_us_per_delivery'])} | "
-                             f"{_fmt(s['usage']['server_cpu_s'])} | {_fmt(s['usage']['redis_cpu_s'])} | "
-                             f"{_fmt(s['usage']['loadgen_cpu_s'])} | {_fmt(s['held'])} |")
+                lines.append(
+                    f"| {kind} | {run['repeat'] + 1} | {s['rate']} | {_fmt(s['deliveries_per_s'])} | "
+                    f"{_fmt(sustained(s, DRAIN_MAX))} | "
+                    f"{_fmt(lat['p50'])} | {_fmt(lat['p95'])} | {_fmt(lat['p99'])} | {_fmt(lat['max'])} | "
+                    f"{s['lost']:,} | {s['duplicated']:,} | {_fmt(s['server_us_per_delivery'])} | "
+                    f"{_fmt(s['usage']['server_cpu_s'])} | {_fmt(s['usage']['redis_cpu_s'])} | "
+                    f"{_fmt(s['usage']['loadgen_cpu_s'])} | {_fmt(s['held'])} |"
+                )
     return lines
 
 
 def chat_table(results: list[dict[str, Any]]) -> list[str]:
-    lines = ["| server | run | msg/s offered | sent | stored (acked) | delivered | lost | p50 | p99 | max ms "
-             "| ack p99 ms | server µs/msg | errors | held |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| server | run | msg/s offered | sent | stored (acked) | delivered | lost | p50 | p99 | max ms "
+        "| ack p99 ms | server µs/msg | errors | held |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for kind in KINDS:
         for run in _runs(results, "chat", kind):
             for s in run["steps"]:
                 lat = s["latency_ms"]
                 errors = ", ".join(f"{k} {v}" for k, v in s["errors"].items()) or "–"
-                lines.append(f"| {kind} | {run['repeat'] + 1} | {s['rate']} | {s['sent']:,} | {_fmt(s['acked'])} | "
-                             f"{s['delivered']:,} | {s['lost']:,} | {_fmt(lat['p50'])} | {_fmt(lat['p99'])} | "
-                             f"{_fmt(lat['max'])} | {_fmt((s['ack_ms'] or {}).get('p99'))} | "
-                             f"{_fmt(s['server_us_per_message'])} | {errors} | {_fmt(s['held'])} |")
+                lines.append(
+                    f"| {kind} | {run['repeat'] + 1} | {s['rate']} | {s['sent']:,} | {_fmt(s['acked'])} | "
+                    f"{s['delivered']:,} | {s['lost']:,} | {_fmt(lat['p50'])} | {_fmt(lat['p99'])} | "
+                    f"{_fmt(lat['max'])} | {_fmt((s['ack_ms'] or {}).get('p99'))} | "
+                    f"{_fmt(s['server_us_per_message'])} | {errors} | {_fmt(s['held'])} |"
+                )
     return lines
 
 
 def storm_table(results: list[dict[str, Any]]) -> list[str]:
-    lines = ["| server | run | subscribers | recovers with `since` | published | expected deliveries | delivered | lost "
-             "| dup | all back after s | not recovered |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| server | run | subscribers | recovers with `since` | published | expected deliveries | delivered | lost "
+        "| dup | all back after s | not recovered |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for kind in KINDS:
         for r in _runs(results, "storm", kind):
-            lines.append(f"| {kind} | {r['repeat'] + 1} | {r['subscribers']:,} | {_fmt(r['uses_since'])} | "
-                         f"{r['published']:,} | {r['expected']:,} | {r['delivered']:,} | {r['lost']:,} | "
-                         f"{r['duplicated']:,} | {_fmt(r['recovered_after_s'])} | {r['not_recovered']} |")
+            lines.append(
+                f"| {kind} | {r['repeat'] + 1} | {r['subscribers']:,} | {_fmt(r['uses_since'])} | "
+                f"{r['published']:,} | {r['expected']:,} | {r['delivered']:,} | {r['lost']:,} | "
+                f"{r['duplicated']:,} | {_fmt(r['recovered_after_s'])} | {r['not_recovered']} |"
+            )
     return lines
 
 
@@ -173,9 +220,11 @@ def charts(results: list[dict[str, Any]]) -> list[str]:
     CHARTS.mkdir(parents=True, exist_ok=True)
     made = []
     colors = {"ours": "tab:blue", "peer": "tab:red", "bare": "tab:green"}
-    for scenario, title in (("fanout", "Fan-out, 1,000 subscribers, one process"),
-                            ("two_processes", "Fan-out across two server processes"),
-                            ("chat", "Chat rooms, 200 conversations × 2 users")):
+    for scenario, title in (
+        ("fanout", "Fan-out, 1,000 subscribers, one process"),
+        ("two_processes", "Fan-out across two server processes"),
+        ("chat", "Chat rooms, 200 conversations × 2 users"),
+    ):
         if not any(_runs(results, scenario, k) for k in KINDS):
             continue
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -186,14 +235,26 @@ def charts(results: list[dict[str, Any]]) -> list[str]:
                 ls = "-" if run["repeat"] == 0 else "--"
                 for pct, marker_ in (("p50", "o"), ("p99", "^")):
                     y = [s["latency_ms"][pct] or float("nan") for s in steps]
-                    ax1.plot(x, y, ls, marker=marker_, color=colors[kind], label=f"{kind} {pct} (run {run['repeat'] + 1})")
+                    ax1.plot(
+                        x, y, ls, marker=marker_, color=colors[kind], label=f"{kind} {pct} (run {run['repeat'] + 1})"
+                    )
                 y2 = [sustained(s, DRAIN_MAX) if scenario != "chat" else s.get("messages_per_s") for s in steps]
                 ax2.plot(x, y2, ls, marker="o", color=colors[kind], label=f"{kind} (run {run['repeat'] + 1})")
         ax1.axhline(100, color="grey", lw=0.8, ls=":")
-        ax1.set(xscale="log", yscale="log", xlabel="offered events/s" if scenario != "chat" else "offered msg/s",
-                ylabel="delivery latency, ms", title=f"{title}: latency")
-        ax2.set(xscale="log", yscale="log", xlabel=ax1.get_xlabel(),
-                ylabel="deliveries/s" if scenario != "chat" else "messages delivered/s", title="throughput")
+        ax1.set(
+            xscale="log",
+            yscale="log",
+            xlabel="offered events/s" if scenario != "chat" else "offered msg/s",
+            ylabel="delivery latency, ms",
+            title=f"{title}: latency",
+        )
+        ax2.set(
+            xscale="log",
+            yscale="log",
+            xlabel=ax1.get_xlabel(),
+            ylabel="deliveries/s" if scenario != "chat" else "messages delivered/s",
+            title="throughput",
+        )
         ax1.legend(fontsize=7)
         ax2.legend(fontsize=7)
         fig.tight_layout()
@@ -223,8 +284,12 @@ def write(paths: list[Path]) -> Path:
     results = [json.loads(Path(p).read_text()) for p in paths]
     # Number the runs of each (scenario, server) 0, 1, ... across all files, in file order.
     counters: dict[tuple[str, str], int] = {}
-    excluded = [f"- {r['scenario']} on {r['server']} in `{Path(p).name}`: {r['invalid']}"
-                for p, res in zip(paths, results, strict=True) for r in res["runs"] if "invalid" in r]
+    excluded = [
+        f"- {r['scenario']} on {r['server']} in `{Path(p).name}`: {r['invalid']}"
+        for p, res in zip(paths, results, strict=True)
+        for r in res["runs"]
+        if "invalid" in r
+    ]
     for res in results:
         for r in res["runs"]:
             if "invalid" in r:
@@ -242,15 +307,18 @@ def write(paths: list[Path]) -> Path:
         "# Benchmarks: our server against the Channels tutorial peer",
         "",
         "Generated by `python -m loadtests.bench` (`loadtests/bench/report.py`) from the raw results in "
-        + ", ".join(f"`{Path(p).resolve().relative_to(ROOT)}`" for p in paths) + ". How to run it and what each scenario "
+        + ", ".join(f"`{Path(p).resolve().relative_to(ROOT)}`" for p in paths)
+        + ". How to run it and what each scenario "
         "does: [loadtests/README.md](../loadtests/README.md).",
         "",
         f"- Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, open files {m['open_files_limit']:,} "
         f"per process, {m['platform']}.",
         f"- Versions: {versions}.",
-        *[f"- Run {i + 1}: `{r['meta']['command']}` ({r['meta']['mode']} mode, {r['meta']['workers']} load-generator "
-          f"processes, {r['meta'].get('duration_s', '?')} s in all), started {r['meta']['started']}."
-          for i, r in enumerate(results)],
+        *[
+            f"- Run {i + 1}: `{r['meta']['command']}` ({r['meta']['mode']} mode, {r['meta']['workers']} load-generator "
+            f"processes, {r['meta'].get('duration_s', '?')} s in all), started {r['meta']['started']}."
+            for i, r in enumerate(results)
+        ],
         "- Every server is one process on 127.0.0.1; ours is uvicorn (`--ws pms.wsprotocol:LeanWebSocketsProtocol`, i.e. websockets-sansio with less per socket; uvloop, httptools) "
         "on the machine's PostgreSQL (throwaway database), the bench's own `redis-server` and the MongoDB "
         "stand-in (nx-27017); the peer is the Channels tutorial chat on daphne with channels-redis on the same "
@@ -276,7 +344,7 @@ def write(paths: list[Path]) -> Path:
         *(["![idle memory](benchmarks/idle.png)", ""] if "idle.png" in made else []),
         "## 2. Fan-out, one topic, 1,000 subscribers",
         "",
-        "Ours: another service publishes `{\"event\": \"broadcast\", \"data\": {...}}` on the Redis channel "
+        'Ours: another service publishes `{"event": "broadcast", "data": {...}}` on the Redis channel '
         "`system:broadcasts`, which every subscriber subscribed to. The peers: one client sends into the room "
         "and the server broadcasts (the peer: `group_send` to the group of 1,000). Steps: 1 and 10 events/s, "
         "then raised until a step does not hold.",
@@ -288,7 +356,7 @@ def write(paths: list[Path]) -> Path:
         "",
         "All 400 users send, the total rate raised step by step; a message counts when the *other* participant "
         "receives it. Ours: `chat.send` (stored in MongoDB before the reply, then published on "
-        "`chat:messages:{id}`); the peers: `{\"message\": ...}` into the room.",
+        '`chat:messages:{id}`); the peers: `{"message": ...}` into the room.',
         "",
         *chat_table(results),
         "",
@@ -310,8 +378,11 @@ def write(paths: list[Path]) -> Path:
         "",
         *storm_table(results),
         "",
-        *(["Runs left out of the tables (kept in the raw JSON with the reason):", "", *excluded, ""]
-          if excluded else []),
+        *(
+            ["Runs left out of the tables (kept in the raw JSON with the reason):", "", *excluded, ""]
+            if excluded
+            else []
+        ),
     ]
     DOC.parent.mkdir(parents=True, exist_ok=True)
     extra = ROOT / "loadtests" / "results" / "ANALYSIS.md"

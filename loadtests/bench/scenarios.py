@@ -48,18 +48,40 @@ class Sizes:
     drain_max: float
 
 
-QUICK = Sizes(idle_levels=[1000, 5000], idle_hold=3, fanout_subscribers=1000, fanout_first=[1, 10],
-              fanout_first_seconds=10, fanout_steps=[20, 50, 100, 200, 400, 800], fanout_step_seconds=5,
-              chat_pairs=200, chat_rates=[50, 100, 200, 400, 800, 1600], chat_step_seconds=5,
-              storm_seconds=12, storm_rate=10, drain_max=6)
-FULL = Sizes(idle_levels=[1000, 5000, 10000, 15000], idle_hold=10, fanout_subscribers=1000, fanout_first=[1, 10],
-             fanout_first_seconds=20, fanout_steps=[20, 50, 100, 200, 300, 400, 600, 800, 1200],
-             fanout_step_seconds=10, chat_pairs=200,
-             chat_rates=[50, 100, 200, 300, 400, 600, 800, 1000, 1200, 1600, 3200],
-             chat_step_seconds=10, storm_seconds=20, storm_rate=10, drain_max=10)
+QUICK = Sizes(
+    idle_levels=[1000, 5000],
+    idle_hold=3,
+    fanout_subscribers=1000,
+    fanout_first=[1, 10],
+    fanout_first_seconds=10,
+    fanout_steps=[20, 50, 100, 200, 400, 800],
+    fanout_step_seconds=5,
+    chat_pairs=200,
+    chat_rates=[50, 100, 200, 400, 800, 1600],
+    chat_step_seconds=5,
+    storm_seconds=12,
+    storm_rate=10,
+    drain_max=6,
+)
+FULL = Sizes(
+    idle_levels=[1000, 5000, 10000, 15000],
+    idle_hold=10,
+    fanout_subscribers=1000,
+    fanout_first=[1, 10],
+    fanout_first_seconds=20,
+    fanout_steps=[20, 50, 100, 200, 300, 400, 600, 800, 1200],
+    fanout_step_seconds=10,
+    chat_pairs=200,
+    chat_rates=[50, 100, 200, 300, 400, 600, 800, 1000, 1200, 1600, 3200],
+    chat_step_seconds=10,
+    storm_seconds=20,
+    storm_rate=10,
+    drain_max=10,
+)
 
 
 # --- publishers -------------------------------------------------------------------------
+
 
 class RedisPublisher:
     """Another service publishing on our Redis channel (PROTOCOL.md: external publishes)."""
@@ -84,8 +106,15 @@ class RoomPublisher:
 
     @classmethod
     async def open(cls, base: str, room: str) -> RoomPublisher:
-        return cls(await connect(f"{base}/ws/chat/{room}/", compression=None, ping_interval=None, max_queue=None,
-                                 additional_headers={"Origin": "http://127.0.0.1"}))
+        return cls(
+            await connect(
+                f"{base}/ws/chat/{room}/",
+                compression=None,
+                ping_interval=None,
+                max_queue=None,
+                additional_headers={"Origin": "http://127.0.0.1"},
+            )
+        )
 
     async def _drain(self) -> None:
         try:
@@ -119,8 +148,16 @@ class ChatPublisher:
 
     @classmethod
     async def open(cls, base: str, tokens: list[str], conversation_id: str) -> ChatPublisher:
-        conns = [await connect(f"{base}/ws/", additional_headers={"Authorization": f"Bearer {t}"},
-                               compression=None, ping_interval=None, max_queue=None) for t in tokens]
+        conns = [
+            await connect(
+                f"{base}/ws/",
+                additional_headers={"Authorization": f"Bearer {t}"},
+                compression=None,
+                ping_interval=None,
+                max_queue=None,
+            )
+            for t in tokens
+        ]
         return cls(conns, conversation_id)
 
     async def _read(self, ws: ClientConnection) -> None:
@@ -138,9 +175,17 @@ class ChatPublisher:
 
     async def send(self, text: str) -> None:
         ref = next(self.refs)
-        await self.conns[next(self.cycle)].send(json.dumps(
-            {"type": "chat.send", "conversationId": self.conversation_id, "message": text,
-             "clientMessageId": f"bench-{self.run_id}-{ref}", "ref": ref}))
+        await self.conns[next(self.cycle)].send(
+            json.dumps(
+                {
+                    "type": "chat.send",
+                    "conversationId": self.conversation_id,
+                    "message": text,
+                    "clientMessageId": f"bench-{self.run_id}-{ref}",
+                    "ref": ref,
+                }
+            )
+        )
 
     async def close(self) -> None:
         for r in self.readers:
@@ -165,6 +210,7 @@ async def publish_for(pub: Any, step: int, rate: float, duration: float) -> int:
 
 # --- measurement helpers ----------------------------------------------------------------
 
+
 class Meter:
     """CPU of the servers, of Redis and of the load generators over an interval."""
 
@@ -177,11 +223,13 @@ class Meter:
 
     def read(self) -> dict[str, float]:
         wall = time.perf_counter() - self.t0
-        return {"wall_s": round(wall, 3),
-                "server_cpu_s": round(sum(s.cpu() for s in self.servers) - self.c0, 3),
-                "redis_cpu_s": round(self.stack.redis_cpu() - self.r0, 3),
-                "loadgen_cpu_s": round(self.pool.cpu() - self.w0, 3),
-                "server_rss_mib": round(sum(s.rss() for s in self.servers) / 2**20, 1)}
+        return {
+            "wall_s": round(wall, 3),
+            "server_cpu_s": round(sum(s.cpu() for s in self.servers) - self.c0, 3),
+            "redis_cpu_s": round(self.stack.redis_cpu() - self.r0, 3),
+            "loadgen_cpu_s": round(self.pool.cpu() - self.w0, 3),
+            "server_rss_mib": round(sum(s.rss() for s in self.servers) / 2**20, 1),
+        }
 
 
 async def drain(pool: Pool, want: int, max_idle: float, want_acks: int = 0) -> float:
@@ -207,17 +255,24 @@ async def drain(pool: Pool, want: int, max_idle: float, want_acks: int = 0) -> f
 async def collect(pool: Pool) -> dict[str, Any]:
     stats = await pool.all("stats")
     hist = merge_hists([s["hist"] for s in stats])
-    return {"received": sum(s["received"] for s in stats), "dups": sum(s["dups"] for s in stats),
-            "other_step": sum(s["other_step"] for s in stats), "latency_ms": percentiles(hist),
-            "acks": sum(s["acks"] for s in stats), "sent": sum(s["sent"] for s in stats),
-            "ack_ms": percentiles(merge_hists([s["ack_hist"] for s in stats])),
-            "errors": merge_counts([s["errors"] for s in stats]),
-            "open": sum(s["open"] for s in stats), "closed_unexpectedly": sum(s["closed_unexpectedly"] for s in stats),
-            "close_codes": merge_counts([s["close_codes"] for s in stats])}
+    return {
+        "received": sum(s["received"] for s in stats),
+        "dups": sum(s["dups"] for s in stats),
+        "other_step": sum(s["other_step"] for s in stats),
+        "latency_ms": percentiles(hist),
+        "acks": sum(s["acks"] for s in stats),
+        "sent": sum(s["sent"] for s in stats),
+        "ack_ms": percentiles(merge_hists([s["ack_hist"] for s in stats])),
+        "errors": merge_counts([s["errors"] for s in stats]),
+        "open": sum(s["open"] for s in stats),
+        "closed_unexpectedly": sum(s["closed_unexpectedly"] for s in stats),
+        "close_codes": merge_counts([s["close_codes"] for s in stats]),
+    }
 
 
-def subscriber_specs(kind: str, seed: dict[str, Any] | None, n: int, *, topic: str, room: str,
-                     bases: list[str] | None = None) -> list[dict[str, Any]]:
+def subscriber_specs(
+    kind: str, seed: dict[str, Any] | None, n: int, *, topic: str, room: str, bases: list[str] | None = None
+) -> list[dict[str, Any]]:
     specs = []
     for i in range(n):
         spec: dict[str, Any] = (
@@ -233,12 +288,15 @@ def subscriber_specs(kind: str, seed: dict[str, Any] | None, n: int, *, topic: s
 
 # --- scenario 1: idle capacity ------------------------------------------------------------
 
+
 async def idle(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | None, sizes: Sizes) -> dict[str, Any]:
     kind = server.kind
     await pool.all("setup", kind="ours" if kind == "ours" else "room", base=server.base)
     # Warm the server (imports, first-connection allocations) before the baseline.
-    warm = [({"token": seed["watchers"][i]["token"]} if kind == "ours" else {"room": f"warm{i}"})  # type: ignore[index]
-            for i in range(20)]
+    warm = [
+        ({"token": seed["watchers"][i]["token"]} if kind == "ours" else {"room": f"warm{i}"})  # type: ignore[index]
+        for i in range(20)
+    ]
     await pool.open(warm)
     await pool.all("close")
     await asyncio.sleep(1)
@@ -247,8 +305,7 @@ async def idle(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | 
     done = 0
     for level in sizes.idle_levels:
         if kind == "ours":
-            specs = [{"token": u["token"], "topic": f"notifications:{u['id']}"}
-                     for u in seed["users"][done:level]]  # type: ignore[index]
+            specs = [{"token": u["token"], "topic": f"notifications:{u['id']}"} for u in seed["users"][done:level]]  # type: ignore[index]
         else:
             specs = [{"room": f"u{i}"} for i in range(done, level)]
         meter = Meter([server], stack, pool)
@@ -261,14 +318,26 @@ async def idle(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | 
         answered = sum(p["answered"] for p in ping)
         still_open = sum(p["open"] for p in ping)
         rtt = percentiles(merge_hists([p["rtt_hist"] for p in ping]))
-        row = {"level": level, "opened": opened["opened"], "failed": opened["failed"], "failures": opened["failures"],
-               "connect_rate": round(len(specs) / opened["elapsed"], 1) if opened["elapsed"] else None,
-               "connect_ms": percentiles(opened["connect_hist"]), "connect_cpu": connect_cpu,
-               "held_open": still_open, "answered_ping": answered, "ping_rtt_ms": rtt,
-               "held": still_open == level, "served": answered == level, "rss_mib": round(rss / 2**20, 1),
-               "kib_per_socket": round((rss - rss0) / 1024 / max(1, still_open), 2)}
-        say(f"  idle {kind} {level}: open {still_open} answered {answered} (ping p99 {rtt['p99']} ms) "
-            f"{row['kib_per_socket']} KiB/socket, {row['connect_rate']} connects/s")
+        row = {
+            "level": level,
+            "opened": opened["opened"],
+            "failed": opened["failed"],
+            "failures": opened["failures"],
+            "connect_rate": round(len(specs) / opened["elapsed"], 1) if opened["elapsed"] else None,
+            "connect_ms": percentiles(opened["connect_hist"]),
+            "connect_cpu": connect_cpu,
+            "held_open": still_open,
+            "answered_ping": answered,
+            "ping_rtt_ms": rtt,
+            "held": still_open == level,
+            "served": answered == level,
+            "rss_mib": round(rss / 2**20, 1),
+            "kib_per_socket": round((rss - rss0) / 1024 / max(1, still_open), 2),
+        }
+        say(
+            f"  idle {kind} {level}: open {still_open} answered {answered} (ping p99 {rtt['p99']} ms) "
+            f"{row['kib_per_socket']} KiB/socket, {row['connect_rate']} connects/s"
+        )
         levels.append(row)
         if not row["held"]:
             break
@@ -278,8 +347,10 @@ async def idle(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | 
 
 # --- scenarios 2 and 4: fan-out -------------------------------------------------------------
 
-async def fanout(stack: Stack, pool: Pool, servers: list[Server], seed: dict[str, Any] | None, sizes: Sizes,
-                 step_base: int = 100) -> dict[str, Any]:
+
+async def fanout(
+    stack: Stack, pool: Pool, servers: list[Server], seed: dict[str, Any] | None, sizes: Sizes, step_base: int = 100
+) -> dict[str, Any]:
     kind = servers[0].kind
     n = sizes.fanout_subscribers
     bases = [s.base for s in servers]
@@ -288,12 +359,16 @@ async def fanout(stack: Stack, pool: Pool, servers: list[Server], seed: dict[str
     opened = await pool.open(specs)
     if opened["opened"] < n:
         say(f"  fan-out {kind}: only {opened['opened']} of {n} subscribers connected: {opened['failures']}")
-    pub: Any = (RedisPublisher(stack.redis_url, BROADCAST_CHANNEL) if kind == "ours"
-                else await RoomPublisher.open(bases[0], "fanout"))
+    pub: Any = (
+        RedisPublisher(stack.redis_url, BROADCAST_CHANNEL)
+        if kind == "ours"
+        else await RoomPublisher.open(bases[0], "fanout")
+    )
     subscribers = opened["opened"]
     steps = []
-    plan = [(r, sizes.fanout_first_seconds) for r in sizes.fanout_first] + \
-           [(r, sizes.fanout_step_seconds) for r in sizes.fanout_steps]
+    plan = [(r, sizes.fanout_first_seconds) for r in sizes.fanout_first] + [
+        (r, sizes.fanout_step_seconds) for r in sizes.fanout_steps
+    ]
     try:
         for i, (rate, seconds) in enumerate(plan):
             step = step_base + i
@@ -307,21 +382,35 @@ async def fanout(stack: Stack, pool: Pool, servers: list[Server], seed: dict[str
             got = await collect(pool)
             expected = sent * subscribers
             lost = expected - got["received"]
-            row = {"rate": rate, "seconds": seconds, "published": sent, "subscribers": subscribers,
-                   "expected": expected, "delivered": got["received"], "lost": lost, "duplicated": got["dups"],
-                   "latency_ms": got["latency_ms"], "drain_s": round(waited, 2),
-                   "deliveries_per_s": round(got["received"] / max(publish_wall, 1e-9), 1),
-                   "usage": usage,
-                   "server_us_per_delivery": round(usage["server_cpu_s"] * 1e6 / got["received"], 2)
-                   if got["received"] else None,
-                   "open": got["open"], "closed_unexpectedly": got["closed_unexpectedly"],
-                   "close_codes": got["close_codes"], "errors": got["errors"]}
+            row = {
+                "rate": rate,
+                "seconds": seconds,
+                "published": sent,
+                "subscribers": subscribers,
+                "expected": expected,
+                "delivered": got["received"],
+                "lost": lost,
+                "duplicated": got["dups"],
+                "latency_ms": got["latency_ms"],
+                "drain_s": round(waited, 2),
+                "deliveries_per_s": round(got["received"] / max(publish_wall, 1e-9), 1),
+                "usage": usage,
+                "server_us_per_delivery": round(usage["server_cpu_s"] * 1e6 / got["received"], 2)
+                if got["received"]
+                else None,
+                "open": got["open"],
+                "closed_unexpectedly": got["closed_unexpectedly"],
+                "close_codes": got["close_codes"],
+                "errors": got["errors"],
+            }
             p99 = got["latency_ms"]["p99"]
             row["held"] = bool(lost == 0 and got["dups"] == 0 and p99 is not None and p99 <= P99_LIMIT_MS)
             steps.append(row)
-            say(f"  fan-out {kind}x{len(servers)} {rate}/s: {row['deliveries_per_s']} deliveries/s "
+            say(
+                f"  fan-out {kind}x{len(servers)} {rate}/s: {row['deliveries_per_s']} deliveries/s "
                 f"p50 {got['latency_ms']['p50']} p99 {p99} max {got['latency_ms']['max']} ms lost {lost} "
-                f"dup {got['dups']} cpu {row['server_us_per_delivery']} us/delivery")
+                f"dup {got['dups']} cpu {row['server_us_per_delivery']} us/delivery"
+            )
             # The 1 and 10 events/s steps are always measured (the issue's reference points);
             # the raised steps stop at the first one that does not hold.
             if not row["held"] and i >= len(sizes.fanout_first) - 1:
@@ -330,11 +419,16 @@ async def fanout(stack: Stack, pool: Pool, servers: list[Server], seed: dict[str
         await pub.close()
         await pool.all("close")
     held = [s for s in steps if s["held"]]
-    return {"subscribers": subscribers, "servers": len(servers), "steps": steps,
-            "best_deliveries_per_s": max((s["deliveries_per_s"] for s in held), default=0)}
+    return {
+        "subscribers": subscribers,
+        "servers": len(servers),
+        "steps": steps,
+        "best_deliveries_per_s": max((s["deliveries_per_s"] for s in held), default=0),
+    }
 
 
 # --- scenario 3: chat rooms ---------------------------------------------------------------
+
 
 async def chat(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | None, sizes: Sizes) -> dict[str, Any]:
     kind = server.kind
@@ -344,8 +438,15 @@ async def chat(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | 
         for side, gidx in (("a", 2 * n), ("b", 2 * n + 1)):
             if kind == "ours":
                 pair = seed["pairs"][n]  # type: ignore[index]
-                specs.append({"token": pair[side]["token"], "topic": f"chat:messages:{pair['conversationId']}",
-                              "conversationId": pair["conversationId"], "gidx": gidx, "sender": True})
+                specs.append(
+                    {
+                        "token": pair[side]["token"],
+                        "topic": f"chat:messages:{pair['conversationId']}",
+                        "conversationId": pair["conversationId"],
+                        "gidx": gidx,
+                        "sender": True,
+                    }
+                )
             else:
                 specs.append({"room": f"pair{n}", "gidx": gidx, "sender": True})
     # Keep both sockets of a pair in one worker: not required for counting, but fair to all kinds.
@@ -365,32 +466,56 @@ async def chat(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | 
             # Ours confirms storage with a reply; the peers confirm nothing, so "sent" is what counts there.
             expected = sent
             lost = expected - got["received"]
-            row = {"rate": rate, "sent": sent, "acked": got["acks"] if kind == "ours" else None,
-                   "delivered": got["received"], "lost": lost, "duplicated": got["dups"],
-                   "errors": got["errors"], "latency_ms": got["latency_ms"],
-                   "ack_ms": got["ack_ms"] if kind == "ours" else None, "drain_s": round(waited, 2),
-                   "messages_per_s": round(got["received"] / max(publish_wall, 1e-9), 1), "usage": usage,
-                   "server_us_per_message": round(usage["server_cpu_s"] * 1e6 / got["received"], 1)
-                   if got["received"] else None,
-                   "open": got["open"], "closed_unexpectedly": got["closed_unexpectedly"],
-                   "close_codes": got["close_codes"]}
+            row = {
+                "rate": rate,
+                "sent": sent,
+                "acked": got["acks"] if kind == "ours" else None,
+                "delivered": got["received"],
+                "lost": lost,
+                "duplicated": got["dups"],
+                "errors": got["errors"],
+                "latency_ms": got["latency_ms"],
+                "ack_ms": got["ack_ms"] if kind == "ours" else None,
+                "drain_s": round(waited, 2),
+                "messages_per_s": round(got["received"] / max(publish_wall, 1e-9), 1),
+                "usage": usage,
+                "server_us_per_message": round(usage["server_cpu_s"] * 1e6 / got["received"], 1)
+                if got["received"]
+                else None,
+                "open": got["open"],
+                "closed_unexpectedly": got["closed_unexpectedly"],
+                "close_codes": got["close_codes"],
+            }
             p99 = got["latency_ms"]["p99"]
             bad = sum(got["errors"].values())
-            row["held"] = bool(lost == 0 and got["dups"] == 0 and bad == 0 and p99 is not None
-                               and p99 <= P99_LIMIT_MS and (kind != "ours" or got["acks"] == sent))
+            row["held"] = bool(
+                lost == 0
+                and got["dups"] == 0
+                and bad == 0
+                and p99 is not None
+                and p99 <= P99_LIMIT_MS
+                and (kind != "ours" or got["acks"] == sent)
+            )
             steps.append(row)
-            say(f"  chat {kind} {rate} msg/s: delivered {got['received']}/{sent} p50 {got['latency_ms']['p50']} "
-                f"p99 {p99} ms errors {got['errors']} ack p99 {got['ack_ms']['p99']}")
+            say(
+                f"  chat {kind} {rate} msg/s: delivered {got['received']}/{sent} p50 {got['latency_ms']['p50']} "
+                f"p99 {p99} ms errors {got['errors']} ack p99 {got['ack_ms']['p99']}"
+            )
             if not row["held"]:
                 break
     finally:
         await pool.all("close")
     held = [s for s in steps if s["held"]]
-    return {"pairs": sizes.chat_pairs, "opened": opened["opened"], "steps": steps,
-            "best_rate": max((s["rate"] for s in held), default=0)}
+    return {
+        "pairs": sizes.chat_pairs,
+        "opened": opened["opened"],
+        "steps": steps,
+        "best_rate": max((s["rate"] for s in held), default=0),
+    }
 
 
 # --- scenario 5: reconnect storm ---------------------------------------------------------
+
 
 async def storm(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | None, sizes: Sizes) -> dict[str, Any]:
     kind = server.kind
@@ -430,13 +555,26 @@ async def storm(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] |
     stats = await pool.all("count")  # noqa: F841 - keeps the workers in step
     expected = published * subscribers
     recovered_after = max(r["recovered_after"] for r in storm_results)
-    row = {"subscribers": subscribers, "published": published, "publish_failed": getattr(pub, "failed", {}),
-           "expected": expected, "delivered": got["received"], "lost": expected - got["received"],
-           "duplicated": got["dups"], "recovered_after_s": round(recovered_after, 2),
-           "reconnect_failures": merge_counts([r["failures"] for r in storm_results]),
-           "open_after": sum(r["open"] for r in storm_results), "not_recovered": got["errors"].get("not_recovered", 0),
-           "errors": got["errors"], "latency_ms": got["latency_ms"], "drain_s": round(waited, 2), "usage": usage,
-           "uses_since": kind == "ours"}
-    say(f"  storm {kind}: {subscribers} reconnected in {row['recovered_after_s']} s, lost {row['lost']} "
-        f"of {expected}, dup {row['duplicated']}, not recovered {row['not_recovered']}")
+    row = {
+        "subscribers": subscribers,
+        "published": published,
+        "publish_failed": getattr(pub, "failed", {}),
+        "expected": expected,
+        "delivered": got["received"],
+        "lost": expected - got["received"],
+        "duplicated": got["dups"],
+        "recovered_after_s": round(recovered_after, 2),
+        "reconnect_failures": merge_counts([r["failures"] for r in storm_results]),
+        "open_after": sum(r["open"] for r in storm_results),
+        "not_recovered": got["errors"].get("not_recovered", 0),
+        "errors": got["errors"],
+        "latency_ms": got["latency_ms"],
+        "drain_s": round(waited, 2),
+        "usage": usage,
+        "uses_since": kind == "ours",
+    }
+    say(
+        f"  storm {kind}: {subscribers} reconnected in {row['recovered_after_s']} s, lost {row['lost']} "
+        f"of {expected}, dup {row['duplicated']}, not recovered {row['not_recovered']}"
+    )
     return row

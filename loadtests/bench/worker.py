@@ -107,9 +107,12 @@ class Worker:
         generation = sock.generation
         local = (spec["local"], 0) if spec.get("local") else None
         ws = await RawWebSocket.connect(
-            self.adapter.url(spec), self.adapter.headers(spec) or {},
-            lambda raw: self._received(sock, generation, raw), lambda code: self._lost(sock, generation, code),
-            local_addr=local)
+            self.adapter.url(spec),
+            self.adapter.headers(spec) or {},
+            lambda raw: self._received(sock, generation, raw),
+            lambda code: self._lost(sock, generation, code),
+            local_addr=local,
+        )
         sock.ws = ws
         sock.open = True
         loop = asyncio.get_running_loop()
@@ -199,8 +202,13 @@ class Worker:
         started = time.perf_counter()
         await asyncio.gather(*(one(s) for s in new))
         elapsed = time.perf_counter() - started
-        return {"opened": len(times), "failed": sum(failures.values()), "failures": dict(failures.most_common(5)),
-                "elapsed": elapsed, "connect_hist": _hist(times)}
+        return {
+            "opened": len(times),
+            "failed": sum(failures.values()),
+            "failures": dict(failures.most_common(5)),
+            "elapsed": elapsed,
+            "connect_hist": _hist(times),
+        }
 
     async def cmd_ping(self, timeout: float = 30.0, concurrency: int = 20) -> dict[str, Any]:
         """A liveness round trip on every socket, at most `concurrency` in flight per worker."""
@@ -227,9 +235,14 @@ class Worker:
                 sock.pending.pop(ref, None)
 
         await asyncio.gather(*(one(s) for s in self.socks))
-        return {"answered": len(rtts), "open": sum(1 for s in self.socks if s.open), "total": len(self.socks),
-                "rtt_hist": _hist(rtts), "closed_unexpectedly": self.closed_unexpectedly,
-                "close_codes": dict(self.close_codes)}
+        return {
+            "answered": len(rtts),
+            "open": sum(1 for s in self.socks if s.open),
+            "total": len(self.socks),
+            "rtt_hist": _hist(rtts),
+            "closed_unexpectedly": self.closed_unexpectedly,
+            "close_codes": dict(self.close_codes),
+        }
 
     async def cmd_begin(self, step: int, expected: int) -> dict[str, Any]:
         self.reset_step(step, expected)
@@ -240,11 +253,21 @@ class Worker:
 
     async def cmd_stats(self) -> dict[str, Any]:
         unique_fanout = sum(sum(b) for b in self.bitmaps.values())
-        return {"received": self.received, "dups": self.dups, "other_step": self.other_step,
-                "hist": dict(self.hist), "unique_fanout": unique_fanout, "acks": self.acks,
-                "ack_hist": dict(self.ack_hist), "errors": dict(self.errors), "sent": self.sent,
-                "open": sum(1 for s in self.socks if s.open), "subscribers": len(self.socks),
-                "closed_unexpectedly": self.closed_unexpectedly, "close_codes": dict(self.close_codes)}
+        return {
+            "received": self.received,
+            "dups": self.dups,
+            "other_step": self.other_step,
+            "hist": dict(self.hist),
+            "unique_fanout": unique_fanout,
+            "acks": self.acks,
+            "ack_hist": dict(self.ack_hist),
+            "errors": dict(self.errors),
+            "sent": self.sent,
+            "open": sum(1 for s in self.socks if s.open),
+            "subscribers": len(self.socks),
+            "closed_unexpectedly": self.closed_unexpectedly,
+            "close_codes": dict(self.close_codes),
+        }
 
     async def cmd_chat(self, step: int, rate: float, duration: float) -> dict[str, Any]:
         """Send `rate` chat messages/s in all from this worker's sender sockets, for `duration` s."""
@@ -300,8 +323,11 @@ class Worker:
                         await asyncio.sleep(0.2 * (attempt + 1))
 
         await asyncio.gather(*(one(s) for s in socks))
-        return {"recovered_after": time.perf_counter() - started, "failures": dict(failures),
-                "open": sum(1 for s in socks if s.open)}
+        return {
+            "recovered_after": time.perf_counter() - started,
+            "failures": dict(failures),
+            "open": sum(1 for s in socks if s.open),
+        }
 
     async def cmd_close(self) -> dict[str, Any]:
         for s in self.socks:

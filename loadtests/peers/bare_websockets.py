@@ -38,8 +38,9 @@ async def handler(ws: ServerConnection) -> None:
 
 
 async def main(host: str, port: int) -> None:
-    async with serve(handler, host, port, compression=None, max_queue=64, backlog=4096,
-                     ping_interval=25, ping_timeout=60):
+    async with serve(
+        handler, host, port, compression=None, max_queue=64, backlog=4096, ping_interval=25, ping_timeout=60
+    ):
         await asyncio.Future()
 
 

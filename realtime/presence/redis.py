@@ -71,8 +71,10 @@ class RedisPresence:
         if not sockets:
             return []
         times = self._times()
-        calls = [([chat_presence(user_id), chat_presence_connections(user_id)], self._args(conn_id, times))
-                 for user_id, conn_id in sockets]
+        calls = [
+            ([chat_presence(user_id), chat_presence_connections(user_id)], self._args(conn_id, times))
+            for user_id, conn_id in sockets
+        ]
         return _flags(await evalsha_many(self._redis, self._connect, calls))
 
     async def touch_many(self, sockets: list[tuple[str, str, bool]]) -> list[bool]:
@@ -80,8 +82,13 @@ class RedisPresence:
         if not sockets:
             return []
         times = self._times()
-        calls = [([chat_presence(user_id), chat_presence_connections(user_id)],
-                  [*self._args(conn_id, times), "1" if active else "0"]) for user_id, conn_id, active in sockets]
+        calls = [
+            (
+                [chat_presence(user_id), chat_presence_connections(user_id)],
+                [*self._args(conn_id, times), "1" if active else "0"],
+            )
+            for user_id, conn_id, active in sockets
+        ]
         return _flags(await evalsha_many(self._redis, self._touch, calls))
 
     async def disconnect(self, user_id: str, conn_id: str) -> bool:

@@ -62,7 +62,9 @@ class PresenceTracker:
             try:
                 sessions = [session for session, _ in batch]
                 changed = await self.presence.connect_many([(s.identity.user_id, s.conn_id) for s in sessions])
-                await self._announce_many([s.identity.user_id for s, came in zip(sessions, changed, strict=True) if came])
+                await self._announce_many(
+                    [s.identity.user_id for s, came in zip(sessions, changed, strict=True) if came]
+                )
                 if self.workers is not None:
                     for session in sessions:
                         if WORKER_ROLE in session.identity.roles:
@@ -117,8 +119,11 @@ class PresenceTracker:
         self._last_activity.pop(session.conn_id, None)
         # Another socket of the user still registering would be missed by the disconnect's
         # "was that the last live socket?" check, and the user announced offline.
-        opening = [done for other, done in (*self._in_flight, *self._pending_opens)
-                   if other.identity.user_id == user_id and not done.done()]
+        opening = [
+            done
+            for other, done in (*self._in_flight, *self._pending_opens)
+            if other.identity.user_id == user_id and not done.done()
+        ]
         if opening:
             await asyncio.wait(opening)
         try:

@@ -85,8 +85,14 @@ def import_now(*packages: str) -> None:
 
 
 import_now(
-    "schemathesis.core", "schemathesis.engine", "schemathesis.generation", "schemathesis.openapi",
-    "schemathesis.specs.openapi", "schemathesis.transport", "schemathesis.wfc", "hypothesis.strategies._internal",
+    "schemathesis.core",
+    "schemathesis.engine",
+    "schemathesis.generation",
+    "schemathesis.openapi",
+    "schemathesis.specs.openapi",
+    "schemathesis.transport",
+    "schemathesis.wfc",
+    "hypothesis.strategies._internal",
 )
 
 # The CPython 3.11 AST bug above can still strike inside hypothesis mid-run (seen once in CI:
@@ -155,26 +161,37 @@ def seed_world() -> Seed:
     tenant_record = Tenant.objects.get(user=tenant)
 
     amenity = Amenity.objects.create(name="Pool", category="community")
-    document = LeaseDocument.objects.create(lease=lease, document_type="lease", document_url="leases/1.pdf",
-                                            uploaded_by=landlord)
-    charge = Transaction.objects.create(lease=lease, property=prop, transaction_type="rent",
-                                        amount=Decimal("1450.00"), due_date=today)
-    recurring = RecurringTransaction.objects.create(lease=lease, transaction_type="rent", amount=Decimal("1450.00"),
-                                                    frequency="monthly", day_of_month=1, start_date=today)
+    document = LeaseDocument.objects.create(
+        lease=lease, document_type="lease", document_url="leases/1.pdf", uploaded_by=landlord
+    )
+    charge = Transaction.objects.create(
+        lease=lease, property=prop, transaction_type="rent", amount=Decimal("1450.00"), due_date=today
+    )
+    recurring = RecurringTransaction.objects.create(
+        lease=lease,
+        transaction_type="rent",
+        amount=Decimal("1450.00"),
+        frequency="monthly",
+        day_of_month=1,
+        start_date=today,
+    )
     late_fee = LateFee.objects.create(transaction=charge, amount=Decimal("50.00"), days_late=6)
-    request = MaintenanceRequest.objects.create(unit=unit, tenant=tenant_record, category="plumbing",
-                                                description="The kitchen sink drips.")
+    request = MaintenanceRequest.objects.create(
+        unit=unit, tenant=tenant_record, category="plumbing", description="The kitchen sink drips."
+    )
     image = MaintenanceImage.objects.create(request=request, image_url="maintenance/1.jpg")
     vendor = Vendor.objects.create(company_name="Drip Fixers", phone="555-0100", service_category="plumbing")
     work_order = WorkOrder.objects.create(request=request, vendor=vendor, assigned_by=manager)
     authority = HousingAuthority.objects.create(name="Springfield Housing Authority", state="IL")
     program = HudProgram.objects.create(program_name="Housing Choice Voucher", program_code="HCV")
     PropertyHudProgram.objects.create(property=prop, program=program, authority=authority)
-    application = HudApplication.objects.create(tenant=tenant_record, program=program, authority=authority,
-                                                application_date=today)
+    application = HudApplication.objects.create(
+        tenant=tenant_record, program=program, authority=authority, application_date=today
+    )
     form = HudForm.objects.create(application=application, form_type="income", form_number="HUD-50058")
-    conversation = make_conversation(participants=(admin, tenant, manager), subject="Sink", property=prop,
-                                     created_by=tenant)
+    conversation = make_conversation(
+        participants=(admin, tenant, manager), subject="Sink", property=prop, created_by=tenant
+    )
 
     seed = Seed(admin=admin, tenant=tenant)
     # `user_id` never names the caller (a PATCH or DELETE of oneself would end the run's session).
@@ -222,9 +239,18 @@ class Outcome:
     error: str | None = None
 
 
-def fuzz_operation(operation: Any, *, base_url: str, token: str, server: ServerProcess, seed: Seed,
-                   session: requests.Session, password_login: tuple[str, str],
-                   mode: GenerationMode = GenerationMode.POSITIVE, max_examples: int = MAX_EXAMPLES) -> Outcome:
+def fuzz_operation(
+    operation: Any,
+    *,
+    base_url: str,
+    token: str,
+    server: ServerProcess,
+    seed: Seed,
+    session: requests.Session,
+    password_login: tuple[str, str],
+    mode: GenerationMode = GenerationMode.POSITIVE,
+    max_examples: int = MAX_EXAMPLES,
+) -> Outcome:
     outcome = Outcome(operation.label if mode is GenerationMode.POSITIVE else f"{operation.label} (negative)")
     path_names = [p.name for p in operation.path_parameters]
 
@@ -299,8 +325,7 @@ def test_openapi_fuzz(caller: str, fuzz_server: ServerProcess, capsys: pytest.Ca
     user: User = getattr(seed, caller)
     token = str(login(fuzz_server, user.email)["token"])
 
-    schema = schemathesis.openapi.from_url(f"{fuzz_server.http_url}/api/v1/openapi.json",
-                                           config=schemathesis.Config())
+    schema = schemathesis.openapi.from_url(f"{fuzz_server.http_url}/api/v1/openapi.json", config=schemathesis.Config())
     started = time.monotonic()
     outcomes = []
     budgets = [(GenerationMode.POSITIVE, MAX_EXAMPLES), (GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES)]
@@ -310,8 +335,14 @@ def test_openapi_fuzz(caller: str, fuzz_server: ServerProcess, capsys: pytest.Ca
                 if max_examples > 0:
                     for _attempt in range(TOOL_CRASH_RETRIES + 1):
                         outcome = fuzz_operation(
-                            operation, base_url=fuzz_server.http_url, token=token, server=fuzz_server, seed=seed,
-                            session=session, password_login=(user.email, DEFAULT_PASSWORD), mode=mode,
+                            operation,
+                            base_url=fuzz_server.http_url,
+                            token=token,
+                            server=fuzz_server,
+                            seed=seed,
+                            session=session,
+                            password_login=(user.email, DEFAULT_PASSWORD),
+                            mode=mode,
                             max_examples=max_examples,
                         )
                         if not tool_crashed(outcome):
@@ -322,8 +353,10 @@ def test_openapi_fuzz(caller: str, fuzz_server: ServerProcess, capsys: pytest.Ca
     calls = sum(o.calls for o in outcomes)
     labels = {o.label.removesuffix(" (negative)") for o in outcomes}
     with capsys.disabled():
-        print(f"\nopenapi fuzz as {caller}: {len(labels)} operations ({len(EXCLUDED)} excluded), "
-              f"{calls} requests, {elapsed:.1f} s")
+        print(
+            f"\nopenapi fuzz as {caller}: {len(labels)} operations ({len(EXCLUDED)} excluded), "
+            f"{calls} requests, {elapsed:.1f} s"
+        )
         if VERBOSE:
             for o in outcomes:
                 print(f"  {o.label}: {dict(sorted(o.statuses.items()))}{' FAILED' if o.error else ''}")

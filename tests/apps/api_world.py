@@ -20,8 +20,11 @@ class Api:
 
     def __init__(self, client: Client, user: User) -> None:
         self.client, self.user = client, user
-        response = client.post(f"{API}/auth/login", data=json.dumps({"email": user.email, "password": DEFAULT_PASSWORD}),
-                               content_type="application/json")
+        response = client.post(
+            f"{API}/auth/login",
+            data=json.dumps({"email": user.email, "password": DEFAULT_PASSWORD}),
+            content_type="application/json",
+        )
         assert response.status_code == 200, response.content
         self.headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {response.json()['token']}"}
 
@@ -29,8 +32,12 @@ class Api:
         return self.client.get(API + path, data={k: v for k, v in params.items() if v is not None}, **self.headers)
 
     def post(self, path: str, body: Any = None) -> Any:
-        return self.client.post(API + path, data=json.dumps(body if body is not None else {}),
-                                content_type="application/json", **self.headers)
+        return self.client.post(
+            API + path,
+            data=json.dumps(body if body is not None else {}),
+            content_type="application/json",
+            **self.headers,
+        )
 
     def patch(self, path: str, body: Any) -> Any:
         return self.client.patch(API + path, data=json.dumps(body), content_type="application/json", **self.headers)
@@ -91,5 +98,16 @@ def build_world() -> World:
     other_prop = make_property(owner=other_landlord, managers=(other_manager,))
     other_unit = make_unit(property=other_prop)
     make_lease(unit=other_unit, tenants=(other_tenant,))
-    return World(landlord, manager, tenant, other_landlord, other_manager, other_tenant, admin, prop, unit,
-                 other_prop, other_unit)
+    return World(
+        landlord,
+        manager,
+        tenant,
+        other_landlord,
+        other_manager,
+        other_tenant,
+        admin,
+        prop,
+        unit,
+        other_prop,
+        other_unit,
+    )

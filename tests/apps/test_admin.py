@@ -26,11 +26,31 @@ def admin_client() -> Client:
 def test_every_single_key_seed_table_has_an_admin() -> None:
     tables = {model._meta.db_table for model in admin.site._registry}
     single_key_seed_tables = {
-        "users", "user_roles", "sessions", "properties", "units", "amenities", "tenants", "leases",
-        "lease_documents", "transactions", "recurring_transactions", "late_fees", "maintenance_requests",
-        "maintenance_images", "vendors", "work_orders", "subscription_plans", "subscriptions",
-        "feature_access", "usage_tracking", "ai_pricing_recommendations", "housing_authorities",
-        "hud_programs", "hud_applications", "hud_forms",
+        "users",
+        "user_roles",
+        "sessions",
+        "properties",
+        "units",
+        "amenities",
+        "tenants",
+        "leases",
+        "lease_documents",
+        "transactions",
+        "recurring_transactions",
+        "late_fees",
+        "maintenance_requests",
+        "maintenance_images",
+        "vendors",
+        "work_orders",
+        "subscription_plans",
+        "subscriptions",
+        "feature_access",
+        "usage_tracking",
+        "ai_pricing_recommendations",
+        "housing_authorities",
+        "hud_programs",
+        "hud_applications",
+        "hud_forms",
     }
     assert single_key_seed_tables <= tables, single_key_seed_tables - tables
 
@@ -58,10 +78,17 @@ def test_admin_creates_a_user_with_a_hashed_password(admin_client: Client) -> No
     response = admin_client.post(
         reverse("admin:accounts_user_add"),
         {
-            "email": "new.manager@example.test", "first_name": "New", "last_name": "Manager",
-            "user_type": "property_manager", "is_active": "on", "new_password": "s3cret-Passw0rd!",
-            "roles-TOTAL_FORMS": "1", "roles-INITIAL_FORMS": "0", "roles-MIN_NUM_FORMS": "0",
-            "roles-MAX_NUM_FORMS": "1000", "roles-0-role_name": "accountant",
+            "email": "new.manager@example.test",
+            "first_name": "New",
+            "last_name": "Manager",
+            "user_type": "property_manager",
+            "is_active": "on",
+            "new_password": "s3cret-Passw0rd!",
+            "roles-TOTAL_FORMS": "1",
+            "roles-INITIAL_FORMS": "0",
+            "roles-MIN_NUM_FORMS": "0",
+            "roles-MAX_NUM_FORMS": "1000",
+            "roles-0-role_name": "accountant",
         },
     )
     assert response.status_code == 302, response.content[:2000]

@@ -22,12 +22,12 @@ from django.db import connection as db_connection
 from django.db import connections as db_connections
 from django.db import transaction
 
-from apps.leasing.models import Lease
-from apps.maintenance import services as maintenance_services
-from apps.maintenance.models import MaintenanceRequest, Vendor, WorkOrder
 from apps.events.models import OutboxEvent
 from apps.events.relay import outbox_relay
 from apps.leasing import services as leasing_services
+from apps.leasing.models import Lease
+from apps.maintenance import services as maintenance_services
+from apps.maintenance.models import MaintenanceRequest, Vendor, WorkOrder
 from apps.properties import services as property_services
 from apps.properties.models import Property, Unit
 from realtime import connections, topics
@@ -137,8 +137,15 @@ def world() -> dict[str, Any]:
     request = MaintenanceRequest.objects.create(unit=unit, category="plumbing", description="Leaking tap")
     vendor = Vendor.objects.create(company_name="Fixit", phone="555-0100", service_category="plumbing")
     order = WorkOrder.objects.create(request=request, vendor=vendor)
-    return {"landlord": landlord, "property": prop, "unit": unit, "lease": lease, "request": request,
-            "vendor": vendor, "order": order}
+    return {
+        "landlord": landlord,
+        "property": prop,
+        "unit": unit,
+        "lease": lease,
+        "request": request,
+        "vendor": vendor,
+        "order": order,
+    }
 
 
 def save(obj: Any) -> Any:
@@ -189,9 +196,11 @@ def test_maintenance_request_created_and_updated(listen: Any, world: dict[str, A
     board = topics.maintenance_updates(str(prop.pk))
     listener = listen(board)
 
-    request = save(MaintenanceRequest(
-        unit=unit, category="electrical", description="Sparks", priority="high", estimated_cost=Decimal("120.50")
-    ))
+    request = save(
+        MaintenanceRequest(
+            unit=unit, category="electrical", description="Sparks", priority="high", estimated_cost=Decimal("120.50")
+        )
+    )
     data = assert_event(listener.next(), board, "maintenance.created")
     assert data["id"] == str(request.pk)
     assert data["unitId"] == str(unit.pk) and data["propertyId"] == str(prop.pk)
@@ -256,8 +265,16 @@ def test_unit_created_and_updated_on_both_topics(listen: Any, world: dict[str, A
     changes = topics.property_changes(str(prop.pk))
     listener = listen(changes)
 
-    unit = save(Unit(property=prop, unit_number="N-1", bedrooms=2, bathrooms=Decimal("1.5"),
-                     square_footage=850, monthly_rent=Decimal("1500.00")))
+    unit = save(
+        Unit(
+            property=prop,
+            unit_number="N-1",
+            bedrooms=2,
+            bathrooms=Decimal("1.5"),
+            square_footage=850,
+            monthly_rent=Decimal("1500.00"),
+        )
+    )
     data = assert_event(listener.next(), changes, "unit.updated")
     assert data["id"] == str(unit.pk) and data["propertyId"] == str(prop.pk)
     assert data["monthlyRent"] == "1500.00" and data["bathrooms"] == "1.5" and data["bedrooms"] == 2
@@ -276,8 +293,13 @@ def test_unit_created_and_updated_on_both_topics(listen: Any, world: dict[str, A
 
 def test_lease_created_and_updated(listen: Any, world: dict[str, Any]) -> None:
     unit = world["unit"]
-    lease = Lease(unit=unit, start_date=datetime.date(2027, 1, 1), end_date=datetime.date(2027, 12, 31), monthly_rent=Decimal("1600.00"),
-                  security_deposit=Decimal("800.00"))
+    lease = Lease(
+        unit=unit,
+        start_date=datetime.date(2027, 1, 1),
+        end_date=datetime.date(2027, 12, 31),
+        monthly_rent=Decimal("1600.00"),
+        security_deposit=Decimal("800.00"),
+    )
     own = topics.lease_changes(str(lease.pk))  # the id is known before the insert
     listener = listen(own)
     save(lease)

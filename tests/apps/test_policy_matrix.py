@@ -86,14 +86,24 @@ Call = Callable[[Api, Scene], Any]
 
 
 def _vacant_unit(api: Api, s: Scene) -> Any:
-    return api.post("/leases", {"unitId": str(make_unit(property=s.world.prop).pk), "startDate": "2027-01-01",
-                                "endDate": "2027-12-31", "monthlyRent": "1500.00", "securityDeposit": "1500.00"})
+    return api.post(
+        "/leases",
+        {
+            "unitId": str(make_unit(property=s.world.prop).pk),
+            "startDate": "2027-01-01",
+            "endDate": "2027-12-31",
+            "monthlyRent": "1500.00",
+            "securityDeposit": "1500.00",
+        },
+    )
 
 
 def _transaction(api: Api, s: Scene) -> Any:
     lease = Lease.objects.get(unit=s.world.unit)
-    return api.post("/transactions", {"leaseId": str(lease.pk), "transactionType": "rent", "amount": "1450.00",
-                                      "dueDate": "2026-03-01"})
+    return api.post(
+        "/transactions",
+        {"leaseId": str(lease.pk), "transactionType": "rent", "amount": "1450.00", "dueDate": "2026-03-01"},
+    )
 
 
 def _subscribe(api: Api, s: Scene) -> Any:
@@ -112,54 +122,107 @@ def _hud_apply(api: Api, s: Scene) -> Any:
 
 CALLS: dict[tuple[str, str], tuple[str, Call]] = {
     ("properties", "view"): (COLLECTION, lambda api, s: api.get("/properties")),
-    ("properties", "create"): (COLLECTION, lambda api, s: api.post("/properties", {
-        "propertyName": "Maple Court", "streetAddress": "12 Maple Ave", "city": "Peoria", "state": "IL",
-        "zipCode": "61602", "propertyType": "multi_family"})),
-    ("properties", "manage"): (ITEM, lambda api, s: api.patch(f"/properties/{s.world.prop.pk}",
-                                                               {"propertyName": "Renamed"})),
+    ("properties", "create"): (
+        COLLECTION,
+        lambda api, s: api.post(
+            "/properties",
+            {
+                "propertyName": "Maple Court",
+                "streetAddress": "12 Maple Ave",
+                "city": "Peoria",
+                "state": "IL",
+                "zipCode": "61602",
+                "propertyType": "multi_family",
+            },
+        ),
+    ),
+    ("properties", "manage"): (
+        ITEM,
+        lambda api, s: api.patch(f"/properties/{s.world.prop.pk}", {"propertyName": "Renamed"}),
+    ),
     ("units", "view"): (COLLECTION, lambda api, s: api.get("/units")),
-    ("units", "manage"): (ITEM, lambda api, s: api.post(f"/properties/{s.world.prop.pk}/units", {
-        "unitNumber": "9Z", "bedrooms": 2, "bathrooms": "1.5", "squareFootage": 900, "monthlyRent": "1725.50"})),
+    ("units", "manage"): (
+        ITEM,
+        lambda api, s: api.post(
+            f"/properties/{s.world.prop.pk}/units",
+            {"unitNumber": "9Z", "bedrooms": 2, "bathrooms": "1.5", "squareFootage": 900, "monthlyRent": "1725.50"},
+        ),
+    ),
     ("leases", "view"): (COLLECTION, lambda api, s: api.get("/leases")),
     ("leases", "manage"): (COLLECTION, _vacant_unit),
     ("tenants", "view"): (COLLECTION, lambda api, s: api.get("/tenants")),
-    ("tenants", "manage"): (ITEM, lambda api, s: api.patch(
-        f"/tenants/{s.world.tenant_record(s.world.tenant).pk}", {"employerName": "Acme"})),
+    ("tenants", "manage"): (
+        ITEM,
+        lambda api, s: api.patch(f"/tenants/{s.world.tenant_record(s.world.tenant).pk}", {"employerName": "Acme"}),
+    ),
     ("transactions", "view"): (COLLECTION, lambda api, s: api.get("/transactions")),
     ("transactions", "manage"): (COLLECTION, _transaction),
     ("maintenance", "view"): (COLLECTION, lambda api, s: api.get("/maintenance-requests")),
-    ("maintenance", "create"): (COLLECTION, lambda api, s: api.post("/maintenance-requests", {
-        "unitId": str(s.unit.pk), "category": "plumbing", "description": "Dripping tap"})),
-    ("maintenance", "manage"): (ITEM, lambda api, s: api.patch(f"/maintenance-requests/{s.request.pk}",
-                                                                {"priority": "high"})),
+    ("maintenance", "create"): (
+        COLLECTION,
+        lambda api, s: api.post(
+            "/maintenance-requests", {"unitId": str(s.unit.pk), "category": "plumbing", "description": "Dripping tap"}
+        ),
+    ),
+    ("maintenance", "manage"): (
+        ITEM,
+        lambda api, s: api.patch(f"/maintenance-requests/{s.request.pk}", {"priority": "high"}),
+    ),
     ("workorders", "view"): (COLLECTION, lambda api, s: api.get("/work-orders")),
-    ("workorders", "update"): (ITEM, lambda api, s: api.patch(f"/work-orders/{s.order.pk}",
-                                                               {"completionNotes": "Replaced trap"})),
+    ("workorders", "update"): (
+        ITEM,
+        lambda api, s: api.patch(f"/work-orders/{s.order.pk}", {"completionNotes": "Replaced trap"}),
+    ),
     ("vendors", "view"): (COLLECTION, lambda api, s: api.get("/vendors")),
-    ("vendors", "manage"): (COLLECTION, lambda api, s: api.post("/vendors", {
-        "companyName": "Bright Electric", "phone": "555-0101", "serviceCategory": "electrical"})),
+    ("vendors", "manage"): (
+        COLLECTION,
+        lambda api, s: api.post(
+            "/vendors", {"companyName": "Bright Electric", "phone": "555-0101", "serviceCategory": "electrical"}
+        ),
+    ),
     ("hud", "view"): (COLLECTION, lambda api, s: api.get("/hud-applications")),
     ("hud", "apply"): (COLLECTION, _hud_apply),
-    ("hud", "manage"): (ITEM, lambda api, s: api.put(f"/properties/{s.world.prop.pk}/hud-programs", {
-        "programs": [{"programId": str(s.program.pk)}]})),
-    ("hud", "admin"): (COLLECTION, lambda api, s: api.post("/hud-programs", {
-        "programName": "Project-Based Voucher", "programCode": "PBV"})),
+    ("hud", "manage"): (
+        ITEM,
+        lambda api, s: api.put(
+            f"/properties/{s.world.prop.pk}/hud-programs", {"programs": [{"programId": str(s.program.pk)}]}
+        ),
+    ),
+    ("hud", "admin"): (
+        COLLECTION,
+        lambda api, s: api.post("/hud-programs", {"programName": "Project-Based Voucher", "programCode": "PBV"}),
+    ),
     ("subscriptions", "view"): (COLLECTION, lambda api, s: api.get("/subscriptions")),
     ("subscriptions", "manage"): (COLLECTION, _subscribe),
     ("users", "view"): (COLLECTION, lambda api, s: api.get("/users")),
-    ("users", "manage"): (COLLECTION, lambda api, s: api.post("/users", {
-        "email": "new.person@example.test", "password": "a long enough password", "firstName": "New",
-        "lastName": "Person", "userType": "tenant"})),
+    ("users", "manage"): (
+        COLLECTION,
+        lambda api, s: api.post(
+            "/users",
+            {
+                "email": "new.person@example.test",
+                "password": "a long enough password",
+                "firstName": "New",
+                "lastName": "Person",
+                "userType": "tenant",
+            },
+        ),
+    ),
     ("documents", "view"): (COLLECTION, lambda api, s: api.get("/documents")),
-    ("broadcasts", "send"): (COLLECTION, lambda api, s: api.post("/system/broadcasts", {
-        "title": "Water off", "message": "From 9 to 11"})),
+    ("broadcasts", "send"): (
+        COLLECTION,
+        lambda api, s: api.post("/system/broadcasts", {"title": "Water off", "message": "From 9 to 11"}),
+    ),
     ("admin", "access"): (COLLECTION, lambda api, s: api.get("/usage-patterns")),
 }
 
 
 def subject_of(scene: Scene) -> Actor:
-    return Actor(user_id=str(scene.user.pk), user_type=scene.user.user_type,
-                 roles=tuple(scene.user.roles.values_list("role_name", flat=True)))
+    return Actor(
+        user_id=str(scene.user.pk),
+        user_type=scene.user.user_type,
+        roles=tuple(scene.user.roles.values_list("role_name", flat=True)),
+    )
 
 
 def expected_allowed(name: str, family: str, action: str) -> bool:
@@ -168,8 +231,9 @@ def expected_allowed(name: str, family: str, action: str) -> bool:
     return policy.allows(Actor(user_id="-", user_type=user_type, roles=roles), policy.FAMILIES[family][action])
 
 
-CASES = [(name, family, action) for family, actions in policy.FAMILIES.items() for action in actions
-         for name in SUBJECTS]
+CASES = [
+    (name, family, action) for family, actions in policy.FAMILIES.items() for action in actions for name in SUBJECTS
+]
 
 
 def test_every_family_action_is_exercised() -> None:
@@ -203,8 +267,9 @@ def test_accountant_sees_and_changes_transactions_of_every_property(client: Clie
     """Scope, not just the gate: the accountant role reads and writes transactions it is not party to."""
     world = build_world()
     other_lease = Lease.objects.get(unit=world.other_unit)
-    charge = Transaction.objects.create(lease=other_lease, property=world.other_prop, transaction_type="rent",
-                                        amount="900.00")
+    charge = Transaction.objects.create(
+        lease=other_lease, property=world.other_prop, transaction_type="rent", amount="900.00"
+    )
     accountant = Api(client, make_user(roles=("accountant",)))
     listed = accountant.get("/transactions")
     assert listed.status_code == 200 and str(charge.pk) in [row["id"] for row in listed.json()["items"]]

@@ -9,8 +9,7 @@ from apps.maintenance import services
 from apps.maintenance.models import MaintenanceRequest
 from realtime import topics
 from tests.consumers.conftest import token_for
-from tests.factories import DEFAULT_PASSWORD
-from tests.factories import make_property, make_unit
+from tests.factories import DEFAULT_PASSWORD, make_property, make_unit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

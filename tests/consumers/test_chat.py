@@ -45,7 +45,9 @@ async def next_event(socket, name: str) -> dict[str, Any]:
 async def stored_count(conversation_id: str) -> int:
     client: AsyncMongoClient[Any] = AsyncMongoClient(settings.MONGO_URL)
     try:
-        return await client[settings.MONGO_DATABASE]["chat_messages"].count_documents({"conversationId": conversation_id})
+        return await client[settings.MONGO_DATABASE]["chat_messages"].count_documents(
+            {"conversationId": conversation_id}
+        )
     finally:
         await client.close()
 
@@ -92,8 +94,9 @@ async def test_send_is_stored_once_and_delivered_to_every_subscriber(room) -> No
 
 
 async def test_edit_and_delete_by_the_sender_only(room) -> None:
-    sent = await request(room["t"], {"type": "chat.send", "conversationId": room["cid"], "message": "v1",
-                                     "clientMessageId": "c-2"})
+    sent = await request(
+        room["t"], {"type": "chat.send", "conversationId": room["cid"], "message": "v1", "clientMessageId": "c-2"}
+    )
     message_id = sent["data"]["id"]
     denied = await request(room["m"], {"type": "chat.edit", "messageId": message_id, "message": "hacked"})
     assert denied["ok"] is False and denied["error"]["code"] == "forbidden"
@@ -113,27 +116,34 @@ async def test_edit_and_delete_by_the_sender_only(room) -> None:
 async def test_history_pages_oldest_first(room) -> None:
     ids = []
     for n in range(5):
-        reply = await request(room["t"], {"type": "chat.send", "conversationId": room["cid"], "message": f"m{n}",
-                                          "clientMessageId": f"h-{n}"})
+        reply = await request(
+            room["t"],
+            {"type": "chat.send", "conversationId": room["cid"], "message": f"m{n}", "clientMessageId": f"h-{n}"},
+        )
         ids.append(reply["data"]["id"])
     page = await request(room["m"], {"type": "chat.history", "conversationId": room["cid"], "limit": 2})
     assert [m["id"] for m in page["data"]["messages"]] == ids[3:] and page["data"]["hasMore"] is True
-    older = await request(room["m"], {"type": "chat.history", "conversationId": room["cid"], "limit": 2,
-                                      "before": ids[3]})
+    older = await request(
+        room["m"], {"type": "chat.history", "conversationId": room["cid"], "limit": 2, "before": ids[3]}
+    )
     assert [m["id"] for m in older["data"]["messages"]] == ids[1:3]
     bad = await request(room["m"], {"type": "chat.history", "conversationId": room["cid"], "limit": 101})
     assert bad["error"]["code"] == "bad_request"
 
 
 async def test_read_receipt_marks_updates_position_and_tells_the_sender(room) -> None:
-    sent = await request(room["t"], {"type": "chat.send", "conversationId": room["cid"], "message": "ping",
-                                     "clientMessageId": "r-1"})
-    read = await request(room["m"], {"type": "chat.read", "conversationId": room["cid"], "messageId": sent["data"]["id"]})
+    sent = await request(
+        room["t"], {"type": "chat.send", "conversationId": room["cid"], "message": "ping", "clientMessageId": "r-1"}
+    )
+    read = await request(
+        room["m"], {"type": "chat.read", "conversationId": room["cid"], "messageId": sent["data"]["id"]}
+    )
     assert read["ok"] and read["data"]["readAt"]
     event = await next_event(room["t"], "chat.read")
     assert event["data"]["userId"] == str(room["manager"].pk) and event["data"]["messageId"] == sent["data"]["id"]
     participant = await sync_to_async(ConversationParticipant.objects.get)(
-        conversation_id=room["cid"], user=room["manager"])
+        conversation_id=room["cid"], user=room["manager"]
+    )
     assert participant.last_read_message_id == sent["data"]["id"] and participant.last_read_at is not None
     history = await request(room["t"], {"type": "chat.history", "conversationId": room["cid"]})
     assert history["data"]["messages"][-1]["isRead"] is True
@@ -150,7 +160,9 @@ async def test_outsiders_are_forbidden_and_admins_may_only_read(room, connect, n
     outsider = await connect(await token_for(await new_user()))
     send = {"type": "chat.send", "conversationId": room["cid"], "message": "hi", "clientMessageId": "x"}
     assert (await request(outsider, send))["error"]["code"] == "forbidden"
-    assert (await request(outsider, {"type": "chat.history", "conversationId": room["cid"]}))["error"]["code"] == "forbidden"
+    assert (await request(outsider, {"type": "chat.history", "conversationId": room["cid"]}))["error"][
+        "code"
+    ] == "forbidden"
     admin = await connect(await token_for(await new_user(user_type="admin")))
     assert (await request(admin, {"type": "chat.history", "conversationId": room["cid"]}))["ok"] is True
     assert (await request(admin, send))["error"]["code"] == "forbidden"
@@ -165,8 +177,13 @@ async def test_outsiders_are_forbidden_and_admins_may_only_read(room, connect, n
         {"message": "x" * 10_001, "clientMessageId": "e"},
         {"message": "x", "clientMessageId": "e", "attachments": "file"},
         {"message": "x", "clientMessageId": "e", "attachments": [{"fileName": "a.pdf"}]},
-        {"message": "x", "clientMessageId": "e", "attachments": [
-            {"fileName": "a.pdf", "fileSize": -1, "mimeType": "application/pdf", "url": "https://x/a.pdf"}]},
+        {
+            "message": "x",
+            "clientMessageId": "e",
+            "attachments": [
+                {"fileName": "a.pdf", "fileSize": -1, "mimeType": "application/pdf", "url": "https://x/a.pdf"}
+            ],
+        },
     ],
 )
 async def test_bad_sends_write_nothing(room, frame: dict[str, Any]) -> None:
@@ -177,17 +194,31 @@ async def test_bad_sends_write_nothing(room, frame: dict[str, Any]) -> None:
 
 
 async def test_attachments_are_stored_as_metadata(room) -> None:
-    attachment = {"fileName": "lease.pdf", "fileSize": 1234, "mimeType": "application/pdf",
-                  "url": "https://files.example/lease.pdf"}
-    reply = await request(room["t"], {"type": "chat.send", "conversationId": room["cid"], "message": "",
-                                      "clientMessageId": "a-1", "attachments": [attachment]})
+    attachment = {
+        "fileName": "lease.pdf",
+        "fileSize": 1234,
+        "mimeType": "application/pdf",
+        "url": "https://files.example/lease.pdf",
+    }
+    reply = await request(
+        room["t"],
+        {
+            "type": "chat.send",
+            "conversationId": room["cid"],
+            "message": "",
+            "clientMessageId": "a-1",
+            "attachments": [attachment],
+        },
+    )
     assert reply["ok"] and reply["data"]["attachments"] == [attachment]
 
 
 async def test_unknown_message_is_not_found(room) -> None:
-    for frame in ({"type": "chat.edit", "messageId": "0" * 24, "message": "x"},
-                  {"type": "chat.delete", "messageId": "0" * 24},
-                  {"type": "chat.read", "conversationId": room["cid"], "messageId": "0" * 24}):
+    for frame in (
+        {"type": "chat.edit", "messageId": "0" * 24, "message": "x"},
+        {"type": "chat.delete", "messageId": "0" * 24},
+        {"type": "chat.read", "conversationId": room["cid"], "messageId": "0" * 24},
+    ):
         reply = await request(room["t"], frame)
         assert reply["ok"] is False and reply["error"]["code"] == "not_found", reply
 
@@ -199,8 +230,10 @@ async def test_message_store_down_answers_unavailable_and_writes_nothing(connect
     socket = await connect(await token_for(tenant))
     other = await connect(await token_for(manager))
     assert (await request(other, {"type": "subscribe", "topic": topics.chat_messages(str(conversation.pk))}))["ok"]
-    reply = await request(socket, {"type": "chat.send", "conversationId": str(conversation.pk), "message": "hi",
-                                   "clientMessageId": "down-1"})
+    reply = await request(
+        socket,
+        {"type": "chat.send", "conversationId": str(conversation.pk), "message": "hi", "clientMessageId": "down-1"},
+    )
     assert reply["ok"] is False and reply["error"]["code"] == "unavailable", reply
     await socket.send_json_to({"type": "ping", "ref": "alive"})
     assert await socket.receive_json_from(timeout=2) == {"type": "pong", "ref": "alive"}

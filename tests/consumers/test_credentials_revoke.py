@@ -59,7 +59,8 @@ async def assert_open(*sockets: Any) -> None:
 
 
 async def test_own_password_change_closes_the_other_sessions_4409_and_keeps_the_callers(
-    connect, new_user  # type: ignore[no-untyped-def]
+    connect,
+    new_user,  # type: ignore[no-untyped-def]
 ) -> None:
     admin = await new_user(user_type="admin")
     calling, phone, laptop = await token_for(admin), await token_for(admin), await token_for(admin)
@@ -119,9 +120,15 @@ async def test_password_reset_in_the_django_admin_revokes_every_session(connect,
         response = client.post(
             reverse("admin:accounts_user_change", args=[tenant.pk]),
             {
-                "email": tenant.email, "first_name": tenant.first_name, "last_name": tenant.last_name,
-                "user_type": "tenant", "is_active": "on", "new_password": "reset-in-the-admin-1",
-                "roles-TOTAL_FORMS": "0", "roles-INITIAL_FORMS": "0", "roles-MIN_NUM_FORMS": "0",
+                "email": tenant.email,
+                "first_name": tenant.first_name,
+                "last_name": tenant.last_name,
+                "user_type": "tenant",
+                "is_active": "on",
+                "new_password": "reset-in-the-admin-1",
+                "roles-TOTAL_FORMS": "0",
+                "roles-INITIAL_FORMS": "0",
+                "roles-MIN_NUM_FORMS": "0",
                 "roles-MAX_NUM_FORMS": "1000",
             },
         )
@@ -175,8 +182,10 @@ async def test_a_password_hash_upgrade_at_login_ends_no_session(connect, new_use
     user = await new_user()  # hashed with the suite's fast MD5 hasher
     token = await token_for(user)
     socket = await connect(token)
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher",
-                                 "django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
     await token_for(user)  # Django re-hashes the same password with the preferred hasher and saves it
     await user.arefresh_from_db()
     assert user.password.startswith("pbkdf2_sha256$")

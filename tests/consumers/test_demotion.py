@@ -120,4 +120,6 @@ async def test_role_added_and_removed_rechecks_open_subscriptions(connect) -> No
         frame = await socket.receive_json_from(timeout=1)
     assert frame == {"type": "unsubscribed", "topic": world["maintenance"], "reason": "forbidden"}
     assert time.monotonic() - started < 1.0
-    assert await sync_to_async(User.objects.filter(pk=worker.pk, roles__role_name="maintenance_staff").exists)() is False
+    assert (
+        await sync_to_async(User.objects.filter(pk=worker.pk, roles__role_name="maintenance_staff").exists)() is False
+    )

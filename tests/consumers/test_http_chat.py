@@ -40,12 +40,17 @@ async def test_http_send_and_read_go_out_live_to_subscribed_sockets(connect) -> 
     read = await manager.post(f"/conversations/{cid}/read", {"messageId": sent.json()["id"]})
     assert read.status_code == 200
     receipt = await next_event(socket, "chat.read")
-    assert receipt["data"] == {"conversationId": cid, "userId": str(world.manager.pk),
-                               "messageId": sent.json()["id"], "readAt": read.json()["readAt"]}
+    assert receipt["data"] == {
+        "conversationId": cid,
+        "userId": str(world.manager.pk),
+        "messageId": sent.json()["id"],
+        "readAt": read.json()["readAt"],
+    }
 
     # And a socket's send is in the HTTP history, the same store.
-    reply = await request(socket, {"type": "chat.send", "conversationId": cid, "message": "From the socket",
-                                   "clientMessageId": "s-1"})
+    reply = await request(
+        socket, {"type": "chat.send", "conversationId": cid, "message": "From the socket", "clientMessageId": "s-1"}
+    )
     history = (await tenant.get(f"/conversations/{cid}/messages")).json()["messages"]
     assert [m["id"] for m in history] == [sent.json()["id"], reply["data"]["id"]]
 
@@ -62,13 +67,16 @@ async def _read_both_ways(world, connect, who: str, cid: str, message_id: str) -
     return http.status_code, ("ok" if reply["ok"] else reply["error"]["code"])
 
 
-@pytest.mark.parametrize(("who", "unknown_conversation", "expected"), [
-    ("manager", False, (200, "ok")),
-    ("admin", False, (403, "forbidden")),          # may read the history, not move a read position
-    ("other_tenant", False, (403, "forbidden")),   # can see nothing of it
-    ("landlord", False, (403, "forbidden")),       # owns the property, not in the conversation
-    ("manager", True, (403, "forbidden")),         # no such conversation: same answer, ids cannot be probed
-])
+@pytest.mark.parametrize(
+    ("who", "unknown_conversation", "expected"),
+    [
+        ("manager", False, (200, "ok")),
+        ("admin", False, (403, "forbidden")),  # may read the history, not move a read position
+        ("other_tenant", False, (403, "forbidden")),  # can see nothing of it
+        ("landlord", False, (403, "forbidden")),  # owns the property, not in the conversation
+        ("manager", True, (403, "forbidden")),  # no such conversation: same answer, ids cannot be probed
+    ],
+)
 async def test_chat_read_answers_the_same_over_http_and_the_socket(  # type: ignore[no-untyped-def]
     connect, who: str, unknown_conversation: bool, expected: tuple[int, str]
 ) -> None:
@@ -90,8 +98,9 @@ async def test_chat_read_of_a_participant_removed_behind_the_cache_writes_nothin
     world = await sync_to_async(build_world)()
     tenant, manager = await AsyncApi.login(world.tenant), await AsyncApi.login(world.manager)
     cid = (await tenant.post("/conversations", {"participants": [str(world.manager.pk)]})).json()["id"]
-    message_id = (await tenant.post(f"/conversations/{cid}/messages",
-                                    {"message": "Hi", "clientMessageId": "c-1"})).json()["id"]
+    message_id = (
+        await tenant.post(f"/conversations/{cid}/messages", {"message": "Hi", "clientMessageId": "c-1"})
+    ).json()["id"]
     reader = await connect(await token_for(world.manager))
     # The manager's membership is now in this process's directory cache ...
     assert (await request(reader, {"type": "chat.typing", "conversationId": cid}))["ok"]
@@ -101,8 +110,10 @@ async def test_chat_read_of_a_participant_removed_behind_the_cache_writes_nothin
 
     def remove_without_signals() -> None:  # ... and leaves PostgreSQL with no access-change message
         with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM conversation_participants WHERE conversation_id = %s AND user_id = %s",
-                           [cid, str(world.manager.pk)])
+            cursor.execute(
+                "DELETE FROM conversation_participants WHERE conversation_id = %s AND user_id = %s",
+                [cid, str(world.manager.pk)],
+            )
 
     await sync_to_async(remove_without_signals)()
     reply = await request(reader, {"type": "chat.read", "conversationId": cid, "messageId": message_id})

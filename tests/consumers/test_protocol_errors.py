@@ -7,10 +7,9 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 
-from realtime import closecodes
 from consumers.commands.subscriptions import FORBIDDEN_TOPIC, MALFORMED_TOPIC
 from consumers.socket import ALREADY_AUTHENTICATED, TOO_MANY_COMMANDS
-from realtime import topics
+from realtime import closecodes, topics
 from tests.consumers.conftest import close_code, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -83,8 +82,18 @@ async def test_second_auth_is_a_bad_request(connect, new_user) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["{not json", "[1, 2]", "42", '"text"', '{"no_type": 1}', '{"type": 7}', '{"type": "nope"}',
-     '{"type": "ping", "ref": [1]}', '{"type": "ping", "ref": true}', '{"type": "subscribe", "topic": 5}'],
+    [
+        "{not json",
+        "[1, 2]",
+        "42",
+        '"text"',
+        '{"no_type": 1}',
+        '{"type": 7}',
+        '{"type": "nope"}',
+        '{"type": "ping", "ref": [1]}',
+        '{"type": "ping", "ref": true}',
+        '{"type": "subscribe", "topic": 5}',
+    ],
 )
 async def test_bad_frames_get_an_error_and_the_socket_survives(connect, new_user, raw: str) -> None:
     user = await new_user()

@@ -157,8 +157,9 @@ async def test_last_subscriber_leaving_while_another_joins_keeps_the_redis_subsc
         return confirmed
 
     joining = await connect(await token_for(user))
-    leaving_session = next(s for s in realtime.sessions if s.identity.user_id == str(user.pk)
-                           and realtime.is_subscribed(s, topic))
+    leaving_session = next(
+        s for s in realtime.sessions if s.identity.user_id == str(user.pk) and realtime.is_subscribed(s, topic)
+    )
     realtime.hub.unsubscribe(topic, leaving_session.conn)  # the leaving socket is out of the hub ...
     broker.subscribe = subscribe_then_wait
     try:

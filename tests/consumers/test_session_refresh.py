@@ -55,7 +55,9 @@ async def until(predicate: Any, timeout: float = 3.0) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_refresh_rotates_the_token_and_the_old_one_ends_after_the_grace(realtime_core, new_user, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_refresh_rotates_the_token_and_the_old_one_ends_after_the_grace(
+    realtime_core, new_user, settings
+) -> None:  # type: ignore[no-untyped-def]
     settings.SESSION_REFRESH_GRACE_SECONDS = 30
     user = await new_user()
     old = await token_for(user)
@@ -160,8 +162,11 @@ async def test_session_expiring_is_sent_once_per_session(connect, new_user, tune
 
     await realtime.housekeep()
     notice = await next_frame(socket, "session.expiring")
-    assert notice == {"type": "session.expiring", "sessionId": session_id(token),
-                      "expiresAt": iso(mine.identity.expires_at)}
+    assert notice == {
+        "type": "session.expiring",
+        "sessionId": session_id(token),
+        "expiresAt": iso(mine.identity.expires_at),
+    }
     await realtime.housekeep()
     assert await socket.receive_nothing(timeout=0.3)  # once per session
 

@@ -42,8 +42,20 @@ EPHEMERAL_EVENTS = frozenset({"presence", "chat.typing"})
 
 # The production command line (pms/devstack.py `serve`, Dockerfile): same flags, free port.
 UVICORN_ARGS = [
-    "--ws", "pms.wsprotocol:LeanWebSocketsProtocol", "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
-    "--ws-ping-interval", "25", "--ws-ping-timeout", "60", "--ws-max-size", "1048576",
+    "--ws",
+    "pms.wsprotocol:LeanWebSocketsProtocol",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--lifespan",
+    "off",
+    "--ws-ping-interval",
+    "25",
+    "--ws-ping-timeout",
+    "60",
+    "--ws-max-size",
+    "1048576",
 ]
 
 
@@ -155,8 +167,18 @@ def start_servers(server_env: dict[str, str], tmp_path: Path) -> Iterator[Server
             port = free_port()
             name = f"{kind}-{len(started) + 1}:{port}"
             if kind == "uvicorn":
-                args = [sys.executable, "-m", "uvicorn", "pms.asgi:application",
-                        "--host", "127.0.0.1", "--port", str(port), *UVICORN_ARGS, *extra_args]
+                args = [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "pms.asgi:application",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    *UVICORN_ARGS,
+                    *extra_args,
+                ]
             elif kind == "daphne":
                 args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "pms.asgi:application"]
             else:

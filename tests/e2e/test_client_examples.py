@@ -76,9 +76,30 @@ def server(transactional_db: Any, settings: Any) -> Iterator[str]:
         "PMS_HOUSEKEEPING_SECONDS": "0.5",
         "PMS_SESSION_EXPIRING_NOTICE_SECONDS": str(2 * 24 * 3600),
     }
-    args = [sys.executable, "-m", "uvicorn", "pms.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-            "--ws", "pms.wsprotocol:LeanWebSocketsProtocol", "--loop", "uvloop", "--http", "httptools", "--lifespan", "off",
-            "--ws-ping-interval", "25", "--ws-ping-timeout", "60", "--ws-max-size", "1048576"]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "pms.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ws",
+        "pms.wsprotocol:LeanWebSocketsProtocol",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--lifespan",
+        "off",
+        "--ws-ping-interval",
+        "25",
+        "--ws-ping-timeout",
+        "60",
+        "--ws-max-size",
+        "1048576",
+    ]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -117,8 +138,12 @@ def _node_with_websocket() -> str:
     node = shutil.which("node")
     if node is None:
         pytest.skip("`node` is not installed: the JavaScript example needs Node.js 20.10+")
-    probe = subprocess.run([node, "--experimental-websocket", "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 3)"],
-                           capture_output=True, text=True, timeout=30)
+    probe = subprocess.run(
+        [node, "--experimental-websocket", "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 3)"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if probe.returncode != 0:
         version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
         pytest.skip(f"node {version} has no global WebSocket (needs Node.js 20.10+ with --experimental-websocket)")
@@ -127,9 +152,24 @@ def _node_with_websocket() -> str:
 
 def test_python_example_sends_and_receives(server: str) -> None:
     tenant, _manager, conversation = _people()
-    out = _run([sys.executable, str(PYTHON_EXAMPLE), "--url", server, "--email", tenant.email,
-                "--password", DEFAULT_PASSWORD, "--conversation", conversation,
-                "--message", "hello from python", "--seconds", RUN_SECONDS])
+    out = _run(
+        [
+            sys.executable,
+            str(PYTHON_EXAMPLE),
+            "--url",
+            server,
+            "--email",
+            tenant.email,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--conversation",
+            conversation,
+            "--message",
+            "hello from python",
+            "--seconds",
+            RUN_SECONDS,
+        ]
+    )
     assert f"subscribed notifications:{tenant.pk}" in out, out
     assert f"subscribed chat:messages:{conversation}" in out, out
     assert "reply chat.send ok: stored message " in out and ": hello from python" in out, out
@@ -140,9 +180,25 @@ def test_python_example_sends_and_receives(server: str) -> None:
 def test_js_example_sends_and_receives(server: str) -> None:
     node = _node_with_websocket()
     _tenant, manager, conversation = _people()
-    out = _run([node, "--experimental-websocket", str(JS_EXAMPLE), "--url", server, "--email", manager.email,
-                "--password", DEFAULT_PASSWORD, "--conversation", conversation,
-                "--message", "hello from javascript", "--seconds", RUN_SECONDS])
+    out = _run(
+        [
+            node,
+            "--experimental-websocket",
+            str(JS_EXAMPLE),
+            "--url",
+            server,
+            "--email",
+            manager.email,
+            "--password",
+            DEFAULT_PASSWORD,
+            "--conversation",
+            conversation,
+            "--message",
+            "hello from javascript",
+            "--seconds",
+            RUN_SECONDS,
+        ]
+    )
     assert f"subscribed notifications:{manager.pk}" in out, out
     assert f"subscribed chat:messages:{conversation}" in out, out
     assert "reply chat.send ok: stored message " in out and ": hello from javascript" in out, out

@@ -54,11 +54,18 @@ def scene(start_servers: ServerFactory) -> dict[str, Any]:
     prop = make_property(owner=make_user(user_type="landlord"))
     lease = make_lease(unit=make_unit(property=prop), tenants=(make_user(),))
     a, b = start_servers(2)
-    return {"admin": admin, "boss": boss, "a": a, "b": b,
-            "held": {topics.lease_changes(str(lease.pk)), topics.maintenance_updates(str(prop.pk))}}
+    return {
+        "admin": admin,
+        "boss": boss,
+        "a": a,
+        "b": b,
+        "held": {topics.lease_changes(str(lease.pk)), topics.maintenance_updates(str(prop.pk))},
+    }
 
 
-async def test_admin_demoted_on_one_process_loses_topics_on_both(scene: dict[str, Any], open_client: ClientFactory) -> None:
+async def test_admin_demoted_on_one_process_loses_topics_on_both(
+    scene: dict[str, Any], open_client: ClientFactory
+) -> None:
     admin, boss, a, b, held = scene["admin"], scene["boss"], scene["a"], scene["b"], scene["held"]
 
     token = await alogin(a, admin.email)

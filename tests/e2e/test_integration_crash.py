@@ -52,7 +52,10 @@ async def _recover_later() -> dict[str, int]:
 
 
 def test_a_server_killed_between_the_writes_leaves_an_intent_that_recovery_undoes(
-    start_servers: ServerFactory, server_env: dict[str, str], unanswering_mongo: str, tmp_path: Path,
+    start_servers: ServerFactory,
+    server_env: dict[str, str],
+    unanswering_mongo: str,
+    tmp_path: Path,
     settings: Any,
 ) -> None:
     media = tmp_path / "media"
@@ -65,9 +68,12 @@ def test_a_server_killed_between_the_writes_leaves_an_intent_that_recovery_undoe
 
     def post() -> None:
         try:
-            requests.post(f"{server.http_url}/api/v1/leases/{lease.pk}/document-uploads",
-                          headers={"Authorization": f"Bearer {token}"},
-                          files={"file": ("addendum.txt", b"Addendum: pets allowed.")}, timeout=WAIT)
+            requests.post(
+                f"{server.http_url}/api/v1/leases/{lease.pk}/document-uploads",
+                headers={"Authorization": f"Bearer {token}"},
+                files={"file": ("addendum.txt", b"Addendum: pets allowed.")},
+                timeout=WAIT,
+            )
         except requests.RequestException:
             pass  # the server dies under it
 

@@ -119,7 +119,11 @@ async def test_socket_renews_its_session_and_keeps_receiving_past_the_old_expiry
 
     manager_token = (await asyncio.to_thread(login, a, manager.email))["token"]
     status, sent = await asyncio.to_thread(
-        http, a, "POST", f"/conversations/{conversation.pk}/messages", manager_token,
+        http,
+        a,
+        "POST",
+        f"/conversations/{conversation.pk}/messages",
+        manager_token,
         {"message": "Still there?", "clientMessageId": uuid.uuid4().hex},
     )
     assert status == 201, sent

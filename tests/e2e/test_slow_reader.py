@@ -31,8 +31,9 @@ PAD = "x" * 40_000  # 300 events of ~40 KB: ~12 MB, far past the socket buffers 
 
 def masked_text_frame(payload: bytes) -> bytes:
     mask = os.urandom(4)
-    header = bytes([0x81]) + (bytes([0x80 | len(payload)]) if len(payload) < 126
-                              else bytes([0x80 | 126]) + struct.pack("!H", len(payload)))
+    header = bytes([0x81]) + (
+        bytes([0x80 | len(payload)]) if len(payload) < 126 else bytes([0x80 | 126]) + struct.pack("!H", len(payload))
+    )
     return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
@@ -43,13 +44,13 @@ def close_code_of(stream: bytes) -> int | None:
         opcode, length = stream[position] & 0x0F, stream[position + 1] & 0x7F
         position += 2
         if length == 126:
-            length = struct.unpack("!H", stream[position:position + 2])[0]
+            length = struct.unpack("!H", stream[position : position + 2])[0]
             position += 2
         elif length == 127:
-            length = struct.unpack("!Q", stream[position:position + 8])[0]
+            length = struct.unpack("!Q", stream[position : position + 8])[0]
             position += 8
         if opcode == 0x8:
-            return int(struct.unpack("!H", stream[position:position + 2])[0]) if length >= 2 else None
+            return int(struct.unpack("!H", stream[position : position + 2])[0]) if length >= 2 else None
         position += length
     return None
 
@@ -62,9 +63,11 @@ def open_raw_subscriber(port: int, token: str, topic: str) -> socket.socket:
     sock.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
-        (f"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: pms.v1.json\r\n"
-         f"Authorization: Bearer {token}\r\n\r\n").encode()
+        (
+            f"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: pms.v1.json\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n"
+        ).encode()
     )
     response = b""
     while b"\r\n\r\n" not in response:

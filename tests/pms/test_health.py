@@ -25,8 +25,15 @@ def test_readyz_reports_every_store(client: Client) -> None:
 @pytest.fixture
 def broken_redis_and_mongo() -> Iterator[None]:
     original = connections.current_settings()
-    connections.configure(replace(original, redis_url="redis://127.0.0.1:1/0", redis_socket_timeout=0.5,
-                                  mongo_url="mongodb://127.0.0.1:1/", mongo_timeout_ms=300))
+    connections.configure(
+        replace(
+            original,
+            redis_url="redis://127.0.0.1:1/0",
+            redis_socket_timeout=0.5,
+            mongo_url="mongodb://127.0.0.1:1/",
+            mongo_timeout_ms=300,
+        )
+    )
     yield
     connections.configure(original)
 

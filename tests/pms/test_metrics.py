@@ -95,8 +95,15 @@ def test_metrics_answers_every_metric_in_exposition_format_with_zero_gauges_with
     assert value_of(samples, "pms_open_sockets") == 0
     assert value_of(samples, "pms_subscriptions") == 0
     assert value_of(samples, "pms_local_topics") == 0
-    for family in ("chat:messages", "notifications", "maintenance:updates", "property:changes", "unit:changes",
-                   "lease:changes", "system:broadcasts"):
+    for family in (
+        "chat:messages",
+        "notifications",
+        "maintenance:updates",
+        "property:changes",
+        "unit:changes",
+        "lease:changes",
+        "system:broadcasts",
+    ):
         assert value_of(samples, "pms_events_in_total", family=family) >= 0
         assert value_of(samples, "pms_events_out_total", family=family) >= 0
     for command in ("subscribe", "unsubscribe", "chat.send", "notifications.read", "presence.query"):

@@ -21,9 +21,7 @@ class Process:
     def __init__(self, name: str, on_message: MessageCallback | None = None, **options: Any) -> None:
         self.name = name
         self.received: Received = asyncio.Queue()
-        self.broker = RedisBroker(
-            settings.REDIS_URL, on_message or self.record, client_name=name, **options
-        )
+        self.broker = RedisBroker(settings.REDIS_URL, on_message or self.record, client_name=name, **options)
 
     def record(self, channel: str, data: bytes) -> None:
         self.received.put_nowait((channel, data))
@@ -237,6 +235,7 @@ async def test_barrier_outside_subscribed_mode_and_without_redis_returns() -> No
     await idle.start()
     await down.start()
     try:
+
         async def connected() -> bool:
             return idle.connected
 

@@ -22,8 +22,10 @@ from realtime.errors import ProtocolError
 TENANT, MANAGER, OTHER = "tenant-1", "manager-1", "someone-else"
 PAIR = [TENANT, MANAGER]
 FILE = {"fileName": "lease.pdf", "fileSize": 1024, "mimeType": "application/pdf", "url": "https://files.example/l.pdf"}
-SEED_FIELDS = set("_id conversationId senderId recipientId message attachments isRead readAt createdAt updatedAt "
-                  "isDeleted deletedAt".split())
+SEED_FIELDS = set(
+    "_id conversationId senderId recipientId message attachments isRead readAt createdAt updatedAt "
+    "isDeleted deletedAt".split()
+)
 
 
 class FakePublisher:
@@ -38,8 +40,14 @@ class FakePublisher:
     async def publish(self, topic: str, event: str, data: dict[str, Any]) -> dict[str, Any]:
         if self.down:
             raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-        frame = {"type": "event", "topic": topic, "offset": f"e1-{len(self.frames) + 1}", "event": event,
-                 "data": data, "ts": datetime.now(UTC).isoformat()}
+        frame = {
+            "type": "event",
+            "topic": topic,
+            "offset": f"e1-{len(self.frames) + 1}",
+            "event": event,
+            "data": data,
+            "ts": datetime.now(UTC).isoformat(),
+        }
         self.frames.append(frame)
         return frame
 
@@ -100,14 +108,28 @@ def conversation() -> str:
     return str(uuid.uuid4())
 
 
-async def send(service: ChatService, conv: str, text: str = "hello", cmid: str | None = None,
-               sender: str = TENANT, participants: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    return await service.send(conversation_id=conv, sender_id=sender, participants=participants or PAIR,
-                              message=text, client_message_id=cmid or uuid.uuid4().hex, **extra)
+async def send(
+    service: ChatService,
+    conv: str,
+    text: str = "hello",
+    cmid: str | None = None,
+    sender: str = TENANT,
+    participants: list[str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return await service.send(
+        conversation_id=conv,
+        sender_id=sender,
+        participants=participants or PAIR,
+        message=text,
+        client_message_id=cmid or uuid.uuid4().hex,
+        **extra,
+    )
 
 
-async def test_chat_send_stores_seed_fields_with_recipient_and_publishes_once(service: ChatService, db: Any,
-                                                                              publisher: FakePublisher) -> None:
+async def test_chat_send_stores_seed_fields_with_recipient_and_publishes_once(
+    service: ChatService, db: Any, publisher: FakePublisher
+) -> None:
     conv = conversation()
     reply = await send(service, conv, "  Is the heating fixed?  ", cmid="c-1", attachments=[FILE])
     stored = await db[CHAT_MESSAGES].find_one({"conversationId": conv})
@@ -122,8 +144,9 @@ async def test_chat_send_stores_seed_fields_with_recipient_and_publishes_once(se
     assert await service.get(message_id=reply["id"]) == reply
 
 
-async def test_chat_send_with_same_client_message_id_stores_once(service: ChatService, db: Any,
-                                                                  publisher: FakePublisher) -> None:
+async def test_chat_send_with_same_client_message_id_stores_once(
+    service: ChatService, db: Any, publisher: FakePublisher
+) -> None:
     conv = conversation()
     first = await send(service, conv, "once", cmid="same")
     again = await send(service, conv, "twice?", cmid="same")
@@ -132,15 +155,15 @@ async def test_chat_send_with_same_client_message_id_stores_once(service: ChatSe
 
 
 async def test_twenty_concurrent_sends_of_one_client_message_id_store_and_publish_once(
-        service: ChatService, db: Any, publisher: FakePublisher) -> None:
+    service: ChatService, db: Any, publisher: FakePublisher
+) -> None:
     conv = conversation()
     replies = await asyncio.gather(*(send(service, conv, f"try {i}", cmid="burst") for i in range(20)))
     assert len({r["id"] for r in replies}) == 1
     assert await db[CHAT_MESSAGES].count_documents({}) == 1 and len(publisher.events()) == 1
 
 
-async def test_same_client_message_id_from_another_sender_or_conversation_is_new(service: ChatService,
-                                                                                 db: Any) -> None:
+async def test_same_client_message_id_from_another_sender_or_conversation_is_new(service: ChatService, db: Any) -> None:
     conv = conversation()
     await send(service, conv, cmid="k")
     await send(service, conv, cmid="k", sender=MANAGER)
@@ -149,8 +172,9 @@ async def test_same_client_message_id_from_another_sender_or_conversation_is_new
     assert group["recipientId"] is None  # no single recipient in a group
 
 
-async def test_concurrent_sends_use_one_insert_many(service: ChatService, db: Any, publisher: FakePublisher,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_concurrent_sends_use_one_insert_many(
+    service: ChatService, db: Any, publisher: FakePublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
     collection = service._messages
     real, calls = collection.insert_many, []
 
@@ -168,8 +192,9 @@ async def test_concurrent_sends_use_one_insert_many(service: ChatService, db: An
     assert len(set(offsets)) == 25
 
 
-async def test_publish_failure_keeps_message_pending_until_publish_pending(service: ChatService, db: Any,
-                                                                           publisher: FakePublisher) -> None:
+async def test_publish_failure_keeps_message_pending_until_publish_pending(
+    service: ChatService, db: Any, publisher: FakePublisher
+) -> None:
     conv = conversation()
     publisher.down = True
     reply = await send(service, conv, "while redis is down")
@@ -184,7 +209,8 @@ async def test_publish_failure_keeps_message_pending_until_publish_pending(servi
 
 
 async def test_publish_pending_goes_oldest_first_and_once_across_processes(
-        db: Any, publisher: FakePublisher, service: ChatService, clock: Clock) -> None:
+    db: Any, publisher: FakePublisher, service: ChatService, clock: Clock
+) -> None:
     other_process = ChatService(db, publisher, clock=clock)  # the claims assume roughly synchronized clocks
     publisher.down = True
     ids = [(await send(service, conversation(), f"m{i}"))["id"] for i in range(5)]
@@ -200,7 +226,8 @@ async def test_publish_pending_goes_oldest_first_and_once_across_processes(
 
 
 async def test_a_claimed_message_is_left_to_its_claimant_until_the_claim_expires(
-        service: ChatService, db: Any, publisher: FakePublisher, clock: Clock) -> None:
+    service: ChatService, db: Any, publisher: FakePublisher, clock: Clock
+) -> None:
     conv = conversation()
     publisher.down = True
     reply = await send(service, conv)
@@ -237,8 +264,14 @@ async def test_mongodb_down_answers_unavailable_and_publishes_nothing(publisher:
 
 
 def bad_send(**change: Any) -> dict[str, Any]:
-    args = {"conversation_id": "c", "sender_id": TENANT, "participants": PAIR, "message": "hi",
-            "client_message_id": "x", "attachments": None}
+    args = {
+        "conversation_id": "c",
+        "sender_id": TENANT,
+        "participants": PAIR,
+        "message": "hi",
+        "client_message_id": "x",
+        "attachments": None,
+    }
     return args | change
 
 
@@ -246,41 +279,45 @@ def file(**change: Any) -> dict[str, Any]:
     return FILE | change
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (bad_send(message=""), schema.MESSAGE_EMPTY),
-    (bad_send(message="   \n "), schema.MESSAGE_EMPTY),
-    (bad_send(message=None), schema.MESSAGE_NOT_TEXT),
-    (bad_send(message="x" * 10_001), schema.MESSAGE_TOO_LONG),
-    (bad_send(client_message_id=""), schema.BAD_CLIENT_MESSAGE_ID),
-    (bad_send(client_message_id="x" * 65), schema.BAD_CLIENT_MESSAGE_ID),
-    (bad_send(client_message_id=7), schema.BAD_CLIENT_MESSAGE_ID),
-    (bad_send(conversation_id=""), schema.BAD_CONVERSATION_ID),
-    (bad_send(participants="tenant-1"), schema.BAD_PARTICIPANTS),
-    (bad_send(participants=[MANAGER, OTHER]), ("forbidden", chat.NOT_A_PARTICIPANT)),
-    (bad_send(attachments={"fileName": "a"}), schema.ATTACHMENTS_NOT_LIST),
-    (bad_send(attachments=[FILE] * 11), schema.TOO_MANY_ATTACHMENTS),
-    (bad_send(attachments=["a.pdf"]), schema.ATTACHMENT_NOT_OBJECT),
-    (bad_send(attachments=[file(extra=1)]), schema.ATTACHMENT_FIELDS_WRONG),
-    (bad_send(attachments=[file(fileName="")]), schema.BAD_FILE_NAME),
-    (bad_send(attachments=[file(fileName="n" * 256)]), schema.BAD_FILE_NAME),
-    (bad_send(attachments=[file(fileSize=-1)]), schema.BAD_FILE_SIZE),
-    (bad_send(attachments=[file(fileSize=100 * 1024 * 1024 + 1)]), schema.BAD_FILE_SIZE),
-    (bad_send(attachments=[file(fileSize="10")]), schema.BAD_FILE_SIZE),
-    (bad_send(attachments=[file(fileSize=True)]), schema.BAD_FILE_SIZE),
-    (bad_send(attachments=[file(mimeType="pdf")]), schema.BAD_MIME_TYPE),
-    (bad_send(attachments=[file(url="javascript:alert(1)")]), schema.BAD_URL),
-    (bad_send(attachments=[file(url="ftp://files.example/a")]), schema.BAD_URL),
-    (bad_send(attachments=[file(url="https://" + "a" * 2048)]), schema.BAD_URL),
-    (bad_send(attachments=[file(url="https://[::1/x")]), schema.BAD_URL),
-])
-async def test_chat_send_rejects_bad_input_and_writes_nothing(service: ChatService, db: Any,
-                                                              publisher: FakePublisher, args: dict[str, Any],
-                                                              expected: str | tuple[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (bad_send(message=""), schema.MESSAGE_EMPTY),
+        (bad_send(message="   \n "), schema.MESSAGE_EMPTY),
+        (bad_send(message=None), schema.MESSAGE_NOT_TEXT),
+        (bad_send(message="x" * 10_001), schema.MESSAGE_TOO_LONG),
+        (bad_send(client_message_id=""), schema.BAD_CLIENT_MESSAGE_ID),
+        (bad_send(client_message_id="x" * 65), schema.BAD_CLIENT_MESSAGE_ID),
+        (bad_send(client_message_id=7), schema.BAD_CLIENT_MESSAGE_ID),
+        (bad_send(conversation_id=""), schema.BAD_CONVERSATION_ID),
+        (bad_send(participants="tenant-1"), schema.BAD_PARTICIPANTS),
+        (bad_send(participants=[MANAGER, OTHER]), ("forbidden", chat.NOT_A_PARTICIPANT)),
+        (bad_send(attachments={"fileName": "a"}), schema.ATTACHMENTS_NOT_LIST),
+        (bad_send(attachments=[FILE] * 11), schema.TOO_MANY_ATTACHMENTS),
+        (bad_send(attachments=["a.pdf"]), schema.ATTACHMENT_NOT_OBJECT),
+        (bad_send(attachments=[file(extra=1)]), schema.ATTACHMENT_FIELDS_WRONG),
+        (bad_send(attachments=[file(fileName="")]), schema.BAD_FILE_NAME),
+        (bad_send(attachments=[file(fileName="n" * 256)]), schema.BAD_FILE_NAME),
+        (bad_send(attachments=[file(fileSize=-1)]), schema.BAD_FILE_SIZE),
+        (bad_send(attachments=[file(fileSize=100 * 1024 * 1024 + 1)]), schema.BAD_FILE_SIZE),
+        (bad_send(attachments=[file(fileSize="10")]), schema.BAD_FILE_SIZE),
+        (bad_send(attachments=[file(fileSize=True)]), schema.BAD_FILE_SIZE),
+        (bad_send(attachments=[file(mimeType="pdf")]), schema.BAD_MIME_TYPE),
+        (bad_send(attachments=[file(url="javascript:alert(1)")]), schema.BAD_URL),
+        (bad_send(attachments=[file(url="ftp://files.example/a")]), schema.BAD_URL),
+        (bad_send(attachments=[file(url="https://" + "a" * 2048)]), schema.BAD_URL),
+        (bad_send(attachments=[file(url="https://[::1/x")]), schema.BAD_URL),
+    ],
+)
+async def test_chat_send_rejects_bad_input_and_writes_nothing(
+    service: ChatService, db: Any, publisher: FakePublisher, args: dict[str, Any], expected: str | tuple[str, str]
+) -> None:
     before = await db[CHAT_MESSAGES].count_documents({})
     with pytest.raises(ProtocolError) as caught:
         await service.send(**args)
-    assert (caught.value.code, caught.value.message) == (expected if isinstance(expected, tuple) else
-                                                         ("bad_request", expected))
+    assert (caught.value.code, caught.value.message) == (
+        expected if isinstance(expected, tuple) else ("bad_request", expected)
+    )
     assert await db[CHAT_MESSAGES].count_documents({}) == before and publisher.frames == []
 
 
@@ -289,8 +326,9 @@ async def test_chat_send_with_attachments_only_is_accepted(service: ChatService)
     assert reply["message"] == "" and len(reply["attachments"]) == 2
 
 
-async def test_edit_by_sender_updates_and_publishes(service: ChatService, publisher: FakePublisher,
-                                                    clock: Clock) -> None:
+async def test_edit_by_sender_updates_and_publishes(
+    service: ChatService, publisher: FakePublisher, clock: Clock
+) -> None:
     sent = await send(service, conversation(), "helo")
     clock.now += timedelta(minutes=1)
     edited = await service.edit(message_id=sent["id"], editor_id=TENANT, message="hello")
@@ -325,8 +363,9 @@ async def test_edit_of_unknown_or_deleted_message(service: ChatService) -> None:
     assert (caught.value.code, caught.value.message) == ("bad_request", schema.BAD_MESSAGE_ID)
 
 
-async def test_delete_leaves_a_tombstone_and_is_idempotent(service: ChatService, db: Any,
-                                                           publisher: FakePublisher) -> None:
+async def test_delete_leaves_a_tombstone_and_is_idempotent(
+    service: ChatService, db: Any, publisher: FakePublisher
+) -> None:
     conv = conversation()
     sent = await send(service, conv, "secret", attachments=[FILE])
     assert await service.delete(message_id=sent["id"], deleter_id=TENANT) == {}
@@ -355,23 +394,26 @@ async def test_history_pages_oldest_first_with_before_and_has_more(service: Chat
     assert await service.history(conversation_id=conversation()) == {"messages": [], "hasMore": False}
 
 
-@pytest.mark.parametrize(("args", "code", "expected"), [
-    ({"limit": 0}, "bad_request", schema.BAD_LIMIT),
-    ({"limit": 101}, "bad_request", schema.BAD_LIMIT),
-    ({"limit": "5"}, "bad_request", schema.BAD_LIMIT),
-    ({"limit": True}, "bad_request", schema.BAD_LIMIT),
-    ({"before": "xyz"}, "bad_request", schema.BAD_BEFORE),
-    ({"before": "f" * 24}, "not_found", chat.NOT_IN_CONVERSATION),
-])
-async def test_history_rejects_bad_paging(service: ChatService, args: dict[str, Any], code: str,
-                                          expected: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [
+        ({"limit": 0}, "bad_request", schema.BAD_LIMIT),
+        ({"limit": 101}, "bad_request", schema.BAD_LIMIT),
+        ({"limit": "5"}, "bad_request", schema.BAD_LIMIT),
+        ({"limit": True}, "bad_request", schema.BAD_LIMIT),
+        ({"before": "xyz"}, "bad_request", schema.BAD_BEFORE),
+        ({"before": "f" * 24}, "not_found", chat.NOT_IN_CONVERSATION),
+    ],
+)
+async def test_history_rejects_bad_paging(service: ChatService, args: dict[str, Any], code: str, expected: str) -> None:
     with pytest.raises(ProtocolError) as caught:
         await service.history(conversation_id=conversation(), **args)
     assert (caught.value.code, caught.value.message) == (code, expected)
 
 
-async def test_mark_read_marks_the_readers_messages_up_to_the_id(service: ChatService, db: Any,
-                                                                 publisher: FakePublisher, clock: Clock) -> None:
+async def test_mark_read_marks_the_readers_messages_up_to_the_id(
+    service: ChatService, db: Any, publisher: FakePublisher, clock: Clock
+) -> None:
     conv = conversation()
     to_manager = [(await send(service, conv, f"t{i}"))["id"] for i in range(3)]
     from_manager = (await send(service, conv, "reply", sender=MANAGER))["id"]
@@ -383,8 +425,12 @@ async def test_mark_read_marks_the_readers_messages_up_to_the_id(service: ChatSe
     assert all(read[i] == (True, "2026-11-25T12:00:05.000Z") for i in to_manager)
     assert read[from_manager] == (False, None) and read[later] == (False, None)
     [event] = publisher.events("chat.read")
-    assert event["data"] == {"conversationId": conv, "userId": MANAGER, "messageId": from_manager,
-                             "readAt": "2026-11-25T12:00:05.000Z"}
+    assert event["data"] == {
+        "conversationId": conv,
+        "userId": MANAGER,
+        "messageId": from_manager,
+        "readAt": "2026-11-25T12:00:05.000Z",
+    }
     clock.now += timedelta(seconds=5)  # marking again leaves the first readAt
     await service.mark_read(conversation_id=conv, reader_id=MANAGER, message_id=later)
     assert (await service.get(message_id=to_manager[0]) or {})["readAt"] == "2026-11-25T12:00:05.000Z"
@@ -401,8 +447,9 @@ async def test_history_and_mark_read_refuse_a_message_of_another_conversation(se
     assert (caught.value.code, caught.value.message) == ("not_found", chat.NOT_IN_CONVERSATION)
 
 
-async def test_typing_is_ephemeral_and_unavailable_without_redis(service: ChatService,
-                                                                 publisher: FakePublisher) -> None:
+async def test_typing_is_ephemeral_and_unavailable_without_redis(
+    service: ChatService, publisher: FakePublisher
+) -> None:
     conv = conversation()
     await service.typing(conversation_id=conv, user_id=TENANT)
     assert publisher.ephemeral == [(f"chat:messages:{conv}", "chat.typing", {"conversationId": conv, "userId": TENANT})]

@@ -215,8 +215,9 @@ async def test_concurrent_publishes_get_distinct_ordered_offsets(history: RedisH
     assert {f["offset"] for f in missed} == {f["offset"] for f in sent}
 
 
-async def test_publish_many_is_one_round_trip_of_atomic_publishes_in_order(history: RedisHistory, topic: str,
-                                                                          redis_client: aredis.Redis) -> None:
+async def test_publish_many_is_one_round_trip_of_atomic_publishes_in_order(
+    history: RedisHistory, topic: str, redis_client: aredis.Redis
+) -> None:
     other = f"{topic}-other"
     frames = await history.publish_many([(topic, "e", {"n": 1}), (other, "e", {"n": 2}), (topic, "e", {"n": 3})])
     assert [f["data"]["n"] for f in frames] == [1, 2, 3]  # type: ignore[index]

@@ -97,7 +97,9 @@ async def test_broadcast_writes_every_subscriber_at_once_without_tasks(hub: Hub)
         assert all(key in m for m in s.sent)
 
 
-async def test_encoder_runs_once_per_broadcast_whatever_the_subscriber_count(hub: Hub, encoder: CountingEncoder) -> None:
+async def test_encoder_runs_once_per_broadcast_whatever_the_subscriber_count(
+    hub: Hub, encoder: CountingEncoder
+) -> None:
     assert hub.broadcast("chat:messages:none", frame(0)) == 0
     assert encoder.calls == 0  # nobody local: nothing encoded
 

@@ -35,10 +35,10 @@ from django.db import DatabaseError, IntegrityError, models, transaction
 from django.db.models import Q
 from pymongo.errors import PyMongoError
 
-from apps.events.outbox import record_saved
 from apps.common.integration.mongo import query_documents, seed_collection
 from apps.common.models import IntegrationIntent, IntentState
 from apps.common.validation import invalid_fields
+from apps.events.outbox import record_saved
 from realtime import documents as mongo_collections
 from realtime import errors
 from realtime.errors import ProtocolError
@@ -147,14 +147,16 @@ def _save_row(entity_type: str, data: Mapping[str, Any]) -> tuple[Any, bool, dic
     except ValidationError as error:
         # Server-side callers name columns, so the fields are the model's, not a request's.
         reasons = {field: "; ".join(messages) for field, messages in error.message_dict.items()}
-        raise invalid_fields(reasons, POSTGRES_FAILED.format(entity_type=entity_type, reason="invalid"),
-                             location="") from error
+        raise invalid_fields(
+            reasons, POSTGRES_FAILED.format(entity_type=entity_type, reason="invalid"), location=""
+        ) from error
     except IntegrityError as error:
         reason = "it conflicts with existing data"
         raise ProtocolError(errors.CONFLICT, POSTGRES_FAILED.format(entity_type=entity_type, reason=reason)) from error
     except DatabaseError as error:
-        raise ProtocolError(errors.UNAVAILABLE, POSTGRES_FAILED.format(entity_type=entity_type,
-                                                                        reason="PostgreSQL failed")) from error
+        raise ProtocolError(
+            errors.UNAVAILABLE, POSTGRES_FAILED.format(entity_type=entity_type, reason="PostgreSQL failed")
+        ) from error
     written = {attname: getattr(obj, attname) for attname in changed}
     return obj.pk, created, previous, written
 
@@ -200,14 +202,20 @@ def _python(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]
     return {name: fields[name].to_python(value) for name, value in values.items()}
 
 
-def _begin_save(entity_type: str, data: Mapping[str, Any], document_ids: list[str],
-                files: list[str]) -> tuple[Any, bool, str]:
+def _begin_save(
+    entity_type: str, data: Mapping[str, Any], document_ids: list[str], files: list[str]
+) -> tuple[Any, bool, str]:
     """Step 1: the row and its intent in one PostgreSQL transaction; (pk, created, intent id)."""
     with transaction.atomic():
         pk, created, previous, written = _save_row(entity_type, data)
         intent = IntegrationIntent.objects.create(
-            entity_type=entity_type, entity_id=str(pk), created=created, previous=_jsonable(previous),
-            written=_jsonable(written), document_ids=document_ids, files=files,
+            entity_type=entity_type,
+            entity_id=str(pk),
+            created=created,
+            previous=_jsonable(previous),
+            written=_jsonable(written),
+            document_ids=document_ids,
+            files=files,
         )
     return pk, created, str(intent.pk)
 
@@ -243,14 +251,14 @@ def _intent_undo(intent: IntegrationIntent, state: str = IntentState.UNDONE) -> 
     pk = model._meta.pk.to_python(intent.entity_id)  # type: ignore[union-attr]
     try:
         with transaction.atomic():
-            outcome = _undo_row(intent.entity_type, pk, intent.created, _python(model, intent.previous),
-                                _python(model, intent.written))
+            outcome = _undo_row(
+                intent.entity_type, pk, intent.created, _python(model, intent.previous), _python(model, intent.written)
+            )
             if outcome.startswith("undo failed"):
                 return outcome
             IntegrationIntent.objects.filter(pk=intent.pk).update(state=state)
     except Exception as error:  # PostgreSQL gone: the intent stays pending and recovery retries
-        logger.error("integration: could not undo the %s %s save", intent.entity_type, intent.entity_id,
-                     exc_info=True)
+        logger.error("integration: could not undo the %s %s save", intent.entity_type, intent.entity_id, exc_info=True)
         return f"undo failed: {type(error).__name__}: {error}"
     return outcome
 
@@ -326,8 +334,9 @@ async def save_entity_with_documents(
     except BaseException as error:
         report = await _compensate(entity_type, pk, created, intent_id, docs, names, error)
         if isinstance(error, PyMongoError | OSError):
-            raise ProtocolError(errors.UNAVAILABLE, SAVE_COMPENSATED.format(entity_type=entity_type),
-                                report=report) from error
+            raise ProtocolError(
+                errors.UNAVAILABLE, SAVE_COMPENSATED.format(entity_type=entity_type), report=report
+            ) from error
         raise
     if await sync_to_async(_finish)(intent_id) == "undone":
         # Recovery took this save for dead and undid the row; what this save wrote after that goes too.
@@ -349,8 +358,15 @@ async def _remove_documents(ids: list[Any]) -> tuple[bool, str]:
     return True, f"{removed} partly inserted documents removed"
 
 
-async def _compensate(entity_type: str, pk: Any, created: bool, intent_id: str, docs: list[dict[str, Any]],
-                      files: list[str], error: BaseException) -> dict[str, Any]:
+async def _compensate(
+    entity_type: str,
+    pk: Any,
+    created: bool,
+    intent_id: str,
+    docs: list[dict[str, Any]],
+    files: list[str],
+    error: BaseException,
+) -> dict[str, Any]:
     """Undo a save whose second half failed. The intent stays `pending` (recovery retries) if the row could
     not be undone, and becomes `undoing` (recovery removes the rest) if documents or files could not be."""
     documents_gone, mongo_cleanup = await _remove_documents([doc["_id"] for doc in docs])
@@ -389,8 +405,9 @@ async def _landed(ids: list[ObjectId]) -> int:
     return len(found)
 
 
-async def arecover_intents(*, older_than: timedelta = INTENT_GRACE, now: datetime | None = None,
-                           limit: int = 100) -> dict[str, int]:
+async def arecover_intents(
+    *, older_than: timedelta = INTENT_GRACE, now: datetime | None = None, limit: int = 100
+) -> dict[str, int]:
     """Finish or undo the saves left `pending` for longer than `older_than`, and finish the undoing of
     `undoing` ones; returns how many were finished, undone and cleaned up.
 
@@ -424,8 +441,9 @@ async def arecover_intents(*, older_than: timedelta = INTENT_GRACE, now: datetim
         state = IntentState.UNDONE if documents_gone and files_gone else IntentState.UNDOING
         outcome = await sync_to_async(_intent_undo)(intent, state)
         counts["undone"] += 1
-        logger.warning("integration: recovery undid the save of %s %s: %s", intent.entity_type, intent.entity_id,
-                       outcome)
+        logger.warning(
+            "integration: recovery undid the save of %s %s: %s", intent.entity_type, intent.entity_id, outcome
+        )
     return counts
 
 

@@ -154,8 +154,9 @@ def usage_record(*, caller: Caller, feature_id: Any) -> dict[str, Any]:
             .first()
         )
         if row is None:
-            row = UsageRecord(user_id=caller.user_id, feature_id=feature_id, usage_count=1,
-                              first_used_at=now, last_used_at=now)
+            row = UsageRecord(
+                user_id=caller.user_id, feature_id=feature_id, usage_count=1, first_used_at=now, last_used_at=now
+            )
         else:
             row.usage_count = (row.usage_count or 0) + 1
             row.last_used_at = now

@@ -165,4 +165,3 @@ def subscription_cancel(*, caller: Caller, subscription: Subscription, reason: s
         locked.is_auto_renew = False
         locked.save()
     return locked
-

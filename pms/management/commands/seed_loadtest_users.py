@@ -72,8 +72,16 @@ class Command(BaseCommand):
             for kind, count, user_type in kinds:
                 emails = _emails(prefix, kind, count)
                 User.objects.bulk_create(
-                    [User(email=e, password=password_hash, first_name=kind.title(), last_name=e.split("@")[0],
-                          user_type=user_type) for e in emails],
+                    [
+                        User(
+                            email=e,
+                            password=password_hash,
+                            first_name=kind.title(),
+                            last_name=e.split("@")[0],
+                            user_type=user_type,
+                        )
+                        for e in emails
+                    ],
                     ignore_conflicts=True,
                     batch_size=2000,
                 )
@@ -102,8 +110,10 @@ class Command(BaseCommand):
         text = json.dumps(result)
         if options["out"]:
             Path(options["out"]).write_text(text)
-            self.stderr.write(f"[pms] load-test data: {sum(len(v) for v in users.values())} users, "
-                              f"{len(conversations)} conversations -> {options['out']}")
+            self.stderr.write(
+                f"[pms] load-test data: {sum(len(v) for v in users.values())} users, "
+                f"{len(conversations)} conversations -> {options['out']}"
+            )
         else:
             self.stdout.write(text)
 
@@ -117,8 +127,11 @@ class Command(BaseCommand):
         existing.update({c.subject: c for c in missing})
         result = {name: existing[subject] for name, subject in subjects.items()}
         ConversationParticipant.objects.bulk_create(
-            [ConversationParticipant(conversation=result[name], user=u) for name, members in wanted.items()
-             for u in members],
+            [
+                ConversationParticipant(conversation=result[name], user=u)
+                for name, members in wanted.items()
+                for u in members
+            ],
             ignore_conflicts=True,
             batch_size=2000,
         )
@@ -128,13 +141,26 @@ class Command(BaseCommand):
         now = timezone.now()
         expires = now + timedelta(seconds=settings.SESSION_TOKEN_TTL_SECONDS)
         secrets_by_user = {u.pk: secrets.token_urlsafe(32) for u in people}
-        sessions = [Session(user=u, token=hash_secret(secrets_by_user[u.pk]), expires_at=expires,
-                            user_agent="loadtest seed") for u in people]
+        sessions = [
+            Session(user=u, token=hash_secret(secrets_by_user[u.pk]), expires_at=expires, user_agent="loadtest seed")
+            for u in people
+        ]
         Session.objects.bulk_create(sessions, batch_size=2000)
         tokens = {s.user.pk: f"{s.pk}.{secrets_by_user[s.user.pk]}" for s in sessions}  # type: ignore[union-attr]
         principals = [
-            (Principal(user_id=str(u.pk), session_id=str(s.pk), email=u.email, first_name=u.first_name,
-                       last_name=u.last_name, user_type=u.user_type, roles=(), expires_at=expires), s.token)
+            (
+                Principal(
+                    user_id=str(u.pk),
+                    session_id=str(s.pk),
+                    email=u.email,
+                    first_name=u.first_name,
+                    last_name=u.last_name,
+                    user_type=u.user_type,
+                    roles=(),
+                    expires_at=expires,
+                ),
+                s.token,
+            )
             for u, s in zip(people, sessions, strict=True)
         ]
         return tokens, principals
@@ -146,6 +172,6 @@ class Command(BaseCommand):
 
         try:
             for start in range(0, len(principals), 500):
-                await asyncio.gather(*(_cache_session(p, h) for p, h in principals[start:start + 500]))
+                await asyncio.gather(*(_cache_session(p, h) for p, h in principals[start : start + 500]))
         finally:
             await aclose_loop_clients()

@@ -27,8 +27,9 @@ LOGOUT = "/api/v1/auth/logout"
 
 
 def login(client: Client, email: str, password: str = DEFAULT_PASSWORD, **extra: Any):
-    return client.post(LOGIN, data=json.dumps({"email": email, "password": password}),
-                       content_type="application/json", **extra)
+    return client.post(
+        LOGIN, data=json.dumps({"email": email, "password": password}), content_type="application/json", **extra
+    )
 
 
 def bearer(token: str) -> dict[str, Any]:
@@ -49,8 +50,14 @@ def test_login_issues_token_stores_only_its_hash_and_caches_the_session(
     token = body["token"]
     session_id, _, secret = token.partition(".")
     assert session_id == body["sessionId"] and secret
-    assert body["user"] == {"id": str(user.pk), "email": user.email, "firstName": user.first_name,
-                            "lastName": user.last_name, "userType": "property_manager", "roles": ["accountant"]}
+    assert body["user"] == {
+        "id": str(user.pk),
+        "email": user.email,
+        "firstName": user.first_name,
+        "lastName": user.last_name,
+        "userType": "property_manager",
+        "roles": ["accountant"],
+    }
 
     session = Session.objects.get(pk=session_id)
     assert session.token == hashlib.sha256(secret.encode()).hexdigest()
@@ -138,9 +145,7 @@ def test_tampered_secret_is_refused_cached_or_not(client: Client, user, clean_re
     assert client.get(ME, **bearer(token)).status_code == 200
 
 
-def test_session_cache_miss_falls_back_to_postgres_and_recaches(
-    client: Client, user, clean_redis: redis.Redis
-) -> None:
+def test_session_cache_miss_falls_back_to_postgres_and_recaches(client: Client, user, clean_redis: redis.Redis) -> None:
     token = login(client, user.email).json()["token"]
     key = f"user:session:{token.split('.')[0]}"
     clean_redis.delete(key)
@@ -200,9 +205,7 @@ def test_role_change_drops_permission_and_session_caches(
     assert sorted(body["user"]["roles"]) == ["accountant", "maintenance_staff"]
 
 
-def test_login_rate_limit_is_shared_by_clients_and_answers_429(
-    client: Client, user, clean_redis: redis.Redis
-) -> None:
+def test_login_rate_limit_is_shared_by_clients_and_answers_429(client: Client, user, clean_redis: redis.Redis) -> None:
     first, second = Client(), Client()
     for attempt in range(5):
         response = login(first if attempt % 2 else second, user.email, "wrong", REMOTE_ADDR="10.9.9.9")

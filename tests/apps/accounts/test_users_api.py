@@ -65,8 +65,11 @@ def test_admin_creates_a_user_with_a_hashed_password_and_roles(world: World, cli
     user = User.objects.get(pk=body["id"])
     assert user.password != NEW_USER["password"] and user.check_password(NEW_USER["password"])
     assert admin.get(f"/users/{user.pk}").json() == body
-    login = client.post("/api/v1/auth/login", data=json.dumps({"email": NEW_USER["email"], "password": NEW_USER["password"]}),
-                        content_type="application/json")
+    login = client.post(
+        "/api/v1/auth/login",
+        data=json.dumps({"email": NEW_USER["email"], "password": NEW_USER["password"]}),
+        content_type="application/json",
+    )
     assert login.status_code == 200 and login.json()["user"]["roles"] == ["accountant"]
 
 
@@ -100,8 +103,9 @@ def test_invalid_user_bodies_answer_422(world: World, client: Client, body: dict
 
 def test_admin_updates_a_user_and_password_is_rehashed(world: World, client: Client) -> None:
     admin = world.api(client, "admin")
-    response = admin.patch(f"/users/{world.manager.pk}", {"firstName": "Mia", "phone": "555-0100",
-                                                          "password": "another long password"})
+    response = admin.patch(
+        f"/users/{world.manager.pk}", {"firstName": "Mia", "phone": "555-0100", "password": "another long password"}
+    )
     assert response.status_code == 200, response.content
     assert response.json()["firstName"] == "Mia" and response.json()["phone"] == "555-0100"
     world.manager.refresh_from_db()
@@ -148,7 +152,8 @@ def test_user_list_filters_and_pages(world: World, client: Client) -> None:
     landlords = admin.get("/users", userType="landlord", limit=100).json()
     assert landlords["count"] == 4 and {u["userType"] for u in landlords["items"]} == {"landlord"}
     assert [u["email"] for u in admin.get("/users", q="zz-", isActive="true").json()["items"]] == [
-        "zz-alpha@example.test"]
+        "zz-alpha@example.test"
+    ]
     assert [u["email"] for u in admin.get("/users", q="zed").json()["items"]] == ["zz-alpha@example.test"]
     page = admin.get("/users", limit=3).json()
     assert len(page["items"]) == 3 and page["count"] == 9 and page["nextOffset"] == 3

@@ -59,8 +59,9 @@ async def dead_mongo() -> AsyncIterator[None]:
 async def test_query_documents(world: World, mongo: Mongo) -> None:
     marker = str(ObjectId())
     inserted = await mongo["ai_training_data"].insert_many([{"dataType": marker, "n": 1}, {"dataType": marker, "n": 2}])
-    found = await integration.query_documents("ai_training_data", {"dataType": marker},
-                                              {"sort": [("n", -1)], "limit": 1, "projection": {"n": 1}})
+    found = await integration.query_documents(
+        "ai_training_data", {"dataType": marker}, {"sort": [("n", -1)], "limit": 1, "projection": {"n": 1}}
+    )
     assert [doc["n"] for doc in found] == [2]
     everything = await integration.query_documents("ai_training_data", {"dataType": marker}, {"sort": [("n", 1)]})
     assert [doc["_id"] for doc in everything] == inserted.inserted_ids
@@ -73,11 +74,17 @@ async def test_query_documents(world: World, mongo: Mongo) -> None:
 
 async def test_get_entity_with_documents(world: World, mongo: Mongo) -> None:
     lease = await Lease.objects.aget(unit=world.unit)
-    await mongo["documents"].insert_many([
-        {"documentType": "lease", "referenceId": str(lease.pk), "fileName": "a.pdf",
-         "uploadedAt": datetime.datetime.now(datetime.UTC)},
-        {"documentType": "maintenance", "referenceId": str(lease.pk), "fileName": "wrong type"},
-    ])
+    await mongo["documents"].insert_many(
+        [
+            {
+                "documentType": "lease",
+                "referenceId": str(lease.pk),
+                "fileName": "a.pdf",
+                "uploadedAt": datetime.datetime.now(datetime.UTC),
+            },
+            {"documentType": "maintenance", "referenceId": str(lease.pk), "fileName": "wrong type"},
+        ]
+    )
     found = await integration.get_entity_with_documents("lease", lease.pk)
     assert found is not None
     assert found["entity"]["id"] == lease.pk and found["entity"]["unit_id"] == world.unit.pk
@@ -88,8 +95,16 @@ async def test_get_entity_with_documents(world: World, mongo: Mongo) -> None:
 
 
 def _new_property(world: World, **extra: Any) -> dict[str, Any]:
-    return {"owner_id": world.landlord.pk, "property_name": "Integration Court", "street_address": "5 Elm St",
-            "city": "Peoria", "state": "IL", "zip_code": "61602", "property_type": "condo", **extra}
+    return {
+        "owner_id": world.landlord.pk,
+        "property_name": "Integration Court",
+        "street_address": "5 Elm St",
+        "city": "Peoria",
+        "state": "IL",
+        "zip_code": "61602",
+        "property_type": "condo",
+        **extra,
+    }
 
 
 async def test_save_entity_with_documents_creates_both(world: World, mongo: Mongo) -> None:
@@ -125,7 +140,8 @@ async def test_mongodb_failure_after_an_update_restores_the_previous_values(worl
     lease = await Lease.objects.aget(unit=world.unit)
     with pytest.raises(ProtocolError) as caught:
         await integration.save_entity_with_documents(
-            "lease", {"id": lease.pk, "monthly_rent": "1999.00", "special_terms": "No pets"},
+            "lease",
+            {"id": lease.pk, "monthly_rent": "1999.00", "special_terms": "No pets"},
             [{"fileName": "addendum.pdf"}],
         )
     report = caught.value.data["report"]
@@ -139,13 +155,23 @@ async def test_postgresql_failure_writes_nothing_to_mongodb(world: World, mongo:
     before = await Property.objects.acount()
     with pytest.raises(ProtocolError) as invalid:
         await integration.save_entity_with_documents(
-            "property", _new_property(world, property_type="castle"), [{"fileName": marker}])
+            "property", _new_property(world, property_type="castle"), [{"fileName": marker}]
+        )
     assert invalid.value.code == "bad_request" and invalid.value.http_status == 422
     assert any(field["field"] == "property_type" for field in invalid.value.data["fields"])
     with pytest.raises(ProtocolError) as conflict:  # a second unit with the same number in one property
         await integration.save_entity_with_documents(
-            "unit", {"property_id": world.prop.pk, "unit_number": world.unit.unit_number, "bedrooms": 1,
-                     "bathrooms": "1.0", "square_footage": 500, "monthly_rent": "900.00"}, [{"fileName": marker}])
+            "unit",
+            {
+                "property_id": world.prop.pk,
+                "unit_number": world.unit.unit_number,
+                "bedrooms": 1,
+                "bathrooms": "1.0",
+                "square_footage": 500,
+                "monthly_rent": "900.00",
+            },
+            [{"fileName": marker}],
+        )
     assert conflict.value.code == "conflict"
     with pytest.raises(ProtocolError, match="unknown fields"):
         await integration.save_entity_with_documents("property", {"colour": "red"}, [{"fileName": marker}])
@@ -209,23 +235,27 @@ async def test_recovery_puts_back_the_previous_values_of_an_update(world: World,
     lease = await Lease.objects.aget(unit=world.unit)
     new_end = lease.end_date + datetime.timedelta(days=365)
     await sync_to_async(integration._begin_save)(
-        "lease", {"id": lease.pk, "monthly_rent": "1999.00", "special_terms": "No pets", "end_date": new_end},
-        [str(ObjectId())], [],
+        "lease",
+        {"id": lease.pk, "monthly_rent": "1999.00", "special_terms": "No pets", "end_date": new_end},
+        [str(ObjectId())],
+        [],
     )
     changed = await Lease.objects.aget(pk=lease.pk)
     assert changed.monthly_rent == Decimal("1999.00") and changed.end_date == new_end
     assert await integration.arecover_intents(now=_later()) == {"finished": 0, "undone": 1, "cleaned": 0}
     restored = await Lease.objects.aget(pk=lease.pk)
     assert (restored.monthly_rent, restored.special_terms, restored.end_date) == (
-        Decimal("1450.00"), None, lease.end_date)
+        Decimal("1450.00"),
+        None,
+        lease.end_date,
+    )
 
 
 async def test_a_crash_after_both_writes_is_finished_by_recovery(world: World, mongo: Mongo) -> None:
     """The process died after MongoDB took the documents, before it deleted the intent."""
     lease = await Lease.objects.aget(unit=world.unit)
     doc_id = ObjectId()
-    await sync_to_async(integration._begin_save)("lease", {"id": lease.pk, "special_terms": "Kept"},
-                                                  [str(doc_id)], [])
+    await sync_to_async(integration._begin_save)("lease", {"id": lease.pk, "special_terms": "Kept"}, [str(doc_id)], [])
     await mongo["documents"].insert_one({"_id": doc_id, "referenceId": str(lease.pk), "documentType": "lease"})
     assert await integration.arecover_intents(now=_later()) == {"finished": 1, "undone": 0, "cleaned": 0}
     assert (await Lease.objects.aget(pk=lease.pk)).special_terms == "Kept"
@@ -235,8 +265,9 @@ async def test_a_crash_after_both_writes_is_finished_by_recovery(world: World, m
 
 async def test_a_partial_insert_is_removed_by_recovery(world: World, mongo: Mongo) -> None:
     first, second = ObjectId(), ObjectId()
-    pk, _, _ = await sync_to_async(integration._begin_save)("property", _new_property(world),
-                                                            [str(first), str(second)], [])
+    pk, _, _ = await sync_to_async(integration._begin_save)(
+        "property", _new_property(world), [str(first), str(second)], []
+    )
     await mongo["documents"].insert_one({"_id": first, "referenceId": str(pk)})  # one of two landed
     assert await integration.arecover_intents(now=_later()) == {"finished": 0, "undone": 1, "cleaned": 0}
     assert await mongo["documents"].count_documents({"referenceId": str(pk)}) == 0

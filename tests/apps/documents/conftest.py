@@ -46,8 +46,7 @@ class AsyncApi:
 
     @classmethod
     async def login(cls, user: Any) -> "AsyncApi":
-        _, token = await asession_login(email=user.email, password=DEFAULT_PASSWORD, ip="127.0.0.1",
-                                        user_agent="tests")
+        _, token = await asession_login(email=user.email, password=DEFAULT_PASSWORD, ip="127.0.0.1", user_agent="tests")
         return cls(user, token)
 
     async def get(self, path: str, **params: Any) -> Any:
@@ -55,14 +54,23 @@ class AsyncApi:
         return await self.client.get(API + path, data=data, headers=self.headers)
 
     async def post(self, path: str, body: Any = None) -> Any:
-        return await self.client.post(API + path, data=json.dumps(body if body is not None else {}),
-                                      content_type="application/json", headers=self.headers)
+        return await self.client.post(
+            API + path,
+            data=json.dumps(body if body is not None else {}),
+            content_type="application/json",
+            headers=self.headers,
+        )
 
-    async def upload(self, kind: str, reference: Any, *, name: str = "notes.txt", content: bytes = b"hello world",
-                     **fields: Any) -> Any:
+    async def upload(
+        self, kind: str, reference: Any, *, name: str = "notes.txt", content: bytes = b"hello world", **fields: Any
+    ) -> Any:
         """POST /documents as multipart/form-data."""
-        data = {"documentType": kind, "referenceId": str(getattr(reference, "pk", reference)),
-                "file": SimpleUploadedFile(name, content), **fields}
+        data = {
+            "documentType": kind,
+            "referenceId": str(getattr(reference, "pk", reference)),
+            "file": SimpleUploadedFile(name, content),
+            **fields,
+        }
         return await self.client.post(f"{API}/documents", data=data, headers=self.headers)
 
 
@@ -86,8 +94,9 @@ def _entities_of(world: World) -> Entities:
     def for_unit(unit: Any, tenant_user: Any) -> tuple[Lease, MaintenanceRequest, HudApplication]:
         tenant = world.tenant_record(tenant_user)
         lease = Lease.objects.get(unit=unit)
-        request = MaintenanceRequest.objects.create(unit=unit, tenant=tenant, category="plumbing",
-                                                    description="Leaky faucet")
+        request = MaintenanceRequest.objects.create(
+            unit=unit, tenant=tenant, category="plumbing", description="Leaky faucet"
+        )
         application = HudApplication.objects.create(tenant=tenant, application_date=datetime.date(2026, 3, 1))
         return lease, request, application
 
@@ -169,8 +178,9 @@ def seed_indexes() -> None:
 @pytest.fixture
 async def mongo(seed_indexes: None) -> AsyncIterator["AsyncDatabase[dict[str, Any]]"]:
     """The test database, to check what the endpoints stored."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.MONGO_URL, serverSelectionTimeoutMS=3000,
-                                                                tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.MONGO_URL, serverSelectionTimeoutMS=3000, tz_aware=True
+    )
     yield client[settings.MONGO_DATABASE]
     await client.close()
 

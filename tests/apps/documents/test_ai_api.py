@@ -14,24 +14,41 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 Apis = dict[str, AsyncApi]
 
-EXAMPLE = {"dataType": "pricing", "features": [2, 1.5, "IL", None], "labels": [1450.0], "source": "unit-history",
-           "timestamp": "2026-05-01T12:00:00Z", "metadata": {"propertyType": "apartment"}}
+EXAMPLE = {
+    "dataType": "pricing",
+    "features": [2, 1.5, "IL", None],
+    "labels": [1450.0],
+    "source": "unit-history",
+    "timestamp": "2026-05-01T12:00:00Z",
+    "metadata": {"propertyType": "apartment"},
+}
 
 
 def model(name: str, version: str, **extra: Any) -> dict[str, Any]:
-    return {"modelName": name, "modelType": "pricing", "version": version, "parameters": {"depth": 6},
-            "performance": {"accuracy": 0.91, "precision": 0.88, "recall": 0.8, "f1Score": 0.84},
-            "trainedAt": "2026-06-01T00:00:00Z", "modelUrl": "s3://models/rent/1.bin", **extra}
+    return {
+        "modelName": name,
+        "modelType": "pricing",
+        "version": version,
+        "parameters": {"depth": 6},
+        "performance": {"accuracy": 0.91, "precision": 0.88, "recall": 0.8, "f1Score": 0.84},
+        "trainedAt": "2026-06-01T00:00:00Z",
+        "modelUrl": "s3://models/rent/1.bin",
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("who", ["tenant", "landlord", "manager"])
 async def test_everything_is_admin_only(world: World, apis: Apis, who: str) -> None:
     api = apis[who]
     some_id = str(ObjectId())
-    for response in (await api.post("/ai/training-data", EXAMPLE), await api.get("/ai/training-data"),
-                     await api.post(f"/ai/training-data/{some_id}/validate"),
-                     await api.post("/ai/models", model("m", "1")), await api.get("/ai/models"),
-                     await api.post(f"/ai/models/{some_id}/activate")):
+    for response in (
+        await api.post("/ai/training-data", EXAMPLE),
+        await api.get("/ai/training-data"),
+        await api.post(f"/ai/training-data/{some_id}/validate"),
+        await api.post("/ai/models", model("m", "1")),
+        await api.get("/ai/models"),
+        await api.post(f"/ai/models/{some_id}/activate"),
+    ):
         assert response.status_code == 403, response.content
         assert response.json()["error"] == {"code": "forbidden", "message": ADMINS_ONLY}
 
@@ -63,8 +80,17 @@ async def test_training_data_is_added_listed_by_filter_and_validated(world: Worl
 
 @pytest.mark.parametrize(
     "change",
-    [{"dataType": ""}, {"features": "not a list"}, {"source": None}, {"unknown": 1}, {"timestamp": "yesterday"},
-     {"features": [2**70]}, {"metadata": {"$where": "1"}}, {"metadata": {"a.b": 1}}, {"labels": [{"\u0000": 1}]}],
+    [
+        {"dataType": ""},
+        {"features": "not a list"},
+        {"source": None},
+        {"unknown": 1},
+        {"timestamp": "yesterday"},
+        {"features": [2**70]},
+        {"metadata": {"$where": "1"}},
+        {"metadata": {"a.b": 1}},
+        {"labels": [{"\u0000": 1}]},
+    ],
 )
 async def test_training_data_input_is_validated(world: World, apis: Apis, change: dict[str, Any]) -> None:
     response = await apis["admin"].post("/ai/training-data", {**EXAMPLE, **change})
@@ -73,8 +99,14 @@ async def test_training_data_input_is_validated(world: World, apis: Apis, change
 
 @pytest.mark.parametrize(
     "change",
-    [{"performance": {"accuracy": 1.2}}, {"performance": {"recall": -0.1}}, {"version": ""},
-     {"modelUrl": "javascript:alert(1)"}, {"isActive": "sometimes"}, {"parameters": {"depth": -(2**64)}}],
+    [
+        {"performance": {"accuracy": 1.2}},
+        {"performance": {"recall": -0.1}},
+        {"version": ""},
+        {"modelUrl": "javascript:alert(1)"},
+        {"isActive": "sometimes"},
+        {"parameters": {"depth": -(2**64)}},
+    ],
 )
 async def test_model_input_is_validated(world: World, apis: Apis, change: dict[str, Any]) -> None:
     response = await apis["admin"].post("/ai/models", {**model("rent", "1"), **change})

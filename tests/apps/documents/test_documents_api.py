@@ -42,8 +42,9 @@ async def body_of(response: Any) -> bytes:
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("who", SEES + BLIND)
-async def test_upload_needs_sight_of_the_entity(world: World, entities: Entities, apis: Apis, media_root: Path,
-                                                mongo: Mongo, kind: str, who: str) -> None:
+async def test_upload_needs_sight_of_the_entity(
+    world: World, entities: Entities, apis: Apis, media_root: Path, mongo: Mongo, kind: str, who: str
+) -> None:
     reference = entities.of(kind)
     response = await apis[who].upload(kind, reference, content=b"Lease addendum: pets allowed.")
     stored = await mongo["documents"].find_one({"referenceId": str(reference.pk)})
@@ -57,8 +58,20 @@ async def test_upload_needs_sight_of_the_entity(world: World, entities: Entities
         assert body["textContent"] == "Lease addendum: pets allowed." and body["hasText"] is True
         assert body["isArchived"] is False and body["archivedAt"] is None
         assert stored is not None and str(stored["_id"]) == body["id"]
-        assert set(stored) >= {"documentType", "referenceId", "fileName", "fileSize", "mimeType", "url", "uploadedBy",
-                               "uploadedAt", "metadata", "textContent", "isArchived", "archivedAt"}
+        assert set(stored) >= {
+            "documentType",
+            "referenceId",
+            "fileName",
+            "fileSize",
+            "mimeType",
+            "url",
+            "uploadedBy",
+            "uploadedAt",
+            "metadata",
+            "textContent",
+            "isArchived",
+            "archivedAt",
+        }
         assert len(stored_files(media_root)) == 1
     else:
         assert response.status_code == 404, response.content
@@ -66,17 +79,28 @@ async def test_upload_needs_sight_of_the_entity(world: World, entities: Entities
         assert stored is None and stored_files(media_root) == []
 
 
-async def test_upload_keeps_the_metadata_and_sanitizes_the_name(entities: Entities, apis: Apis,
-                                                               media_root: Path) -> None:
+async def test_upload_keeps_the_metadata_and_sanitizes_the_name(
+    entities: Entities, apis: Apis, media_root: Path
+) -> None:
     response = await apis["manager"].upload(
-        "lease", entities.lease, name="../../etc/pass\x07wd.txt", content=b"x", tags=["signed", "2026, addendum"],
-        pages="3", signatureStatus="signed", expirationDate="2027-01-31T00:00:00Z",
+        "lease",
+        entities.lease,
+        name="../../etc/pass\x07wd.txt",
+        content=b"x",
+        tags=["signed", "2026, addendum"],
+        pages="3",
+        signatureStatus="signed",
+        expirationDate="2027-01-31T00:00:00Z",
     )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["fileName"] == "passwd.txt"
-    assert body["metadata"] == {"pages": 3, "signatureStatus": "signed", "expirationDate": "2027-01-31T00:00:00Z",
-                                "tags": ["signed", "2026", "addendum"]}
+    assert body["metadata"] == {
+        "pages": 3,
+        "signatureStatus": "signed",
+        "expirationDate": "2027-01-31T00:00:00Z",
+        "tags": ["signed", "2026", "addendum"],
+    }
     [path] = stored_files(media_root)
     assert path.is_relative_to(media_root / "documents" / "lease")
     assert path.name == f"{body['id']}.txt"
@@ -84,12 +108,18 @@ async def test_upload_keeps_the_metadata_and_sanitizes_the_name(entities: Entiti
 
 @pytest.mark.parametrize(
     ("name", "content", "mime"),
-    [("scan.png", PNG, "image/png"), ("photo.JPEG", b"\xff\xd8\xff\xe0" + bytes(20), "image/jpeg"),
-     ("lease.pdf", PDF, "application/pdf"), ("rent.csv", b"month,amount\n2026-01,1450.00\n", "text/csv"),
-     ("letter.docx", docx(), files.MIME_TYPES[files.DOCX]), ("latin.txt", "Caf\xe9".encode("cp1252"), "text/plain")],
+    [
+        ("scan.png", PNG, "image/png"),
+        ("photo.JPEG", b"\xff\xd8\xff\xe0" + bytes(20), "image/jpeg"),
+        ("lease.pdf", PDF, "application/pdf"),
+        ("rent.csv", b"month,amount\n2026-01,1450.00\n", "text/csv"),
+        ("letter.docx", docx(), files.MIME_TYPES[files.DOCX]),
+        ("latin.txt", "Caf\xe9".encode("cp1252"), "text/plain"),
+    ],
 )
-async def test_allowed_types_are_recognized_by_content(entities: Entities, apis: Apis, name: str, content: bytes,
-                                                       mime: str) -> None:
+async def test_allowed_types_are_recognized_by_content(
+    entities: Entities, apis: Apis, name: str, content: bytes, mime: str
+) -> None:
     response = await apis["tenant"].upload("maintenance", entities.maintenance, name=name, content=content)
     assert response.status_code == 201, response.content
     body = response.json()
@@ -101,18 +131,20 @@ async def test_allowed_types_are_recognized_by_content(entities: Entities, apis:
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
-    [("run.exe", b"MZ\x90\x00", files.UNSUPPORTED_EXTENSION),
-     ("noext", b"hello", files.UNSUPPORTED_EXTENSION),
-     ("page.html", b"<html></html>", files.UNSUPPORTED_EXTENSION),
-     ("lease.pdf", b"<html>not a pdf</html>", files.CONTENT_MISMATCH.format(expected="pdf")),
-     ("image.png", PDF, files.CONTENT_MISMATCH.format(expected="png")),
-     ("notes.txt", PNG, files.CONTENT_MISMATCH.format(expected="txt")),
-     ("fake.docx", b"PK\x03\x04 not a zip at all", files.CONTENT_MISMATCH.format(expected="docx")),
-     ("empty.txt", b"", files.EMPTY_FILE)],
+    [
+        ("run.exe", b"MZ\x90\x00", files.UNSUPPORTED_EXTENSION),
+        ("noext", b"hello", files.UNSUPPORTED_EXTENSION),
+        ("page.html", b"<html></html>", files.UNSUPPORTED_EXTENSION),
+        ("lease.pdf", b"<html>not a pdf</html>", files.CONTENT_MISMATCH.format(expected="pdf")),
+        ("image.png", PDF, files.CONTENT_MISMATCH.format(expected="png")),
+        ("notes.txt", PNG, files.CONTENT_MISMATCH.format(expected="txt")),
+        ("fake.docx", b"PK\x03\x04 not a zip at all", files.CONTENT_MISMATCH.format(expected="docx")),
+        ("empty.txt", b"", files.EMPTY_FILE),
+    ],
 )
-async def test_other_types_and_contradicting_content_answer_422(entities: Entities, apis: Apis, media_root: Path,
-                                                                mongo: Mongo, name: str, content: bytes,
-                                                                message: str) -> None:
+async def test_other_types_and_contradicting_content_answer_422(
+    entities: Entities, apis: Apis, media_root: Path, mongo: Mongo, name: str, content: bytes, message: str
+) -> None:
     response = await apis["landlord"].upload("lease", entities.lease, name=name, content=content)
     assert response.status_code == 422, response.content
     error = response.json()["error"]
@@ -122,14 +154,18 @@ async def test_other_types_and_contradicting_content_answer_422(entities: Entiti
     assert await mongo["documents"].count_documents({"referenceId": str(entities.lease.pk)}) == 0
 
 
-async def test_a_file_over_the_limit_answers_413_and_stores_nothing(entities: Entities, apis: Apis, settings: Any,
-                                                                    media_root: Path, mongo: Mongo) -> None:
+async def test_a_file_over_the_limit_answers_413_and_stores_nothing(
+    entities: Entities, apis: Apis, settings: Any, media_root: Path, mongo: Mongo
+) -> None:
     settings.MAX_UPLOAD_BYTES = 100
     assert (await apis["manager"].upload("lease", entities.lease, content=b"a" * 100)).status_code == 201
     response = await apis["manager"].upload("lease", entities.lease, content=b"a" * 101)
     assert response.status_code == 413, response.content
     assert response.json()["error"] == {
-        "code": "too_large", "message": "The file is larger than the 100-byte upload limit.", "limit": 100}
+        "code": "too_large",
+        "message": "The file is larger than the 100-byte upload limit.",
+        "limit": 100,
+    }
     assert len(stored_files(media_root)) == 1
     assert await mongo["documents"].count_documents({"referenceId": str(entities.lease.pk)}) == 1
 
@@ -140,16 +176,18 @@ async def test_bad_form_fields_answer_422(entities: Entities, apis: Apis) -> Non
     assert (await api.upload("lease", "not-a-uuid")).status_code == 422
     assert (await api.upload("lease", entities.lease, pages="-1")).status_code == 422
     assert (await api.upload("lease", entities.lease, tags=[f"t{i}" for i in range(21)])).status_code == 422
-    missing_file = await api.client.post("/api/v1/documents", headers=api.headers,
-                                         data={"documentType": "lease", "referenceId": str(entities.lease.pk)})
+    missing_file = await api.client.post(
+        "/api/v1/documents", headers=api.headers, data={"documentType": "lease", "referenceId": str(entities.lease.pk)}
+    )
     assert missing_file.status_code == 422
     assert (await api.upload("lease", "00000000-0000-0000-0000-000000000000")).status_code == 404
     # An id of another type's entity is not found under this type.
     assert (await api.upload("lease", entities.maintenance)).status_code == 404
 
 
-async def test_mongodb_down_leaves_no_orphaned_file(entities: Entities, apis: Apis, media_root: Path, mongo: Mongo,
-                                                   dead_mongo: None) -> None:
+async def test_mongodb_down_leaves_no_orphaned_file(
+    entities: Entities, apis: Apis, media_root: Path, mongo: Mongo, dead_mongo: None
+) -> None:
     response = await apis["landlord"].upload("lease", entities.lease, content=b"important")
     assert response.status_code == 503, response.content
     assert response.json()["error"] == {"code": "unavailable", "message": STORE_DOWN}
@@ -160,12 +198,14 @@ async def test_mongodb_down_leaves_no_orphaned_file(entities: Entities, apis: Ap
 async def _seed_documents(entities: Entities, apis: Apis) -> dict[str, str]:
     """One text document on each entity under both properties; returns `uploader:type` -> document id."""
     ids = {}
-    plan = [("tenant", "lease", entities.lease, "Lease of unit one: leaky faucet clause"),
-            ("manager", "maintenance", entities.maintenance, "Work log: replaced the faucet cartridge"),
-            ("tenant", "application", entities.application, "Income statement for HUD"),
-            ("landlord", "hud_form", entities.hud_form, "Form HUD-50058 signed"),
-            ("other_tenant", "lease", entities.other_lease, "Other lease: faucet and roof"),
-            ("other_manager", "maintenance", entities.other_maintenance, "Other repair: roof")]
+    plan = [
+        ("tenant", "lease", entities.lease, "Lease of unit one: leaky faucet clause"),
+        ("manager", "maintenance", entities.maintenance, "Work log: replaced the faucet cartridge"),
+        ("tenant", "application", entities.application, "Income statement for HUD"),
+        ("landlord", "hud_form", entities.hud_form, "Form HUD-50058 signed"),
+        ("other_tenant", "lease", entities.other_lease, "Other lease: faucet and roof"),
+        ("other_manager", "maintenance", entities.other_maintenance, "Other repair: roof"),
+    ]
     for who, kind, reference, text in plan:
         response = await apis[who].upload(kind, reference, content=text.encode())
         assert response.status_code == 201, response.content
@@ -174,8 +214,14 @@ async def _seed_documents(entities: Entities, apis: Apis) -> dict[str, str]:
 
 
 VISIBLE = {
-    "admin": {"tenant:lease", "manager:maintenance", "tenant:application", "landlord:hud_form", "other_tenant:lease",
-              "other_manager:maintenance"},
+    "admin": {
+        "tenant:lease",
+        "manager:maintenance",
+        "tenant:application",
+        "landlord:hud_form",
+        "other_tenant:lease",
+        "other_manager:maintenance",
+    },
     "landlord": {"tenant:lease", "manager:maintenance", "tenant:application", "landlord:hud_form"},
     "tenant": {"tenant:lease", "manager:maintenance", "tenant:application", "landlord:hud_form"},
     "other_manager": {"other_tenant:lease", "other_manager:maintenance"},
@@ -210,8 +256,9 @@ async def test_list_pages_newest_first(entities: Entities, apis: Apis) -> None:
     second = (await api.get("/documents", referenceId=str(entities.lease.pk), limit=2, offset=2)).json()
     assert first["count"] == 3 and len(first["items"]) == 2 and first["nextOffset"] == 2
     assert len(second["items"]) == 1 and second["nextOffset"] is None
-    texts = [(await api.get(f"/documents/{item['id']}")).json()["textContent"]
-             for item in first["items"] + second["items"]]
+    texts = [
+        (await api.get(f"/documents/{item['id']}")).json()["textContent"] for item in first["items"] + second["items"]
+    ]
     assert texts == ["page 2", "page 1", "page 0"]
     assert (await api.get("/documents", limit=101)).status_code == 422
 
@@ -243,8 +290,9 @@ async def test_unknown_and_malformed_document_ids(apis: Apis) -> None:
     assert (await api.post(f"/documents/{ObjectId()}/archive")).status_code == 404
 
 
-async def test_download_of_a_file_missing_from_storage_answers_404(entities: Entities, apis: Apis,
-                                                                   media_root: Path) -> None:
+async def test_download_of_a_file_missing_from_storage_answers_404(
+    entities: Entities, apis: Apis, media_root: Path
+) -> None:
     doc_id = (await apis["manager"].upload("lease", entities.lease)).json()["id"]
     for path in stored_files(media_root):
         path.unlink()
@@ -271,11 +319,18 @@ async def test_search_validates_its_query(apis: Apis) -> None:
 
 @pytest.mark.parametrize(
     ("who", "own_status", "others_status"),
-    [("admin", 200, 200), ("landlord", 200, 200), ("manager", 200, 200), ("tenant", 200, 403),
-     ("other_manager", 404, 404), ("other_tenant", 404, 404)],
+    [
+        ("admin", 200, 200),
+        ("landlord", 200, 200),
+        ("manager", 200, 200),
+        ("tenant", 200, 403),
+        ("other_manager", 404, 404),
+        ("other_tenant", 404, 404),
+    ],
 )
-async def test_archive_permissions(entities: Entities, apis: Apis, mongo: Mongo, who: str, own_status: int,
-                                   others_status: int) -> None:
+async def test_archive_permissions(
+    entities: Entities, apis: Apis, mongo: Mongo, who: str, own_status: int, others_status: int
+) -> None:
     """`own`: a document the caller uploaded (when they may); `others`: one the landlord uploaded."""
     others = (await apis["landlord"].upload("maintenance", entities.maintenance)).json()["id"]
     own = others

@@ -9,9 +9,16 @@ from apps.documents import files
 
 @pytest.mark.parametrize(
     ("raw", "safe"),
-    [("report.pdf", "report.pdf"), ("C:\\Users\\me\\lease.pdf", "lease.pdf"), ("../../x.txt", "x.txt"),
-     ("\x00\x1fbad\x7f.txt", "bad.txt"), (".hidden.txt", "hidden.txt"), ("", "upload"), (None, "upload"),
-     ("a" * 300 + ".pdf", "a" * 251 + ".pdf")],
+    [
+        ("report.pdf", "report.pdf"),
+        ("C:\\Users\\me\\lease.pdf", "lease.pdf"),
+        ("../../x.txt", "x.txt"),
+        ("\x00\x1fbad\x7f.txt", "bad.txt"),
+        (".hidden.txt", "hidden.txt"),
+        ("", "upload"),
+        (None, "upload"),
+        ("a" * 300 + ".pdf", "a" * 251 + ".pdf"),
+    ],
 )
 def test_display_name_strips_paths_and_control_characters(raw: str | None, safe: str) -> None:
     assert files.display_name(raw) == safe

@@ -25,10 +25,12 @@ async def upload(api: AsyncApi, lease: Any, *, content: bytes = b"Addendum: pets
     return await api.client.post(f"{API}/leases/{lease.pk}/document-uploads", data=data, headers=api.headers)
 
 
-async def test_an_upload_writes_the_file_the_row_and_the_document(entities: Entities, apis: Apis, media_root: Path,
-                                                                  mongo: Mongo) -> None:
-    response = await upload(apis["manager"], entities.lease, documentType="addendum", isSigned="true",
-                            tags="pets, 2026")
+async def test_an_upload_writes_the_file_the_row_and_the_document(
+    entities: Entities, apis: Apis, media_root: Path, mongo: Mongo
+) -> None:
+    response = await upload(
+        apis["manager"], entities.lease, documentType="addendum", isSigned="true", tags="pets, 2026"
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     row, document = body["leaseDocument"], body["document"]
@@ -56,20 +58,25 @@ async def test_a_lease_with_its_documents_in_one_call(entities: Entities, apis: 
     assert seen.status_code == 200, seen.content
     body = seen.json()
     assert body["lease"]["id"] == str(entities.lease.pk) and body["lease"]["monthlyRent"] == "1450.00"
-    assert [row["id"] for row in body["leaseDocuments"]] == [second["leaseDocument"]["id"],
-                                                             first["leaseDocument"]["id"]]
+    assert [row["id"] for row in body["leaseDocuments"]] == [
+        second["leaseDocument"]["id"],
+        first["leaseDocument"]["id"],
+    ]
     assert [doc["id"] for doc in body["documents"]] == [second["document"]["id"]]
-    everything = (await apis["tenant"].get(f"/leases/{entities.lease.pk}/with-documents",
-                                           includeArchived="true")).json()
+    everything = (
+        await apis["tenant"].get(f"/leases/{entities.lease.pk}/with-documents", includeArchived="true")
+    ).json()
     assert [doc["id"] for doc in everything["documents"]] == [first["document"]["id"], second["document"]["id"]]
     for who in ("other_tenant", "other_manager"):
         assert (await apis[who].get(f"/leases/{entities.lease.pk}/with-documents")).status_code == 404
 
 
-@pytest.mark.parametrize(("who", "status"), [("tenant", 403), ("other_manager", 404), ("other_tenant", 403),
-                                             ("admin", 201)])
-async def test_who_may_upload_is_who_may_record_lease_documents(entities: Entities, apis: Apis, media_root: Path,
-                                                                who: str, status: int) -> None:
+@pytest.mark.parametrize(
+    ("who", "status"), [("tenant", 403), ("other_manager", 404), ("other_tenant", 403), ("admin", 201)]
+)
+async def test_who_may_upload_is_who_may_record_lease_documents(
+    entities: Entities, apis: Apis, media_root: Path, who: str, status: int
+) -> None:
     response = await upload(apis[who], entities.lease)
     assert response.status_code == status, response.content
     if status == 403:
@@ -78,17 +85,20 @@ async def test_who_may_upload_is_who_may_record_lease_documents(entities: Entiti
         assert stored_files(media_root) == [] and not await LeaseDocument.objects.aexists()
 
 
-async def test_bad_files_are_refused_before_anything_is_written(entities: Entities, apis: Apis,
-                                                                media_root: Path) -> None:
+async def test_bad_files_are_refused_before_anything_is_written(
+    entities: Entities, apis: Apis, media_root: Path
+) -> None:
     data = {"file": SimpleUploadedFile("run.exe", b"MZ\x90\x00")}
-    response = await apis["manager"].client.post(f"{API}/leases/{entities.lease.pk}/document-uploads", data=data,
-                                                 headers=apis["manager"].headers)
+    response = await apis["manager"].client.post(
+        f"{API}/leases/{entities.lease.pk}/document-uploads", data=data, headers=apis["manager"].headers
+    )
     assert response.status_code == 422 and response.json()["error"]["fields"][0]["field"] == "file"
     assert stored_files(media_root) == [] and not await LeaseDocument.objects.aexists()
 
 
-async def test_mongodb_down_keeps_nothing_of_the_upload(entities: Entities, apis: Apis, media_root: Path,
-                                                       mongo: Mongo, dead_mongo: None) -> None:
+async def test_mongodb_down_keeps_nothing_of_the_upload(
+    entities: Entities, apis: Apis, media_root: Path, mongo: Mongo, dead_mongo: None
+) -> None:
     response = await upload(apis["manager"], entities.lease)
     assert response.status_code == 503, response.content
     error = response.json()["error"]

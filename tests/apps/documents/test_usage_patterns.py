@@ -90,11 +90,16 @@ async def test_unauthenticated_calls_are_not_recorded(world: World, recorder: Us
     assert recorder.pending() == 0
 
 
-async def test_a_login_is_added_to_the_sessions_login_history(world: World, recorder: UsageRecorder,
-                                                              mongo: Mongo) -> None:
+async def test_a_login_is_added_to_the_sessions_login_history(
+    world: World, recorder: UsageRecorder, mongo: Mongo
+) -> None:
     client = AsyncClient()
-    response = await client.post(f"{API}/auth/login", {"email": world.tenant.email, "password": DEFAULT_PASSWORD},
-                                 content_type="application/json", headers={"User-Agent": "pms-app/2.1"})
+    response = await client.post(
+        f"{API}/auth/login",
+        {"email": world.tenant.email, "password": DEFAULT_PASSWORD},
+        content_type="application/json",
+        headers={"User-Agent": "pms-app/2.1"},
+    )
     assert response.status_code == 200
     session_id = response.json()["sessionId"]
     await recorder.aflush()
@@ -136,8 +141,9 @@ async def test_two_processes_flushing_one_session_add_up(world: World, apis: Api
     assert doc is not None and views(doc) == {"GET /x": 15} and doc["rev"] >= 2
 
 
-async def test_a_failed_flush_keeps_the_events_for_the_next_one(world: World, apis: Apis, recorder: UsageRecorder,
-                                                                mongo: Mongo) -> None:
+async def test_a_failed_flush_keeps_the_events_for_the_next_one(
+    world: World, apis: Apis, recorder: UsageRecorder, mongo: Mongo
+) -> None:
     api = apis["tenant"]
     await api.get("/properties")
     original = connections.current_settings()
@@ -173,8 +179,9 @@ async def test_the_async_middleware_starts_a_flusher_that_writes_full_batches(
         await recorder.astop(flush=False)
 
 
-async def test_usage_patterns_are_read_by_admins_and_by_their_owner(world: World, apis: Apis,
-                                                                    recorder: UsageRecorder) -> None:
+async def test_usage_patterns_are_read_by_admins_and_by_their_owner(
+    world: World, apis: Apis, recorder: UsageRecorder
+) -> None:
     await apis["tenant"].get("/properties")
     await apis["manager"].get("/properties")
     await recorder.aflush()

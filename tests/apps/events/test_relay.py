@@ -20,7 +20,8 @@ from django.db.transaction import TransactionManagementError
 from apps.events import relay as outbox_relay
 from apps.events.models import OutboxEvent
 from apps.events.outbox import send_event_on_commit
-from apps.events.relay import RELAY_LOCK_KEY, OutboxRelay, outbox_relay as relay_now
+from apps.events.relay import RELAY_LOCK_KEY, OutboxRelay
+from apps.events.relay import outbox_relay as relay_now
 from realtime import connections, topics
 from tests.apps.test_change_events import Listener, position, since
 from tests.consumers.conftest import token_for
@@ -126,7 +127,11 @@ async def test_an_http_write_answers_without_waiting_for_redis_and_the_event_fol
             "PATCH",
             f"/api/v1/properties/{prop.pk}",
             body=json.dumps({"propertyName": "Renamed"}).encode(),
-            headers=[(b"host", b"localhost"), (b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")],
+            headers=[
+                (b"host", b"localhost"),
+                (b"authorization", f"Bearer {token}".encode()),
+                (b"content-type", b"application/json"),
+            ],
         )
         response = await request.get_response(timeout=10)
         elapsed = time.monotonic() - started

@@ -17,7 +17,7 @@ from apps.common import integration
 from apps.events.models import OutboxEvent
 from apps.leasing.models import Lease
 from apps.maintenance.models import MaintenanceRequest, Vendor, WorkOrder
-from apps.properties.models import Property, Unit
+from apps.properties.models import Property
 from realtime import connections, topics
 from realtime.errors import ProtocolError
 from tests.apps.test_change_events import Listener
@@ -69,7 +69,7 @@ def form_data(response: Any) -> dict[str, Any]:
     data: dict[str, Any] = {}
 
     def add(form: Any) -> None:
-        for name, field in form.fields.items():
+        for name in form.fields:
             value = form[name].value()
             key = form.add_prefix(name)
             if value is None or value is False:
@@ -110,7 +110,8 @@ def test_admin_change_form_save_records_the_events_of_the_row_and_its_inline_row
         by_event.setdefault(frame["event"], []).append(frame)
     assert [f["data"]["propertyName"] for f in by_event["property.updated"]] == ["Renamed by an admin"]
     assert {f["topic"] for f in by_event["unit.updated"]} == {
-        topics.property_changes(str(prop.pk)), topics.unit_changes(str(unit.pk))
+        topics.property_changes(str(prop.pk)),
+        topics.unit_changes(str(unit.pk)),
     }
     assert all(f["data"]["monthlyRent"] == "1777.00" for f in by_event["unit.updated"])
     assert listener.nothing()
@@ -181,8 +182,16 @@ async def dead_mongo() -> AsyncIterator[None]:
 
 
 def _property_data(owner: Any, pk: uuid.UUID) -> dict[str, Any]:
-    return {"id": pk, "owner_id": owner.pk, "property_name": "Integration Court", "street_address": "5 Elm St",
-            "city": "Peoria", "state": "IL", "zip_code": "61602", "property_type": "condo"}
+    return {
+        "id": pk,
+        "owner_id": owner.pk,
+        "property_name": "Integration Court",
+        "street_address": "5 Elm St",
+        "city": "Peoria",
+        "state": "IL",
+        "zip_code": "61602",
+        "property_type": "condo",
+    }
 
 
 async def test_a_compensated_save_entity_with_documents_publishes_nothing(dead_mongo: None) -> None:
@@ -220,7 +229,9 @@ async def test_a_completed_save_entity_with_documents_is_announced() -> None:
     pk = uuid.uuid4()
     listener = await sync_to_async(Listener, thread_sensitive=False)(topics.property_changes(str(pk)))
     try:
-        saved = await integration.save_entity_with_documents("property", _property_data(owner, pk), [{"fileName": "a.pdf"}])
+        saved = await integration.save_entity_with_documents(
+            "property", _property_data(owner, pk), [{"fileName": "a.pdf"}]
+        )
         assert saved["created"] is True
         frame = await sync_to_async(listener.next, thread_sensitive=False)(3.0)
         assert frame is not None and frame["event"] == "property.updated"

@@ -45,8 +45,10 @@ def test_reference_data_read_by_everyone_written_by_admins(world: World, client:
 
 def test_admin_crud_of_reference_data_and_filters(world: World, client: Client) -> None:
     admin = world.api(client, "admin")
-    created = admin.post("/hud-programs", {"programName": "Project-Based", "programCode": "PBV",
-                                           "requiredForms": {"forms": ["HUD-50058"]}})
+    created = admin.post(
+        "/hud-programs",
+        {"programName": "Project-Based", "programCode": "PBV", "requiredForms": {"forms": ["HUD-50058"]}},
+    )
     assert created.status_code == 201, created.content
     make_program()
     assert [p["programCode"] for p in admin.get("/hud-programs", programCode="pbv").json()["items"]] == ["PBV"]
@@ -57,29 +59,49 @@ def test_admin_crud_of_reference_data_and_filters(world: World, client: Client) 
     make_authority("Austin HA", "TX")
     assert [a["name"] for a in admin.get("/housing-authorities", state="il").json()["items"]] == ["Chicago HA"]
     assert admin.get("/housing-authorities", limit=1).json()["nextOffset"] == 1
-    HudApplication.objects.create(tenant=world.tenant_record(world.tenant), authority_id=ha.json()["id"],
-                                  application_date=datetime.date(2026, 1, 1))
+    HudApplication.objects.create(
+        tenant=world.tenant_record(world.tenant),
+        authority_id=ha.json()["id"],
+        application_date=datetime.date(2026, 1, 1),
+    )
     in_use = admin.delete(f"/housing-authorities/{ha.json()['id']}")
     assert in_use.status_code == 409 and in_use.json()["error"]["message"] == IN_USE
     assert admin.delete(f"/hud-programs/{created.json()['id']}").status_code == 204
     assert admin.get(f"/hud-programs/{created.json()['id']}").status_code == 404
 
 
-@pytest.mark.parametrize(("who", "status"), [("landlord", 200), ("manager", 200), ("admin", 200),
-                                             ("tenant", 404), ("other_manager", 404)])
+@pytest.mark.parametrize(
+    ("who", "status"), [("landlord", 200), ("manager", 200), ("admin", 200), ("tenant", 404), ("other_manager", 404)]
+)
 def test_property_programs_for_its_staff_only(world: World, client: Client, who: str, status: int) -> None:
     program, authority = make_program(), make_authority()
     api = world.api(client, who)
     path = f"/properties/{world.prop.pk}/hud-programs"
-    body = {"programs": [{"programId": str(program.pk), "authorityId": str(authority.pk), "status": "approved",
-                          "approvalDate": "2026-01-15"}]}
+    body = {
+        "programs": [
+            {
+                "programId": str(program.pk),
+                "authorityId": str(authority.pk),
+                "status": "approved",
+                "approvalDate": "2026-01-15",
+            }
+        ]
+    }
     put = api.put(path, body)
     assert put.status_code == status
     assert api.get(path).status_code == status
     if status == 200:
-        assert put.json() == [{"programId": str(program.pk), "programName": program.program_name,
-                               "programCode": "S8", "authorityId": str(authority.pk), "approvalDate": "2026-01-15",
-                               "expirationDate": None, "status": "approved"}]
+        assert put.json() == [
+            {
+                "programId": str(program.pk),
+                "programName": program.program_name,
+                "programCode": "S8",
+                "authorityId": str(authority.pk),
+                "approvalDate": "2026-01-15",
+                "expirationDate": None,
+                "status": "approved",
+            }
+        ]
         assert api.put(path, {"programs": []}).json() == []
     assert PropertyHudProgram.objects.filter(property=world.prop).count() == 0
 
@@ -89,13 +111,24 @@ def test_property_programs_validate_references(world: World, client: Client) -> 
     api = world.api(client, "manager")
     path = f"/properties/{world.prop.pk}/hud-programs"
     twice = api.put(path, {"programs": [{"programId": str(program.pk)}, {"programId": str(program.pk)}]})
-    assert twice.status_code == 422 and twice.json()["error"]["fields"][0]["field"] == "body.payload.programs.1.programId"
+    assert (
+        twice.status_code == 422 and twice.json()["error"]["fields"][0]["field"] == "body.payload.programs.1.programId"
+    )
     unknown = api.put(path, {"programs": [{"programId": str(world.prop.pk)}]})
     assert unknown.status_code == 422
 
 
-@pytest.mark.parametrize(("who", "visible"), [("tenant", True), ("landlord", True), ("manager", True),
-                                               ("admin", True), ("other_manager", False), ("other_tenant", False)])
+@pytest.mark.parametrize(
+    ("who", "visible"),
+    [
+        ("tenant", True),
+        ("landlord", True),
+        ("manager", True),
+        ("admin", True),
+        ("other_manager", False),
+        ("other_tenant", False),
+    ],
+)
 def test_applications_and_forms_visible_to_applicant_their_staff_and_admins(
     world: World, client: Client, who: str, visible: bool
 ) -> None:
@@ -142,8 +175,9 @@ def test_staff_review_and_decide_along_the_transitions(world: World, client: Cli
     assert manager.patch(path, {"status": "submitted"}).json()["submissionDate"] is not None
     review = manager.patch(path, {"status": "under_review"}).json()
     assert review["status"] == "under_review" and review["decisionDate"] is None
-    decided = manager.patch(path, {"status": "approved", "voucherAmount": "875.5",
-                                   "voucherStartDate": "2026-03-01"}).json()
+    decided = manager.patch(
+        path, {"status": "approved", "voucherAmount": "875.5", "voucherStartDate": "2026-03-01"}
+    ).json()
     assert decided["decisionDate"] is not None and decided["voucherAmount"] == "875.50"
     assert manager.patch(path, {"status": "denied"}).status_code == 409
     stored = HudApplication.objects.get(pk=application.pk)
@@ -157,8 +191,9 @@ def test_staff_create_for_their_tenants_only(world: World, client: Client) -> No
     assert mine.status_code == 201
     other = manager.post("/hud-applications", {"tenantId": str(world.tenant_record(world.other_tenant).pk)})
     assert other.status_code == 422
-    admin = world.api(client, "admin").post("/hud-applications",
-                                             {"tenantId": str(world.tenant_record(world.other_tenant).pk)})
+    admin = world.api(client, "admin").post(
+        "/hud-applications", {"tenantId": str(world.tenant_record(world.other_tenant).pk)}
+    )
     assert admin.status_code == 201
 
 

@@ -18,15 +18,20 @@ from tests.factories import make_lease, make_unit, make_user
 
 pytestmark = pytest.mark.django_db
 
-PROFILE = {"dateOfBirth": "1988-08-08", "ssnLastFour": "4321", "income": "61000.00",
-           "backgroundCheckStatus": "approved"}
+PROFILE = {
+    "dateOfBirth": "1988-08-08",
+    "ssnLastFour": "4321",
+    "income": "61000.00",
+    "backgroundCheckStatus": "approved",
+}
 
 
 @pytest.fixture(autouse=True)
 def charge(world: World) -> Transaction:
     """A charge on the world's lease, which an invited tenant must not see."""
-    return Transaction.objects.create(lease=lease_of(world), property=world.prop, transaction_type="rent",
-                                      amount=Decimal("1450.00"))
+    return Transaction.objects.create(
+        lease=lease_of(world), property=world.prop, transaction_type="rent", amount=Decimal("1450.00")
+    )
 
 
 def lease_of(world: World) -> Lease:
@@ -64,8 +69,16 @@ def sees_of_the_lease(world: World, client: Client, user: Any) -> dict[str, Any]
 
 
 NOTHING = {
-    "leases": [], "lease": 404, "lease_tenants": 404, "documents": 404, "unit": 404, "property": 404,
-    "properties": [], "transactions": [], "transaction": 404, "recent": [],
+    "leases": [],
+    "lease": 404,
+    "lease_tenants": 404,
+    "documents": 404,
+    "unit": 404,
+    "property": 404,
+    "properties": [],
+    "transactions": [],
+    "transaction": 404,
+    "recent": [],
 }
 
 
@@ -78,8 +91,12 @@ def test_invite_accept_flow_and_the_invited_tenant_sees_nothing_until_accepting(
     assert invitation["status"] == "pending" and invitation["invitedBy"] == str(world.manager.pk)
     assert invitation["leaseId"] == str(lease.pk) and invitation["isPrimary"] is False
     assert invitation["lease"] == {
-        "id": str(lease.pk), "propertyName": world.prop.property_name, "unitNumber": world.unit.unit_number,
-        "startDate": "2026-01-01", "endDate": "2026-12-31", "monthlyRent": "1450.00",
+        "id": str(lease.pk),
+        "propertyName": world.prop.property_name,
+        "unitNumber": world.unit.unit_number,
+        "startDate": "2026-01-01",
+        "endDate": "2026-12-31",
+        "monthlyRent": "1450.00",
     }
     assert not LeaseTenant.objects.filter(lease=lease, tenant__user=newcomer).exists()
     assert not Tenant.objects.filter(user=newcomer).exists()
@@ -93,8 +110,11 @@ def test_invite_accept_flow_and_the_invited_tenant_sees_nothing_until_accepting(
     assert accepted.json()["status"] == "accepted" and accepted.json()["respondedAt"] is not None
 
     record = Tenant.objects.get(user=newcomer)
-    assert (record.ssn_last_four, record.income, record.background_check_status) == ("4321", Decimal("61000.00"),
-                                                                                     "approved")
+    assert (record.ssn_last_four, record.income, record.background_check_status) == (
+        "4321",
+        Decimal("61000.00"),
+        "approved",
+    )
     assert str(record.date_of_birth) == "1988-08-08"
     assert LeaseTenant.objects.get(lease=lease, tenant=record).is_primary is False
     seen = sees_of_the_lease(world, client, newcomer)
@@ -130,9 +150,13 @@ def test_openapi_documents_the_invitation_answer_of_post_tenants(client: Client)
     assert responses["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/InvitationOut"}
     assert responses["201"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/TenantOut"}
     paths = schema["paths"]
-    assert {"/api/v1/invitations", "/api/v1/invitations/{invitation_id}/accept",
-            "/api/v1/invitations/{invitation_id}/decline", "/api/v1/leases/{lease_id}/invitations",
-            "/api/v1/leases/{lease_id}/invitations/{invitation_id}/revoke"} <= set(paths)
+    assert {
+        "/api/v1/invitations",
+        "/api/v1/invitations/{invitation_id}/accept",
+        "/api/v1/invitations/{invitation_id}/decline",
+        "/api/v1/leases/{lease_id}/invitations",
+        "/api/v1/leases/{lease_id}/invitations/{invitation_id}/revoke",
+    } <= set(paths)
 
 
 def test_accept_without_a_record_needs_a_profile_and_reuses_an_existing_record(world: World, client: Client) -> None:
@@ -174,8 +198,11 @@ def test_decline_then_every_answer_is_a_conflict(world: World, client: Client) -
     for action in ("accept", "decline"):
         again = me.post(f"/invitations/{invitation['id']}/{action}")
         assert again.status_code == 409
-        assert again.json()["error"] == {"code": "conflict", "status": "declined",
-                                         "message": invitations.NOT_PENDING.format(status="declined")}
+        assert again.json()["error"] == {
+            "code": "conflict",
+            "status": "declined",
+            "message": invitations.NOT_PENDING.format(status="declined"),
+        }
     revoke = world.api(client, "manager").post(f"/leases/{lease_of(world).pk}/invitations/{invitation['id']}/revoke")
     assert revoke.status_code == 409
     assert not Tenant.objects.filter(user=newcomer).exists()
@@ -227,8 +254,11 @@ def test_invite_errors(world: World, client: Client) -> None:
     newcomer, first = invited(world, client)
     duplicate = invite(world.api(client, "landlord"), lease, newcomer)
     assert duplicate.status_code == 409
-    assert duplicate.json()["error"] == {"code": "conflict", "message": invitations.ALREADY_INVITED,
-                                         "invitationId": first["id"]}
+    assert duplicate.json()["error"] == {
+        "code": "conflict",
+        "message": invitations.ALREADY_INVITED,
+        "invitationId": first["id"],
+    }
     assert invite(world.api(client, "tenant"), lease, make_user()).status_code == 403
     assert invite(world.api(client, "other_manager"), lease, make_user()).status_code == 404
     assert world.api(client, "tenant").get(f"/leases/{lease.pk}/invitations").status_code == 403
@@ -270,8 +300,10 @@ def test_expired_pending_invitation_makes_room_for_a_new_one(
     second = invite(world.api(client, "manager"), lease_of(world), newcomer)
     assert second.status_code == 201
     statuses = dict(LeaseInvitation.objects.filter(invited_user=newcomer).values_list("pk", "status"))
-    assert {str(pk): status for pk, status in statuses.items()} == {first["id"]: "expired",
-                                                                    second.json()["id"]: "pending"}
+    assert {str(pk): status for pk, status in statuses.items()} == {
+        first["id"]: "expired",
+        second.json()["id"]: "pending",
+    }
 
 
 def test_staff_cannot_put_a_newcomer_on_a_lease_but_admins_can(world: World, client: Client) -> None:
@@ -279,12 +311,17 @@ def test_staff_cannot_put_a_newcomer_on_a_lease_but_admins_can(world: World, cli
     # A tenant the manager may see (on another lease of the same property) but not on this lease.
     neighbour = make_user()
     make_lease(unit=make_unit(property=world.prop), tenants=(neighbour,))
-    body = {"tenants": [{"tenantId": str(world.tenant_record(world.tenant).pk), "isPrimary": True},
-                        {"tenantId": str(world.tenant_record(neighbour).pk)}]}
+    body = {
+        "tenants": [
+            {"tenantId": str(world.tenant_record(world.tenant).pk), "isPrimary": True},
+            {"tenantId": str(world.tenant_record(neighbour).pk)},
+        ]
+    }
     refused = world.api(client, "manager").put(f"/leases/{lease.pk}/tenants", body)
     assert refused.status_code == 422
-    assert refused.json()["error"]["fields"] == [{"field": "body.payload.tenants.1.tenantId",
-                                                  "reason": invitations.NOT_ON_LEASE}]
+    assert refused.json()["error"]["fields"] == [
+        {"field": "body.payload.tenants.1.tenantId", "reason": invitations.NOT_ON_LEASE}
+    ]
     assert not LeaseTenant.objects.filter(lease=lease, tenant__user=neighbour).exists()
     assert world.api(client, "admin").put(f"/leases/{lease.pk}/tenants", body).status_code == 200
     assert LeaseTenant.objects.filter(lease=lease, tenant__user=neighbour).exists()
@@ -319,8 +356,10 @@ def test_admin_lists_shows_and_revokes_invitations_but_adds_none(world: World, c
     done = site.post(changelist, {"action": "revoke", "_selected_action": [invitation["id"], other["id"]]})
     assert done.status_code == 302
     statuses = dict(LeaseInvitation.objects.values_list("pk", "status"))
-    assert {str(pk): status for pk, status in statuses.items()} == {invitation["id"]: "revoked",
-                                                                    other["id"]: "declined"}
+    assert {str(pk): status for pk, status in statuses.items()} == {
+        invitation["id"]: "revoked",
+        other["id"]: "declined",
+    }
 
 
 def test_a_user_who_is_no_longer_a_tenant_cannot_accept(world: World, client: Client) -> None:

@@ -53,8 +53,11 @@ async def test_invited_user_is_notified_live_and_gets_the_lease_topics_only_afte
     assert (await subscribed(socket, topics.notifications(str(newcomer.pk))))["ok"]
     inviter_socket = await connect(await token_for(world.manager))
     assert (await subscribed(inviter_socket, topics.notifications(str(world.manager.pk))))["ok"]
-    lease_topics = [topics.lease_changes(str(lease.pk)), topics.unit_changes(str(world.unit.pk)),
-                    topics.property_changes(str(world.prop.pk))]
+    lease_topics = [
+        topics.lease_changes(str(lease.pk)),
+        topics.unit_changes(str(world.unit.pk)),
+        topics.property_changes(str(world.prop.pk)),
+    ]
 
     manager = await AsyncApi.login(world.manager)
     response = await manager.post(f"/leases/{lease.pk}/invitations", {"userId": str(newcomer.pk), "tenant": PROFILE})
@@ -65,8 +68,10 @@ async def test_invited_user_is_notified_live_and_gets_the_lease_topics_only_afte
     assert live["type"] == invitations.NOTICE_INVITED and live["referenceId"] == invitation["id"]
     assert live["referenceType"] == "lease_invitation" and live["priority"] == "high"
     assert live["expiresAt"] is not None and live["expiresAt"][:19] == invitation["expiresAt"][:19]
-    assert [action["url"] for action in live["actions"]] == [f"/api/v1/invitations/{invitation['id']}/accept",
-                                                             f"/api/v1/invitations/{invitation['id']}/decline"]
+    assert [action["url"] for action in live["actions"]] == [
+        f"/api/v1/invitations/{invitation['id']}/accept",
+        f"/api/v1/invitations/{invitation['id']}/decline",
+    ]
     assert world.prop.property_name in live["message"]
     me = await AsyncApi.login(newcomer)
     listed = (await me.get("/notifications")).json()["notifications"]

@@ -102,9 +102,7 @@ def test_tenant_patch_validation(world: World, client: Client, body: dict[str, A
     assert response.json()["error"]["fields"][0]["field"] == f"body.payload.{next(iter(body))}"
 
 
-def test_staff_post_tenants_invites_and_the_record_appears_when_the_user_accepts(
-    world: World, client: Client
-) -> None:
+def test_staff_post_tenants_invites_and_the_record_appears_when_the_user_accepts(world: World, client: Client) -> None:
     # Behaviour change (issue 10): landlords and managers no longer attach directly; 202 + invitation.
     lease = Lease.objects.get(unit=world.unit)
     newcomer = make_user()

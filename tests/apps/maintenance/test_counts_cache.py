@@ -31,7 +31,9 @@ def make_request(world: World, **fields: object) -> MaintenanceRequest:
     return MaintenanceRequest.objects.create(unit=world.unit, **fields)
 
 
-def test_read_fills_the_hash_with_the_seed_fields_and_ttl(world: World, client: Client, clean_redis: redis.Redis) -> None:
+def test_read_fills_the_hash_with_the_seed_fields_and_ttl(
+    world: World, client: Client, clean_redis: redis.Redis
+) -> None:
     make_request(world, priority="emergency", status="submitted")
     make_request(world, priority="high", status="assigned")
     make_request(world, priority="low", status="in_progress")
@@ -62,10 +64,15 @@ def test_any_committed_change_drops_the_hash_and_the_next_read_equals_the_databa
     manager = world.api(client, "manager")
     with django_capture_on_commit_callbacks(execute=True):
         if how == "http_create":
-            assert world.api(client, "tenant").post(
-                "/maintenance-requests",
-                {"unitId": str(world.unit.pk), "category": "x", "description": "y", "priority": "emergency"},
-            ).status_code == 201
+            assert (
+                world.api(client, "tenant")
+                .post(
+                    "/maintenance-requests",
+                    {"unitId": str(world.unit.pk), "category": "x", "description": "y", "priority": "emergency"},
+                )
+                .status_code
+                == 201
+            )
         elif how == "http_patch":
             assert manager.patch(f"/maintenance-requests/{existing.pk}", {"status": "in_progress"}).status_code == 200
         elif how == "http_cancel":
@@ -90,8 +97,10 @@ def test_no_drop_before_commit(world: World, client: Client, clean_redis: redis.
     assert clean_redis.exists(f"maintenance:counts:{world.prop.pk}")
 
 
-@pytest.mark.parametrize(("who", "status"), [("landlord", 200), ("admin", 200), ("tenant", 404),
-                                             ("other_manager", 404), ("other_landlord", 404)])
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [("landlord", 200), ("admin", 200), ("tenant", 404), ("other_manager", 404), ("other_landlord", 404)],
+)
 def test_counts_only_for_staff_of_the_property(world: World, client: Client, who: str, status: int) -> None:
     response = world.api(client, who).get(f"/properties/{world.prop.pk}/maintenance-counts")
     assert response.status_code == status

@@ -42,7 +42,9 @@ def test_tenant_cannot_file_for_other_units_or_an_ended_lease(world: World, clie
 
 
 def test_staff_file_for_their_units_only_with_costs(world: World, client: Client) -> None:
-    body = file_request(world, client, "manager", estimatedCost="120.5", tenantId=str(world.tenant_record(world.tenant).pk))
+    body = file_request(
+        world, client, "manager", estimatedCost="120.5", tenantId=str(world.tenant_record(world.tenant).pk)
+    )
     assert body["estimatedCost"] == "120.50" and body["tenantId"] == str(world.tenant_record(world.tenant).pk)
     refused = world.api(client, "other_manager").post(
         "/maintenance-requests", {"unitId": str(world.unit.pk), "category": "x", "description": "y"}
@@ -50,21 +52,35 @@ def test_staff_file_for_their_units_only_with_costs(world: World, client: Client
     assert refused.status_code == 404
     bad_tenant = world.api(client, "manager").post(
         "/maintenance-requests",
-        {"unitId": str(world.unit.pk), "category": "x", "description": "y",
-         "tenantId": str(world.tenant_record(world.other_tenant).pk)},
+        {
+            "unitId": str(world.unit.pk),
+            "category": "x",
+            "description": "y",
+            "tenantId": str(world.tenant_record(world.other_tenant).pk),
+        },
     )
     assert bad_tenant.status_code == 422 and bad_tenant.json()["error"]["fields"][0]["field"] == "body.payload.tenantId"
 
 
-@pytest.mark.parametrize(("who", "visible"), [("tenant", True), ("landlord", True), ("manager", True),
-                                               ("admin", True), ("other_manager", False), ("other_tenant", False),
-                                               ("other_landlord", False)])
+@pytest.mark.parametrize(
+    ("who", "visible"),
+    [
+        ("tenant", True),
+        ("landlord", True),
+        ("manager", True),
+        ("admin", True),
+        ("other_manager", False),
+        ("other_tenant", False),
+        ("other_landlord", False),
+    ],
+)
 def test_request_and_its_images_are_visible_only_to_the_right_people(
     world: World, client: Client, who: str, visible: bool
 ) -> None:
     created = file_request(world, client)
-    image = world.api(client, "tenant").post(f"/maintenance-requests/{created['id']}/images",
-                                             {"imageUrl": "https://img.test/a.jpg"})
+    image = world.api(client, "tenant").post(
+        f"/maintenance-requests/{created['id']}/images", {"imageUrl": "https://img.test/a.jpg"}
+    )
     assert image.status_code == 201
     api = world.api(client, who)
     listed = api.get("/maintenance-requests").json()
@@ -73,7 +89,9 @@ def test_request_and_its_images_are_visible_only_to_the_right_people(
     images = api.get(f"/maintenance-requests/{created['id']}/images")
     if visible:
         assert detail.status_code == 200 and detail.json() == created
-        assert images.status_code == 200 and [i["imageUrl"] for i in images.json()["items"]] == ["https://img.test/a.jpg"]
+        assert images.status_code == 200 and [i["imageUrl"] for i in images.json()["items"]] == [
+            "https://img.test/a.jpg"
+        ]
     else:
         assert detail.status_code == images.status_code == 404
         assert detail.json()["error"]["code"] == "not_found"
@@ -143,8 +161,9 @@ def test_list_pages_and_each_filter(world: World, client: Client) -> None:
     ids = [file_request(world, client, "manager", priority=p)["id"] for p in ("low", "high", "high")]
     on_second = file_request(world, client, "manager", unitId=str(second_unit.pk))["id"]
     elsewhere = file_request(world, client, "other_manager", unitId=str(world.other_unit.pk))["id"]
-    MaintenanceRequest.objects.filter(pk=ids[0]).update(status="in_progress",
-                                                         created_at=timezone.now() - timedelta(days=10))
+    MaintenanceRequest.objects.filter(pk=ids[0]).update(
+        status="in_progress", created_at=timezone.now() - timedelta(days=10)
+    )
 
     def listed(**params: object) -> list[str]:
         body = manager.get("/maintenance-requests", **params).json()

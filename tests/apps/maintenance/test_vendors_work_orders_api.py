@@ -26,9 +26,16 @@ def make_request(world: World, unit: Unit | None = None) -> MaintenanceRequest:
     return MaintenanceRequest.objects.create(unit=unit or world.unit, category="plumbing", description="leak")
 
 
-@pytest.mark.parametrize(("who", "collection", "item"), [("tenant", 403, 404), ("landlord", 200, 200),
-                                                         ("manager", 200, 200), ("other_manager", 200, 200),
-                                                         ("admin", 200, 200)])
+@pytest.mark.parametrize(
+    ("who", "collection", "item"),
+    [
+        ("tenant", 403, 404),
+        ("landlord", 200, 200),
+        ("manager", 200, 200),
+        ("other_manager", 200, 200),
+        ("admin", 200, 200),
+    ],
+)
 def test_vendors_are_read_by_all_staff_and_never_by_tenants(
     world: World, client: Client, who: str, collection: int, item: int
 ) -> None:
@@ -42,8 +49,14 @@ def test_vendors_are_read_by_all_staff_and_never_by_tenants(
 
 
 def test_staff_create_and_edit_vendors_tenants_cannot_admin_deletes(world: World, client: Client) -> None:
-    body = {"companyName": "Bright Electric", "phone": "555-0101", "serviceCategory": "electrical",
-            "email": "ops@bright.test", "insuranceExpiry": "2027-03-31", "isPreferred": True}
+    body = {
+        "companyName": "Bright Electric",
+        "phone": "555-0101",
+        "serviceCategory": "electrical",
+        "email": "ops@bright.test",
+        "insuranceExpiry": "2027-03-31",
+        "isPreferred": True,
+    }
     assert world.api(client, "tenant").post("/vendors", body).status_code == 403
     created = world.api(client, "manager").post("/vendors", body)
     assert created.status_code == 201, created.content
@@ -82,8 +95,14 @@ def test_vendor_filters_and_pages(world: World, client: Client) -> None:
 
 def test_staff_create_work_orders_for_their_requests_assigned_by_them(world: World, client: Client) -> None:
     request, vendor = make_request(world), make_vendor()
-    body = {"requestId": str(request.pk), "vendorId": str(vendor.pk), "scheduledDate": "2026-12-01",
-            "scheduledTimeStart": "09:00:00", "scheduledTimeEnd": "11:30:00", "invoiceAmount": "250"}
+    body = {
+        "requestId": str(request.pk),
+        "vendorId": str(vendor.pk),
+        "scheduledDate": "2026-12-01",
+        "scheduledTimeStart": "09:00:00",
+        "scheduledTimeEnd": "11:30:00",
+        "invoiceAmount": "250",
+    }
     for who in ("tenant", "other_manager", "other_landlord"):
         assert world.api(client, who).post("/work-orders", body).status_code == 404, who
     created = world.api(client, "manager").post("/work-orders", body)
@@ -98,15 +117,25 @@ def test_staff_create_work_orders_for_their_requests_assigned_by_them(world: Wor
     assert unknown_vendor.status_code == 422
     with_offset = world.api(client, "manager").post("/work-orders", {**body, "scheduledTimeStart": "09:00:00+02:00"})
     assert with_offset.status_code == 422
-    naive_paid = world.api(client, "manager").patch(f"/work-orders/{order['id']}", {"invoicePaidDate": "2026-01-01T10:00:00"})
+    naive_paid = world.api(client, "manager").patch(
+        f"/work-orders/{order['id']}", {"invoicePaidDate": "2026-01-01T10:00:00"}
+    )
     assert naive_paid.status_code == 422
 
 
-@pytest.mark.parametrize(("who", "collection", "item"), [("tenant", 403, 404), ("landlord", 200, 200),
-                                                         ("manager", 200, 200), ("other_manager", 200, 404),
-                                                         ("admin", 200, 200)])
-def test_work_orders_visible_to_the_property_staff(world: World, client: Client, who: str, collection: int,
-                                                   item: int) -> None:
+@pytest.mark.parametrize(
+    ("who", "collection", "item"),
+    [
+        ("tenant", 403, 404),
+        ("landlord", 200, 200),
+        ("manager", 200, 200),
+        ("other_manager", 200, 404),
+        ("admin", 200, 200),
+    ],
+)
+def test_work_orders_visible_to_the_property_staff(
+    world: World, client: Client, who: str, collection: int, item: int
+) -> None:
     order = WorkOrder.objects.create(request=make_request(world), vendor=make_vendor())
     api = world.api(client, who)
     listed = api.get("/work-orders")
@@ -135,7 +164,9 @@ def test_maintenance_staff_update_status_and_notes_only(world: World, client: Cl
 
 def test_staff_pay_invoice_sets_paid_date(world: World, client: Client) -> None:
     order = WorkOrder.objects.create(request=make_request(world))
-    paid = world.api(client, "landlord").patch(f"/work-orders/{order.pk}", {"invoicePaid": True, "invoiceAmount": "99.9"})
+    paid = world.api(client, "landlord").patch(
+        f"/work-orders/{order.pk}", {"invoicePaid": True, "invoiceAmount": "99.9"}
+    )
     assert paid.status_code == 200 and paid.json()["invoicePaidDate"] is not None
     assert paid.json()["invoiceAmount"] == "99.90"
 
@@ -144,8 +175,9 @@ def test_work_order_filters_and_pages(world: World, client: Client) -> None:
     first, second = make_request(world), make_request(world)
     plumber, electrician = make_vendor(), make_vendor(service_category="electrical")
     a = WorkOrder.objects.create(request=first, vendor=plumber, scheduled_date=datetime.date(2026, 3, 1))
-    b = WorkOrder.objects.create(request=first, vendor=electrician, status="scheduled",
-                                 scheduled_date=datetime.date(2026, 4, 1))
+    b = WorkOrder.objects.create(
+        request=first, vendor=electrician, status="scheduled", scheduled_date=datetime.date(2026, 4, 1)
+    )
     c = WorkOrder.objects.create(request=second, vendor=plumber, status="completed")
     WorkOrder.objects.create(request=make_request(world, world.other_unit), vendor=plumber)
     api = world.api(client, "manager")

@@ -26,8 +26,12 @@ class AsyncApi:
         return await self.client.get(API + path, data=data, headers=self.headers)
 
     async def post(self, path: str, body: Any = None) -> Any:
-        return await self.client.post(API + path, data=json.dumps(body if body is not None else {}),
-                                      content_type="application/json", headers=self.headers)
+        return await self.client.post(
+            API + path,
+            data=json.dumps(body if body is not None else {}),
+            content_type="application/json",
+            headers=self.headers,
+        )
 
     async def delete(self, path: str) -> Any:
         return await self.client.delete(API + path, headers=self.headers)

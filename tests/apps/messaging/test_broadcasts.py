@@ -30,8 +30,11 @@ def bearer(token: str) -> dict[str, Any]:
 
 
 def login(client: Client, user: Any) -> str:
-    response = client.post("/api/v1/auth/login", data=json.dumps({"email": user.email, "password": DEFAULT_PASSWORD}),
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/auth/login",
+        data=json.dumps({"email": user.email, "password": DEFAULT_PASSWORD}),
+        content_type="application/json",
+    )
     assert response.status_code == 200, response.content
     return str(response.json()["token"])
 
@@ -72,8 +75,12 @@ async def test_admin_broadcast_reaches_subscribed_sockets_and_is_recoverable(con
     position = (await socket.receive_json_from(timeout=2))["data"]["offset"]
 
     body = {"title": "  Water shut-off  ", "message": "Tomorrow 9-11 am in building B.", "priority": "high"}
-    response = await AsyncClient().post(BROADCASTS, data=json.dumps(body), content_type="application/json",
-                                        headers={"Authorization": f"Bearer {await token_for(admin)}"})
+    response = await AsyncClient().post(
+        BROADCASTS,
+        data=json.dumps(body),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {await token_for(admin)}"},
+    )
     assert response.status_code == 201, response.content
     sent = response.json()
     assert set(sent) == DATA_KEYS | {"offset"}
@@ -81,8 +88,14 @@ async def test_admin_broadcast_reaches_subscribed_sockets_and_is_recoverable(con
     assert sent["sentBy"] == str(admin.pk) and sent["sentAt"].endswith("Z") and sent["offset"]
 
     frame = await receive_broadcast(socket, sent["id"])
-    assert frame == {"type": "event", "topic": "system:broadcasts", "event": "broadcast", "offset": sent["offset"],
-                     "ts": sent["sentAt"], "data": {key: sent[key] for key in DATA_KEYS}}
+    assert frame == {
+        "type": "event",
+        "topic": "system:broadcasts",
+        "event": "broadcast",
+        "offset": sent["offset"],
+        "ts": sent["sentAt"],
+        "data": {key: sent[key] for key in DATA_KEYS},
+    }
 
     recovered, missed = await RedisHistory(get_redis()).since(topics.SYSTEM_BROADCASTS, position)
     assert recovered is True and missed == [frame]
@@ -110,8 +123,9 @@ def test_non_admins_are_forbidden_and_nothing_is_sent(client: Client, user_type:
 @pytest.mark.django_db
 @pytest.mark.parametrize("headers", [{}, bearer("not-a-token"), {"HTTP_AUTHORIZATION": "Basic abc"}])
 def test_unauthenticated_callers_get_401(client: Client, headers: dict[str, Any]) -> None:
-    response = client.post(BROADCASTS, data=json.dumps({"title": "Hi", "message": "x"}),
-                           content_type="application/json", **headers)
+    response = client.post(
+        BROADCASTS, data=json.dumps({"title": "Hi", "message": "x"}), content_type="application/json", **headers
+    )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
     assert stored_broadcasts() == []
@@ -199,7 +213,8 @@ def test_admin_conversation_list_links_to_the_broadcast_form(admin_client: Clien
 @pytest.mark.django_db
 def test_admin_form_sends_the_broadcast_and_says_so(admin_client: Client, admin_user: Any) -> None:
     response = admin_client.post(
-        reverse(BROADCAST_PAGE), {"title": "Elevator repair", "message": "Use the stairs today.", "priority": "low"},
+        reverse(BROADCAST_PAGE),
+        {"title": "Elevator repair", "message": "Use the stairs today.", "priority": "low"},
         follow=True,
     )
     assert response.status_code == 200
@@ -207,7 +222,10 @@ def test_admin_form_sends_the_broadcast_and_says_so(admin_client: Client, admin_
     [frame] = stored_broadcasts()
     assert frame["event"] == "broadcast" and frame["topic"] == "system:broadcasts"
     assert {key: frame["data"][key] for key in ("title", "message", "priority", "sentBy")} == {
-        "title": "Elevator repair", "message": "Use the stairs today.", "priority": "low", "sentBy": str(admin_user.pk),
+        "title": "Elevator repair",
+        "message": "Use the stairs today.",
+        "priority": "low",
+        "sentBy": str(admin_user.pk),
     }
     [message] = [str(m) for m in response.context["messages"]]
     assert message.startswith(BROADCAST_SENT.split("{")[0]) and "Elevator repair" in message

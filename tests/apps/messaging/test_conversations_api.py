@@ -37,8 +37,9 @@ async def start(api: AsyncApi, *users: Any, **extra: Any) -> dict[str, Any]:
 
 
 async def send(api: AsyncApi, cid: str, text: str, client_id: str | None = None) -> Any:
-    return await api.post(f"/conversations/{cid}/messages",
-                          {"message": text, "clientMessageId": client_id or uuid.uuid4().hex})
+    return await api.post(
+        f"/conversations/{cid}/messages", {"message": text, "clientMessageId": client_id or uuid.uuid4().hex}
+    )
 
 
 async def stored(cid: str) -> int:
@@ -53,8 +54,11 @@ async def test_tenant_starts_conversations_only_with_staff_of_a_property_they_le
     world: World, apis: dict[str, AsyncApi]
 ) -> None:
     body = await start(apis["tenant"], world.manager, world.landlord, subject="Leaky sink")
-    assert {p["userId"] for p in body["participants"]} == {str(world.tenant.pk), str(world.manager.pk),
-                                                            str(world.landlord.pk)}
+    assert {p["userId"] for p in body["participants"]} == {
+        str(world.tenant.pk),
+        str(world.manager.pk),
+        str(world.landlord.pk),
+    }
     assert body["createdBy"] == str(world.tenant.pk) and body["unreadCount"] == 0 and body["subject"] == "Leaky sink"
     for other in (world.other_manager, world.other_tenant, world.admin):
         refused = await apis["tenant"].post("/conversations", {"participants": [str(other.pk)]})
@@ -76,9 +80,17 @@ async def test_staff_reach_their_tenants_and_admins_reach_anyone(world: World, a
 # Writes (send, read) answer 403 for every non-participant, as the socket's `chat.send` and `chat.read`
 # do (one participant check, apps.messaging.services.aconversation_require_participant); reading
 # a conversation one may not see stays 404. (Writes of outsiders answered 404 before issue 10.)
-@pytest.mark.parametrize(("who", "read", "write"), [("tenant", 200, 201), ("manager", 200, 201),
-                                                     ("admin", 200, 403), ("landlord", 404, 403),
-                                                     ("other_manager", 404, 403), ("other_tenant", 404, 403)])
+@pytest.mark.parametrize(
+    ("who", "read", "write"),
+    [
+        ("tenant", 200, 201),
+        ("manager", 200, 201),
+        ("admin", 200, 403),
+        ("landlord", 404, 403),
+        ("other_manager", 404, 403),
+        ("other_tenant", 404, 403),
+    ],
+)
 async def test_conversation_and_nested_resources_permission_matrix(
     world: World, apis: dict[str, AsyncApi], who: str, read: int, write: int
 ) -> None:
@@ -116,8 +128,9 @@ async def test_participants_changed_by_creator_property_staff_or_admin(world: Wo
     assert remaining == {str(world.tenant.pk), str(world.landlord.pk)}
     # Staff of the conversation's property manage its participants too.
     with_property = (await start(apis["tenant"], world.manager, propertyId=str(world.prop.pk)))["id"]
-    staff_add = await apis["manager"].post(f"/conversations/{with_property}/participants",
-                                           {"userId": str(world.landlord.pk)})
+    staff_add = await apis["manager"].post(
+        f"/conversations/{with_property}/participants", {"userId": str(world.landlord.pk)}
+    )
     assert staff_add.status_code == 201
 
 
@@ -185,8 +198,9 @@ async def test_notifications_list_read_and_count_through_the_socket_service(
 ) -> None:
     service = (await get_realtime()).notifications
     assert service is not None
-    made = [await service.notify(str(world.tenant.pk), type="maintenance", title=f"T{i}", message="m")
-            for i in range(3)]
+    made = [
+        await service.notify(str(world.tenant.pk), type="maintenance", title=f"T{i}", message="m") for i in range(3)
+    ]
     await service.notify(str(world.other_tenant.pk), type="payment", title="Other", message="m")
     tenant = apis["tenant"]
     listed = (await tenant.get("/notifications")).json()

@@ -57,8 +57,13 @@ def world() -> World:
         "missing_lease": topics.lease_changes(missing),
     }
     users = {
-        "tenant": tenant, "former_tenant": former_tenant, "manager": manager, "other_manager": other_manager,
-        "landlord": landlord, "other_landlord": other_landlord, "admin": admin,
+        "tenant": tenant,
+        "former_tenant": former_tenant,
+        "manager": manager,
+        "other_manager": other_manager,
+        "landlord": landlord,
+        "other_landlord": other_landlord,
+        "admin": admin,
     }
     return World(users=users, names=names)
 
@@ -66,13 +71,29 @@ def world() -> World:
 ALLOWED = {
     "tenant": {"chat", "own_notifications", "tenant_notifications", "unit", "active_lease", "system"},
     "former_tenant": {"own_notifications", "system"},
-    "manager": {"chat", "own_notifications", "maintenance", "property", "unit", "active_lease", "expired_lease",
-                "system"},
+    "manager": {
+        "chat",
+        "own_notifications",
+        "maintenance",
+        "property",
+        "unit",
+        "active_lease",
+        "expired_lease",
+        "system",
+    },
     "other_manager": {"own_notifications", "system"},
     "landlord": {"own_notifications", "maintenance", "property", "unit", "active_lease", "expired_lease", "system"},
     "other_landlord": {"own_notifications", "system"},
-    "admin": {"chat", "own_notifications", "maintenance", "property", "unit", "active_lease", "expired_lease",
-              "system"},
+    "admin": {
+        "chat",
+        "own_notifications",
+        "maintenance",
+        "property",
+        "unit",
+        "active_lease",
+        "expired_lease",
+        "system",
+    },
 }
 
 
@@ -144,8 +165,16 @@ def test_lease_ending_drops_the_tenants_access(
 
 @pytest.mark.parametrize(
     "name",
-    ["", "chat:messages:", "chat:messages:not-a-uuid", "unknown:0b2c1f04-2f4e-4e55-9b1e-4b7f6a0e5b11",
-     "system:broadcasts:x", 42, None, "notifications:" + "a" * 80],
+    [
+        "",
+        "chat:messages:",
+        "chat:messages:not-a-uuid",
+        "unknown:0b2c1f04-2f4e-4e55-9b1e-4b7f6a0e5b11",
+        "system:broadcasts:x",
+        42,
+        None,
+        "notifications:" + "a" * 80,
+    ],
 )
 def test_malformed_topic_names_do_not_parse(name: object) -> None:
     assert topics.parse(name) is None

@@ -66,15 +66,17 @@ def test_set_property_amenities_owner_or_admin(world: World, client: Client, ame
         assert [a["name"] for a in response.json()] == ["Gym", "Parking"]
         body = world.api(client, "tenant").get(f"/properties/{world.prop.pk}")
         assert body.json()["amenityIds"] == sorted(wanted)
-        assert [a["name"] for a in world.api(client, "tenant").get(f"/properties/{world.prop.pk}/amenities").json()] == [
-            "Gym", "Parking"]
+        assert [
+            a["name"] for a in world.api(client, "tenant").get(f"/properties/{world.prop.pk}/amenities").json()
+        ] == ["Gym", "Parking"]
     else:
         assert held == {amenities[0].pk}
 
 
 def test_unknown_amenity_ids_answer_422_and_change_nothing(world: World, client: Client, amenities) -> None:
-    response = world.api(client, "landlord").put(f"/properties/{world.prop.pk}/amenities",
-                                                 {"amenityIds": [amenities[0].pk, 999_999]})
+    response = world.api(client, "landlord").put(
+        f"/properties/{world.prop.pk}/amenities", {"amenityIds": [amenities[0].pk, 999_999]}
+    )
     assert response.status_code == 422
     assert "999999" in response.json()["error"]["fields"][0]["reason"]
     assert not PropertyAmenity.objects.filter(property=world.prop).exists()
@@ -84,7 +86,9 @@ def test_unknown_amenity_ids_answer_422_and_change_nothing(world: World, client:
     ("who", "status"),
     [("admin", 200), ("landlord", 200), ("manager", 200), ("tenant", 403), ("other_manager", 404)],
 )
-def test_set_unit_amenities_owner_manager_or_admin(world: World, client: Client, amenities, who: str, status: int) -> None:
+def test_set_unit_amenities_owner_manager_or_admin(
+    world: World, client: Client, amenities, who: str, status: int
+) -> None:
     response = world.api(client, who).put(f"/units/{world.unit.pk}/amenities", {"amenityIds": [amenities[1].pk]})
     assert response.status_code == status, response.content
     held = list(UnitAmenity.objects.filter(unit=world.unit).values_list("amenity_id", flat=True))

@@ -44,8 +44,15 @@ def test_unknown_and_malformed_ids(world: World, client: Client) -> None:
 
 @pytest.mark.parametrize(
     ("who", "status"),
-    [("admin", 200), ("landlord", 200), ("manager", 403), ("tenant", 403),
-     ("other_landlord", 404), ("other_manager", 404), ("other_tenant", 404)],
+    [
+        ("admin", 200),
+        ("landlord", 200),
+        ("manager", 403),
+        ("tenant", 403),
+        ("other_landlord", 404),
+        ("other_manager", 404),
+        ("other_tenant", 404),
+    ],
 )
 def test_patch_property_owner_or_admin_only(world: World, client: Client, who: str, status: int) -> None:
     response = world.api(client, who).patch(f"/properties/{world.prop.pk}", {"propertyName": "Renamed"})
@@ -61,8 +68,15 @@ def test_patch_property_owner_or_admin_only(world: World, client: Client, who: s
 
 @pytest.mark.parametrize(
     ("who", "status"),
-    [("admin", 204), ("landlord", 204), ("manager", 403), ("tenant", 403), ("other_landlord", 404),
-     ("other_manager", 404), ("other_tenant", 404)],
+    [
+        ("admin", 204),
+        ("landlord", 204),
+        ("manager", 403),
+        ("tenant", 403),
+        ("other_landlord", 404),
+        ("other_manager", 404),
+        ("other_tenant", 404),
+    ],
 )
 def test_delete_property_deactivates_and_keeps_history(world: World, client: Client, who: str, status: int) -> None:
     response = world.api(client, who).delete(f"/properties/{world.prop.pk}")
@@ -164,8 +178,11 @@ def test_lists_show_each_caller_their_own_properties(world: World, client: Clien
     assert ids(world.api(client, "landlord").get("/properties")) == {prop, str(managed_elsewhere.pk)}
     assert ids(world.api(client, "manager").get("/properties")) == {prop}
     assert ids(world.api(client, "tenant").get("/properties")) == {prop}  # not the expired lease's
-    assert ids(world.api(client, "other_landlord").get("/properties")) == {other, str(managed_elsewhere.pk),
-                                                                           str(expired.pk)}
+    assert ids(world.api(client, "other_landlord").get("/properties")) == {
+        other,
+        str(managed_elsewhere.pk),
+        str(expired.pk),
+    }
     assert {prop, other, str(expired.pk)} <= ids(world.api(client, "admin").get("/properties", limit=100))
 
 

@@ -82,7 +82,9 @@ def db_amenities() -> list[dict[str, Any]]:
 # property:{id}
 
 
-def test_summary_fills_the_property_hash_with_the_seed_fields(world: World, client: Client, clean_redis: redis.Redis) -> None:
+def test_summary_fills_the_property_hash_with_the_seed_fields(
+    world: World, client: Client, clean_redis: redis.Redis
+) -> None:
     make_unit(property=world.prop)
     key = f"property:{world.prop.pk}"
     assert summary(world, client) == db_summary(world.prop.pk)
@@ -95,16 +97,22 @@ def test_summary_fills_the_property_hash_with_the_seed_fields(world: World, clie
 
 
 PROPERTY_WRITES: dict[str, Callable[[World, Client, Unit], Any]] = {
-    "patch_property": lambda w, c, spare: w.api(c, "landlord").patch(f"/properties/{w.prop.pk}", {"propertyName": "New"}),
+    "patch_property": lambda w, c, spare: w.api(c, "landlord").patch(
+        f"/properties/{w.prop.pk}", {"propertyName": "New"}
+    ),
     "create_unit": lambda w, c, spare: w.api(c, "manager").post(
         f"/properties/{w.prop.pk}/units",
-        {"unitNumber": "X1", "bedrooms": 1, "bathrooms": "1", "squareFootage": 500, "monthlyRent": "900"}),
+        {"unitNumber": "X1", "bedrooms": 1, "bathrooms": "1", "squareFootage": 500, "monthlyRent": "900"},
+    ),
     "delete_unit": lambda w, c, spare: w.api(c, "manager").delete(f"/units/{spare.pk}"),
     "orm_unit_delete": lambda w, c, spare: Unit.objects.filter(pk=spare.pk).delete(),
     "owner_renamed": lambda w, c, spare: w.api(c, "admin").patch(f"/users/{w.landlord.pk}", {"lastName": "Renamed"}),
-    "owner_changed": lambda w, c, spare: w.api(c, "admin").patch(f"/properties/{w.prop.pk}",
-                                                          {"ownerId": str(w.other_landlord.pk)}),
-    "orm_property_save": lambda w, c, spare: _with(Property.objects.get(pk=w.prop.pk), street_address="2 Side St").save(),
+    "owner_changed": lambda w, c, spare: w.api(c, "admin").patch(
+        f"/properties/{w.prop.pk}", {"ownerId": str(w.other_landlord.pk)}
+    ),
+    "orm_property_save": lambda w, c, spare: _with(
+        Property.objects.get(pk=w.prop.pk), street_address="2 Side St"
+    ).save(),
 }
 
 
@@ -144,7 +152,8 @@ AVAILABILITY_WRITES: dict[str, Callable[[World, Client, Unit], Any]] = {
     "patch_unit": lambda w, c, spare: w.api(c, "manager").patch(f"/units/{w.unit.pk}", {"isAvailable": False}),
     "create_unit": lambda w, c, spare: w.api(c, "landlord").post(
         f"/properties/{w.prop.pk}/units",
-        {"unitNumber": "Y", "bedrooms": 1, "bathrooms": "1", "squareFootage": 1, "monthlyRent": "1"}),
+        {"unitNumber": "Y", "bedrooms": 1, "bathrooms": "1", "squareFootage": 1, "monthlyRent": "1"},
+    ),
     "delete_unit": lambda w, c, spare: w.api(c, "admin").delete(f"/units/{spare.pk}"),
     "orm_save": lambda w, c, spare: _with(Unit.objects.get(pk=w.unit.pk), is_available=False).save(),
     "unit_moved_in": lambda w, c, spare: _with(Unit.objects.get(pk=w.other_unit.pk), property_id=w.prop.pk).save(),
@@ -168,7 +177,9 @@ def test_availability_is_never_stale_after_a_unit_change(
 # lookup:cities:{STATE}
 
 
-def test_cities_lookup_fills_the_hash_of_active_property_counts(world: World, client: Client, clean_redis: redis.Redis) -> None:
+def test_cities_lookup_fills_the_hash_of_active_property_counts(
+    world: World, client: Client, clean_redis: redis.Redis
+) -> None:
     make_property(owner=world.landlord, city="Peoria", state="il")
     make_property(owner=world.landlord, city="Peoria", state="IL")
     make_property(owner=world.landlord, city="Peoria", state="IL", is_active=False)
@@ -179,8 +190,14 @@ def test_cities_lookup_fills_the_hash_of_active_property_counts(world: World, cl
     assert cities(world, client, "ZZ") == {}
 
 
-NEW = {"propertyName": "N", "streetAddress": "1 A St", "city": "Peoria", "state": "IL", "zipCode": "1",
-       "propertyType": "condo"}
+NEW = {
+    "propertyName": "N",
+    "streetAddress": "1 A St",
+    "city": "Peoria",
+    "state": "IL",
+    "zipCode": "1",
+    "propertyType": "condo",
+}
 CITY_WRITES: dict[str, Callable[[World, Client], Any]] = {
     "create": lambda w, c: w.api(c, "landlord").post("/properties", NEW),
     "change_city": lambda w, c: w.api(c, "landlord").patch(f"/properties/{w.prop.pk}", {"city": "Peoria"}),
@@ -270,10 +287,13 @@ def test_search_is_never_stale_after_property_visibility_or_lease_changes(
     newcomer = make_user()
     from tests.apps.api_world import Api
 
-    assert [h["propertyName"] for h in Api(client, newcomer).get("/properties/search", q="harbor").json()["items"]] == []
+    assert [
+        h["propertyName"] for h in Api(client, newcomer).get("/properties/search", q="harbor").json()["items"]
+    ] == []
     make_lease(unit=world.unit, tenants=(newcomer,))
     assert [h["propertyName"] for h in Api(client, newcomer).get("/properties/search", q="harbor").json()["items"]] == [
-        "Harbor View"]
+        "Harbor View"
+    ]
     with django_capture_on_commit_callbacks(execute=True):
         landlord.delete(f"/properties/{world.prop.pk}")
     assert search(world, client, "landlord", q="harbor") == []

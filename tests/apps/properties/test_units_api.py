@@ -30,8 +30,15 @@ def test_get_unit_visibility(world: World, client: Client, who: str) -> None:
 
 @pytest.mark.parametrize(
     ("who", "status"),
-    [("admin", 201), ("landlord", 201), ("manager", 201), ("tenant", 403),
-     ("other_landlord", 404), ("other_manager", 404), ("other_tenant", 404)],
+    [
+        ("admin", 201),
+        ("landlord", 201),
+        ("manager", 201),
+        ("tenant", 403),
+        ("other_landlord", 404),
+        ("other_manager", 404),
+        ("other_tenant", 404),
+    ],
 )
 def test_create_unit_owner_manager_or_admin(world: World, client: Client, who: str, status: int) -> None:
     response = world.api(client, who).post(f"/properties/{world.prop.pk}/units", NEW_UNIT)
@@ -49,8 +56,15 @@ def test_create_unit_owner_manager_or_admin(world: World, client: Client, who: s
 
 @pytest.mark.parametrize(
     ("who", "status"),
-    [("admin", 200), ("landlord", 200), ("manager", 200), ("tenant", 403),
-     ("other_landlord", 404), ("other_manager", 404), ("other_tenant", 404)],
+    [
+        ("admin", 200),
+        ("landlord", 200),
+        ("manager", 200),
+        ("tenant", 403),
+        ("other_landlord", 404),
+        ("other_manager", 404),
+        ("other_tenant", 404),
+    ],
 )
 def test_patch_unit_owner_manager_or_admin(world: World, client: Client, who: str, status: int) -> None:
     response = world.api(client, who).patch(f"/units/{world.unit.pk}", {"monthlyRent": "1500", "isAvailable": False})
@@ -68,7 +82,9 @@ def test_unit_number_taken_in_the_property_is_409_but_free_elsewhere(world: Worl
     taken = admin.post(f"/properties/{world.prop.pk}/units", {**NEW_UNIT, "unitNumber": world.unit.unit_number})
     assert taken.status_code == 409
     assert taken.json()["error"] == {"code": "conflict", "message": UNIT_NUMBER_TAKEN, "field": "unitNumber"}
-    elsewhere = admin.post(f"/properties/{world.other_prop.pk}/units", {**NEW_UNIT, "unitNumber": world.unit.unit_number})
+    elsewhere = admin.post(
+        f"/properties/{world.other_prop.pk}/units", {**NEW_UNIT, "unitNumber": world.unit.unit_number}
+    )
     assert elsewhere.status_code == 201
     second = make_unit(property=world.prop, unit_number="9Z")
     rename = admin.patch(f"/units/{second.pk}", {"unitNumber": world.unit.unit_number})
@@ -123,7 +139,10 @@ def test_tenant_sees_only_units_of_active_leases(world: World, client: Client) -
     assert tenant.get(f"/units/{neighbour.pk}").status_code == 404
     assert tenant.get(f"/units/{old.pk}").status_code == 404
     assert unit_ids(world.api(client, "manager").get(f"/properties/{world.prop.pk}/units")) == {
-        str(world.unit.pk), str(neighbour.pk), str(old.pk)}
+        str(world.unit.pk),
+        str(neighbour.pk),
+        str(old.pk),
+    }
 
 
 def test_units_of_an_invisible_property_answer_404(world: World, client: Client) -> None:

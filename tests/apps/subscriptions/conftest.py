@@ -33,8 +33,9 @@ def make_feature(**fields: Any) -> Feature:
     return Feature.objects.create(**fields)
 
 
-def enable(plan: SubscriptionPlan, feature: Feature, *, usage_limit: int | None = None,
-           is_enabled: bool = True) -> PlanFeature:
+def enable(
+    plan: SubscriptionPlan, feature: Feature, *, usage_limit: int | None = None, is_enabled: bool = True
+) -> PlanFeature:
     return PlanFeature.objects.create(plan=plan, feature=feature, usage_limit=usage_limit, is_enabled=is_enabled)
 
 

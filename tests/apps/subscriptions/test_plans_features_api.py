@@ -95,9 +95,17 @@ def test_admin_creates_changes_and_deactivates_a_plan(world: World, client: Clie
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"planName": ""}, {"planName": "x" * 101}, {"planName": "P", "pricePerUnit": "-1"},
-     {"planName": "P", "pricePerUnit": "1.005"}, {"planName": "P", "minimumPrice": "100000000"},
-     {"planName": "P", "maximumUnits": 0}, {"planName": "P", "extra": 1}, {"planName": "a\u0000b"}],
+    [
+        {},
+        {"planName": ""},
+        {"planName": "x" * 101},
+        {"planName": "P", "pricePerUnit": "-1"},
+        {"planName": "P", "pricePerUnit": "1.005"},
+        {"planName": "P", "minimumPrice": "100000000"},
+        {"planName": "P", "maximumUnits": 0},
+        {"planName": "P", "extra": 1},
+        {"planName": "a\u0000b"},
+    ],
 )
 def test_invalid_plans_answer_422(world: World, client: Client, body: dict[str, object]) -> None:
     response = world.api(client, "admin").post("/subscription-plans", body)
@@ -122,10 +130,20 @@ def test_everyone_reads_a_plans_features(world: World, client: Client, who: str)
     response = world.api(client, who).get(f"/subscription-plans/{plan.pk}/features")
     assert response.status_code == 200, response.content
     assert response.json() == [
-        {"featureId": response.json()[0]["featureId"], "featureName": "AI pricing", "featureCategory": "reports",
-         "isEnabled": False, "usageLimit": None},
-        {"featureId": str(reports.pk), "featureName": "Reports", "featureCategory": "reports",
-         "isEnabled": True, "usageLimit": 5},
+        {
+            "featureId": response.json()[0]["featureId"],
+            "featureName": "AI pricing",
+            "featureCategory": "reports",
+            "isEnabled": False,
+            "usageLimit": None,
+        },
+        {
+            "featureId": str(reports.pk),
+            "featureName": "Reports",
+            "featureCategory": "reports",
+            "isEnabled": True,
+            "usageLimit": 5,
+        },
     ]
     assert world.api(client, who).get(f"/subscription-plans/{uuid.uuid4()}/features").status_code == 404
 
@@ -135,8 +153,9 @@ def test_admin_replaces_a_plans_features(world: World, client: Client) -> None:
     kept, dropped, added = make_feature(), make_feature(), make_feature()
     enable(plan, kept, usage_limit=1)
     enable(plan, dropped)
-    body = {"features": [{"featureId": str(kept.pk), "usageLimit": 10},
-                         {"featureId": str(added.pk), "isEnabled": False}]}
+    body = {
+        "features": [{"featureId": str(kept.pk), "usageLimit": 10}, {"featureId": str(added.pk), "isEnabled": False}]
+    }
     response = world.api(client, "admin").put(f"/subscription-plans/{plan.pk}/features", body)
     assert response.status_code == 200, response.content
     rows = {(str(link.feature_id), link.is_enabled, link.usage_limit) for link in PlanFeature.objects.filter(plan=plan)}

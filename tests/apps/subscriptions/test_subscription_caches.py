@@ -100,20 +100,34 @@ def shop(world: World) -> dict[str, Any]:
     landlord_sub = subscribe(world.landlord, basic, end_date=datetime.date(2026, 12, 31))
     manager_sub = subscribe(world.manager, pro, status="trial")
     UsageRecord.objects.create(user=world.landlord, feature=reports, usage_count=2)
-    return {"basic": basic, "pro": pro, "reports": reports, "sms": sms, "landlord_sub": landlord_sub,
-            "manager_sub": manager_sub}
+    return {
+        "basic": basic,
+        "pro": pro,
+        "reports": reports,
+        "sms": sms,
+        "landlord_sub": landlord_sub,
+        "manager_sub": manager_sub,
+    }
 
 
 # subscription:status:{userId}
 
 
-def test_status_fills_the_hash_with_the_seed_fields(world: World, client: Client, clean_redis: redis.Redis,
-                                                    shop: dict[str, Any]) -> None:
+def test_status_fills_the_hash_with_the_seed_fields(
+    world: World, client: Client, clean_redis: redis.Redis, shop: dict[str, Any]
+) -> None:
     key = f"subscription:status:{world.landlord.pk}"
     assert status(world, client) == db_status(world.landlord)
     cached = clean_redis.hgetall(key)
-    assert cached == {"planId": str(shop["basic"].pk), "planName": "Basic", "status": "active", "unitCount": "10",
-                      "startDate": "2026-01-01", "endDate": "2026-12-31", "isAutoRenew": "1"}
+    assert cached == {
+        "planId": str(shop["basic"].pk),
+        "planName": "Basic",
+        "status": "active",
+        "unitCount": "10",
+        "startDate": "2026-01-01",
+        "endDate": "2026-12-31",
+        "isAutoRenew": "1",
+    }
     assert 3500 < clean_redis.ttl(key) <= 3600
     clean_redis.hset(key, "planName", "from the cache")  # the next read is served from Redis
     assert status(world, client)["planName"] == "from the cache"  # type: ignore[index]
@@ -139,25 +153,32 @@ def _set(obj: Any, **fields: Any) -> Any:
 
 
 STATUS_WRITES: dict[str, Callable[[World, Client, dict[str, Any]], Any]] = {
-    "patch_units": lambda w, c, s: w.api(c, "landlord").patch(f"/subscriptions/{s['landlord_sub'].pk}",
-                                                              {"unitCount": 12}),
-    "patch_plan": lambda w, c, s: w.api(c, "landlord").patch(f"/subscriptions/{s['landlord_sub'].pk}",
-                                                             {"planId": str(s["pro"].pk)}),
-    "admin_dates": lambda w, c, s: w.api(c, "admin").patch(f"/subscriptions/{s['landlord_sub'].pk}",
-                                                           {"endDate": None, "status": "trial"}),
+    "patch_units": lambda w, c, s: w.api(c, "landlord").patch(
+        f"/subscriptions/{s['landlord_sub'].pk}", {"unitCount": 12}
+    ),
+    "patch_plan": lambda w, c, s: w.api(c, "landlord").patch(
+        f"/subscriptions/{s['landlord_sub'].pk}", {"planId": str(s["pro"].pk)}
+    ),
+    "admin_dates": lambda w, c, s: w.api(c, "admin").patch(
+        f"/subscriptions/{s['landlord_sub'].pk}", {"endDate": None, "status": "trial"}
+    ),
     "cancel": lambda w, c, s: w.api(c, "landlord").post(f"/subscriptions/{s['landlord_sub'].pk}/cancel", {}),
     "cancel_then_subscribe": lambda w, c, s: (
         w.api(c, "landlord").post(f"/subscriptions/{s['landlord_sub'].pk}/cancel", {}),
-        w.api(c, "landlord").post("/subscriptions", {"planId": str(s["pro"].pk), "unitCount": 3}))[1],
-    "plan_renamed": lambda w, c, s: w.api(c, "admin").patch(f"/subscription-plans/{s['basic'].pk}",
-                                                            {"planName": "Basic 2"}),
+        w.api(c, "landlord").post("/subscriptions", {"planId": str(s["pro"].pk), "unitCount": 3}),
+    )[1],
+    "plan_renamed": lambda w, c, s: w.api(c, "admin").patch(
+        f"/subscription-plans/{s['basic'].pk}", {"planName": "Basic 2"}
+    ),
     "apply_recommendation": lambda w, c, s: w.api(c, "landlord").post(
         f"/pricing-recommendations/{PricingRecommendation.objects.create(user=w.landlord, recommended_plan=s['pro']).pk}"
-        "/apply"),
+        "/apply"
+    ),
     "orm_save": lambda w, c, s: _set(Subscription.objects.get(pk=s["landlord_sub"].pk), is_auto_renew=False),
     "orm_delete": lambda w, c, s: Subscription.objects.get(pk=s["landlord_sub"].pk).delete(),
-    "orm_moved_to_other_user": lambda w, c, s: _set(Subscription.objects.get(pk=s["manager_sub"].pk),
-                                                    user=w.landlord, start_date=datetime.date(2026, 3, 1)),
+    "orm_moved_to_other_user": lambda w, c, s: _set(
+        Subscription.objects.get(pk=s["manager_sub"].pk), user=w.landlord, start_date=datetime.date(2026, 3, 1)
+    ),
     "orm_plan_renamed": lambda w, c, s: _set(SubscriptionPlan.objects.get(pk=s["pro"].pk), plan_name="Pro 2"),
     "user_deleted": lambda w, c, s: w.landlord.delete(),
 }
@@ -165,8 +186,12 @@ STATUS_WRITES: dict[str, Callable[[World, Client, dict[str, Any]], Any]] = {
 
 @pytest.mark.parametrize("write", list(STATUS_WRITES))
 def test_status_is_never_stale_after_a_write(
-    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks,
-    shop: dict[str, Any], write: str,
+    world: World,
+    client: Client,
+    clean_redis: redis.Redis,
+    django_capture_on_commit_callbacks,
+    shop: dict[str, Any],
+    write: str,
 ) -> None:
     users = {"landlord": world.landlord, "manager": world.manager}
     for who in ("landlord", "manager", "admin"):
@@ -188,15 +213,22 @@ def test_status_is_never_stale_after_a_write(
 # feature:access:{userId}:{featureId}
 
 
-def test_access_fills_the_hash_with_the_seed_fields(world: World, client: Client, clean_redis: redis.Redis,
-                                                    shop: dict[str, Any]) -> None:
+def test_access_fills_the_hash_with_the_seed_fields(
+    world: World, client: Client, clean_redis: redis.Redis, shop: dict[str, Any]
+) -> None:
     reports, sms = shop["reports"].pk, shop["sms"].pk
-    assert access(world, client, reports) == db_access(world.landlord, reports) == {
-        "featureId": str(reports), "isEnabled": True, "usageLimit": 5, "currentUsage": 2}
+    assert (
+        access(world, client, reports)
+        == db_access(world.landlord, reports)
+        == {"featureId": str(reports), "isEnabled": True, "usageLimit": 5, "currentUsage": 2}
+    )
     key = f"feature:access:{world.landlord.pk}:{reports}"
     cached: dict[str, str] = clean_redis.hgetall(key)  # type: ignore[assignment]  # a decoded client
     assert {k: v for k, v in cached.items() if k != "lastChecked"} == {
-        "isEnabled": "1", "usageLimit": "5", "currentUsage": "2"}
+        "isEnabled": "1",
+        "usageLimit": "5",
+        "currentUsage": "2",
+    }
     assert datetime.datetime.fromisoformat(cached["lastChecked"]).tzinfo is not None
     assert 800 < clean_redis.ttl(key) <= 900
     clean_redis.hset(key, "currentUsage", "4")  # the next read is served from Redis
@@ -216,36 +248,47 @@ def _admin_form_style_edit(shop: dict[str, Any]) -> None:
 
 ACCESS_WRITES: dict[str, Callable[[World, Client, dict[str, Any]], Any]] = {
     "record_usage": lambda w, c, s: w.api(c, "landlord").post(f"/features/{s['reports'].pk}/usage"),
-    "record_usage_twice": lambda w, c, s: (w.api(c, "manager").post(f"/features/{s['sms'].pk}/usage"),
-                                           w.api(c, "manager").post(f"/features/{s['sms'].pk}/usage"))[1],
+    "record_usage_twice": lambda w, c, s: (
+        w.api(c, "manager").post(f"/features/{s['sms'].pk}/usage"),
+        w.api(c, "manager").post(f"/features/{s['sms'].pk}/usage"),
+    )[1],
     "orm_usage_added": lambda w, c, s: UsageRecord.objects.create(user=w.landlord, feature=s["reports"]),
     "orm_usage_deleted": lambda w, c, s: UsageRecord.objects.filter(user=w.landlord).delete(),
     "orm_usage_moved": lambda w, c, s: _set(UsageRecord.objects.get(user=w.landlord), user=w.manager),
     "put_plan_features": lambda w, c, s: w.api(c, "admin").put(
         f"/subscription-plans/{s['basic'].pk}/features",
-        {"features": [{"featureId": str(s["reports"].pk), "usageLimit": 1},
-                      {"featureId": str(s["sms"].pk)}]}),
-    "put_plan_features_empty": lambda w, c, s: w.api(c, "admin").put(f"/subscription-plans/{s['pro'].pk}/features",
-                                                                     {"features": []}),
-    "orm_plan_feature_disabled": lambda w, c, s: _set(PlanFeature.objects.get(plan=s["pro"], feature=s["sms"]),
-                                                      is_enabled=False),
+        {"features": [{"featureId": str(s["reports"].pk), "usageLimit": 1}, {"featureId": str(s["sms"].pk)}]},
+    ),
+    "put_plan_features_empty": lambda w, c, s: w.api(c, "admin").put(
+        f"/subscription-plans/{s['pro'].pk}/features", {"features": []}
+    ),
+    "orm_plan_feature_disabled": lambda w, c, s: _set(
+        PlanFeature.objects.get(plan=s["pro"], feature=s["sms"]), is_enabled=False
+    ),
     "admin_form_bulk_edit": lambda w, c, s: _admin_form_style_edit(s),
     "cancel": lambda w, c, s: w.api(c, "manager").post(f"/subscriptions/{s['manager_sub'].pk}/cancel", {}),
-    "switch_plan": lambda w, c, s: w.api(c, "landlord").patch(f"/subscriptions/{s['landlord_sub'].pk}",
-                                                              {"planId": str(s["pro"].pk)}),
+    "switch_plan": lambda w, c, s: w.api(c, "landlord").patch(
+        f"/subscriptions/{s['landlord_sub'].pk}", {"planId": str(s["pro"].pk)}
+    ),
     "subscribe": lambda w, c, s: w.api(c, "admin").post(
-        "/subscriptions", {"planId": str(s["pro"].pk), "unitCount": 1, "userId": str(w.other_landlord.pk)}),
+        "/subscriptions", {"planId": str(s["pro"].pk), "unitCount": 1, "userId": str(w.other_landlord.pk)}
+    ),
     "apply_recommendation": lambda w, c, s: w.api(c, "landlord").post(
         f"/pricing-recommendations/{PricingRecommendation.objects.create(user=w.landlord, recommended_plan=s['pro']).pk}"
-        "/apply"),
+        "/apply"
+    ),
     "feature_deleted": lambda w, c, s: w.api(c, "admin").delete(f"/features/{s['reports'].pk}"),
 }
 
 
 @pytest.mark.parametrize("write", list(ACCESS_WRITES))
 def test_access_is_never_stale_after_a_write(
-    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks,
-    shop: dict[str, Any], write: str,
+    world: World,
+    client: Client,
+    clean_redis: redis.Redis,
+    django_capture_on_commit_callbacks,
+    shop: dict[str, Any],
+    write: str,
 ) -> None:
     pairs = [(who, feature) for who in ("landlord", "manager", "other_landlord") for feature in ("reports", "sms")]
     for who, feature in pairs:
@@ -259,8 +302,9 @@ def test_access_is_never_stale_after_a_write(
         assert access(world, client, feature_id, who) == db_access(getattr(world, who), feature_id), (who, feature)
 
 
-def test_usage_response_equals_the_next_read(world: World, client: Client, clean_redis: redis.Redis,
-                                            django_capture_on_commit_callbacks, shop: dict[str, Any]) -> None:
+def test_usage_response_equals_the_next_read(
+    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks, shop: dict[str, Any]
+) -> None:
     reports = shop["reports"].pk
     access(world, client, reports)
     with django_capture_on_commit_callbacks(execute=True):
@@ -290,8 +334,12 @@ def test_drops_happen_on_real_commit(client: Client, clean_redis: redis.Redis) -
     assert landlord.patch(f"/subscriptions/{sub.pk}", {"planId": str(other.pk)}).status_code == 200
     assert status(world, client)["planName"] == "Pro"  # type: ignore[index]
     assert access(world, client, feature.pk)["isEnabled"] is False  # type: ignore[index]
-    assert world.api(client, "admin").put(f"/subscription-plans/{other.pk}/features",
-                                          {"features": [{"featureId": str(feature.pk)}]}).status_code == 200
+    assert (
+        world.api(client, "admin")
+        .put(f"/subscription-plans/{other.pk}/features", {"features": [{"featureId": str(feature.pk)}]})
+        .status_code
+        == 200
+    )
     assert access(world, client, feature.pk) == db_access(world.landlord, feature.pk)
     assert access(world, client, feature.pk)["isEnabled"] is True  # type: ignore[index]
     assert landlord.post(f"/subscriptions/{sub.pk}/cancel", {}).status_code == 200
@@ -302,7 +350,10 @@ def test_drops_happen_on_real_commit(client: Client, clean_redis: redis.Redis) -
 
 
 def test_both_caches_answer_from_postgres_while_redis_is_down(
-    world: World, client: Client, django_capture_on_commit_callbacks, request: pytest.FixtureRequest,
+    world: World,
+    client: Client,
+    django_capture_on_commit_callbacks,
+    request: pytest.FixtureRequest,
     shop: dict[str, Any],
 ) -> None:
     for who in ("landlord", "manager", "admin"):
@@ -313,8 +364,9 @@ def test_both_caches_answer_from_postgres_while_redis_is_down(
     assert access(world, client, reports) == db_access(world.landlord, reports)
     with django_capture_on_commit_callbacks(execute=True):
         recorded = world.api(client, "landlord").post(f"/features/{reports}/usage")
-        switched = world.api(client, "landlord").patch(f"/subscriptions/{shop['landlord_sub'].pk}",
-                                                       {"planId": str(shop["pro"].pk)})
+        switched = world.api(client, "landlord").patch(
+            f"/subscriptions/{shop['landlord_sub'].pk}", {"planId": str(shop["pro"].pk)}
+        )
     assert recorded.status_code == 200 and recorded.json()["currentUsage"] == 3
     assert switched.status_code == 200
     assert status(world, client) == db_status(world.landlord)

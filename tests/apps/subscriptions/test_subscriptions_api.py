@@ -51,8 +51,12 @@ def owned(world: World) -> dict[str, Subscription]:
 
 @pytest.mark.parametrize(
     ("who", "sees"),
-    [("admin", {"landlord", "manager", "other_landlord"}), ("landlord", {"landlord"}), ("manager", {"manager"}),
-     ("other_landlord", {"other_landlord"})],
+    [
+        ("admin", {"landlord", "manager", "other_landlord"}),
+        ("landlord", {"landlord"}),
+        ("manager", {"manager"}),
+        ("other_landlord", {"other_landlord"}),
+    ],
 )
 def test_list_shows_own_subscriptions_and_admins_all(
     world: World, client: Client, owned: dict[str, Subscription], who: str, sees: set[str]
@@ -62,7 +66,9 @@ def test_list_shows_own_subscriptions_and_admins_all(
 
 def test_tenants_may_not_list_subscriptions(world: World, client: Client, owned: dict[str, Subscription]) -> None:
     assert error(world.api(client, "tenant").get("/subscriptions"), 403) == {
-        "code": "forbidden", "message": TENANTS_HAVE_NO_SUBSCRIPTIONS}
+        "code": "forbidden",
+        "message": TENANTS_HAVE_NO_SUBSCRIPTIONS,
+    }
 
 
 @pytest.mark.parametrize(
@@ -100,13 +106,28 @@ def test_subscription_shape(world: World, client: Client) -> None:
 
 def test_subscription_filters_and_pages(world: World, client: Client) -> None:
     plan = make_plan()
-    a = subscribe(world.landlord, plan, status="expired", start_date=datetime.date(2024, 1, 1),
-                  end_date=datetime.date(2024, 12, 31))
-    b = subscribe(world.landlord, plan, status="cancelled", start_date=datetime.date(2025, 1, 1),
-                  end_date=datetime.date(2025, 6, 30))
+    a = subscribe(
+        world.landlord,
+        plan,
+        status="expired",
+        start_date=datetime.date(2024, 1, 1),
+        end_date=datetime.date(2024, 12, 31),
+    )
+    b = subscribe(
+        world.landlord,
+        plan,
+        status="cancelled",
+        start_date=datetime.date(2025, 1, 1),
+        end_date=datetime.date(2025, 6, 30),
+    )
     c = subscribe(world.landlord, plan, status="active", start_date=datetime.date(2025, 7, 1))
-    d = subscribe(world.other_landlord, plan, status="trial", start_date=datetime.date(2025, 3, 1),
-                  end_date=datetime.date(2025, 4, 1))
+    d = subscribe(
+        world.other_landlord,
+        plan,
+        status="trial",
+        start_date=datetime.date(2025, 3, 1),
+        end_date=datetime.date(2025, 4, 1),
+    )
     landlord, admin = world.api(client, "landlord"), world.api(client, "admin")
     assert ids(landlord.get("/subscriptions", status="cancelled")) == {str(b.pk)}
     assert ids(landlord.get("/subscriptions", startFrom="2025-01-01")) == {str(b.pk), str(c.pk)}
@@ -144,8 +165,9 @@ def test_landlords_and_managers_subscribe_themselves_at_the_plan_price(world: Wo
 
 def test_the_minimum_price_applies_to_small_portfolios(world: World, client: Client) -> None:
     plan = make_plan(price_per_unit=Decimal("2.50"), minimum_price=Decimal("20.00"))
-    response = world.api(client, "landlord").post("/subscriptions", {"planId": str(plan.pk), "unitCount": 3,
-                                                                     "status": "trial"})
+    response = world.api(client, "landlord").post(
+        "/subscriptions", {"planId": str(plan.pk), "unitCount": 3, "status": "trial"}
+    )
     assert response.status_code == 201 and response.json()["currentPrice"] == "20.00"
     assert response.json()["status"] == "trial"
 
@@ -164,15 +186,23 @@ def test_non_admins_subscribe_only_themselves_at_the_plan_price(world: World, cl
     assert error(landlord.post("/subscriptions", other), 403)["message"] == SUBSCRIBE_FOR_OTHERS
     priced = {"planId": str(plan.pk), "unitCount": 1, "currentPrice": "1.00"}
     assert error(landlord.post("/subscriptions", priced), 403)["message"] == ADMIN_ONLY_FIELDS.format(
-        fields="currentPrice")
+        fields="currentPrice"
+    )
     assert not Subscription.objects.exists()
 
 
 def test_admin_subscribes_a_landlord_at_a_chosen_price_and_on_custom_plans(world: World, client: Client) -> None:
     custom = make_plan(is_custom=True)
     admin = world.api(client, "admin")
-    body = {"planId": str(custom.pk), "unitCount": 5, "userId": str(world.other_landlord.pk), "currentPrice": "9.99",
-            "startDate": "2026-02-01", "endDate": "2027-01-31", "isAutoRenew": False}
+    body = {
+        "planId": str(custom.pk),
+        "unitCount": 5,
+        "userId": str(world.other_landlord.pk),
+        "currentPrice": "9.99",
+        "startDate": "2026-02-01",
+        "endDate": "2027-01-31",
+        "isAutoRenew": False,
+    }
     response = admin.post("/subscriptions", body)
     assert response.status_code == 201, response.content
     assert response.json()["currentPrice"] == "9.99" and response.json()["userId"] == str(world.other_landlord.pk)
@@ -191,7 +221,8 @@ def test_a_second_current_subscription_is_a_conflict(world: World, client: Clien
     again = landlord.post("/subscriptions", {"planId": str(plan.pk), "unitCount": 2, "status": "trial"})
     assert error(again, 409) == {"code": "conflict", "message": ALREADY_SUBSCRIBED}
     admin_too = world.api(client, "admin").post(
-        "/subscriptions", {"planId": str(plan.pk), "unitCount": 2, "userId": str(world.landlord.pk)})
+        "/subscriptions", {"planId": str(plan.pk), "unitCount": 2, "userId": str(world.landlord.pk)}
+    )
     assert error(admin_too, 409)["message"] == ALREADY_SUBSCRIBED
     Subscription.objects.filter(user=world.landlord).update(status="expired")
     assert landlord.post("/subscriptions", {"planId": str(plan.pk), "unitCount": 3}).status_code == 201
@@ -203,8 +234,9 @@ def test_plan_and_unit_rules(world: World, client: Client) -> None:
     closed = make_plan(is_active=False)
     landlord = world.api(client, "landlord")
     too_many = landlord.post("/subscriptions", {"planId": str(small.pk), "unitCount": 11})
-    assert error(too_many, 422)["fields"] == [{"field": "body.payload.unitCount",
-                                               "reason": TOO_MANY_UNITS.format(maximum=10)}]
+    assert error(too_many, 422)["fields"] == [
+        {"field": "body.payload.unitCount", "reason": TOO_MANY_UNITS.format(maximum=10)}
+    ]
     for plan_id in (closed.pk, uuid.uuid4()):
         refused = landlord.post("/subscriptions", {"planId": str(plan_id), "unitCount": 1})
         assert error(refused, 422)["fields"][0]["reason"] == PLAN_NOT_AVAILABLE
@@ -215,10 +247,17 @@ def test_plan_and_unit_rules(world: World, client: Client) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"unitCount": 1}, {"planId": "PLAN", "unitCount": 0}, {"planId": "PLAN", "unitCount": -1},
-     {"planId": "PLAN", "unitCount": 2**31}, {"planId": "PLAN", "unitCount": 1, "status": "cancelled"},
-     {"planId": "PLAN", "unitCount": 1, "paymentFrequency": "weekly"}, {"planId": "PLAN", "unitCount": 1, "x": 1},
-     {"planId": "PLAN", "unitCount": "many"}],
+    [
+        {},
+        {"unitCount": 1},
+        {"planId": "PLAN", "unitCount": 0},
+        {"planId": "PLAN", "unitCount": -1},
+        {"planId": "PLAN", "unitCount": 2**31},
+        {"planId": "PLAN", "unitCount": 1, "status": "cancelled"},
+        {"planId": "PLAN", "unitCount": 1, "paymentFrequency": "weekly"},
+        {"planId": "PLAN", "unitCount": 1, "x": 1},
+        {"planId": "PLAN", "unitCount": "many"},
+    ],
 )
 def test_invalid_subscription_bodies_answer_422(world: World, client: Client, body: dict[str, Any]) -> None:
     plan = make_plan()
@@ -266,11 +305,15 @@ def test_admin_sets_price_status_and_dates_keeping_one_current_subscription(worl
     old = subscribe(world.landlord, plan, status="cancelled", cancellation_reason="moved")
     current = subscribe(world.landlord, plan)
     admin = world.api(client, "admin")
-    changed = admin.patch(f"/subscriptions/{current.pk}", {"currentPrice": "5.00", "endDate": "2026-06-30",
-                                                           "status": "trial"})
+    changed = admin.patch(
+        f"/subscriptions/{current.pk}", {"currentPrice": "5.00", "endDate": "2026-06-30", "status": "trial"}
+    )
     assert changed.status_code == 200, changed.content
     assert (changed.json()["currentPrice"], changed.json()["endDate"], changed.json()["status"]) == (
-        "5.00", "2026-06-30", "trial")
+        "5.00",
+        "2026-06-30",
+        "trial",
+    )
     assert error(admin.patch(f"/subscriptions/{old.pk}", {"status": "active"}), 409)["message"] == ALREADY_SUBSCRIBED
     assert admin.patch(f"/subscriptions/{current.pk}", {"status": "expired"}).status_code == 200
     revived = admin.patch(f"/subscriptions/{old.pk}", {"status": "active"})
@@ -313,7 +356,8 @@ def test_cancel_without_reason_and_expired_is_a_conflict(world: World, client: C
 def test_cancel_needs_no_body(world: World, client: Client) -> None:
     sub = subscribe(world.landlord, make_plan())
     api = world.api(client, "landlord")
-    response = client.generic("POST", f"/api/v1/subscriptions/{sub.pk}/cancel", b"", content_type="application/json",
-                              **api.headers)
+    response = client.generic(
+        "POST", f"/api/v1/subscriptions/{sub.pk}/cancel", b"", content_type="application/json", **api.headers
+    )
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "cancelled" and response.json()["cancellationReason"] is None

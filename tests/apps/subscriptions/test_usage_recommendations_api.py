@@ -55,7 +55,11 @@ def test_access_comes_from_the_current_subscriptions_plan(world: World, client: 
     api = world.api(client, "landlord")
     body = api.get(f"/features/{reports.pk}/access").json()
     assert (body["featureId"], body["isEnabled"], body["usageLimit"], body["currentUsage"]) == (
-        str(reports.pk), True, 3, 2)
+        str(reports.pk),
+        True,
+        3,
+        2,
+    )
     assert datetime.datetime.fromisoformat(body["lastChecked"]) <= timezone.now()
     assert api.get(f"/features/{ai.pk}/access").json()["isEnabled"] is False
     assert api.get(f"/features/{sms.pk}/access").json()["isEnabled"] is False  # cancelled plan's feature
@@ -87,8 +91,12 @@ def test_usage_beyond_the_limit_is_a_conflict_and_records_nothing(world: World, 
     landlord = world.api(client, "landlord")
     assert [landlord.post(f"/features/{reports.pk}/usage").json()["currentUsage"] for _ in range(2)] == [1, 2]
     refused = landlord.post(f"/features/{reports.pk}/usage")
-    assert error(refused, 409) == {"code": "conflict", "message": USAGE_LIMIT_REACHED, "usageLimit": 2,
-                                   "currentUsage": 2}
+    assert error(refused, 409) == {
+        "code": "conflict",
+        "message": USAGE_LIMIT_REACHED,
+        "usageLimit": 2,
+        "currentUsage": 2,
+    }
     assert UsageRecord.objects.get(user=world.landlord, feature=reports).usage_count == 2
 
 
@@ -97,7 +105,9 @@ def test_usage_of_a_feature_the_plan_lacks_is_forbidden(world: World, client: Cl
     enable(plan, off, is_enabled=False)
     subscribe(world.landlord, plan)
     for who, feature in (("landlord", reports), ("landlord", off), ("tenant", reports)):
-        assert error(world.api(client, who).post(f"/features/{feature.pk}/usage"), 403)["message"] == FEATURE_NOT_ENABLED
+        assert (
+            error(world.api(client, who).post(f"/features/{feature.pk}/usage"), 403)["message"] == FEATURE_NOT_ENABLED
+        )
     assert error(world.api(client, "landlord").post(f"/features/{uuid.uuid4()}/usage"), 404)["code"] == "not_found"
     assert not UsageRecord.objects.exists()
 
@@ -136,19 +146,27 @@ def recommend(world: World, client: Client, **body: Any) -> Any:
 def test_admins_create_recommendations_others_may_not(world: World, client: Client) -> None:
     basic, pro = make_plan(), make_plan()
     subscribe(world.landlord, basic)
-    response = recommend(world, client, userId=str(world.landlord.pk), recommendedPlanId=str(pro.pk),
-                         recommendationReason="You grew", estimatedSavings="-12.5",
-                         expiresAt="2030-01-01T00:00:00+00:00")
+    response = recommend(
+        world,
+        client,
+        userId=str(world.landlord.pk),
+        recommendedPlanId=str(pro.pk),
+        recommendationReason="You grew",
+        estimatedSavings="-12.5",
+        expiresAt="2030-01-01T00:00:00+00:00",
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["currentPlanId"] == str(basic.pk) and body["estimatedSavings"] == "-12.50"
     assert body["isApplied"] is False and body["appliedAt"] is None and body["expiresAt"].startswith("2030-01-01")
     for who in ("tenant", "landlord", "manager"):
         refused = world.api(client, who).post(
-            "/pricing-recommendations", {"userId": str(world.landlord.pk), "recommendedPlanId": str(pro.pk)})
+            "/pricing-recommendations", {"userId": str(world.landlord.pk), "recommendedPlanId": str(pro.pk)}
+        )
         assert error(refused, 403)["message"] == ADMIN_ONLY
-    naive = recommend(world, client, userId=str(world.landlord.pk), recommendedPlanId=str(pro.pk),
-                      expiresAt="2030-01-01T00:00:00")
+    naive = recommend(
+        world, client, userId=str(world.landlord.pk), recommendedPlanId=str(pro.pk), expiresAt="2030-01-01T00:00:00"
+    )
     assert naive.status_code == 422
     unknown = recommend(world, client, userId=str(uuid.uuid4()), recommendedPlanId=str(pro.pk))
     assert error(unknown, 422)["fields"][0]["field"].endswith("userId")
@@ -162,14 +180,20 @@ def test_a_recommendation_is_its_users_and_admins(world: World, client: Client, 
     api = world.api(client, who)
     assert api.get(f"/pricing-recommendations/{rec.pk}").status_code == status
     listed = {item["id"] for item in api.get("/pricing-recommendations").json()["items"]}
-    expected = {"admin": {str(rec.pk), str(other.pk)}, "landlord": {str(rec.pk)}, "manager": {str(other.pk)},
-                "tenant": set()}[who]
+    expected = {
+        "admin": {str(rec.pk), str(other.pk)},
+        "landlord": {str(rec.pk)},
+        "manager": {str(other.pk)},
+        "tenant": set(),
+    }[who]
     assert listed == expected
     if who == "admin":
         assert {i["id"] for i in api.get("/pricing-recommendations", isApplied="true").json()["items"]} == {
-            str(other.pk)}
-        assert {i["id"] for i in api.get("/pricing-recommendations", userId=str(world.landlord.pk)).json()["items"]} \
-            == {str(rec.pk)}
+            str(other.pk)
+        }
+        assert {
+            i["id"] for i in api.get("/pricing-recommendations", userId=str(world.landlord.pk)).json()["items"]
+        } == {str(rec.pk)}
         assert error(api.post(f"/pricing-recommendations/{rec.pk}/apply"), 403)["message"] == ONLY_OWNER_APPLIES
     elif status == 404:
         assert api.post(f"/pricing-recommendations/{rec.pk}/apply").status_code == 404
@@ -179,8 +203,12 @@ def test_applying_switches_the_current_subscription_plan_and_price(world: World,
     basic = make_plan(price_per_unit=Decimal("2.00"), minimum_price=None)
     pro = make_plan(price_per_unit=Decimal("1.50"), minimum_price=Decimal("10.00"))
     sub = subscribe(world.landlord, basic, unit_count=40, current_price=Decimal("80.00"))
-    rec = PricingRecommendation.objects.create(user=world.landlord, current_plan=basic, recommended_plan=pro,
-                                               expires_at=timezone.now() + datetime.timedelta(days=7))
+    rec = PricingRecommendation.objects.create(
+        user=world.landlord,
+        current_plan=basic,
+        recommended_plan=pro,
+        expires_at=timezone.now() + datetime.timedelta(days=7),
+    )
     landlord = world.api(client, "landlord")
     response = landlord.post(f"/pricing-recommendations/{rec.pk}/apply")
     assert response.status_code == 200, response.content
@@ -202,8 +230,12 @@ def test_apply_conflicts_change_nothing(world: World, client: Client, case: str)
     sub = subscribe(world.landlord, basic, status="cancelled" if case == "no_subscription" else "active")
     expires = timezone.now() - datetime.timedelta(seconds=1) if case == "expired" else None
     rec = PricingRecommendation.objects.create(user=world.landlord, recommended_plan=pro, expires_at=expires)
-    message = {"expired": RECOMMENDATION_EXPIRED, "no_subscription": NO_CURRENT_SUBSCRIPTION,
-               "inactive_plan": RECOMMENDED_PLAN_UNAVAILABLE, "too_small": TOO_MANY_UNITS_FOR_PLAN.format(maximum=5)}
+    message = {
+        "expired": RECOMMENDATION_EXPIRED,
+        "no_subscription": NO_CURRENT_SUBSCRIPTION,
+        "inactive_plan": RECOMMENDED_PLAN_UNAVAILABLE,
+        "too_small": TOO_MANY_UNITS_FOR_PLAN.format(maximum=5),
+    }
     response = world.api(client, "landlord").post(f"/pricing-recommendations/{rec.pk}/apply")
     assert error(response, 409) == {"code": "conflict", "message": message[case]}
     rec.refresh_from_db()
@@ -258,7 +290,11 @@ def test_concurrent_uses_never_exceed_the_limit() -> None:
 def test_concurrent_subscribes_leave_one_current_subscription() -> None:
     user, plan = make_user(user_type="landlord"), make_plan()
     caller = Caller(str(user.pk))
-    results = _race([lambda: services.subscription_create(caller=caller, data={"planId": plan.pk, "unitCount": 1})
-                     for _ in range(4)])
+    results = _race(
+        [
+            lambda: services.subscription_create(caller=caller, data={"planId": plan.pk, "unitCount": 1})
+            for _ in range(4)
+        ]
+    )
     assert results == ["conflict"] * 3 + ["ok"]
     assert Subscription.objects.filter(user=user).count() == 1

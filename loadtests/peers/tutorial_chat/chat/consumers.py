@@ -25,9 +25,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         message = text_data_json["message"]
 
         # Send message to room group
-        await self.channel_layer.group_send(
-            self.room_group_name, {"type": "chat.message", "message": message}
-        )
+        await self.channel_layer.group_send(self.room_group_name, {"type": "chat.message", "message": message})
 
     # Receive message from room group
     async def chat_message(self, event):
