@@ -390,6 +390,7 @@ class ChatService:
                 {"$set": {"isRead": True, "readAt": now}},
             )
         read_at_iso = iso(now)
+        assert read_at_iso is not None  # `now` is a time
         if publish:
             await self.publish_read(
                 conversation_id=conversation_id, reader_id=reader_id, message_id=str(oid), read_at=read_at_iso

@@ -483,7 +483,7 @@ def user_create(*, data: dict[str, object]) -> User:
 
 
 def user_update(
-    *, actor_id: str, user_id: object, data: dict[str, object], actor_session_id: str | None = None
+    *, actor_id: str, user_id: uuid.UUID | str, data: dict[str, object], actor_session_id: str | None = None
 ) -> User:
     """Change the given fields (API names); a new `password` is hashed. Admins cannot lock themselves out.
 
@@ -535,7 +535,7 @@ def _sparing_session(session_id: str | None) -> Iterator[None]:
         cursor.execute(_SPARE_SESSION, [""])
 
 
-def user_deactivate(*, actor_id: str, user_id: object) -> User:
+def user_deactivate(*, actor_id: str, user_id: uuid.UUID | str) -> User:
     """`is_active` false: the user and their history stay, their tokens stop working at once."""
     return user_update(actor_id=actor_id, user_id=user_id, data={"isActive": False})
 

@@ -16,7 +16,6 @@ from ninja import Path, Query, Router, Schema, Status
 from pydantic import ConfigDict, Field
 
 from apps.accounts import selectors
-from apps.accounts.api import token_auth
 from apps.accounts.models import User
 from apps.accounts.services import (
     Principal,
@@ -27,6 +26,7 @@ from apps.accounts.services import (
     user_update,
 )
 from apps.common import policy
+from apps.common.http import token_auth
 from apps.common.pagination import Page, PageParams, paginate
 
 router = Router(tags=["users"], auth=token_auth)

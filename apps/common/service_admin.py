@@ -15,7 +15,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 
-class ServiceWriteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ServiceWriteAdmin(admin.ModelAdmin):
     """Saves, deletes (one or a selection) and inline rows go through services."""
 
     def service_save(self, request: HttpRequest, obj: Any) -> None:

@@ -5,9 +5,9 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Status
 
-from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
 from apps.common import policy
+from apps.common.http import token_auth
 from apps.common.pagination import PageParams
 from apps.documents import ai
 from apps.documents.schemas import (

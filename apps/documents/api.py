@@ -13,8 +13,8 @@ from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from ninja import File, Form, Path, Query, Router, Status, UploadedFile
 
-from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
+from apps.common.http import token_auth
 from apps.common.pagination import PageParams
 from apps.common.validation import invalid
 from apps.documents import files, lease_documents, services

@@ -20,8 +20,8 @@ from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.decorators import sync_and_async_middleware
 
-from apps.accounts.api import client_ip
 from apps.accounts.services import Principal
+from apps.common.http import client_ip
 from apps.documents.usage import get_recorder
 
 logger = logging.getLogger(__name__)

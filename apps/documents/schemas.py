@@ -7,8 +7,9 @@ from uuid import UUID
 from ninja import Schema
 from pydantic import ConfigDict, Field, field_validator
 
+from apps.common.schemas import Timestamp
 from apps.documents.stored import storable
-from apps.leasing.schemas import LeaseDocumentOut, LeaseOut, Timestamp
+from apps.leasing.schemas import LeaseDocumentOut, LeaseOut
 
 DocumentTypeName = Literal["lease", "application", "maintenance", "hud_form"]
 MAX_TAGS = 20

@@ -9,9 +9,9 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 from pymongo import DESCENDING
 
-from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
 from apps.common import policy
+from apps.common.http import token_auth
 from apps.common.pagination import PageParams
 from apps.documents.schemas import AcceptedOut, FeatureUseIn, UsageFilters, UsagePatternPage
 from apps.documents.services import mongo_errors

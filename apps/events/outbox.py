@@ -103,7 +103,7 @@ def _schedule_relay(using: str) -> None:
     if pending is not None and getattr(connection, "_outbox_relay_registered_on", None) is pending:
         return
     transaction.on_commit(hook, using=using, robust=True)
-    connection._outbox_relay_registered_on = pending  # type: ignore[attr-defined]
+    connection._outbox_relay_registered_on = pending
 
 
 # --- generic writers (the admin's cascades, the integration layer) ------------------------

@@ -14,8 +14,9 @@ from uuid import UUID
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from apps.accounts.api import token_auth
+from apps.common.http import token_auth
 from apps.common.pagination import Page, PageParams, apaginate
+from apps.common.schemas import call, money, principal
 from apps.finance import caches, selectors, services
 from apps.finance.models import LateFee, RecurringTransaction
 from apps.finance.schemas import (
@@ -35,7 +36,6 @@ from apps.finance.schemas import (
     TransactionOut,
     TransactionPatch,
 )
-from apps.leasing.schemas import call, money, principal
 
 router = Router(tags=["finance"], auth=token_auth)
 

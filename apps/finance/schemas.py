@@ -8,8 +8,8 @@ from uuid import UUID
 from ninja import Schema
 from pydantic import Field, StringConstraints
 
+from apps.common.schemas import Money, PatchIn, Timestamp, text
 from apps.finance.models import PaymentStatus, RecurrenceFrequency, RecurringTransactionType, TransactionType
-from apps.leasing.schemas import Money, PatchIn, Timestamp, text
 
 WaiveReason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 DayOfMonth = Annotated[int, Field(ge=1, le=31)]

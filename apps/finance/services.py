@@ -59,7 +59,7 @@ def transaction_create(
         raise invalid("leaseId", LEASE_OR_PROPERTY)
     on_property = prop.pk if prop is not None else None
     if lease is not None:
-        lease_property_id = lease.unit.property_id if lease.unit_id is not None else None
+        lease_property_id = lease.unit.property_id if lease.unit is not None else None
         if on_property is not None and on_property != lease_property_id:
             raise invalid("propertyId", LEASE_PROPERTY_MISMATCH)
         on_property = lease_property_id

@@ -12,8 +12,8 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
-from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
+from apps.common.http import token_auth
 from apps.common.pagination import Page, PageParams, apaginate, paginate
 from apps.hud import selectors, services
 from apps.hud.models import HousingAuthority, HudApplication, HudForm, HudProgram, PropertyHudProgram

@@ -25,7 +25,7 @@ def _filtered(queryset: QuerySet[Any], q: Q | None) -> QuerySet[Any]:
     return queryset if q is None else queryset.filter(pk__in=queryset.model.objects.filter(q).values("pk"))
 
 
-def staff_tenant_ids(caller: Principal, permission: str = "hud.manage") -> QuerySet[Tenant]:
+def staff_tenant_ids(caller: Principal, permission: str = "hud.manage") -> QuerySet[Tenant, Any]:
     """Subquery: tenants with a lease under a property in the caller's `permission` scope
     (staff: their properties'; admins: every tenant)."""
     q = policy.visible_q(caller, permission, property_path="lease_links__lease__unit__property__")

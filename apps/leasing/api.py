@@ -16,8 +16,8 @@ from uuid import UUID
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
+from apps.common.http import token_auth
 from apps.common.pagination import Page, PageParams, apaginate
 from apps.common.validation import invalid
 from apps.leasing import invitations, selectors, services

@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
-from apps.accounts.api import token_auth
+from apps.common.http import token_auth
 from apps.common.pagination import Page, PageParams, apaginate
 from apps.leasing import invitations, selectors
 from apps.leasing.models import BackgroundCheckStatus, InvitationStatus, LeaseInvitation

@@ -89,7 +89,7 @@ def _request_property_id(request_id: Any) -> Any:
 
 def request_property_id(request: MaintenanceRequest) -> Any:
     """The property of the request's unit as it is now: from the loaded unit, or one query."""
-    if request.unit_id is not None and MaintenanceRequest.unit.is_cached(request):  # type: ignore[attr-defined]
+    if request.unit_id is not None and MaintenanceRequest.unit.is_cached(request):
         unit = request.unit
         if unit is not None and unit.pk == request.unit_id:
             return unit.property_id

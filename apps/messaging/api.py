@@ -6,9 +6,9 @@ from django.http import HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import StringConstraints
 
-from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
 from apps.common import policy
+from apps.common.http import token_auth
 from apps.messaging.services import DEFAULT_PRIORITY, MESSAGE_MAX_LENGTH, TITLE_MAX_LENGTH, abroadcast_send
 
 router = Router(tags=["system"])

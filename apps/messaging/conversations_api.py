@@ -15,8 +15,8 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 from pydantic import Field, StringConstraints, model_validator
 
-from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
+from apps.common.http import token_auth
 from apps.common.pagination import PageParams
 from apps.messaging import selectors, services
 from apps.messaging.models import Conversation

@@ -47,7 +47,7 @@ def access_conversation(*, caller: Principal, conversation_id: UUID) -> Conversa
         is_participant=Subquery(mine.values("pk")[:1]),
     )
     found = conversations.prefetch_related("participants__user").first()
-    if found is None or (found.is_participant is None and not policy.sees_all(caller, "chat.use")):  # type: ignore[attr-defined]
+    if found is None or (found.is_participant is None and not policy.sees_all(caller, "chat.use")):
         raise not_found()
     return found
 

@@ -48,7 +48,7 @@ def topic_allowed_for(subject: Subject, topic: Topic) -> bool:
     if family == topics.NOTIFICATIONS:
         return entity_id == uid
     permission = policy.TOPIC_PERMISSIONS.get(family)
-    if permission is None:
+    if permission is None or entity_id is None:  # every family but the broadcasts names an entity
         return False
     if family == topics.CHAT:
         if policy.sees_all(subject, permission):

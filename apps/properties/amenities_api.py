@@ -10,8 +10,8 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
+from apps.common.http import token_auth
 from apps.properties import caches, selectors, services
 from apps.properties.models import Amenity, Property, PropertyManager
 from apps.properties.schemas import (

@@ -13,8 +13,8 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Status
 
-from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
+from apps.common.http import token_auth
 from apps.common.pagination import Page, PageParams, paginate
 from apps.properties import caches, selectors, services
 from apps.properties.amenities_api import router as amenities_router

@@ -18,7 +18,7 @@ from apps.common.visibility import Caller, not_found
 from apps.properties.models import Amenity, Property, PropertyManager, Unit
 
 
-def _tenant_unit_ids(caller: Caller) -> QuerySet[Unit]:
+def _tenant_unit_ids(caller: Caller) -> QuerySet[Unit, Any]:
     return Unit.objects.filter(policy.active_lease_tenant_q(caller, "leases__")).values("pk")
 
 

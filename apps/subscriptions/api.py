@@ -14,8 +14,8 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Body, Query, Router, Status
 
-from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
+from apps.common.http import token_auth
 from apps.common.pagination import Page, PageParams, paginate
 from apps.common.visibility import not_found
 from apps.subscriptions import caches, selectors, services

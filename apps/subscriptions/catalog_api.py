@@ -12,8 +12,8 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from apps.accounts.api import token_auth
 from apps.accounts.services import Principal
+from apps.common.http import token_auth
 from apps.common.pagination import Page, PageParams, apaginate, paginate
 from apps.subscriptions import caches, selectors, services
 from apps.subscriptions.models import Feature, PlanFeature, SubscriptionPlan, UsageRecord

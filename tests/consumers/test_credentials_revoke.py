@@ -31,7 +31,7 @@ ME = "/api/v1/auth/me"
 
 async def call(method: str, path: str, token: str, body: Any = None) -> Any:
     client = AsyncClient()
-    handler = {"GET": client.get, "PATCH": client.patch, "DELETE": client.delete}[method]
+    handler: Any = {"GET": client.get, "PATCH": client.patch, "DELETE": client.delete}[method]
     kwargs: dict[str, Any] = {"headers": {"Authorization": f"Bearer {token}"}}
     if body is not None:
         kwargs.update(data=json.dumps(body), content_type="application/json")
@@ -60,7 +60,7 @@ async def assert_open(*sockets: Any) -> None:
 
 async def test_own_password_change_closes_the_other_sessions_4409_and_keeps_the_callers(
     connect,
-    new_user,  # type: ignore[no-untyped-def]
+    new_user,
 ) -> None:
     admin = await new_user(user_type="admin")
     calling, phone, laptop = await token_for(admin), await token_for(admin), await token_for(admin)
@@ -80,7 +80,7 @@ async def test_own_password_change_closes_the_other_sessions_4409_and_keeps_the_
     assert {str(pk) for pk in remaining} == {session_id(calling)}
 
 
-async def test_admin_password_reset_revokes_every_session_of_the_user(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_password_reset_revokes_every_session_of_the_user(connect, new_user) -> None:
     admin, tenant = await new_user(user_type="admin"), await new_user()
     admin_token = await token_for(admin)
     tokens = [await token_for(tenant), await token_for(tenant)]
@@ -98,7 +98,7 @@ async def test_admin_password_reset_revokes_every_session_of_the_user(connect, n
     assert not await Session.objects.filter(user=tenant).aexists()
 
 
-async def test_deactivation_through_the_api_revokes_at_once(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_deactivation_through_the_api_revokes_at_once(connect, new_user) -> None:
     admin, tenant = await new_user(user_type="admin"), await new_user()
     token = await token_for(tenant)
     socket = await connect(token)
@@ -108,7 +108,7 @@ async def test_deactivation_through_the_api_revokes_at_once(connect, new_user) -
     assert await me_status(token) == 401
 
 
-async def test_password_reset_in_the_django_admin_revokes_every_session(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_password_reset_in_the_django_admin_revokes_every_session(connect, new_user) -> None:
     admin, tenant = await new_user(user_type="admin"), await new_user()
     tokens = [await token_for(tenant), await token_for(tenant)]
     sockets = [await connect(token) for token in tokens]
@@ -141,7 +141,7 @@ async def test_password_reset_in_the_django_admin_revokes_every_session(connect,
         assert await me_status(token) == 401
 
 
-async def test_sql_deactivation_ends_sessions_within_one_housekeeping_round(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_sql_deactivation_ends_sessions_within_one_housekeeping_round(connect, new_user) -> None:
     tenant = await new_user()
     token = await token_for(tenant)
     socket = await connect(token)
@@ -156,7 +156,7 @@ async def test_sql_deactivation_ends_sessions_within_one_housekeeping_round(conn
     assert not await SessionRevocation.objects.filter(session_id=session_id(token)).aexists()
 
 
-async def test_sql_password_change_and_session_delete_are_seen_too(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_sql_password_change_and_session_delete_are_seen_too(connect, new_user) -> None:
     tenant, landlord = await new_user(), await new_user(user_type="landlord")
     tenant_token, landlord_token = await token_for(tenant), await token_for(landlord)
     tenant_socket, landlord_socket = await connect(tenant_token), await connect(landlord_token)
@@ -168,7 +168,7 @@ async def test_sql_password_change_and_session_delete_are_seen_too(connect, new_
     assert await me_status(tenant_token) == await me_status(landlord_token) == 401
 
 
-async def test_other_updates_of_the_user_revoke_nothing(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_other_updates_of_the_user_revoke_nothing(connect, new_user) -> None:
     tenant = await new_user()
     token = await token_for(tenant)
     socket = await connect(token)
@@ -178,7 +178,7 @@ async def test_other_updates_of_the_user_revoke_nothing(connect, new_user) -> No
     assert await me_status(token) == 200
 
 
-async def test_a_password_hash_upgrade_at_login_ends_no_session(connect, new_user, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_a_password_hash_upgrade_at_login_ends_no_session(connect, new_user, settings) -> None:
     user = await new_user()  # hashed with the suite's fast MD5 hasher
     token = await token_for(user)
     socket = await connect(token)

@@ -59,7 +59,7 @@ async def subscribe(socket: Any, topic: str) -> dict[str, Any]:
             return reply
 
 
-async def test_admin_demoted_to_tenant_loses_topics_at_once_and_new_sockets_are_refused(connect) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_demoted_to_tenant_loses_topics_at_once_and_new_sockets_are_refused(connect) -> None:
     world = await sync_to_async(build)()
     admin, boss = world["admin"], world["boss"]
     token = await token_for(admin)
@@ -73,7 +73,7 @@ async def test_admin_demoted_to_tenant_loses_topics_at_once_and_new_sockets_are_
     status, body = await http("PATCH", f"/users/{admin.pk}", await token_for(boss), {"userType": "tenant"})
     assert status == 200 and body["userType"] == "tenant"
     started = time.monotonic()
-    told = set()
+    told: set[str] = set()
     while len(told) < len(held):
         frame = await socket.receive_json_from(timeout=1)
         if frame.get("type") == "unsubscribed":
@@ -98,7 +98,7 @@ async def test_admin_demoted_to_tenant_loses_topics_at_once_and_new_sockets_are_
     assert status == 403
 
 
-async def test_role_added_and_removed_rechecks_open_subscriptions(connect) -> None:  # type: ignore[no-untyped-def]
+async def test_role_added_and_removed_rechecks_open_subscriptions(connect) -> None:
     """maintenance_staff grants `maintenance.view` platform-wide: a tenant given the role may
     follow any property's maintenance board, and loses it, on the open socket, when the role goes."""
     world = await sync_to_async(build)()

@@ -58,7 +58,7 @@ async def test_http_send_and_read_go_out_live_to_subscribed_sockets(connect) -> 
 # --- chat.read is one workflow (apps.messaging.services.achat_read) at both edges --------------
 
 
-async def _read_both_ways(world, connect, who: str, cid: str, message_id: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+async def _read_both_ways(world, connect, who: str, cid: str, message_id: str) -> tuple[int, str]:
     """The HTTP status and the socket error code (or "ok") of the same read by `who`."""
     user = getattr(world, who)
     http = await (await AsyncApi.login(user)).post(f"/conversations/{cid}/read", {"messageId": message_id})
@@ -77,7 +77,7 @@ async def _read_both_ways(world, connect, who: str, cid: str, message_id: str) -
         ("manager", True, (403, "forbidden")),  # no such conversation: same answer, ids cannot be probed
     ],
 )
-async def test_chat_read_answers_the_same_over_http_and_the_socket(  # type: ignore[no-untyped-def]
+async def test_chat_read_answers_the_same_over_http_and_the_socket(
     connect, who: str, unknown_conversation: bool, expected: tuple[int, str]
 ) -> None:
     world = await sync_to_async(build_world)()
@@ -93,7 +93,7 @@ async def _position(cid: str, user_id: object) -> tuple[str | None, object]:
     return row.last_read_message_id, row.last_read_at
 
 
-async def test_chat_read_of_a_participant_removed_behind_the_cache_writes_nothing(connect) -> None:  # type: ignore[no-untyped-def]
+async def test_chat_read_of_a_participant_removed_behind_the_cache_writes_nothing(connect) -> None:
     """The cached check passes, PostgreSQL (written first) refuses: no MongoDB mark, no event, on both edges."""
     world = await sync_to_async(build_world)()
     tenant, manager = await AsyncApi.login(world.tenant), await AsyncApi.login(world.manager)
@@ -124,9 +124,7 @@ async def test_chat_read_of_a_participant_removed_behind_the_cache_writes_nothin
     assert await watcher.receive_nothing(timeout=0.4)
 
 
-async def test_chat_read_that_fails_in_mongodb_puts_the_position_back_and_tells_no_one(  # type: ignore[no-untyped-def]
-    connect, monkeypatch
-) -> None:
+async def test_chat_read_that_fails_in_mongodb_puts_the_position_back_and_tells_no_one(connect, monkeypatch) -> None:
     """PostgreSQL is written first; when the MongoDB marks then fail, the position is restored,
     no `chat.read` goes out and both edges answer `unavailable`, so a retry starts from clean."""
     world = await sync_to_async(build_world)()

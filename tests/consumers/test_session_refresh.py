@@ -41,7 +41,7 @@ def session_id(token: str) -> str:
     return token.split(".")[0]
 
 
-async def next_frame(socket, kind: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def next_frame(socket, kind: str) -> dict[str, Any]:
     while True:
         frame = await socket.receive_json_from(timeout=3)
         if frame.get("type") == kind:
@@ -57,7 +57,7 @@ async def until(predicate: Any, timeout: float = 3.0) -> None:
 
 async def test_refresh_rotates_the_token_and_the_old_one_ends_after_the_grace(
     realtime_core, new_user, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings.SESSION_REFRESH_GRACE_SECONDS = 30
     user = await new_user()
     old = await token_for(user)
@@ -87,7 +87,7 @@ async def test_refresh_rotates_the_token_and_the_old_one_ends_after_the_grace(
     assert (await http("GET", ME, new)).status_code == 200
 
 
-async def test_auth_refresh_keeps_subscriptions_and_follows_the_new_session(connect, new_user, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_auth_refresh_keeps_subscriptions_and_follows_the_new_session(connect, new_user, settings) -> None:
     settings.SESSION_REFRESH_GRACE_SECONDS = 0  # the old session ends the moment it is refreshed
     user = await new_user()
     old = await token_for(user)
@@ -110,6 +110,7 @@ async def test_auth_refresh_keeps_subscriptions_and_follows_the_new_session(conn
     await realtime.housekeep()
     assert await close_code(left_behind) == 4401
     assert realtime.is_subscribed(on_renewing, topic)
+    assert realtime.notifications is not None
     await realtime.notifications.notify(str(user.pk), type="payment", title="Rent due", message="On the 1st")
     assert (await next_event(renewing, "notification"))["data"]["title"] == "Rent due"
 
@@ -120,14 +121,14 @@ async def test_auth_refresh_keeps_subscriptions_and_follows_the_new_session(conn
     assert await close_code(renewing) == 4409
 
 
-async def test_auth_refresh_refusals_never_close_the_socket(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_auth_refresh_refusals_never_close_the_socket(connect, new_user) -> None:
     user, other = await new_user(), await new_user()
     token = await token_for(user)
     socket, bystander = await connect(token), await connect(await token_for(other))
     realtime = await get_realtime()
     mine = next(s for s in realtime.sessions if s.identity.user_id == str(user.pk))
 
-    cases = [
+    cases: list[tuple[dict[str, Any], str, str | None]] = [
         ({"type": "auth.refresh"}, "bad_request", TOKEN_REQUIRED),
         ({"type": "auth.refresh", "token": 42}, "bad_request", TOKEN_REQUIRED),
         ({"type": "auth.refresh", "token": "not-a-token"}, "unauthorized", None),
@@ -152,7 +153,7 @@ async def test_auth_refresh_refusals_never_close_the_socket(connect, new_user) -
     assert same["ok"] is True and same["data"]["sessionId"] == session_id(token)
 
 
-async def test_session_expiring_is_sent_once_per_session(connect, new_user, tune) -> None:  # type: ignore[no-untyped-def]
+async def test_session_expiring_is_sent_once_per_session(connect, new_user, tune) -> None:
     tune(session_expiring_notice_seconds=24 * 3600 + 60)  # every fresh session is within the notice
     user = await new_user()
     token = await token_for(user)
@@ -177,7 +178,7 @@ async def test_session_expiring_is_sent_once_per_session(connect, new_user, tune
     assert again["sessionId"] == body["sessionId"] and again["expiresAt"] == body["expiresAt"]
 
 
-async def test_no_session_expiring_far_from_expiry(connect, new_user) -> None:  # type: ignore[no-untyped-def]
+async def test_no_session_expiring_far_from_expiry(connect, new_user) -> None:
     socket = await connect(await token_for(await new_user()))
     await (await get_realtime()).housekeep()
     assert await socket.receive_nothing(timeout=0.3)

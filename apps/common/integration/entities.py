@@ -248,7 +248,7 @@ def _announce(intent: IntegrationIntent) -> None:
 def _intent_undo(intent: IntegrationIntent, state: str = IntentState.UNDONE) -> str:
     """Undo the intent's row and move the intent to `state`, in one transaction; what was done (never raises)."""
     model = _model(intent.entity_type)
-    pk = model._meta.pk.to_python(intent.entity_id)  # type: ignore[union-attr]
+    pk = model._meta.pk.to_python(intent.entity_id)
     try:
         with transaction.atomic():
             outcome = _undo_row(

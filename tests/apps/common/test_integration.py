@@ -193,7 +193,7 @@ async def test_unknown_entity_types_are_refused(world: World) -> None:
     with pytest.raises(ProtocolError, match="unknown entity"):
         await integration.get_entity_with_documents("spaceship", "1")
     user = await sync_to_async(make_user)()
-    assert user.pk
+    assert user.pk is not None
 
 
 # --- a save cut in two by a crash: the intent, and recovery ---------------------------------
