@@ -10,7 +10,7 @@ and reads (`invitation_list_*`, `access_*`) of `lease_invitations`. Guarantees:
   already on the lease); only a pending, unexpired invitation can be answered or revoked
   (409 otherwise); an invitation addressed to someone else answers 404, like an unknown id;
 - the invited user is notified when invited, the inviter when the invitation is accepted
-  or declined, after the transaction commits (apps/leasing/notices.py).
+  or declined, after the transaction commits (apps/events/notices.py).
 Locks are taken lease row first, then the invitation, then the user, everywhere.
 Callers check who may act on the lease (`selectors.require_staff` / `access_lease`) first.
 """
@@ -27,9 +27,9 @@ from django.utils import timezone
 from apps.accounts.models import User, UserType
 from apps.common.validation import invalid
 from apps.common.visibility import not_found
+from apps.events.notices import Notice, notify_on_commit
 from apps.leasing import services
 from apps.leasing.models import InvitationStatus, Lease, LeaseInvitation, LeaseTenant, Tenant
-from apps.leasing.notices import Notice, notify_on_commit
 from realtime import errors
 from realtime.errors import ProtocolError
 

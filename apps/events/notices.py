@@ -1,4 +1,4 @@
-"""User notifications raised by leasing writes, created after the write's transaction commits.
+"""User notifications raised by domain writes (any app), created after the write's transaction commits.
 
 A service calls `notify_on_commit(...)` inside its transaction; when (and only if) that
 transaction commits, each notice is stored in MongoDB `notifications`, counted in
