@@ -7,7 +7,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.accounts import services
 from apps.accounts.models import Session, User, UserRole
+from apps.common.service_admin import ServiceWriteAdmin
 
 
 class UserAdminForm(forms.ModelForm):
@@ -52,7 +54,7 @@ class UserRoleInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(ServiceWriteAdmin):
     form = UserAdminForm
     list_display = ["email", "first_name", "last_name", "user_type", "is_active", "last_login", "created_at"]
     list_filter = ["user_type", "is_active", "created_at", "last_login"]
@@ -62,23 +64,35 @@ class UserAdmin(admin.ModelAdmin):
     inlines = [UserRoleInline]
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
-        """A password reset or a deactivation here deletes every session of the user (the
-        PostgreSQL trigger: the admin's own Django session is not one); close their sockets
+        """Through `user_admin_save`: a change drops the user's caches (type, roles, sockets re-checked)
+        and a password reset or a deactivation here deletes every session of the user (the
+        PostgreSQL trigger: the admin's own Django session is not one) and closes their sockets
         as soon as it commits."""
-        super().save_model(request, obj, form, change)
-        if change:
-            from apps.accounts.services import session_revocations_relay_on_commit
+        services.user_admin_save(user=obj, created=not change)
 
-            session_revocations_relay_on_commit()
+    def service_delete(self, request: HttpRequest, obj: User) -> None:
+        services.user_admin_delete(user=obj)
+
+    def inline_save(self, request: HttpRequest, obj: Any) -> None:
+        services.user_role_admin_save(role=obj)
+
+    def inline_delete(self, request: HttpRequest, obj: Any) -> None:
+        services.user_role_admin_delete(role=obj)
 
 
 @admin.register(UserRole)
-class UserRoleAdmin(admin.ModelAdmin):
+class UserRoleAdmin(ServiceWriteAdmin):
     list_display = ["role_name", "user"]
     list_filter = ["role_name"]
     search_fields = ["role_name", "user__email"]
     raw_id_fields = ["user"]
     list_select_related = ["user"]
+
+    def service_save(self, request: HttpRequest, obj: UserRole) -> None:
+        services.user_role_admin_save(role=obj)
+
+    def service_delete(self, request: HttpRequest, obj: UserRole) -> None:
+        services.user_role_admin_delete(role=obj)
 
 
 @admin.register(Session)

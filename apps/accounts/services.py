@@ -441,9 +441,18 @@ def user_caches_drop(*, user_id: str) -> None:
         logger.error("Redis down: cached permissions of %s may stay stale until their TTL", user_id)
 
 
-# Users and roles (admin screens) --------------------------------------------------------
-# Saves go through the ORM so the receivers of apps/accounts/signals.py drop the user's
-# cached permissions and sessions after the commit (a role or type change, a deactivation).
+def user_caches_changed(*, user_id: uuid.UUID | str) -> None:
+    """The user's type, roles, active flag or credentials change in the current transaction: once it
+    commits, `user_caches_drop` (sockets re-check every topic, sessions re-read their roles).
+    Nothing happens if it rolls back; outside a transaction, at once."""
+    user_key = str(user_id)
+    transaction.on_commit(lambda: user_caches_drop(user_id=user_key))
+
+
+# Users and roles (HTTP and admin screens) ------------------------------------------------
+# Every write of a user or a role below calls `user_caches_changed` in its transaction: the
+# user's cached permissions, topic decisions and sessions are dropped after the commit (a role
+# or type change, a deactivation). A bare ORM save of a user or role drops nothing.
 
 EMAIL_TAKEN = "A user with this email already exists."
 ROLE_HELD = "The user already holds this role."
@@ -511,8 +520,49 @@ def user_update(
         if changes or new_password:
             with _sparing_session(keep):
                 user.save()
+            user_caches_changed(user_id=user.pk)
             session_revocations_relay_on_commit()
     return user
+
+
+def user_admin_save(*, user: User, created: bool) -> User:
+    """Save the user as the admin's form built it (a new password already hashed in). A change drops
+    the user's caches after the commit, and a password reset or deactivation (which deletes every
+    session of the user: the PostgreSQL trigger) closes their sockets as soon as it commits."""
+    with transaction.atomic():
+        user.save()
+        if not created:
+            user_caches_changed(user_id=user.pk)
+            session_revocations_relay_on_commit()
+    return user
+
+
+def user_admin_delete(*, user: User) -> None:
+    """Delete the user (sessions, roles and memberships cascade); their caches are dropped after the commit."""
+    with transaction.atomic():
+        user_id = user.pk
+        user.delete()
+        user_caches_changed(user_id=user_id)
+        session_revocations_relay_on_commit()
+
+
+def user_role_admin_save(*, role: UserRole) -> UserRole:
+    """Save a role row from the admin (inline or its own page); the old and the new holder are re-checked."""
+    with transaction.atomic():
+        previous_user_id = None
+        if not role._state.adding:
+            previous_user_id = UserRole.objects.filter(pk=role.pk).values_list("user_id", flat=True).first()
+        role.save()
+        for user_id in {previous_user_id, role.user_id} - {None}:
+            user_caches_changed(user_id=user_id)
+    return role
+
+
+def user_role_admin_delete(*, role: UserRole) -> None:
+    """Delete a role row from the admin; its holder is re-checked after the commit."""
+    with transaction.atomic():
+        role.delete()
+        user_caches_changed(user_id=role.user_id)
 
 
 _SPARE_SESSION = "SELECT set_config('pms.keep_session', %s, true)"
@@ -548,6 +598,7 @@ def user_role_add(*, user_id: uuid.UUID | str, role_name: str) -> UserRole:
             raise ProtocolError(CONFLICT, ROLE_HELD)
         role = UserRole(user_id=user_id, role_name=role_name)
         role.save()
+        user_caches_changed(user_id=user_id)
     return role
 
 
@@ -558,3 +609,4 @@ def user_role_remove(*, user_id: uuid.UUID | str, role_name: str) -> None:
         if role is None:
             raise ProtocolError(NOT_FOUND, ROLE_NOT_HELD)
         role.delete()
+        user_caches_changed(user_id=user_id)

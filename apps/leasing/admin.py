@@ -49,22 +49,14 @@ class LeaseAdminForm(forms.ModelForm):
             self.fields["primary_tenant"].initial = primary
 
     def save_tenants(self) -> None:
-        """Make the lease's `lease_tenants` rows match the form; exactly the chosen primary."""
+        """Make the lease's `lease_tenants` rows match the form (through the service: whoever joins or
+        leaves is re-checked after the commit); exactly the chosen primary."""
         primary: Tenant | None = self.cleaned_data.get("primary_tenant")
-        chosen = {tenant.pk for tenant in self.cleaned_data.get("tenants", [])}
-        if primary is not None:
-            chosen.add(primary.pk)
-        links = LeaseTenant.objects.filter(lease=self.instance)
-        links.exclude(tenant_id__in=chosen).delete()
-        existing = set(links.values_list("tenant_id", flat=True))
-        for pk in chosen - existing:
-            # One by one, not bulk_create: post_save drops the new tenant's cached topic
-            # access (a cached "no" for the lease's topics would otherwise outlive the change).
-            LeaseTenant.objects.get_or_create(lease=self.instance, tenant_id=pk)
-        primary_pk = primary.pk if primary is not None else None
-        links.exclude(tenant_id=primary_pk).update(is_primary=False)  # type: ignore[misc]  # None: no primary, so every link is cleared
-        if primary_pk is not None:
-            links.filter(tenant_id=primary_pk).update(is_primary=True)
+        services.lease_tenants_admin_set(
+            lease=self.instance,
+            tenant_ids={tenant.pk for tenant in self.cleaned_data.get("tenants", [])},
+            primary_id=primary.pk if primary is not None else None,
+        )
 
 
 class LeaseDocumentInline(admin.TabularInline):
@@ -75,7 +67,7 @@ class LeaseDocumentInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(ServiceWriteAdmin):
     list_display = [
         "__str__",
         "employment_status",
@@ -100,6 +92,12 @@ class TenantAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         # Tenant.__str__ names the user; also used by the autocomplete of other admins.
         return super().get_queryset(request).select_related("user")
+
+    def service_save(self, request: HttpRequest, obj: Tenant) -> None:
+        services.tenant_admin_save(tenant=obj)
+
+    def service_delete(self, request: HttpRequest, obj: Tenant) -> None:
+        services.tenant_admin_delete(tenant=obj)
 
 
 @admin.register(Lease)

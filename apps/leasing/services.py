@@ -21,11 +21,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User, UserType
+from apps.common.access import access_changed, register_access_deleted
 from apps.common.validation import invalid
 from apps.events.outbox import delete_recording_events, register_saved
 from apps.leasing import events
 from apps.leasing.models import Lease, LeaseDocument, LeaseStatus, LeaseTenant, Tenant
-from apps.messaging.services import topic_access_changed
 from apps.properties.models import Unit
 from realtime import errors
 from realtime.errors import ProtocolError
@@ -78,7 +78,9 @@ def lease_tenant_attach(*, lease: Lease, tenant: Tenant, is_primary: bool = Fals
         primary = is_primary or not links.filter(is_primary=True).exists()
         if primary:
             links.update(is_primary=False)
-        return LeaseTenant.objects.create(lease=lease, tenant=tenant, is_primary=primary)
+        link = LeaseTenant.objects.create(lease=lease, tenant=tenant, is_primary=primary)
+        access_changed(user_ids={tenant.user_id})
+        return link
 
 
 def tenant_update(*, tenant: Tenant, changes: dict[str, Any]) -> Tenant:
@@ -102,6 +104,27 @@ def tenant_delete(*, tenant: Tenant) -> None:
         if statuses - {LeaseStatus.DRAFT, None}:
             raise ProtocolError(errors.CONFLICT, TENANT_HAS_HISTORY)
         tenant.delete()
+        access_changed(user_ids={tenant.user_id})
+
+
+def tenant_admin_save(*, tenant: Tenant) -> Tenant:
+    """Save the tenant record as the admin's form built it; a record moved to another user re-checks both."""
+    with transaction.atomic():
+        previous_user_id = None
+        if not tenant._state.adding:
+            previous_user_id = Tenant.objects.filter(pk=tenant.pk).values_list("user_id", flat=True).first()
+        tenant.save()
+        if previous_user_id is not None and previous_user_id != tenant.user_id:
+            access_changed(user_ids={previous_user_id, tenant.user_id})
+    return tenant
+
+
+def tenant_admin_delete(*, tenant: Tenant) -> None:
+    """Delete the tenant record from the admin, with its lease links (and what else cascades), announcing
+    each; its user loses those leases after the commit."""
+    with transaction.atomic():
+        delete_recording_events(tenant)
+        access_changed(user_ids={tenant.user_id})
 
 
 # Leases
@@ -179,7 +202,7 @@ def _saved(lease: Lease, *, created: bool, previous_status: Any) -> None:
     """What every saved lease records: its event, and an access re-check of its tenants when its status changed."""
     events.record_lease_saved(lease)
     if not created and previous_status != lease.lease_status:
-        topic_access_changed(
+        access_changed(
             user_ids=set(LeaseTenant.objects.filter(lease_id=lease.pk).values_list("tenant__user_id", flat=True))
         )
 
@@ -190,6 +213,8 @@ def _saved_by_a_generic_writer(lease: Lease, created: bool, previous: dict[str, 
 
 
 register_saved(Lease, _saved_by_a_generic_writer)
+# A lease, unit or property deleted with its tenant links (`delete_recording_events`): the tenants lose it.
+register_access_deleted(LeaseTenant, lambda link: {link.tenant.user_id})
 
 
 def lease_admin_save(*, lease: Lease) -> Lease:
@@ -211,7 +236,7 @@ def lease_admin_save(*, lease: Lease) -> Lease:
 
 
 def lease_admin_delete(*, lease: Lease) -> None:
-    """Delete the lease (its tenant links and documents cascade), announcing it."""
+    """Delete the lease (its tenant links and documents cascade), announcing it; its tenants lose it."""
     with transaction.atomic():
         delete_recording_events(lease)
 
@@ -245,12 +270,39 @@ def lease_tenants_set(*, lease: Lease, tenants: list[Tenant], specs: list[LeaseT
         removed = [tenant_id for tenant_id in existing if tenant_id not in wanted]
         if removed:
             LeaseTenant.objects.filter(lease=lease, tenant_id__in=removed).delete()
+        added = []
         for tenant_id, is_primary in wanted.items():
             link = existing.get(tenant_id)
             if link is None:
                 LeaseTenant.objects.create(lease=lease, tenant_id=tenant_id, is_primary=is_primary)
+                added.append(tenant_id)
             elif link.is_primary != is_primary:
                 LeaseTenant.objects.filter(lease=lease, tenant_id=tenant_id).update(is_primary=is_primary)
+        _tenants_changed([*removed, *added])
+
+
+def _tenants_changed(tenant_ids: list[Any]) -> None:
+    """The users of these tenant records gained or lost a lease: re-check their access after the commit."""
+    if tenant_ids:
+        access_changed(user_ids=set(Tenant.objects.filter(pk__in=tenant_ids).values_list("user_id", flat=True)))
+
+
+def lease_tenants_admin_set(*, lease: Lease, tenant_ids: set[Any], primary_id: Any) -> None:
+    """The admin's lease form: the lease's tenants become exactly `tenant_ids` (plus `primary_id`), with
+    exactly that primary (none if None); whoever joined or left is re-checked after the commit."""
+    chosen = set(tenant_ids) | ({primary_id} if primary_id is not None else set())
+    with transaction.atomic():
+        Lease.objects.select_for_update().filter(pk=lease.pk).first()
+        links = LeaseTenant.objects.filter(lease=lease)
+        removed = list(links.exclude(tenant_id__in=chosen).values_list("tenant_id", flat=True))
+        links.filter(tenant_id__in=removed).delete()
+        existing = set(links.values_list("tenant_id", flat=True))
+        added = sorted(chosen - existing, key=str)
+        LeaseTenant.objects.bulk_create([LeaseTenant(lease=lease, tenant_id=pk) for pk in added], ignore_conflicts=True)
+        links.exclude(tenant_id=primary_id).update(is_primary=False)  # type: ignore[misc]  # None: no primary, so every link is cleared
+        if primary_id is not None:
+            links.filter(tenant_id=primary_id).update(is_primary=True)
+        _tenants_changed([*removed, *added])
 
 
 # Lease documents

@@ -1,5 +1,7 @@
 """Admin for conversations (extension tables), with their participants inline, and sending system broadcasts."""
 
+from typing import Any
+
 from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
@@ -9,6 +11,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from apps.common.service_admin import ServiceWriteAdmin
+from apps.messaging import services
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.messaging.services import (
     DEFAULT_PRIORITY,
@@ -38,7 +42,7 @@ class ConversationParticipantInline(admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(ServiceWriteAdmin):
     list_display = ["__str__", "property", "created_by", "participant_count", "created_at", "updated_at"]
     list_filter = ["property", "created_at"]
     search_fields = [
@@ -52,6 +56,19 @@ class ConversationAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     date_hierarchy = "created_at"
     inlines = [ConversationParticipantInline]
+
+    def service_save(self, request: HttpRequest, obj: Conversation) -> None:
+        services.conversation_admin_save(conversation=obj)
+
+    def service_delete(self, request: HttpRequest, obj: Conversation) -> None:
+        services.conversation_admin_delete(conversation=obj)
+
+    def inline_save(self, request: HttpRequest, obj: Any) -> None:
+        """Participants through the service, so whoever is added or removed is re-checked on commit."""
+        services.conversation_participant_admin_save(participant=obj)
+
+    def inline_delete(self, request: HttpRequest, obj: Any) -> None:
+        services.conversation_participant_admin_delete(participant=obj)
 
     def get_urls(self) -> list[URLPattern]:
         opts = self.model._meta

@@ -7,4 +7,4 @@ class MessagingConfig(AppConfig):
     verbose_name = "Messaging"
 
     def ready(self) -> None:
-        from apps.messaging import signals  # noqa: F401  (connects the receivers)
+        from apps.messaging import services  # noqa: F401  (registers what a cascade's deleted participants change)

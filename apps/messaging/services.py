@@ -13,12 +13,12 @@ from django.db.models import Q, QuerySet
 from apps.accounts.models import User
 from apps.accounts.services import Principal
 from apps.common import policy
+from apps.common.access import access_changed, register_access_deleted
 from apps.common.validation import invalid
 from apps.common.visibility import not_found, property_staff_q
 from apps.leasing.models import LeaseStatus
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.messaging.selectors import access_conversation
-from apps.messaging.topic_access import topic_access_drop
 from apps.properties.models import Property
 from realtime import connections, errors, topics
 from realtime.errors import BAD_REQUEST, UNAVAILABLE, ProtocolError
@@ -85,8 +85,9 @@ async def abroadcast_send(
 # --- conversations and participants ------------------------------------------------------
 # Who may talk to whom: a tenant with the owner and managers of a property they lease
 # (active lease); a landlord or manager with the owner, managers and active tenants of the
-# properties they own or manage; an admin with anyone. The socket learns of membership
-# changes through apps/messaging/signals.py (cached topic access dropped on commit).
+# properties they own or manage; an admin with anyone. Every write of participants below
+# calls `access_changed` with the users it added or removed: their cached topic access and
+# conversation ids are dropped after the commit and their sockets re-checked.
 
 MAX_PARTICIPANTS = 50
 CHAT = "chat.use"
@@ -97,18 +98,6 @@ UNREACHABLE = "Some participants are not people you can message (a property you 
 NOT_YOUR_PROPERTY = "Not one of the properties you lease or manage."
 MANAGERS_ONLY = "Only the conversation's creator, its property's staff or an admin may change participants."
 NOT_A_PARTICIPANT = "That user is not a participant of this conversation."
-
-
-def topic_access_changed(*, user_ids: set[Any]) -> None:
-    """Who may see what changed for these users: after the current transaction commits, drop their
-    cached topic decisions and have every process re-check their sockets' subscriptions.
-
-    Called by the services that change ownership, lease status or membership, with the old and
-    the new users; nothing happens if the transaction rolls back.
-    """
-    ids = {str(user_id) for user_id in user_ids if user_id is not None}
-    if ids:
-        transaction.on_commit(lambda: topic_access_drop(user_ids=ids))
 
 
 def _linked_properties(caller: Principal) -> QuerySet[Property]:
@@ -160,8 +149,10 @@ def conversation_create(
             raise invalid("propertyId", NOT_YOUR_PROPERTY)
     _require_reachable(caller, others, property_id, "participants")
     conversation = Conversation.objects.create(subject=subject, property_id=property_id, created_by_id=caller.user_id)
-    for user_id in [caller.user_id, *sorted(others)]:
+    members = [caller.user_id, *sorted(others)]
+    for user_id in members:
         ConversationParticipant.objects.create(conversation=conversation, user_id=user_id)
+    access_changed(user_ids=members)
     return conversation
 
 
@@ -184,7 +175,9 @@ def conversation_participant_add(*, caller: Principal, conversation_id: Any, use
     if existing is not None:
         return existing
     _require_reachable(caller, {str(user_id)}, None, "userId")
-    return ConversationParticipant.objects.create(conversation=conversation, user_id=user_id)
+    participant = ConversationParticipant.objects.create(conversation=conversation, user_id=user_id)
+    access_changed(user_ids={user_id})
+    return participant
 
 
 @transaction.atomic
@@ -196,6 +189,48 @@ def conversation_participant_remove(*, caller: Principal, conversation_id: Any, 
     deleted, _ = ConversationParticipant.objects.filter(conversation=conversation, user_id=user_id).delete()
     if not deleted:
         raise not_found()
+    access_changed(user_ids={user_id})
+
+
+# The admin site's writes (the site has checked that the caller is an admin).
+
+
+@transaction.atomic
+def conversation_admin_save(*, conversation: Conversation) -> Conversation:
+    """Save the conversation as the admin's form built it (its participants are saved apart)."""
+    conversation.save()
+    return conversation
+
+
+@transaction.atomic
+def conversation_admin_delete(*, conversation: Conversation) -> None:
+    """Delete the conversation; its participants cascade and lose access (`access_changed`)."""
+    users = list(ConversationParticipant.objects.filter(conversation=conversation).values_list("user_id", flat=True))
+    conversation.delete()
+    access_changed(user_ids=users)
+
+
+@transaction.atomic
+def conversation_participant_admin_save(*, participant: ConversationParticipant) -> ConversationParticipant:
+    """Save a participant row from the admin; the old and the new user are re-checked."""
+    previous_user_id = None
+    if not participant._state.adding:
+        previous_user_id = (
+            ConversationParticipant.objects.filter(pk=participant.pk).values_list("user_id", flat=True).first()
+        )
+    participant.save()
+    access_changed(user_ids={previous_user_id, participant.user_id})
+    return participant
+
+
+@transaction.atomic
+def conversation_participant_admin_delete(*, participant: ConversationParticipant) -> None:
+    """Remove a participant row from the admin; the user loses access after the commit."""
+    participant.delete()
+    access_changed(user_ids={participant.user_id})
+
+
+register_access_deleted(ConversationParticipant, lambda participant: {participant.user_id})
 
 
 # --- chat: one workflow per command, called by the socket command and the HTTP endpoint alike --

@@ -6,11 +6,11 @@ roles, loaded afresh with every such decision: what a socket saw at connect time
 never trusted (`Viewer.user_type` is ignored here). The socket hot path never queries
 PostgreSQL. `user:access:{userId}` (hash of topic -> "1"/"0", TTL as the permissions
 cache) is dropped, and every server process told to re-check that user's open
-subscriptions, whenever a membership that feeds it changes (signals.py) or the user's
-type, roles or active flag change (apps/accounts/signals.py).
+subscriptions, by the services that change a membership feeding it
+(`apps.common.access.access_changed`) or the user's type, roles or active flag
+(`apps.accounts.services.user_caches_drop`).
 """
 
-import logging
 from typing import Any
 
 import redis
@@ -20,19 +20,14 @@ from django.db.models import Q
 
 from apps.accounts.selectors import actor_current
 from apps.common import policy
-from apps.common.cache import afill, current_epoch, drop_now
+from apps.common.cache import afill, current_epoch
 from apps.common.policy import Subject
 from apps.leasing.models import Lease
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.properties.models import Property, Unit
 from realtime import keys, topics
-from realtime.codecs import pack_control
-from realtime.connections import get_redis, get_sync_redis
+from realtime.connections import get_redis
 from realtime.topics import Topic, Viewer
-
-logger = logging.getLogger(__name__)
-
-ACCESS_CHANGED = "access.changed"
 
 
 def _visible(queryset: Any, subject: Subject, permission: str, *, property_path: str, own: Q | None) -> bool:
@@ -105,20 +100,3 @@ class CachedTopicAuthorizer:
         value = "1" if decision else "0"
         await afill(key, "field", [topic.name, value], settings.PERMISSIONS_CACHE_TTL_SECONDS, epoch)
         return decision
-
-
-def topic_access_drop(*, user_ids: set[str]) -> None:
-    """Forget the users' cached decisions and tell every process to re-check their subscriptions."""
-    if not user_ids:
-        return
-    # drop_now also refuses a membership lookup racing this change (cache:epoch).
-    drop_now(
-        [keys.user_topic_access(user_id) for user_id in user_ids]
-        + [keys.user_conversations(user_id) for user_id in user_ids]
-    )
-    try:
-        client = get_sync_redis()
-        for user_id in sorted(user_ids):
-            client.publish(topics.CONTROL_CHANNEL, pack_control(ACCESS_CHANGED, userId=user_id))
-    except redis.RedisError:
-        logger.error("Redis down: processes not told to re-check the subscriptions of %s", sorted(user_ids))

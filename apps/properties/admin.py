@@ -166,12 +166,16 @@ class PropertyAdmin(ServiceWriteAdmin):
     def inline_save(self, request: HttpRequest, obj: Any) -> None:
         if isinstance(obj, Unit):
             services.unit_admin_save(unit=obj)
+        elif isinstance(obj, PropertyManager):
+            services.property_manager_admin_save(link=obj)
         else:
             obj.save()
 
     def inline_delete(self, request: HttpRequest, obj: Any) -> None:
         if isinstance(obj, Unit):
             services.unit_admin_delete(unit=obj)
+        elif isinstance(obj, PropertyManager):
+            services.property_manager_admin_delete(link=obj)
         else:
             obj.delete()
 
@@ -239,10 +243,16 @@ class AmenityAdmin(admin.ModelAdmin):
 
 
 @admin.register(PropertyManager)
-class PropertyManagerAdmin(admin.ModelAdmin):
+class PropertyManagerAdmin(ServiceWriteAdmin):
     list_display = ["property", "user", "created_at"]
     list_filter = ["property", "created_at"]
     search_fields = ["property__property_name", "user__email", "user__last_name"]
     list_select_related = ["property", "user"]
     autocomplete_fields = ["property"]
     raw_id_fields = ["user"]
+
+    def service_save(self, request: HttpRequest, obj: PropertyManager) -> None:
+        services.property_manager_admin_save(link=obj)
+
+    def service_delete(self, request: HttpRequest, obj: PropertyManager) -> None:
+        services.property_manager_admin_delete(link=obj)

@@ -14,10 +14,10 @@ from django.db import transaction
 
 from apps.accounts.models import User
 from apps.common import policy
+from apps.common.access import access_changed, register_access_deleted
 from apps.common.validation import invalid
 from apps.common.visibility import Caller
 from apps.events.outbox import delete_recording_events, register_saved
-from apps.messaging.services import topic_access_changed
 from apps.properties import events, selectors
 from apps.properties.models import (
     Amenity,
@@ -103,7 +103,7 @@ def property_create(*, caller: Caller, data: dict[str, Any]) -> Property:
         prop = Property(owner=owner, **_model_fields(data, PROPERTY_FIELDS))
         prop.save()
         events.record_property_saved(prop)
-        topic_access_changed(user_ids={prop.owner_id})
+        access_changed(user_ids={prop.owner_id})
     return prop
 
 
@@ -131,7 +131,7 @@ def _saved(prop: Property, *, created: bool, previous_owner_id: Any) -> None:
     """What every saved property records: its event, and an access re-check when its owner changed."""
     events.record_property_saved(prop)
     if created or previous_owner_id != prop.owner_id:
-        topic_access_changed(user_ids={previous_owner_id, prop.owner_id})
+        access_changed(user_ids={previous_owner_id, prop.owner_id})
 
 
 def _saved_by_a_generic_writer(prop: Property, created: bool, previous: dict[str, Any]) -> None:
@@ -161,9 +161,11 @@ def property_admin_save(*, prop: Property) -> Property:
 
 
 def property_admin_delete(*, prop: Property) -> None:
-    """Delete the property and what cascades with it (units, their leases and requests), announcing each."""
+    """Delete the property and what cascades with it (units, their leases and requests), announcing each;
+    its owner, managers and tenants lose its topics after the commit."""
     with transaction.atomic():
         delete_recording_events(prop)
+        access_changed(user_ids={prop.owner_id})
 
 
 def property_deactivate(*, caller: Caller, prop: Property) -> Property:
@@ -338,6 +340,7 @@ def property_manager_add(*, caller: Caller, prop: Property, user_id: Any) -> Pro
             raise ProtocolError(CONFLICT, ALREADY_MANAGER)
         link = PropertyManager(property=prop, user=user)
         link.save()
+        access_changed(user_ids={user.pk})
     return link
 
 
@@ -350,3 +353,26 @@ def property_manager_remove(*, caller: Caller, prop: Property, user_id: Any) -> 
         if link is None:
             raise ProtocolError(NOT_FOUND, NOT_A_MANAGER)
         link.delete()
+        access_changed(user_ids={link.user_id})
+
+
+def property_manager_admin_save(*, link: PropertyManager) -> PropertyManager:
+    """Save a manager row as the admin built it (inline or its own page); the old and new user are re-checked."""
+    with transaction.atomic():
+        previous_user_id = None
+        if not link._state.adding:
+            previous_user_id = PropertyManager.objects.filter(pk=link.pk).values_list("user_id", flat=True).first()
+        link.save()
+        access_changed(user_ids={previous_user_id, link.user_id})
+    return link
+
+
+def property_manager_admin_delete(*, link: PropertyManager) -> None:
+    """Remove a manager row from the admin; the user loses the property's topics after the commit."""
+    with transaction.atomic():
+        link.delete()
+        access_changed(user_ids={link.user_id})
+
+
+# A property deleted with its manager rows (`property_admin_delete`): the managers lose it.
+register_access_deleted(PropertyManager, lambda link: {link.user_id})

@@ -120,7 +120,9 @@ async def test_external_publish_reaches_subscribers_live_without_offset(connect,
 
 
 async def test_removed_participant_is_told_unsubscribed_and_gets_nothing_more(connect, new_user) -> None:
-    from apps.messaging.models import ConversationParticipant
+    # Through the service (issue 10): a bare ORM delete of the row no longer tells the sockets.
+    from apps.common.policy import Actor
+    from apps.messaging.services import conversation_participant_remove
 
     tenant, manager = await new_user(), await new_user(user_type="property_manager")
     conversation = await sync_to_async(make_conversation)(participants=(tenant, manager))
@@ -128,7 +130,11 @@ async def test_removed_participant_is_told_unsubscribed_and_gets_nothing_more(co
     socket = await connect(await token_for(tenant))
     await subscribe(socket, topic)
 
-    await sync_to_async(ConversationParticipant.objects.filter(conversation=conversation, user=tenant).delete)()
+    await sync_to_async(conversation_participant_remove)(
+        caller=Actor(user_id=str(tenant.pk), user_type=tenant.user_type),  # leaving on their own
+        conversation_id=conversation.pk,
+        user_id=tenant.pk,
+    )
     assert await socket.receive_json_from(timeout=3) == {"type": "unsubscribed", "topic": topic, "reason": "forbidden"}
     await RedisHistory(get_redis()).publish(topic, "chat.message", {"message": "secret"})
     assert await socket.receive_nothing(timeout=0.5)

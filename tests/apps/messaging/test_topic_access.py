@@ -11,7 +11,9 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from apps.messaging.topic_access import CachedTopicAuthorizer, topic_allowed
-from apps.properties.models import PropertyManager
+from apps.common.policy import Actor
+from apps.properties.models import Property, PropertyManager
+from apps.properties.services import property_manager_add
 from realtime import topics
 from realtime.topics import Viewer
 from tests.factories import make_conversation, make_lease, make_property, make_unit, make_user
@@ -135,9 +137,11 @@ def test_new_membership_drops_the_cache_and_tells_every_process(
     pubsub.subscribe(topics.CONTROL_CHANNEL)
     assert pubsub.get_message(timeout=1)["type"] == "subscribe"
 
-    prop_id = world.names["property"].rsplit(":", 1)[1]
+    prop = Property.objects.get(pk=world.names["property"].rsplit(":", 1)[1])
+    admin = Actor(user_id=str(world.users["admin"].pk), user_type="admin")
     with django_capture_on_commit_callbacks(execute=True):
-        PropertyManager.objects.create(property_id=prop_id, user=outsider)
+        # Through the service (issue 10: a bare ORM save of the row no longer drops anything).
+        property_manager_add(caller=admin, prop=prop, user_id=outsider.pk)
 
     assert not clean_redis.exists(f"user:access:{outsider.pk}")
     assert decide(world, "other_manager", "property", cached=True) is True
@@ -178,3 +182,21 @@ def test_lease_ending_drops_the_tenants_access(
 )
 def test_malformed_topic_names_do_not_parse(name: object) -> None:
     assert topics.parse(name) is None
+
+
+def test_a_bare_orm_save_of_a_membership_drops_nothing(
+    world: World, clean_redis: redis.Redis, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Documented behaviour (issue 10): services are the write path; no model signal drops access.
+
+    A membership row written with the bare ORM (a shell, a migration, a test factory) leaves the
+    cached decision in place until its TTL; code that writes such rows must call
+    `apps.common.access.access_changed` itself, as every service does.
+    """
+    outsider = world.users["other_manager"]
+    assert decide(world, "other_manager", "property", cached=True) is False
+    prop_id = world.names["property"].rsplit(":", 1)[1]
+    with django_capture_on_commit_callbacks(execute=True):
+        PropertyManager.objects.create(property_id=prop_id, user=outsider)
+    assert clean_redis.hget(f"user:access:{outsider.pk}", world.names["property"]) == "0"
+    assert decide(world, "other_manager", "property", cached=True) is False
