@@ -14,8 +14,8 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from apps.accounts.models import Session, UserRole
-from apps.accounts.services import INVALID_CREDENTIALS, TOO_MANY_LOGINS
+from apps.accounts.models import Session
+from apps.accounts.services import INVALID_CREDENTIALS, TOO_MANY_LOGINS, user_role_add
 from realtime import connections
 from tests.factories import DEFAULT_PASSWORD, make_user
 
@@ -196,7 +196,8 @@ def test_role_change_drops_permission_and_session_caches(
     assert clean_redis.exists(f"user:permissions:{user.pk}") and clean_redis.exists(session_key)
 
     with django_capture_on_commit_callbacks(execute=True):
-        UserRole.objects.create(user=user, role_name="maintenance_staff")
+        # Through the service (issue 10: a bare ORM save of a role no longer drops caches).
+        user_role_add(user_id=user.pk, role_name="maintenance_staff")
     assert not clean_redis.exists(f"user:permissions:{user.pk}")
     assert not clean_redis.exists(session_key)
 
