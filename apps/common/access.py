@@ -81,7 +81,6 @@ def register_access_deleted(model: type[Model], users_of: Callable[[Any], Iterab
     """A `model` row deleted in a cascade (`apps.events.outbox.delete_recording_events`, the
     services' delete of a property, unit, lease or tenant) changes the access of `users_of(row)`.
 
-    Precondition: `model` records no change event of its own (the registry holds one recorder
-    per model).
+    Runs beside the model's other recorders (its change event, cache drops).
     """
     register_deleted(model, lambda row: access_changed(user_ids=users_of(row)))

@@ -109,13 +109,16 @@ def _schedule_relay(using: str) -> None:
 # --- generic writers (the admin's cascades, the integration layer) ------------------------
 
 SavedRecorder = Callable[[Any, bool, dict[str, Any]], None]
-_saved_recorders: dict[type[Model], SavedRecorder] = {}
+_saved_recorders: dict[type[Model], list[SavedRecorder]] = {}
 
 
 def register_saved(model: type[Model], record: SavedRecorder) -> None:
     """`record(instance, created, previous)` records the event of a `model` row saved by a generic
-    writer (`previous`: attribute name -> value before the save, for the columns it changed)."""
-    _saved_recorders[model] = record
+    writer (`previous`: attribute name -> value before the save, for the columns it changed).
+
+    A model may have several recorders (its events, its cache drops, an access re-check); they
+    run in the order registered."""
+    _saved_recorders.setdefault(model, []).append(record)
 
 
 def record_saved(obj: Model, *, created: bool, previous: dict[str, Any] | None = None) -> None:
@@ -123,21 +126,21 @@ def record_saved(obj: Model, *, created: bool, previous: dict[str, Any] | None =
 
     Precondition: inside the transaction that saved the row (or one that holds its lock).
     """
-    record = _saved_recorders.get(type(obj))
-    if record is not None:
+    for record in _saved_recorders.get(type(obj), ()):
         record(obj, created, previous or {})
 
 
-_deleted_recorders: dict[type[Model], Callable[[Any], None]] = {}
+_deleted_recorders: dict[type[Model], list[Callable[[Any], None]]] = {}
 
 
 def register_deleted(model: type[Model], record: Callable[[Any], None]) -> None:
     """`record(instance)` records the event of `model`'s rows deleted by `delete_recording_events`.
 
-    A domain's events module registers its models at import; called only by that function
-    (explicitly, from services), never by a model signal.
+    A domain's events module registers its models at import (its caches and access modules may
+    add theirs: every recorder of the model runs, in the order registered); called only by that
+    function (explicitly, from services), never by a model signal.
     """
-    _deleted_recorders[model] = record
+    _deleted_recorders.setdefault(model, []).append(record)
 
 
 def delete_recording_events(obj: Model) -> None:
@@ -150,13 +153,13 @@ def delete_recording_events(obj: Model) -> None:
     collector = Collector(using=using)
     collector.collect([obj])
     for model, instances in list(collector.data.items()):
-        record = _deleted_recorders.get(model)
-        if record is not None:
+        for record in _deleted_recorders.get(model, ()):
             for instance in instances:
                 record(instance)
     for qs in collector.fast_deletes:
-        record = _deleted_recorders.get(qs.model)
-        if record is not None:
+        recorders = _deleted_recorders.get(qs.model, ())
+        if recorders:
             for instance in qs:
-                record(instance)
+                for record in recorders:
+                    record(instance)
     collector.delete()

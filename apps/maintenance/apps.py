@@ -8,6 +8,6 @@ class MaintenanceConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.maintenance import (
+            caches,  # noqa: F401  (registers the counts drops of cascades)
             events,  # noqa: F401  (registers the deleted-row events of cascades)
-            signals,  # noqa: F401  (drops maintenance:counts after commits)
         )

@@ -2,8 +2,8 @@
 
 Each write runs in one transaction and records its change events (`events.py`) in the
 outbox in that transaction, after the row is written; they are published after the
-commit. The `maintenance:counts:{propertyId}` cache is still dropped after the commit by
-model signals (apps/maintenance/signals.py). The `*_admin_*` services are the admin
+commit; each write of a request also drops `maintenance:counts:{propertyId}` after the
+commit (`caches.request_counts_changed`). The `*_admin_*` services are the admin
 site's write path (the site has checked that the caller is an admin). Preconditions are checked here, not in the views: the views only
 translate HTTP.
 """
@@ -21,7 +21,7 @@ from apps.common.validation import invalid
 from apps.common.visibility import not_found
 from apps.events.outbox import delete_recording_events
 from apps.leasing.models import LeaseStatus, Tenant
-from apps.maintenance import events, selectors
+from apps.maintenance import caches, events, selectors
 from apps.maintenance.models import (
     MaintenanceImage,
     MaintenanceRequest,
@@ -99,6 +99,7 @@ def maintenance_request_create(
     _set_status_times(request, None)
     request.save()
     events.record_request_saved(request, created=True)
+    caches.request_counts_changed(request)
     return request
 
 
@@ -118,6 +119,7 @@ def maintenance_request_update(*, caller: Principal, request_id: UUID, changes: 
     _set_status_times(request, previous)
     request.save()
     events.record_request_saved(request, created=False)
+    caches.request_counts_changed(request)
     return request
 
 
@@ -134,6 +136,7 @@ def maintenance_request_cancel(*, caller: Principal, request_id: UUID) -> Mainte
     request.completed_at = None
     request.save()
     events.record_request_saved(request, created=False)
+    caches.request_counts_changed(request)
     return request
 
 
@@ -237,6 +240,7 @@ def work_order_create(
         request.status = MaintenanceStatus.ASSIGNED
         request.save(update_fields=["status", "updated_at"])
         events.record_request_saved(request, created=False)
+        caches.request_counts_changed(request)
     return order
 
 
@@ -276,6 +280,7 @@ def maintenance_request_admin_save(*, request: MaintenanceRequest) -> Maintenanc
         )
     request.save()
     events.record_request_saved(request, created=created, previous_property_id=previous_property_id)
+    caches.request_counts_changed(request, previous_property_id=previous_property_id)
     return request
 
 
