@@ -28,6 +28,7 @@ from django.utils import timezone
 from apps.accounts.models import Session, SessionRevocation, User, UserRole
 from apps.common.cache import EPOCH_KEY, adrop, afill, current_epoch, drop_now
 from apps.common.policy import permissions_for
+from apps.events.outbox import record_saved
 from realtime import keys, topics
 from realtime.codecs import pack_control
 from realtime.connections import get_redis, get_sync_redis
@@ -511,6 +512,7 @@ def user_update(
             changes.get("is_active") is False or changes.get("user_type", "admin") != "admin"
         ):
             raise ProtocolError(CONFLICT, CANNOT_DEMOTE_SELF)
+        previous = {name: getattr(user, name) for name in changes}
         for name, value in changes.items():
             setattr(user, name, value)
         new_password = data.get("password") is not None
@@ -521,6 +523,8 @@ def user_update(
             with _sparing_session(keep):
                 user.save()
             user_caches_changed(user_id=user.pk)
+            # What other domains cache about the user (an owner's name): apps.events.outbox recorders.
+            record_saved(user, created=False, previous=previous)
             session_revocations_relay_on_commit()
     return user
 
@@ -530,9 +534,13 @@ def user_admin_save(*, user: User, created: bool) -> User:
     the user's caches after the commit, and a password reset or deactivation (which deletes every
     session of the user: the PostgreSQL trigger) closes their sockets as soon as it commits."""
     with transaction.atomic():
+        names = ("first_name", "last_name", "email", "user_type", "is_active")
+        before = None if created else User.objects.filter(pk=user.pk).values(*names).first()
         user.save()
-        if not created:
+        if before is not None:
             user_caches_changed(user_id=user.pk)
+            changed = {name: value for name, value in before.items() if getattr(user, name) != value}
+            record_saved(user, created=False, previous=changed)
             session_revocations_relay_on_commit()
     return user
 

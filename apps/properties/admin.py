@@ -236,10 +236,16 @@ class UnitAdmin(ServiceWriteAdmin):
 
 
 @admin.register(Amenity)
-class AmenityAdmin(admin.ModelAdmin):
+class AmenityAdmin(ServiceWriteAdmin):
     list_display = ["name", "category"]
     list_filter = ["category"]
     search_fields = ["name", "category"]
+
+    def service_save(self, request: HttpRequest, obj: Amenity) -> None:
+        services.amenity_admin_save(amenity=obj)
+
+    def service_delete(self, request: HttpRequest, obj: Amenity) -> None:
+        services.amenity_admin_delete(amenity=obj)
 
 
 @admin.register(PropertyManager)

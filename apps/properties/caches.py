@@ -8,9 +8,10 @@
 | `lookup:amenities` | hash | 24 h | amenity id -> name | an amenity changes |
 | `search:properties:{queryHash}` | string (JSON) | 5 min | one page of search hits | any property changes (pattern, SCAN) |
 
-The drops hang on post_save/post_delete, so every path (API, admin, other apps, shell)
-triggers them; they run after the transaction commits (`drop_on_commit`), so the first
-read after the commit refills from the new data. The search key's hash covers the
+The services drop them (`property_caches_changed`, `unit_caches_changed`, ... below, called
+in the writing transaction); they run after the transaction commits (`drop_on_commit`), so
+the first read after the commit refills from the new data. A bare ORM save, `update()` or
+shell write drops nothing (issue 10: no model signals): such a key lags for its TTL. The search key's hash covers the
 caller's visibility scope (see `selectors.visibility_scope`), so lease or manager
 changes made elsewhere change the key instead of needing a drop.
 """
@@ -20,14 +21,13 @@ import json
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db.models.signals import post_delete, post_save, pre_save
-from django.dispatch import receiver
 
 from apps.accounts.models import User
 from apps.common.cache import aread_hash, aread_json, decode_hash, drop_on_commit
 from apps.common.visibility import Caller
+from apps.events.outbox import register_deleted, register_saved
 from apps.properties import selectors
-from apps.properties.models import Amenity, Property, Unit
+from apps.properties.models import Property, Unit
 from realtime import keys
 
 PROPERTY_DETAILS_TTL = 30 * 60
@@ -136,77 +136,72 @@ async def aproperty_search(
 
 
 # Drops ---------------------------------------------------------------------------------
+# Called by the services (apps/properties/services.py) inside the transaction that writes the
+# row; each drops after the commit. Cascades (a property or unit deleted through its service)
+# and the integration layer's saves reach them through the recorders registered at the end.
+
+Place = tuple[str | None, str | None, bool]
 
 
-@receiver(pre_save, sender=Property)
-def remember_property_place(sender: type, instance: Property, raw: bool, using: str, **kwargs: Any) -> None:
-    previous = None
-    if not raw and not instance._state.adding:
-        previous = (
-            Property.objects.using(using).filter(pk=instance.pk).values_list("state", "city", "is_active").first()
-        )
-    instance._cache_previous_place = previous  # type: ignore[attr-defined]
+def place_of(prop: Property) -> Place:
+    """What `lookup:cities:{STATE}` counts a property by: its state, city and active flag."""
+    return (prop.state, prop.city, prop.is_active)
 
 
-@receiver(post_save, sender=Property)
-def property_saved(sender: type, instance: Property, created: bool, **kwargs: Any) -> None:
-    drop = [keys.property_details(str(instance.pk))]
-    previous = getattr(instance, "_cache_previous_place", None)
-    if created or previous is None or previous != (instance.state, instance.city, instance.is_active):
-        states = {instance.state} | ({previous[0]} if previous is not None else set())
-        drop += [keys.lookup_cities(state) for state in sorted(states)]
+def property_caches_changed(prop: Property, *, previous_place: Place | None) -> None:
+    """The property was saved (`previous_place`: its place before, None when created): drop its
+    details, the city counts of its old and new state when its place changed, and the searches."""
+    drop = [keys.property_details(str(prop.pk))]
+    if previous_place is None or previous_place != place_of(prop):
+        states = {prop.state} | ({previous_place[0]} if previous_place is not None else set())
+        drop += [keys.lookup_cities(state) for state in sorted(s for s in states if s is not None)]
     drop_on_commit(drop, [SEARCH_PATTERN])
 
 
-@receiver(post_delete, sender=Property)
-def property_deleted(sender: type, instance: Property, **kwargs: Any) -> None:
+def property_caches_deleted(prop: Property) -> None:
+    """The property is deleted in the current transaction: its details, availability, city counts, searches."""
     drop_on_commit(
         [
-            keys.property_details(str(instance.pk)),
-            keys.unit_availability(str(instance.pk)),
-            keys.lookup_cities(instance.state),
+            keys.property_details(str(prop.pk)),
+            keys.unit_availability(str(prop.pk)),
+            keys.lookup_cities(prop.state),
         ],
         [SEARCH_PATTERN],
     )
 
 
-@receiver(pre_save, sender=Unit)
-def remember_unit_property(sender: type, instance: Unit, raw: bool, using: str, **kwargs: Any) -> None:
-    previous = None
-    if not raw and not instance._state.adding:
-        previous = Unit.objects.using(using).filter(pk=instance.pk).values_list("property_id", flat=True).first()
-    instance._cache_previous_property_id = previous  # type: ignore[attr-defined]
-
-
-def _unit_keys(*property_ids: Any) -> list[str]:
+def unit_caches_changed(*property_ids: Any) -> None:
+    """A unit of these properties (the one it is in and the one it left) was saved or deleted:
+    their details (`unitCount`) and availability."""
     found = dict.fromkeys(str(pid) for pid in property_ids if pid is not None)
-    return [key for pid in found for key in (keys.property_details(pid), keys.unit_availability(pid))]
+    drop_on_commit([key for pid in found for key in (keys.property_details(pid), keys.unit_availability(pid))])
 
 
-@receiver(post_save, sender=Unit)
-def unit_saved(sender: type, instance: Unit, **kwargs: Any) -> None:
-    drop_on_commit(_unit_keys(instance.property_id, getattr(instance, "_cache_previous_property_id", None)))
-
-
-@receiver(post_delete, sender=Unit)
-def unit_deleted(sender: type, instance: Unit, **kwargs: Any) -> None:
-    drop_on_commit(_unit_keys(instance.property_id))
-
-
-@receiver(post_save, sender=Amenity)
-@receiver(post_delete, sender=Amenity)
-def amenity_changed(sender: type, instance: Amenity, **kwargs: Any) -> None:
+def amenities_changed() -> None:
+    """An amenity was created, renamed or deleted: `lookup:amenities`."""
     drop_on_commit([keys.LOOKUP_AMENITIES])
 
 
-# Saves touching only these fields cannot change an owner's name.
-_USER_FIELDS_WITHOUT_NAME = frozenset({"last_login", "updated_at", "password", "is_active", "phone"})
-
-
-@receiver(post_save, sender=User)
-def owner_saved(sender: type, instance: User, created: bool, update_fields: Any = None, **kwargs: Any) -> None:
-    """`ownerName` of the user's properties."""
-    if created or (update_fields is not None and set(update_fields) <= _USER_FIELDS_WITHOUT_NAME):
-        return
-    owned = Property.objects.filter(owner_id=instance.pk).values_list("pk", flat=True)
+def owner_renamed(user_id: Any) -> None:
+    """The user's name changed: `ownerName` of the properties they own."""
+    owned = Property.objects.filter(owner_id=user_id).values_list("pk", flat=True)
     drop_on_commit([keys.property_details(str(pk)) for pk in owned])
+
+
+def _generic_property_saved(prop: Property, created: bool, previous: dict[str, Any]) -> None:
+    old = (
+        previous.get("state", prop.state),
+        previous.get("city", prop.city),
+        previous.get("is_active", prop.is_active),
+    )
+    property_caches_changed(prop, previous_place=None if created else old)
+
+
+# What the integration layer's saves and the services' cascades change (apps.events.outbox).
+register_saved(Property, _generic_property_saved)
+register_saved(Unit, lambda unit, created, previous: unit_caches_changed(unit.property_id, previous.get("property_id")))
+register_deleted(Property, property_caches_deleted)
+register_deleted(Unit, lambda unit: unit_caches_changed(unit.property_id))
+# A user's name as the accounts services record it (`user_update`, the admin's save).
+_NAME_FIELDS = frozenset({"first_name", "last_name"})
+register_saved(User, lambda user, created, previous: owner_renamed(user.pk) if _NAME_FIELDS & set(previous) else None)

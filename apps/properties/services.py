@@ -2,8 +2,8 @@
 
 Each write runs in one transaction and records its change events (`events.py`) in the
 outbox in that transaction, after the row is written; they are published after the
-commit. The cache drops of `apps/properties/caches.py` still hang on model signals (they
-act after the commit). Callers check visibility first (`selectors.access_*`); the
+commit. Each also drops the caches it changes (`caches.py`, after the commit) and, where
+who may see what changed, re-checks those users' access (`apps.common.access`). Callers check visibility first (`selectors.access_*`); the
 services check what the caller may change. The `*_admin_*` services are the admin site's
 write path (the site has checked that the caller is an admin).
 """
@@ -18,7 +18,7 @@ from apps.common.access import access_changed, register_access_deleted
 from apps.common.validation import invalid
 from apps.common.visibility import Caller
 from apps.events.outbox import delete_recording_events, register_saved
-from apps.properties import events, selectors
+from apps.properties import caches, events, selectors
 from apps.properties.models import (
     Amenity,
     Property,
@@ -102,8 +102,7 @@ def property_create(*, caller: Caller, data: dict[str, Any]) -> Property:
         owner = _eligible_owner(owner_id if owner_id is not None else caller.user_id)
         prop = Property(owner=owner, **_model_fields(data, PROPERTY_FIELDS))
         prop.save()
-        events.record_property_saved(prop)
-        access_changed(user_ids={prop.owner_id})
+        _saved(prop, created=True, previous_owner_id=None, previous_place=None)
     return prop
 
 
@@ -118,25 +117,31 @@ def property_update(*, caller: Caller, prop: Property, data: dict[str, Any]) -> 
                 raise forbidden(CANNOT_CHANGE_OWNER)
             changes["owner"] = _eligible_owner(data["ownerId"])
         locked = Property.objects.select_for_update().get(pk=prop.pk)
-        previous_owner_id = locked.owner_id
+        previous_owner_id, previous_place = locked.owner_id, caches.place_of(locked)
         for name, value in changes.items():
             setattr(locked, name, value)
         if changes:
             locked.save()
-            _saved(locked, created=False, previous_owner_id=previous_owner_id)
+            _saved(locked, created=False, previous_owner_id=previous_owner_id, previous_place=previous_place)
     return locked
 
 
-def _saved(prop: Property, *, created: bool, previous_owner_id: Any) -> None:
-    """What every saved property records: its event, and an access re-check when its owner changed."""
+def _saved(prop: Property, *, created: bool, previous_owner_id: Any, previous_place: caches.Place | None) -> None:
+    """What every saved property records: its event, its cache drops, and an access re-check when
+    its owner changed (`previous_place`: None when created)."""
     events.record_property_saved(prop)
+    caches.property_caches_changed(prop, previous_place=previous_place)
     if created or previous_owner_id != prop.owner_id:
         access_changed(user_ids={previous_owner_id, prop.owner_id})
 
 
 def _saved_by_a_generic_writer(prop: Property, created: bool, previous: dict[str, Any]) -> None:
-    # The integration layer's saveEntityWithDocuments (`previous`: the columns it changed).
-    _saved(prop, created=created, previous_owner_id=previous.get("owner_id", prop.owner_id))
+    # The integration layer's saveEntityWithDocuments (`previous`: the columns it changed); its
+    # cache drops are registered by caches.py.
+    events.record_property_saved(prop)
+    previous_owner_id = previous.get("owner_id", prop.owner_id)
+    if created or previous_owner_id != prop.owner_id:
+        access_changed(user_ids={previous_owner_id, prop.owner_id})
 
 
 register_saved(Property, _saved_by_a_generic_writer)
@@ -146,17 +151,19 @@ def property_admin_save(*, prop: Property) -> Property:
     """Save the property as the admin's form built it (created or changed); records `property.updated`."""
     with transaction.atomic():
         created = prop._state.adding
-        previous_owner_id = None
+        previous_owner_id, previous_place = None, None
         if not created:
-            previous_owner_id = (
+            row = (
                 Property.objects.select_for_update()
                 .filter(pk=prop.pk)
                 .order_by()
-                .values_list("owner_id", flat=True)
+                .values_list("owner_id", "state", "city", "is_active")
                 .first()
             )
+            if row is not None:
+                previous_owner_id, previous_place = row[0], (row[1], row[2], row[3])
         prop.save()
-        _saved(prop, created=created, previous_owner_id=previous_owner_id)
+        _saved(prop, created=created, previous_owner_id=previous_owner_id, previous_place=previous_place)
     return prop
 
 
@@ -214,6 +221,7 @@ def unit_create(*, caller: Caller, prop: Property, data: dict[str, Any]) -> Unit
         unit = Unit(property=prop, **_model_fields(data, UNIT_FIELDS))
         unit.save()
         events.record_unit_saved(unit)
+        caches.unit_caches_changed(unit.property_id)
     return unit
 
 
@@ -231,6 +239,7 @@ def unit_update(*, caller: Caller, unit: Unit, data: dict[str, Any]) -> Unit:
         if changes:
             locked.save()
             events.record_unit_saved(locked)
+            caches.unit_caches_changed(locked.property_id)
     return locked
 
 
@@ -248,6 +257,7 @@ def unit_admin_save(*, unit: Unit) -> Unit:
             )
         unit.save()
         events.record_unit_saved(unit, previous_property_id=previous_property_id)
+        caches.unit_caches_changed(unit.property_id, previous_property_id)
     return unit
 
 
@@ -266,6 +276,7 @@ def unit_delete(*, caller: Caller, unit: Unit) -> None:
         if locked.leases.exists() or locked.maintenance_requests.exists():
             raise ProtocolError(CONFLICT, UNIT_HAS_HISTORY)
         events.record_unit_deleted(locked)
+        caches.unit_caches_changed(locked.property_id)
         locked.delete()
 
 
@@ -301,6 +312,7 @@ def amenity_create(*, caller: Caller, name: str, category: str) -> Amenity:
         _amenity_unique(name=name, category=category)
         amenity = Amenity(name=name, category=category)
         amenity.save()
+        caches.amenities_changed()
     return amenity
 
 
@@ -315,6 +327,7 @@ def amenity_update(*, caller: Caller, amenity_id: int, data: dict[str, Any]) -> 
         amenity.category = data.get("category", amenity.category)
         _amenity_unique(name=amenity.name, category=amenity.category, except_id=amenity.pk)
         amenity.save()
+        caches.amenities_changed()
     return amenity
 
 
@@ -326,6 +339,22 @@ def amenity_delete(*, caller: Caller, amenity_id: int) -> None:
         if amenity is None:
             raise ProtocolError(NOT_FOUND, "Not found.")
         amenity.delete()
+        caches.amenities_changed()
+
+
+def amenity_admin_save(*, amenity: Amenity) -> Amenity:
+    """Save the amenity as the admin's form built it; drops `lookup:amenities` after the commit."""
+    with transaction.atomic():
+        amenity.save()
+        caches.amenities_changed()
+    return amenity
+
+
+def amenity_admin_delete(*, amenity: Amenity) -> None:
+    """Delete the amenity (its property and unit links cascade); drops `lookup:amenities` after the commit."""
+    with transaction.atomic():
+        amenity.delete()
+        caches.amenities_changed()
 
 
 def property_manager_add(*, caller: Caller, prop: Property, user_id: Any) -> PropertyManager:

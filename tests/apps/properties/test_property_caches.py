@@ -1,6 +1,10 @@
 """The seed's property caches: each is filled by a read, dropped after the commit of any change of its
-source (over HTTP or through the ORM), so the read after a write equals the database; Redis down
-changes nothing the client sees."""
+source made through a service (HTTP or the admin site's services), so the read after a write equals
+the database; Redis down changes nothing the client sees.
+
+Changed in issue 10: the drops are explicit calls of the services, no longer model signals, so the
+cases that wrote with the bare ORM now write through the admin's services; a bare ORM write drops
+nothing (documented by `test_a_bare_orm_write_drops_nothing`)."""
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -11,6 +15,7 @@ import pytest
 import redis
 from django.test import Client
 
+from apps.properties import services
 from apps.properties.models import Amenity, Property, Unit
 from realtime import connections
 from tests.apps.api_world import World
@@ -105,14 +110,14 @@ PROPERTY_WRITES: dict[str, Callable[[World, Client, Unit], Any]] = {
         {"unitNumber": "X1", "bedrooms": 1, "bathrooms": "1", "squareFootage": 500, "monthlyRent": "900"},
     ),
     "delete_unit": lambda w, c, spare: w.api(c, "manager").delete(f"/units/{spare.pk}"),
-    "orm_unit_delete": lambda w, c, spare: Unit.objects.filter(pk=spare.pk).delete(),
+    "admin_unit_delete": lambda w, c, spare: services.unit_admin_delete(unit=spare),
     "owner_renamed": lambda w, c, spare: w.api(c, "admin").patch(f"/users/{w.landlord.pk}", {"lastName": "Renamed"}),
     "owner_changed": lambda w, c, spare: w.api(c, "admin").patch(
         f"/properties/{w.prop.pk}", {"ownerId": str(w.other_landlord.pk)}
     ),
-    "orm_property_save": lambda w, c, spare: _with(
-        Property.objects.get(pk=w.prop.pk), street_address="2 Side St"
-    ).save(),
+    "admin_property_save": lambda w, c, spare: services.property_admin_save(
+        prop=_with(Property.objects.get(pk=w.prop.pk), street_address="2 Side St")
+    ),
 }
 
 
@@ -155,8 +160,12 @@ AVAILABILITY_WRITES: dict[str, Callable[[World, Client, Unit], Any]] = {
         {"unitNumber": "Y", "bedrooms": 1, "bathrooms": "1", "squareFootage": 1, "monthlyRent": "1"},
     ),
     "delete_unit": lambda w, c, spare: w.api(c, "admin").delete(f"/units/{spare.pk}"),
-    "orm_save": lambda w, c, spare: _with(Unit.objects.get(pk=w.unit.pk), is_available=False).save(),
-    "unit_moved_in": lambda w, c, spare: _with(Unit.objects.get(pk=w.other_unit.pk), property_id=w.prop.pk).save(),
+    "admin_save": lambda w, c, spare: services.unit_admin_save(
+        unit=_with(Unit.objects.get(pk=w.unit.pk), is_available=False)
+    ),
+    "unit_moved_in": lambda w, c, spare: services.unit_admin_save(
+        unit=_with(Unit.objects.get(pk=w.other_unit.pk), property_id=w.prop.pk)
+    ),
 }
 
 
@@ -204,7 +213,7 @@ CITY_WRITES: dict[str, Callable[[World, Client], Any]] = {
     "change_state": lambda w, c: w.api(c, "landlord").patch(f"/properties/{w.prop.pk}", {"state": "TX"}),
     "deactivate": lambda w, c: w.api(c, "landlord").delete(f"/properties/{w.prop.pk}"),
     "reactivate": lambda w, c: w.api(c, "admin").patch(f"/properties/{w.other_prop.pk}", {"isActive": True}),
-    "orm_delete": lambda w, c: Property.objects.get(pk=w.prop.pk).delete(),
+    "admin_delete": lambda w, c: services.property_admin_delete(prop=Property.objects.get(pk=w.prop.pk)),
 }
 
 
@@ -237,7 +246,7 @@ def test_amenities_lookup_fills_the_hash_and_is_never_stale(
     steps: list[Callable[[], Any]] = [
         lambda: admin.post("/amenities", {"name": "Gym", "category": "indoor"}),
         lambda: admin.patch(f"/amenities/{pool.pk}", {"name": "Lido"}),
-        lambda: Amenity.objects.create(name="Bike room", category="indoor"),
+        lambda: services.amenity_admin_save(amenity=Amenity(name="Bike room", category="indoor")),
         lambda: admin.delete(f"/amenities/{pool.pk}"),
     ]
     for step in steps:
@@ -247,6 +256,26 @@ def test_amenities_lookup_fills_the_hash_and_is_never_stale(
             step()
         assert amenity_list(world, client) == db_amenities()
     assert [a["name"] for a in amenity_list(world, client)] == ["Bike room", "Gym"]
+
+
+def test_a_bare_orm_write_drops_nothing(
+    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks
+) -> None:
+    """Documented behaviour (issue 10): no model signal drops these caches any more. A row written
+    with the bare ORM (a shell, a script) leaves them until their TTL; code that writes outside the
+    services must call the drops of `apps/properties/caches.py` itself."""
+    Amenity.objects.create(name="Pool", category="outdoor")  # an empty lookup is not cached
+    summary(world, client, "admin")
+    availability(world, client)
+    amenity_list(world, client)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        _with(Property.objects.get(pk=world.prop.pk), street_address="2 Side St").save()
+        _with(Unit.objects.get(pk=world.unit.pk), is_available=False).save()
+        Amenity.objects.create(name="Sauna", category="indoor")
+    assert callbacks == []
+    assert clean_redis.exists(f"property:{world.prop.pk}")
+    assert clean_redis.exists(f"unit:availability:{world.prop.pk}")
+    assert clean_redis.exists("lookup:amenities")
 
 
 # search:properties:{queryHash}
