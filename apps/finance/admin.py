@@ -5,6 +5,8 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from apps.common.service_admin import ServiceWriteAdmin
+from apps.finance import services
 from apps.finance.models import LateFee, RecurringTransaction, Transaction
 
 WAIVE_REASON = "Waived by admin action"
@@ -18,7 +20,7 @@ class LateFeeInline(admin.TabularInline):
 
 
 @admin.register(Transaction)
-class TransactionAdmin(admin.ModelAdmin):
+class TransactionAdmin(ServiceWriteAdmin):
     list_display = [
         "transaction_type",
         "amount",
@@ -51,6 +53,12 @@ class TransactionAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     date_hierarchy = "due_date"
     inlines = [LateFeeInline]
+
+    def service_save(self, request: HttpRequest, obj: Transaction) -> None:
+        services.transaction_admin_save(tx=obj)
+
+    def service_delete(self, request: HttpRequest, obj: Transaction) -> None:
+        services.transaction_admin_delete(tx=obj)
 
 
 @admin.register(RecurringTransaction)

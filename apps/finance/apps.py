@@ -7,4 +7,4 @@ class FinanceConfig(AppConfig):
     verbose_name = "Financial management"
 
     def ready(self) -> None:
-        from apps.finance import caches  # noqa: F401  (connects the transactions:recent drop receivers)
+        from apps.finance import caches  # noqa: F401  (registers the transactions:recent drop of cascades)

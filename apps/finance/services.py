@@ -5,8 +5,8 @@ Each write runs in one transaction and checks its preconditions here, not in the
 admins and the `accountant` role everywhere, landlords and property managers on their properties;
 a tenant gets 403 before any object is looked up), and the objects it names must be within that
 scope (the `access_*` selectors: 404 otherwise).
-`transactions:recent:{userId}` lists are dropped after commit by the receivers in
-apps/finance/caches.py, whatever path saved the row.
+Each write of a transaction drops the `transactions:recent:{userId}` lists of everyone who
+may see it after the commit (`caches.transaction_changed`).
 """
 
 from datetime import date, datetime
@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from apps.common.validation import invalid
 from apps.common.visibility import Caller
-from apps.finance import selectors
+from apps.finance import caches, selectors
 from apps.finance.models import LateFee, PaymentStatus, RecurringTransaction, Transaction
 from apps.leasing import selectors as leasing_selectors
 from apps.leasing.selectors import require_staff
@@ -75,6 +75,7 @@ def transaction_create(
         **fields,
     )
     created.refresh_from_db()  # the stored values (UTC times), exactly as later reads return them
+    caches.transaction_changed(created)
     return created
 
 
@@ -90,10 +91,12 @@ def transaction_update(*, caller: Caller, transaction_id: UUID | str, changes: d
         and current.payment_date is None
     ):
         changes = {**changes, "payment_date": timezone.now()}
+    before = (current.lease_id, current.property_id)
     for name, value in changes.items():
         setattr(current, name, value)
     current.save(update_fields=[*changes, "updated_at"])
     current.refresh_from_db()
+    caches.transaction_changed(current, before=before)
     return current
 
 
@@ -107,7 +110,27 @@ def transaction_delete(*, caller: Caller, transaction_id: UUID | str) -> None:
         return
     if current.payment_status != PaymentStatus.PENDING:
         raise ProtocolError(errors.CONFLICT, ONLY_PENDING_DELETABLE.format(status=current.payment_status))
+    caches.transaction_changed(current)
     current.delete()
+
+
+@db_transaction.atomic
+def transaction_admin_save(*, tx: Transaction) -> Transaction:
+    """Save the transaction as the admin's form built it (the admin site checked the caller); the
+    lists of everyone who sees it, as it is and as it was, are dropped after the commit."""
+    before = None
+    if not tx._state.adding:
+        before = Transaction.objects.filter(pk=tx.pk).values_list("lease_id", "property_id").first()
+    tx.save()
+    caches.transaction_changed(tx, before=before)
+    return tx
+
+
+@db_transaction.atomic
+def transaction_admin_delete(*, tx: Transaction) -> None:
+    """Delete the transaction (its late fees cascade); the lists of everyone who saw it are dropped."""
+    caches.transaction_changed(tx)
+    tx.delete()
 
 
 def _check_dates(start: date, end: date | None) -> None:

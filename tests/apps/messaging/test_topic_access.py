@@ -196,7 +196,8 @@ def test_a_bare_orm_save_of_a_membership_drops_nothing(
     outsider = world.users["other_manager"]
     assert decide(world, "other_manager", "property", cached=True) is False
     prop_id = world.names["property"].rsplit(":", 1)[1]
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         PropertyManager.objects.create(property_id=prop_id, user=outsider)
+    assert callbacks == []  # nothing at all hangs on the row's save
     assert clean_redis.hget(f"user:access:{outsider.pk}", world.names["property"]) == "0"
     assert decide(world, "other_manager", "property", cached=True) is False
