@@ -28,7 +28,7 @@ from django.utils import timezone
 from apps.accounts.models import Session, SessionRevocation, User, UserRole
 from apps.common.cache import EPOCH_KEY, adrop, afill, current_epoch, drop_now
 from apps.common.policy import permissions_for
-from apps.events.outbox import record_saved
+from apps.events.outbox import delete_recording_events, record_saved
 from realtime import keys, topics
 from realtime.codecs import pack_control
 from realtime.connections import get_redis, get_sync_redis
@@ -546,10 +546,12 @@ def user_admin_save(*, user: User, created: bool) -> User:
 
 
 def user_admin_delete(*, user: User) -> None:
-    """Delete the user (sessions, roles and memberships cascade); their caches are dropped after the commit."""
+    """Delete the user and what cascades with it (sessions, roles, memberships, subscriptions), each
+    row's change event and cache drops recorded (`delete_recording_events`); the user's own caches
+    are dropped after the commit."""
     with transaction.atomic():
         user_id = user.pk
-        user.delete()
+        delete_recording_events(user)
         user_caches_changed(user_id=user_id)
         session_revocations_relay_on_commit()
 

@@ -12,6 +12,8 @@ from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
+from apps.common.service_admin import ServiceWriteAdmin
+from apps.subscriptions import services
 from apps.subscriptions.models import (
     Feature,
     PlanFeature,
@@ -60,7 +62,7 @@ class SubscriptionPlanAdminForm(forms.ModelForm):
 
 
 @admin.register(SubscriptionPlan)
-class SubscriptionPlanAdmin(admin.ModelAdmin):
+class SubscriptionPlanAdmin(ServiceWriteAdmin):
     form = SubscriptionPlanAdminForm
     list_display = [
         "plan_name",
@@ -102,13 +104,19 @@ class SubscriptionPlanAdmin(admin.ModelAdmin):
             or "-"
         )
 
+    def service_save(self, request: HttpRequest, obj: SubscriptionPlan) -> None:
+        services.plan_admin_save(plan=obj)
+
+    def service_delete(self, request: HttpRequest, obj: SubscriptionPlan) -> None:
+        services.plan_admin_delete(plan=obj)
+
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         form.save_enabled_features()
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(ServiceWriteAdmin):
     list_display = [
         "user",
         "plan",
@@ -127,23 +135,41 @@ class SubscriptionAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     date_hierarchy = "start_date"
 
+    def service_save(self, request: HttpRequest, obj: Subscription) -> None:
+        services.subscription_admin_save(subscription=obj)
+
+    def service_delete(self, request: HttpRequest, obj: Subscription) -> None:
+        services.subscription_admin_delete(subscription=obj)
+
 
 @admin.register(Feature)
-class FeatureAdmin(admin.ModelAdmin):
+class FeatureAdmin(ServiceWriteAdmin):
     list_display = ["feature_name", "feature_category", "created_at"]
     list_filter = ["feature_category"]
     search_fields = ["feature_name", "feature_description", "feature_category"]
     readonly_fields = ["created_at", "updated_at"]
 
+    def service_save(self, request: HttpRequest, obj: Feature) -> None:
+        services.feature_admin_save(feature=obj)
+
+    def service_delete(self, request: HttpRequest, obj: Feature) -> None:
+        services.feature_admin_delete(feature=obj)
+
 
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(ServiceWriteAdmin):
     list_display = ["user", "feature", "usage_count", "first_used_at", "last_used_at"]
     list_filter = ["feature", "last_used_at"]
     search_fields = ["user__email", "user__last_name", "feature__feature_name"]
     list_select_related = ["user", "feature"]
     raw_id_fields = ["user"]
     date_hierarchy = "last_used_at"
+
+    def service_save(self, request: HttpRequest, obj: UsageRecord) -> None:
+        services.usage_admin_save(row=obj)
+
+    def service_delete(self, request: HttpRequest, obj: UsageRecord) -> None:
+        services.usage_admin_delete(row=obj)
 
 
 @admin.register(PricingRecommendation)

@@ -7,4 +7,4 @@ class SubscriptionsConfig(AppConfig):
     verbose_name = "Pricing and subscriptions"
 
     def ready(self) -> None:
-        from apps.subscriptions import caches  # noqa: F401  (connects the receivers: cache drops on commit)
+        from apps.subscriptions import caches  # noqa: F401  (registers the cache drops of cascades)

@@ -13,23 +13,23 @@ answers 404). Patterns are dropped with SCAN (never KEYS) and only on rare write
 
 A plan save drops every `feature:access:*` key once: the admin's plan page edits the
 plan's `plan_features` with bulk `update()`/`bulk_create()` in the same transaction as the
-plan save (apps/subscriptions/admin.py), which send no signals of their own. Plan saves
-are rare admin edits, so one SCAN per save is cheap insurance.
+plan save (apps/subscriptions/admin.py). Plan saves are rare admin edits, so one SCAN per
+save is cheap insurance.
 
-The drops hang on post_save/post_delete, so every ORM path (API, admin, other apps,
-shell) triggers them, and they run after the transaction commits (`drop_on_commit`), so
-the first read after the commit refills from the new data.
+The services (apps/subscriptions/services/, the admin's included) call the drops below in
+the transaction that writes the row; they run after it commits (`drop_on_commit`), so the
+first read after the commit refills from the new data. A bare ORM save, `update()` or shell
+write drops nothing (issue 10: no model signals): such a key lags for its TTL.
 """
 
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db.models.signals import post_delete, post_save, pre_save
-from django.dispatch import receiver
 
 from apps.common.cache import aread_hash, decode_hash, drop_on_commit
+from apps.events.outbox import register_deleted
 from apps.subscriptions import selectors
-from apps.subscriptions.models import Feature, PlanFeature, Subscription, SubscriptionPlan, UsageRecord
+from apps.subscriptions.models import Subscription, SubscriptionPlan, UsageRecord
 from realtime import keys
 
 SUBSCRIPTION_STATUS_TTL = 60 * 60
@@ -85,28 +85,19 @@ def _user_keys(user_ids: set[Any]) -> tuple[list[str], list[str]]:
     return [keys.subscription_status(pk) for pk in found], [keys.feature_access(pk, "*") for pk in found]
 
 
-@receiver(pre_save, sender=Subscription)
-def remember_subscription_user(sender: type, instance: Subscription, raw: bool, using: str, **kwargs: Any) -> None:
-    previous = None
-    if not raw and not instance._state.adding:
-        previous = Subscription.objects.using(using).filter(pk=instance.pk).values_list("user_id", flat=True).first()
-    instance._cache_previous_user_id = previous  # type: ignore[attr-defined]
+def subscription_changed(sender: Any, instance: Subscription, *, previous_user_id: Any = None) -> None:
+    """The subscription was written (or is being deleted) in the current transaction: the user's
+    status and, since plan or status may have changed, all of their feature access (and those of
+    `previous_user_id`, a user it was moved from), after the commit. `sender` is the model, as its
+    callers name it (`subscription_changed(sender=Subscription, instance=...)`)."""
+    drop_on_commit(*_user_keys({instance.user_id, previous_user_id}))
 
 
-@receiver(post_save, sender=Subscription)
-@receiver(post_delete, sender=Subscription)
-def subscription_changed(sender: type, instance: Subscription, **kwargs: Any) -> None:
-    """The user's status and, since plan or status may have changed, all of their feature access."""
-    drop_on_commit(*_user_keys({instance.user_id, getattr(instance, "_cache_previous_user_id", None)}))
-
-
-@receiver(post_save, sender=SubscriptionPlan)
-def plan_saved(sender: type, instance: SubscriptionPlan, created: bool, **kwargs: Any) -> None:
-    """planName of the plan's current subscribers; every feature access (see the module docstring)."""
-    if created:
-        return  # nobody is subscribed to a plan that did not exist
+def plan_saved(*, plan: SubscriptionPlan) -> None:
+    """A plan changed (or is being deleted): planName of its current subscribers; every feature access
+    (see the module docstring)."""
     subscribers = set(
-        Subscription.objects.filter(plan_id=instance.pk, status__in=selectors.CURRENT_STATUSES)
+        Subscription.objects.filter(plan_id=plan.pk, status__in=selectors.CURRENT_STATUSES)
         .values_list("user_id", flat=True)
         .distinct()
     )
@@ -114,30 +105,21 @@ def plan_saved(sender: type, instance: SubscriptionPlan, created: bool, **kwargs
     drop_on_commit(status_keys, [keys.feature_access("*", "*")])
 
 
-@receiver(post_save, sender=PlanFeature)
-@receiver(post_delete, sender=PlanFeature)
-def plan_feature_changed(sender: type, instance: PlanFeature, **kwargs: Any) -> None:
-    drop_on_commit(patterns=[keys.feature_access("*", str(instance.feature_id))])
+def plan_feature_changed(*, feature_id: Any) -> None:
+    """A plan's row of this feature was written or deleted, or the feature itself is deleted: every
+    user's access to it."""
+    drop_on_commit(patterns=[keys.feature_access("*", str(feature_id))])
 
 
-@receiver(post_delete, sender=Feature)
-def feature_deleted(sender: type, instance: Feature, **kwargs: Any) -> None:
-    drop_on_commit(patterns=[keys.feature_access("*", str(instance.pk))])
-
-
-@receiver(pre_save, sender=UsageRecord)
-def remember_usage_owner(sender: type, instance: UsageRecord, raw: bool, using: str, **kwargs: Any) -> None:
-    previous = None
-    if not raw and not instance._state.adding:
-        previous = UsageRecord.objects.using(using).filter(pk=instance.pk).values_list("user_id", "feature_id").first()
-    instance._cache_previous_owner = previous  # type: ignore[attr-defined]
-
-
-@receiver(post_save, sender=UsageRecord)
-@receiver(post_delete, sender=UsageRecord)
-def usage_changed(sender: type, instance: UsageRecord, **kwargs: Any) -> None:
-    """currentUsage of the row's user and feature (before and after a move)."""
-    pairs = {(instance.user_id, instance.feature_id), getattr(instance, "_cache_previous_owner", None) or (None, None)}
+def usage_changed(*, user_id: Any, feature_id: Any, previous: tuple[Any, Any] | None = None) -> None:
+    """currentUsage of the user's use of the feature (and of the (user, feature) the row had before a move)."""
+    pairs = {(user_id, feature_id), previous or (None, None)}
     drop_on_commit(
         sorted({keys.feature_access(str(user), str(feature)) for user, feature in pairs if user and feature})
     )
+
+
+# Rows deleted in a cascade through a service (`apps.events.outbox.delete_recording_events`: a
+# user deleted by the admin takes their subscriptions and usage along).
+register_deleted(Subscription, lambda subscription: subscription_changed(sender=Subscription, instance=subscription))
+register_deleted(UsageRecord, lambda row: usage_changed(user_id=row.user_id, feature_id=row.feature_id))

@@ -1,9 +1,8 @@
 """Writes of plans, features, subscriptions, usage and pricing recommendations.
 
-Each write runs in one transaction and saves through the ORM (instance `save()`/`delete()`,
-never bulk `update()`), so the receivers of `apps/subscriptions/caches.py` drop the
-seed's caches after the commit. Callers check visibility first (`selectors.access_*`);
-the services check what the caller may change.
+Each write runs in one transaction and calls the drops of `apps/subscriptions/caches.py`
+for what it wrote, so the seed's caches are dropped after the commit. Callers check
+visibility first (`selectors.access_*`); the services check what the caller may change.
 
 Rules:
 - plans and features: admins write, everyone authenticated reads;
@@ -23,9 +22,20 @@ One module per resource, everything importable from here (`from apps.subscriptio
 - `catalog.py`: plans, plan features, features and feature usage;
 - `subscriptions.py`: subscriptions and their price;
 - `recommendations.py`: pricing recommendations;
+- `admin_writes.py`: the admin site's saves and deletes;
 - `shared.py`: the errors and helpers they share.
 """
 
+from apps.subscriptions.services.admin_writes import (
+    feature_admin_delete,
+    feature_admin_save,
+    plan_admin_delete,
+    plan_admin_save,
+    subscription_admin_delete,
+    subscription_admin_save,
+    usage_admin_delete,
+    usage_admin_save,
+)
 from apps.subscriptions.services.catalog import (
     DUPLICATE_FEATURES,
     FEATURE_FIELDS,
@@ -115,19 +125,28 @@ __all__ = [
     "UNKNOWN_FEATURES",
     "UNKNOWN_USER",
     "USAGE_LIMIT_REACHED",
+    # the admin site's writes
+    "feature_admin_delete",
+    "feature_admin_save",
     "feature_create",
     "feature_delete",
     "feature_update",
     "forbidden",
+    "plan_admin_delete",
+    "plan_admin_save",
     "plan_create",
     "plan_deactivate",
     "plan_features_set",
     "plan_update",
     "recommendation_apply",
     "recommendation_create",
+    "subscription_admin_delete",
+    "subscription_admin_save",
     "subscription_cancel",
     "subscription_create",
     "subscription_price",
     "subscription_update",
+    "usage_admin_delete",
+    "usage_admin_save",
     "usage_record",
 ]

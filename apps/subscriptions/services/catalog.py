@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.common.validation import invalid
 from apps.common.visibility import Caller, not_found
-from apps.subscriptions import selectors
+from apps.subscriptions import caches, selectors
 from apps.subscriptions.models import Feature, PlanFeature, SubscriptionPlan, UsageRecord
 from apps.subscriptions.services.shared import admin_only, forbidden, lock_user, model_fields
 from realtime.errors import CONFLICT, ProtocolError
@@ -59,6 +59,7 @@ def plan_update(*, caller: Caller, plan_id: Any, data: dict[str, Any]) -> Subscr
             setattr(plan, name, value)
         if changes:
             plan.save()
+            caches.plan_saved(plan=plan)
     return plan
 
 
@@ -86,11 +87,13 @@ def plan_features_set(*, caller: Caller, plan_id: Any, rows: list[dict[str, Any]
         for feature_id, link in existing.items():
             if feature_id not in wanted:
                 link.delete()
+                caches.plan_feature_changed(feature_id=feature_id)
         for feature_id, row in wanted.items():
             link = existing.get(feature_id) or PlanFeature(plan=plan, feature_id=feature_id)
             if link._state.adding or (link.is_enabled, link.usage_limit) != (row["isEnabled"], row["usageLimit"]):
                 link.is_enabled, link.usage_limit = row["isEnabled"], row["usageLimit"]
                 link.save()
+                caches.plan_feature_changed(feature_id=feature_id)
     return selectors.plan_feature_list(plan_id=plan_id)
 
 
@@ -127,6 +130,7 @@ def feature_delete(*, caller: Caller, feature_id: Any) -> None:
         if feature is None:
             raise not_found()
         feature.delete()
+        caches.plan_feature_changed(feature_id=feature_id)
 
 
 # Usage ----------------------------------------------------------------------------------
@@ -161,4 +165,5 @@ def usage_record(*, caller: Caller, feature_id: Any) -> dict[str, Any]:
             row.usage_count = (row.usage_count or 0) + 1
             row.last_used_at = now
         row.save()
+        caches.usage_changed(user_id=row.user_id, feature_id=row.feature_id)
     return {**access, "currentUsage": used + 1, "lastChecked": now}

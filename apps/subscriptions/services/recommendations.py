@@ -9,7 +9,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.common.validation import invalid
 from apps.common.visibility import Caller
-from apps.subscriptions import selectors
+from apps.subscriptions import caches, selectors
 from apps.subscriptions.models import PricingRecommendation, Subscription, SubscriptionPlan
 from apps.subscriptions.services.shared import admin_only, forbidden, lock_user
 from apps.subscriptions.services.subscriptions import PLAN_NOT_AVAILABLE, subscription_price
@@ -81,6 +81,7 @@ def recommendation_apply(
         subscription.plan = plan
         subscription.current_price = price
         subscription.save()
+        caches.subscription_changed(sender=Subscription, instance=subscription)
         locked.is_applied = True
         locked.applied_at = now
         locked.save()

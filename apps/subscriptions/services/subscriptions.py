@@ -9,7 +9,7 @@ from django.utils import timezone
 from apps.common import policy
 from apps.common.validation import invalid
 from apps.common.visibility import Caller
-from apps.subscriptions import selectors
+from apps.subscriptions import caches, selectors
 from apps.subscriptions.models import Subscription, SubscriptionPlan, SubscriptionStatus
 from apps.subscriptions.services.shared import forbidden, lock_user, model_fields
 from realtime.errors import CONFLICT, ProtocolError
@@ -111,6 +111,7 @@ def subscription_create(*, caller: Caller, data: dict[str, Any]) -> Subscription
             is_auto_renew=data.get("isAutoRenew", True),
         )
         subscription.save()
+        caches.subscription_changed(sender=Subscription, instance=subscription)
     return subscription
 
 
@@ -147,6 +148,7 @@ def subscription_update(*, caller: Caller, subscription: Subscription, data: dic
             setattr(locked, name, value)
         if changes:
             locked.save()
+            caches.subscription_changed(sender=Subscription, instance=locked)
     return locked
 
 
@@ -164,4 +166,5 @@ def subscription_cancel(*, caller: Caller, subscription: Subscription, reason: s
         locked.cancellation_reason = reason
         locked.is_auto_renew = False
         locked.save()
+        caches.subscription_changed(sender=Subscription, instance=locked)
     return locked

@@ -12,6 +12,8 @@ import redis
 from django.db import transaction
 from django.test import Client
 
+from apps.accounts.services import user_admin_delete
+from apps.subscriptions import services
 from apps.subscriptions.models import (
     Feature,
     PlanFeature,
@@ -145,10 +147,14 @@ def test_status_without_a_current_subscription_is_404_and_caches_nothing(
     assert not list(clean_redis.scan_iter("subscription:status:*"))
 
 
-def _set(obj: Any, **fields: Any) -> Any:
+def _with(obj: Any, **fields: Any) -> Any:
     for name, value in fields.items():
         setattr(obj, name, value)
-    obj.save()
+    return obj
+
+
+def _set(obj: Any, **fields: Any) -> Any:
+    _with(obj, **fields).save()
     return obj
 
 
@@ -174,13 +180,23 @@ STATUS_WRITES: dict[str, Callable[[World, Client, dict[str, Any]], Any]] = {
         f"/pricing-recommendations/{PricingRecommendation.objects.create(user=w.landlord, recommended_plan=s['pro']).pk}"
         "/apply"
     ),
-    "orm_save": lambda w, c, s: _set(Subscription.objects.get(pk=s["landlord_sub"].pk), is_auto_renew=False),
-    "orm_delete": lambda w, c, s: Subscription.objects.get(pk=s["landlord_sub"].pk).delete(),
-    "orm_moved_to_other_user": lambda w, c, s: _set(
-        Subscription.objects.get(pk=s["manager_sub"].pk), user=w.landlord, start_date=datetime.date(2026, 3, 1)
+    # Changed in issue 10: the drops are explicit calls of the services, no longer model signals, so
+    # the writes outside the API go through the admin site's services (`test_a_bare_orm_write_drops_nothing`).
+    "admin_save": lambda w, c, s: services.subscription_admin_save(
+        subscription=_with(Subscription.objects.get(pk=s["landlord_sub"].pk), is_auto_renew=False)
     ),
-    "orm_plan_renamed": lambda w, c, s: _set(SubscriptionPlan.objects.get(pk=s["pro"].pk), plan_name="Pro 2"),
-    "user_deleted": lambda w, c, s: w.landlord.delete(),
+    "admin_delete": lambda w, c, s: services.subscription_admin_delete(
+        subscription=Subscription.objects.get(pk=s["landlord_sub"].pk)
+    ),
+    "admin_moved_to_other_user": lambda w, c, s: services.subscription_admin_save(
+        subscription=_with(
+            Subscription.objects.get(pk=s["manager_sub"].pk), user=w.landlord, start_date=datetime.date(2026, 3, 1)
+        )
+    ),
+    "admin_plan_renamed": lambda w, c, s: services.plan_admin_save(
+        plan=_with(SubscriptionPlan.objects.get(pk=s["pro"].pk), plan_name="Pro 2")
+    ),
+    "user_deleted": lambda w, c, s: user_admin_delete(user=w.landlord),
 }
 
 
@@ -208,6 +224,22 @@ def test_status_is_never_stale_after_a_write(
         users.pop("landlord")
     for who, user in users.items():
         assert status(world, client, who) == db_status(user), who
+
+
+def test_a_bare_orm_write_drops_nothing(
+    world: World, client: Client, clean_redis: redis.Redis, django_capture_on_commit_callbacks, shop: dict[str, Any]
+) -> None:
+    """Documented behaviour (issue 10): no model signal drops these caches any more. A row written
+    with the bare ORM (a shell, a script) leaves them until their TTL; code that writes outside the
+    services must call the drops of `apps/subscriptions/caches.py` (as the services do)."""
+    status(world, client, "landlord")
+    access(world, client, shop["reports"].pk, "landlord")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        _set(Subscription.objects.get(pk=shop["landlord_sub"].pk), is_auto_renew=False)
+        UsageRecord.objects.create(user=world.landlord, feature=shop["reports"], usage_count=1)
+    assert callbacks == []
+    assert clean_redis.hget(f"subscription:status:{world.landlord.pk}", "isAutoRenew") == "1"
+    assert clean_redis.exists(f"feature:access:{world.landlord.pk}:{shop['reports'].pk}")
 
 
 # feature:access:{userId}:{featureId}
@@ -239,9 +271,9 @@ def test_access_fills_the_hash_with_the_seed_fields(
 
 
 def _admin_form_style_edit(shop: dict[str, Any]) -> None:
-    """What the plan's admin page does: save the plan, then bulk-edit its feature rows (no row signals)."""
+    """What the plan's admin page does: save the plan (its service), then bulk-edit its feature rows."""
     with transaction.atomic():
-        _set(SubscriptionPlan.objects.get(pk=shop["basic"].pk), plan_description="edited")
+        services.plan_admin_save(plan=_with(SubscriptionPlan.objects.get(pk=shop["basic"].pk), plan_description="e"))
         PlanFeature.objects.filter(plan=shop["basic"]).update(is_enabled=False)
         PlanFeature.objects.bulk_create([PlanFeature(plan=shop["basic"], feature=shop["sms"])])
 
@@ -252,9 +284,15 @@ ACCESS_WRITES: dict[str, Callable[[World, Client, dict[str, Any]], Any]] = {
         w.api(c, "manager").post(f"/features/{s['sms'].pk}/usage"),
         w.api(c, "manager").post(f"/features/{s['sms'].pk}/usage"),
     )[1],
-    "orm_usage_added": lambda w, c, s: UsageRecord.objects.create(user=w.landlord, feature=s["reports"]),
-    "orm_usage_deleted": lambda w, c, s: UsageRecord.objects.filter(user=w.landlord).delete(),
-    "orm_usage_moved": lambda w, c, s: _set(UsageRecord.objects.get(user=w.landlord), user=w.manager),
+    "admin_usage_added": lambda w, c, s: services.usage_admin_save(
+        row=UsageRecord(user=w.landlord, feature=s["reports"])
+    ),
+    "admin_usage_deleted": lambda w, c, s: [
+        services.usage_admin_delete(row=row) for row in UsageRecord.objects.filter(user=w.landlord)
+    ],
+    "admin_usage_moved": lambda w, c, s: services.usage_admin_save(
+        row=_with(UsageRecord.objects.get(user=w.landlord), user=w.manager)
+    ),
     "put_plan_features": lambda w, c, s: w.api(c, "admin").put(
         f"/subscription-plans/{s['basic'].pk}/features",
         {"features": [{"featureId": str(s["reports"].pk), "usageLimit": 1}, {"featureId": str(s["sms"].pk)}]},
@@ -262,8 +300,14 @@ ACCESS_WRITES: dict[str, Callable[[World, Client, dict[str, Any]], Any]] = {
     "put_plan_features_empty": lambda w, c, s: w.api(c, "admin").put(
         f"/subscription-plans/{s['pro'].pk}/features", {"features": []}
     ),
-    "orm_plan_feature_disabled": lambda w, c, s: _set(
-        PlanFeature.objects.get(plan=s["pro"], feature=s["sms"]), is_enabled=False
+    "plan_feature_disabled": lambda w, c, s: w.api(c, "admin").put(
+        f"/subscription-plans/{s['pro'].pk}/features",
+        {
+            "features": [
+                {"featureId": str(s["reports"].pk), "usageLimit": 50},
+                {"featureId": str(s["sms"].pk), "isEnabled": False},
+            ]
+        },
     ),
     "admin_form_bulk_edit": lambda w, c, s: _admin_form_style_edit(s),
     "cancel": lambda w, c, s: w.api(c, "manager").post(f"/subscriptions/{s['manager_sub'].pk}/cancel", {}),
