@@ -1,38 +1,17 @@
 """Request and response schemas of the subscriptions API (camelCase on the wire, money as decimal strings)."""
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from ninja import Schema
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field
+
+from apps.common.schemas import NO_NUL, Timestamp, text
 
 INT4_MAX = 2_147_483_647
 
-# PostgreSQL text cannot hold NUL characters: refuse them here (422) instead of failing in the database.
-NO_NUL = r"^[^\x00]*$"
-
-
-def text(max_length: int, min_length: int = 0) -> Any:
-    """A stripped string of bounded length, without NUL characters."""
-    return Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length, pattern=NO_NUL)
-    ]
-
-
-def _in_range(value: datetime) -> datetime:
-    try:
-        in_utc = value.astimezone(UTC)
-    except OverflowError:
-        in_utc = None
-    if in_utc is None or not 1900 <= in_utc.year <= 9999:
-        raise ValueError("must be between the years 1900 and 9999 (UTC)")
-    return value
-
-
-# A point in time with its UTC offset (a naive time is ambiguous), in a range the database stores.
-Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
 # The seed's DECIMAL(10,2).
 MoneyIn = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
 SignedMoneyIn = Annotated[Decimal, Field(max_digits=10, decimal_places=2)]
