@@ -563,8 +563,9 @@ def user_role_admin_save(*, role: UserRole) -> UserRole:
         if not role._state.adding:
             previous_user_id = UserRole.objects.filter(pk=role.pk).values_list("user_id", flat=True).first()
         role.save()
-        for user_id in {previous_user_id, role.user_id} - {None}:
-            user_caches_changed(user_id=user_id)
+        for user_id in {previous_user_id, role.user_id}:
+            if user_id is not None:
+                user_caches_changed(user_id=user_id)
     return role
 
 
@@ -572,7 +573,8 @@ def user_role_admin_delete(*, role: UserRole) -> None:
     """Delete a role row from the admin; its holder is re-checked after the commit."""
     with transaction.atomic():
         role.delete()
-        user_caches_changed(user_id=role.user_id)
+        if role.user_id is not None:
+            user_caches_changed(user_id=role.user_id)
 
 
 _SPARE_SESSION = "SELECT set_config('pms.keep_session', %s, true)"

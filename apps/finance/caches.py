@@ -102,7 +102,7 @@ def _deleted_in_a_cascade(tx: Transaction) -> None:
     if pending is not None and getattr(connection, "_recent_pattern_dropped_on", None) is pending:
         return
     drop_on_commit(patterns=[RECENT_PATTERN])
-    connection._recent_pattern_dropped_on = pending  # type: ignore[attr-defined]
+    connection._recent_pattern_dropped_on = pending
 
 
 register_deleted(Transaction, _deleted_in_a_cascade)

@@ -299,7 +299,7 @@ def lease_tenants_admin_set(*, lease: Lease, tenant_ids: set[Any], primary_id: A
         existing = set(links.values_list("tenant_id", flat=True))
         added = sorted(chosen - existing, key=str)
         LeaseTenant.objects.bulk_create([LeaseTenant(lease=lease, tenant_id=pk) for pk in added], ignore_conflicts=True)
-        links.exclude(tenant_id=primary_id).update(is_primary=False)  # type: ignore[misc]  # None: no primary, so every link is cleared
+        links.exclude(tenant_id=primary_id).update(is_primary=False)  # None: no primary, so every link is cleared
         if primary_id is not None:
             links.filter(tenant_id=primary_id).update(is_primary=True)
         _tenants_changed([*removed, *added])

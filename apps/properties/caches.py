@@ -11,9 +11,10 @@
 The services drop them (`property_caches_changed`, `unit_caches_changed`, ... below, called
 in the writing transaction); they run after the transaction commits (`drop_on_commit`), so
 the first read after the commit refills from the new data. A bare ORM save, `update()` or
-shell write drops nothing (issue 10: no model signals): such a key lags for its TTL. The search key's hash covers the
-caller's visibility scope (see `selectors.visibility_scope`), so lease or manager
-changes made elsewhere change the key instead of needing a drop.
+shell write drops nothing (issue 10: no model signals): such a key lags for its TTL.
+The search key's hash covers the caller's visibility scope (see
+`selectors.visibility_scope`), so lease or manager changes made elsewhere change the
+key instead of needing a drop.
 """
 
 import hashlib

@@ -121,17 +121,18 @@ async def test_external_publish_reaches_subscribers_live_without_offset(connect,
 
 async def test_removed_participant_is_told_unsubscribed_and_gets_nothing_more(connect, new_user) -> None:
     # Through the service (issue 10): a bare ORM delete of the row no longer tells the sockets.
-    from apps.common.policy import Actor
+    from apps.accounts.services import asession_authenticate
     from apps.messaging.services import conversation_participant_remove
 
     tenant, manager = await new_user(), await new_user(user_type="property_manager")
     conversation = await sync_to_async(make_conversation)(participants=(tenant, manager))
     topic = topics.chat_messages(str(conversation.pk))
-    socket = await connect(await token_for(tenant))
+    token = await token_for(tenant)
+    socket = await connect(token)
     await subscribe(socket, topic)
 
     await sync_to_async(conversation_participant_remove)(
-        caller=Actor(user_id=str(tenant.pk), user_type=tenant.user_type),  # leaving on their own
+        caller=await asession_authenticate(token),  # leaving on their own
         conversation_id=conversation.pk,
         user_id=tenant.pk,
     )

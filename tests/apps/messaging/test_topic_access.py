@@ -10,8 +10,8 @@ import redis
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from apps.messaging.topic_access import CachedTopicAuthorizer, topic_allowed
 from apps.common.policy import Actor
+from apps.messaging.topic_access import CachedTopicAuthorizer, topic_allowed
 from apps.properties.models import Property, PropertyManager
 from apps.properties.services import property_manager_add
 from realtime import topics

@@ -278,6 +278,11 @@ def _admin_form_style_edit(shop: dict[str, Any]) -> None:
         PlanFeature.objects.bulk_create([PlanFeature(plan=shop["basic"], feature=shop["sms"])])
 
 
+def _usage_admin_delete_all(user: Any) -> None:
+    for row in UsageRecord.objects.filter(user=user):
+        services.usage_admin_delete(row=row)
+
+
 ACCESS_WRITES: dict[str, Callable[[World, Client, dict[str, Any]], Any]] = {
     "record_usage": lambda w, c, s: w.api(c, "landlord").post(f"/features/{s['reports'].pk}/usage"),
     "record_usage_twice": lambda w, c, s: (
@@ -287,9 +292,7 @@ ACCESS_WRITES: dict[str, Callable[[World, Client, dict[str, Any]], Any]] = {
     "admin_usage_added": lambda w, c, s: services.usage_admin_save(
         row=UsageRecord(user=w.landlord, feature=s["reports"])
     ),
-    "admin_usage_deleted": lambda w, c, s: [
-        services.usage_admin_delete(row=row) for row in UsageRecord.objects.filter(user=w.landlord)
-    ],
+    "admin_usage_deleted": lambda w, c, s: _usage_admin_delete_all(w.landlord),
     "admin_usage_moved": lambda w, c, s: services.usage_admin_save(
         row=_with(UsageRecord.objects.get(user=w.landlord), user=w.manager)
     ),
