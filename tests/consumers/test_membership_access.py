@@ -231,6 +231,33 @@ async def test_user_demoted_in_the_user_admin_is_unsubscribed_at_once(connect) -
     await told_unsubscribed(socket, world["lease_topic"])
 
 
+def admin_delete(url: str) -> None:
+    """Confirm an admin delete page as an admin."""
+    client = Client()
+    client.force_login(make_user(user_type="admin"))
+    response = client.post(url, {"post": "yes"})
+    assert response.status_code == 302, response.status_code
+
+
+async def test_manager_row_deleted_on_its_own_admin_page_is_unsubscribed_at_once(connect) -> None:
+    world = await sync_to_async(managed_world)()
+    socket = await connect(await token_for(world["manager"]))
+    assert (await subscribe(socket, world["property_topic"]))["ok"] is True
+
+    link = await PropertyManager.objects.aget(user=world["manager"])
+    await sync_to_async(admin_delete)(reverse("admin:properties_propertymanager_delete", args=[link.pk]))
+    await told_unsubscribed(socket, world["property_topic"])
+
+
+async def test_lease_deleted_in_the_admin_unsubscribes_its_tenants_through_the_cascade(connect) -> None:
+    world = await sync_to_async(managed_world)()
+    socket = await connect(await token_for(world["tenant"]))
+    assert (await subscribe(socket, world["lease_topic"]))["ok"] is True
+
+    await sync_to_async(admin_delete)(reverse("admin:leasing_lease_delete", args=[world["lease"].pk]))
+    await told_unsubscribed(socket, world["lease_topic"])
+
+
 # --- what no longer happens ---------------------------------------------------------------------
 
 
