@@ -54,7 +54,7 @@ def approval(world: World, client: Client) -> bool:
     """hasHudApproval as GET /properties/{id} answers it."""
     response = world.api(client, "landlord").get(f"/properties/{world.prop.pk}")
     assert response.status_code == 200, response.content
-    return response.json()["hasHudApproval"]  # type: ignore[no-any-return]
+    return response.json()["hasHudApproval"]
 
 
 def announced_approvals(listener: Listener, count: int) -> list[bool]:
