@@ -51,9 +51,12 @@ def put_programs(world: World, client: Client, *links: tuple[HudProgram, str], w
 
 
 def approval(world: World, client: Client) -> bool:
-    """hasHudApproval as GET /properties/{id} answers it."""
-    response = world.api(client, "landlord").get(f"/properties/{world.prop.pk}")
+    """hasHudApproval as GET /properties/{id} answers it, and the cached search (`search:properties:*`) agrees."""
+    api = world.api(client, "landlord")
+    response = api.get(f"/properties/{world.prop.pk}")
     assert response.status_code == 200, response.content
+    (hit,) = [h for h in api.get("/properties/search", q=world.prop.property_name).json()["items"]]
+    assert hit["hasHudApproval"] is response.json()["hasHudApproval"], "the search cache is stale"
     return response.json()["hasHudApproval"]
 
 

@@ -63,6 +63,8 @@ def test_completing_the_last_work_order_completes_the_request_and_announces_it(
     board.take(4)  # created, two work orders, assigned
     worker = Api(client, make_user(user_type="tenant", roles=("maintenance_staff",)))
 
+    counts_path = f"/properties/{world.prop.pk}/maintenance-counts"
+    assert world.api(client, "manager").get(counts_path).json()["open"] == 1  # maintenance:counts is filled
     done = worker.patch(f"/work-orders/{first}", {"status": "completed", "completionNotes": "Trap replaced"})
     assert done.status_code == 200, done.content
     assert [f["event"] for f in board.take(1)] == ["workorder.updated"] and board.nothing()
@@ -77,6 +79,7 @@ def test_completing_the_last_work_order_completes_the_request_and_announces_it(
     assert board.nothing()
     shown = world.api(client, "tenant").get(f"/maintenance-requests/{request['id']}").json()
     assert shown["status"] == "completed" and shown["completedAt"] is not None
+    assert manager.get(counts_path).json()["open"] == 0  # the counts followed the completed request
     # Reopening a work order afterwards changes the order only.
     assert manager.patch(f"/work-orders/{second}", {"status": "in_progress"}).status_code == 200
     assert MaintenanceRequest.objects.get(pk=request["id"]).status == "completed"
