@@ -55,7 +55,7 @@ def approval(world: World, client: Client) -> bool:
     api = world.api(client, "landlord")
     response = api.get(f"/properties/{world.prop.pk}")
     assert response.status_code == 200, response.content
-    (hit,) = [h for h in api.get("/properties/search", q=world.prop.property_name).json()["items"]]
+    (hit,) = api.get("/properties/search", q=world.prop.property_name).json()["items"]
     assert hit["hasHudApproval"] is response.json()["hasHudApproval"], "the search cache is stale"
     return response.json()["hasHudApproval"]
 
