@@ -7,7 +7,8 @@ one without `end_date` never ends. On `day` (the job's day, not necessarily toda
 - a current (active or trial) subscription whose `end_date` is before `day` ends: with
   `is_auto_renew` it renews (status `active`, the next period of the same length starts the
   day after `end_date`, at the plan's current price for its unit count; a custom plan keeps
-  the agreed price), otherwise, or when its plan is gone or inactive, it becomes `expired`;
+  the agreed price), otherwise, or when its plan is gone or inactive (or its end date is before its start
+  date: no period to repeat), it becomes `expired`;
 - a current subscription whose `end_date` is within `SUBSCRIPTION_EXPIRY_NOTICE_DAYS`
   after `day` gets one "expiring" notice per period (`subscription_expiry_notices`).
 
@@ -102,7 +103,7 @@ def subscription_period_end(*, subscription_id: Any, day: date) -> str | None:
         if subscription is None or subscription.end_date is None:
             return None
         price = _price_for_renewal(subscription) if subscription.is_auto_renew else None
-        if price is None:
+        if price is None or subscription.end_date < subscription.start_date:  # no period to repeat: it ends
             subscription.status = SubscriptionStatus.EXPIRED
             outcome, notice = EXPIRED, _expired_notice(subscription)
         else:

@@ -232,14 +232,16 @@ def test_what_does_not_renew(
     agreed = subscribe(world.manager, custom, end_date=D(2026, 3, 31), current_price=Decimal("99.00"))
     cancelled = subscribe(world.other_landlord, plan, end_date=D(2026, 3, 31), status="cancelled")
     open_ended = subscribe(world.other_manager, plan, end_date=None)
+    backwards = subscribe(make_user(user_type="landlord"), plan, start_date=D(2026, 3, 31), end_date=D(2026, 3, 1))
     clock(D(2026, 4, 1))
-    assert job(D(2026, 4, 1)) == 2
+    assert job(D(2026, 4, 1)) == 3
+    assert Subscription.objects.get(pk=backwards.pk).status == "expired"  # no period to repeat
     assert Subscription.objects.get(pk=gone_plan.pk).status == "expired"  # an inactive plan takes no renewals
     renewed = Subscription.objects.get(pk=agreed.pk)  # a quarter again; a custom plan keeps its agreed price
     assert (renewed.status, renewed.end_date, renewed.current_price) == ("active", D(2026, 6, 30), Decimal("99.00"))
     assert Subscription.objects.get(pk=cancelled.pk).status == "cancelled"
     assert Subscription.objects.get(pk=open_ended.pk).status == "active"
-    assert sorted(kinds(sent)) == [periods.NOTICE_EXPIRED, periods.NOTICE_RENEWED]
+    assert sorted(kinds(sent)) == [periods.NOTICE_EXPIRED, periods.NOTICE_EXPIRED, periods.NOTICE_RENEWED]
 
 
 def _in_threads(count: int, work: Callable[[], Any]) -> list[Any]:
