@@ -142,6 +142,8 @@ API_RATE_LIMIT = env_int("PMS_API_RATE_LIMIT", 120)
 API_RATE_WINDOW_SECONDS = env_int("PMS_API_RATE_WINDOW_SECONDS", 60)
 # How long a lease invitation waits for the tenant's answer (default 7 days).
 LEASE_INVITATION_TTL_SECONDS = env_int("PMS_LEASE_INVITATION_TTL_SECONDS", 7 * 24 * 3600)
+# How many days before its end date a subscription's owner is told it ends (or renews); default 7.
+SUBSCRIPTION_EXPIRY_NOTICE_DAYS = env_int("PMS_SUBSCRIPTION_EXPIRY_NOTICE_DAYS", 7)
 # Realtime limits and timings (realtime/config.py has every name and the protocol's defaults).
 REALTIME = {
     name: float(os.environ[variable])

@@ -171,6 +171,19 @@ def property_deactivate(*, caller: Caller, prop: Property) -> Property:
     return property_update(caller=caller, prop=prop, data={"isActive": False})
 
 
+def property_hud_approval_set(*, property_id: Any, approved: bool) -> Property | None:
+    """Set `has_hud_approval` as the HUD domain derives it (an approved `property_hud_programs` row), recording
+    `property.updated` when it changes. None for a property that no longer exists. The HUD services call it
+    inside their transaction; no caller: the HUD service checked who may change the programs."""
+    with transaction.atomic():
+        locked = Property.objects.select_for_update().filter(pk=property_id).first()
+        if locked is not None and locked.has_hud_approval != approved:
+            locked.has_hud_approval = approved
+            locked.save(update_fields=["has_hud_approval", "updated_at"])
+            _saved(locked, created=False, previous_owner_id=locked.owner_id)
+    return locked
+
+
 def property_amenities_set(*, caller: Caller, prop: Property, amenity_ids: list[int]) -> list[Amenity]:
     """Make the property's amenities exactly `amenity_ids`."""
     if not selectors.property_caller_may_write(caller=caller, prop=prop):
