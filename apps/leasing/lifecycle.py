@@ -25,6 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from apps.events.notices import Notice, notify_on_commit
 from apps.leasing import services
@@ -101,7 +102,7 @@ def lease_notice_recipients(lease: Lease) -> list[str]:
     unit = lease.unit
     prop = unit.property if unit is not None else None
     if prop is not None:
-        if prop.owner_id is not None and prop.owner.is_active:
+        if prop.owner is not None and prop.owner.is_active:
             users.append(str(prop.owner_id))
         users += [
             str(link.user_id)
@@ -129,6 +130,8 @@ def _notices(
     expires_at: datetime,
     about: Lease | None = None,
 ) -> list[Notice]:
+    if expires_at <= timezone.now():
+        return []  # raised by a catch-up run long after the fact: already out of date, nobody is told
     subject = about if about is not None else lease
     actions = ({"label": "View lease", "url": f"/api/v1/leases/{subject.pk}", "type": "link"},)
     return [
@@ -254,7 +257,8 @@ def _renew(lease: Lease) -> Lease:
 
     Precondition: inside a transaction holding the lease's row lock, the lease active.
     """
-    services.lease_update(lease=lease, changes={"lease_status": LeaseStatus.RENEWED})
+    # The successor's creation settles the unit's occupancy (still occupied): no flicker to free.
+    services.lease_update(lease=lease, changes={"lease_status": LeaseStatus.RENEWED}, follow_occupancy=False)
     start, end = successor_dates(lease)
     successor = services.lease_create(
         unit=lease.unit,  # type: ignore[arg-type]  # not None: lease_end expires a lease of no unit

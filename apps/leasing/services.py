@@ -156,9 +156,13 @@ def lease_create(
         return lease
 
 
-def lease_update(*, lease: Lease, changes: dict[str, Any]) -> Lease:
+def lease_update(*, lease: Lease, changes: dict[str, Any], follow_occupancy: bool = True) -> Lease:
     """Apply `changes` (model field names); status moves along LEASE_TRANSITIONS, and
-    activating a lease while the unit has another active one answers 409."""
+    activating a lease while the unit has another active one answers 409.
+
+    `follow_occupancy=False` leaves the unit's occupancy to the caller, who writes the next
+    lease of the unit in the same transaction (a renewal: the unit is never free in between).
+    """
     with transaction.atomic():
         current = Lease.objects.select_for_update().get(pk=lease.pk)
         target = changes.get("lease_status")
@@ -178,14 +182,17 @@ def lease_update(*, lease: Lease, changes: dict[str, Any]) -> Lease:
         for name, value in changes.items():
             setattr(current, name, value)
         current.save(update_fields=[*changes, "updated_at"])
-        _saved(current, created=False, previous_status=previous_status)
+        _saved(current, created=False, previous_status=previous_status, follow_occupancy=follow_occupancy)
     return current
 
 
-def _saved(lease: Lease, *, created: bool, previous_status: Any, previous_unit_id: Any = None) -> None:
+def _saved(
+    lease: Lease, *, created: bool, previous_status: Any, previous_unit_id: Any = None, follow_occupancy: bool = True
+) -> None:
     """What every saved lease records: its event, its units' occupancy, and an access re-check of its tenants when its status changed."""
     events.record_lease_saved(lease)
-    unit_occupancy_follow(unit_ids=[lease.unit_id, previous_unit_id])
+    if follow_occupancy:
+        unit_occupancy_follow(unit_ids=[lease.unit_id, previous_unit_id])
     if not created and previous_status != lease.lease_status:
         topic_access_changed(
             user_ids=set(LeaseTenant.objects.filter(lease_id=lease.pk).values_list("tenant__user_id", flat=True))

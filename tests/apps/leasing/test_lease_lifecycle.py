@@ -209,8 +209,9 @@ def test_a_successor_runs_for_the_same_length(start: date, end: date, successor:
     assert lifecycle.successor_dates(Lease(start_date=start, end_date=end)) == successor
 
 
-def test_two_workers_ending_the_same_day_at_once_renew_once(place: Place) -> None:
-    lease = lease_on(place, auto_renewal=True)
+@pytest.mark.parametrize("auto_renewal", [True, False])
+def test_two_workers_ending_the_same_day_at_once_end_it_once(place: Place, auto_renewal: bool) -> None:
+    lease = lease_on(place, auto_renewal=auto_renewal)
     day = END + timedelta(days=1)
     barrier = threading.Barrier(2)
     results: list[int] = []
@@ -233,9 +234,13 @@ def test_two_workers_ending_the_same_day_at_once_renew_once(place: Place) -> Non
         thread.join(timeout=30)
     assert not failures, failures
     assert sorted(results) == [0, 0, 0, 1]
-    assert Lease.objects.filter(unit=place.unit).count() == 2
-    assert Lease.objects.filter(unit=place.unit, lease_status=LeaseStatus.ACTIVE).exclude(pk=lease.pk).count() == 1
-    assert [kind for kind, _ in notified(place.tenant)] == [lifecycle.NOTICE_RENEWED]
+    if auto_renewal:
+        assert Lease.objects.filter(unit=place.unit).count() == 2
+        assert Lease.objects.filter(unit=place.unit, lease_status=LeaseStatus.ACTIVE).exclude(pk=lease.pk).count() == 1
+        assert [kind for kind, _ in notified(place.tenant)] == [lifecycle.NOTICE_RENEWED]
+    else:
+        assert Lease.objects.filter(unit=place.unit).count() == 1
+        assert [kind for kind, _ in notified(place.tenant)] == [lifecycle.NOTICE_EXPIRED]
 
 
 def test_two_workers_sending_notices_at_once_send_each_once(place: Place) -> None:
