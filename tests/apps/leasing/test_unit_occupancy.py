@@ -8,12 +8,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import Client
 
+from apps.common import integration
 from apps.leasing import invitations, jobs, services
 from apps.leasing.models import Lease, LeaseStatus
 from apps.properties.models import Unit
-from realtime import topics
+from realtime import connections, topics
 from tests.apps.api_world import World, build_world
 from tests.apps.leasing.test_lease_lifecycle import on
 from tests.apps.test_change_events import position, since
@@ -162,6 +164,21 @@ def test_admin_save_and_delete_move_the_unit_and_a_lease_moved_to_another_unit_f
     assert occupancy(other) == (True, False)
     services.lease_admin_delete(lease=lease)
     assert occupancy(other) == (False, True)
+
+
+def test_an_integration_layer_save_of_a_lease_moves_the_unit(world: World, client: Client, spare: Unit) -> None:
+    created = world.api(client, "manager").post("/leases", lease_body(spare, leaseStatus="active"))
+    assert occupancy(spare) == (True, False)
+
+    async def terminate() -> dict[str, Any]:
+        try:
+            changes = {"id": created.json()["id"], "lease_status": "terminated"}
+            return await integration.save_entity_with_documents("lease", changes, [])
+        finally:
+            await connections.aclose_loop_clients()
+
+    assert async_to_sync(terminate)()["created"] is False
+    assert occupancy(spare) == (False, True)
 
 
 def test_a_free_unit_marked_unavailable_by_staff_stays_so_until_a_lease_occupies_it(
