@@ -14,12 +14,14 @@ end is due the first day after `end_date`), and every write goes through the lea
 
 import logging
 from datetime import date, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 
 from apps.common.jobs import daily
 from apps.leasing import lifecycle
-from apps.leasing.models import Lease, LeaseStatus
+from apps.leasing.models import Lease, LeaseNotice, LeaseStatus
 from realtime.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -32,16 +34,35 @@ MAX_END_ROUNDS = 100
 @daily("leasing.lease_notices")
 def send_lease_notices(day: date) -> int:
     """Send the ending notices due on `day`; returns how many leases were notified."""
-    horizon = day + timedelta(days=max(settings.LEASE_NOTICE_DAYS))
-    candidates = Lease.objects.filter(
-        lease_status=LeaseStatus.ACTIVE, end_date__gte=day, end_date__lte=horizon
-    ).order_by("end_date", "pk")
     sent = 0
-    for lease_id in candidates.values_list("pk", flat=True):
+    for lease_id in _notice_candidates(day):
         if lifecycle.lease_notice_send(lease_id=lease_id, day=day) is not None:
             sent += 1
     logger.info("leasing.lease_notices %s: %d leases notified", day, sent)
     return sent
+
+
+def _notice_candidates(day: date) -> list[Any]:
+    """Active leases whose notice due on `day` has not gone out yet (nor a later one), by end date:
+    for each period, the leases with more days left than the next shorter period and at most this
+    many, without a notice of this period or a shorter one. The service checks again under the
+    lease's lock; this only keeps a daily run from locking every lease of the notice window."""
+    periods = sorted(settings.LEASE_NOTICE_DAYS)
+    found: list[tuple[date, str, Any]] = []
+    for index, period in enumerate(periods):
+        fewest = periods[index - 1] + 1 if index else 0
+        done = [lifecycle.ending_notice_key(days) for days in periods[: index + 1]]
+        leases = (
+            Lease.objects.filter(
+                lease_status=LeaseStatus.ACTIVE,
+                end_date__gte=day + timedelta(days=fewest),
+                end_date__lte=day + timedelta(days=period),
+            )
+            .exclude(Exists(LeaseNotice.objects.filter(lease_id=OuterRef("pk"), notice__in=done)))
+            .values_list("end_date", "pk")
+        )
+        found += [(end_date, str(pk), pk) for end_date, pk in leases]
+    return [pk for _, _, pk in sorted(found)]
 
 
 @daily("leasing.lease_ends")
