@@ -1,6 +1,7 @@
 """Settings, read once from `PMS_*` environment variables (see `.env.example`)."""
 
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
@@ -144,6 +145,18 @@ API_RATE_WINDOW_SECONDS = env_int("PMS_API_RATE_WINDOW_SECONDS", 60)
 LEASE_INVITATION_TTL_SECONDS = env_int("PMS_LEASE_INVITATION_TTL_SECONDS", 7 * 24 * 3600)
 # How many days before its end date a subscription's owner is told it ends (or renews); default 7.
 SUBSCRIPTION_EXPIRY_NOTICE_DAYS = env_int("PMS_SUBSCRIPTION_EXPIRY_NOTICE_DAYS", 7)
+# The lease lifecycle (apps/leasing/lifecycle.py, docs/leases.md): notices this many days before
+# a lease's end date (default 60 and 30), and the rent change of an auto-renewal in percent
+# (default 0: the same rent; "3.5" raises it 3.5%, "-2" lowers it 2%).
+LEASE_NOTICE_DAYS = sorted({int(days) for days in env_list("PMS_LEASE_NOTICE_DAYS", "60,30")}, reverse=True)
+try:
+    LEASE_RENEWAL_RENT_CHANGE_PERCENT = Decimal(env_str("PMS_LEASE_RENEWAL_RENT_CHANGE_PERCENT", "0"))
+except InvalidOperation:
+    LEASE_RENEWAL_RENT_CHANGE_PERCENT = Decimal("NaN")
+if not LEASE_RENEWAL_RENT_CHANGE_PERCENT.is_finite() or LEASE_RENEWAL_RENT_CHANGE_PERCENT < -100:
+    raise ImproperlyConfigured("PMS_LEASE_RENEWAL_RENT_CHANGE_PERCENT must be a number of percent, at least -100")
+if not LEASE_NOTICE_DAYS or min(LEASE_NOTICE_DAYS) < 1:
+    raise ImproperlyConfigured("PMS_LEASE_NOTICE_DAYS must be whole days of at least 1, comma-separated")
 # Realtime limits and timings (realtime/config.py has every name and the protocol's defaults).
 REALTIME = {
     name: float(os.environ[variable])

@@ -14,6 +14,7 @@ from django.db import transaction
 
 from apps.accounts.models import User
 from apps.common import policy
+from apps.common.cache import drop_on_commit
 from apps.common.validation import invalid
 from apps.common.visibility import Caller
 from apps.events.outbox import delete_recording_events, register_saved
@@ -27,6 +28,7 @@ from apps.properties.models import (
     Unit,
     UnitAmenity,
 )
+from realtime import keys
 from realtime.errors import CONFLICT, FORBIDDEN, NOT_FOUND, ProtocolError
 
 CANNOT_CREATE_PROPERTY = "Only landlords and admins create properties."
@@ -259,6 +261,37 @@ def unit_admin_save(*, unit: Unit) -> Unit:
             )
         unit.save()
         events.record_unit_saved(unit, previous_property_id=previous_property_id)
+    return unit
+
+
+def unit_occupancy_set(*, unit_id: Any, occupied: bool) -> Unit | None:
+    """Make the unit's `is_occupied` say `occupied` (whether it has an active lease), with
+    `is_available` following: a unit that becomes occupied becomes unavailable, one that becomes
+    free becomes available, and an occupied unit is never available; a free unit that staff
+    marked unavailable stays so. Writes (under a row lock on the unit), records `unit.updated`
+    and drops `unit:availability:{propertyId}` after the commit only when something changed.
+    None when the unit does not exist.
+
+    Precondition: the leasing services decide `occupied` (apps/leasing/services.py
+    `unit_occupancy_follow`), holding this unit's row lock since they counted its leases.
+    """
+    with transaction.atomic():
+        # order_by(): Unit's default ordering joins its (nullable) property, which FOR UPDATE refuses.
+        unit = Unit.objects.select_for_update().filter(pk=unit_id).order_by().first()
+        if unit is None:
+            return None
+        changes: dict[str, bool] = {}
+        if unit.is_occupied != occupied:
+            changes = {"is_occupied": occupied, "is_available": not occupied}
+        elif occupied and unit.is_available:
+            changes = {"is_available": False}
+        if changes:
+            for name, value in changes.items():
+                setattr(unit, name, value)
+            unit.save(update_fields=[*changes, "updated_at"])
+            events.record_unit_saved(unit)
+            if unit.property_id is not None:
+                drop_on_commit([keys.unit_availability(str(unit.property_id))])
     return unit
 
 
