@@ -56,6 +56,12 @@ def notifications_count(user_id: str) -> str:
     return f"notifications:count:{user_id}"
 
 
+def notifications_count_until(user_id: str) -> str:
+    """Ours: when the earliest notification counted in `notifications:count:{userId}` expires
+    (ms since the epoch); the counter is recounted from then on."""
+    return f"notifications:count-until:{user_id}"
+
+
 def notifications_count_user(key: str) -> str:
     """The user id of a `notifications:count:{userId}` key."""
     return key.removeprefix("notifications:count:")

@@ -46,6 +46,10 @@ an attempt in flight) after Redis is back; after a relay crashed mid-pass: at mo
 `sweep_seconds`. `OUTBOX_RELAY` in Django settings (a dict of `OutboxRelay`'s keyword
 arguments) tunes a server's relay.
 
+The same task delivers the notice outbox (`apps.events.delivery`): after each outbox pass
+it runs a notice pass on the loop (MongoDB and Redis through the process's realtime core,
+the ORM on the relay's own thread); a failed notice pass backs off like a Redis failure.
+
 Deployment note: the lock is a session lock, so the relay's connection must be a real
 session (direct to PostgreSQL, or PgBouncer in session mode), not transaction pooling.
 """
@@ -65,6 +69,7 @@ from django.db.models import F
 from django.db.transaction import TransactionManagementError
 from redis.exceptions import RedisError
 
+from apps.events import delivery
 from apps.events.models import OutboxEvent
 from realtime import connections, metrics
 from realtime.history import publish_sync
@@ -322,12 +327,34 @@ class OutboxRelay:
                 metrics.incr("outbox.relay_failed")
                 logger.exception("outbox: relay pass failed; retrying")
                 outcome = RelayOutcome(0, redis_failed=True)
-            if outcome.redis_failed:
+            notices_failed = await self._deliver_notices()
+            if outcome.redis_failed or notices_failed:
                 delay = min(self.retry_max_seconds, max(self.retry_min_seconds, delay * 2))
                 await asyncio.sleep(delay)
                 self._wakeup.set()  # try again after the delay, signal or not
             else:
                 delay = 0.0
+
+    async def _deliver_notices(self) -> bool:
+        """One notice pass (`apps.events.delivery`); True when it stopped on a failure."""
+        loop = asyncio.get_running_loop()
+        executor = self._executor
+
+        async def on_relay_thread(function: Any) -> Any:
+            return await loop.run_in_executor(executor, function)
+
+        try:
+            _, failed = await delivery.adeliver_pending(using=self.using, run_sync=on_relay_thread)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            metrics.incr("notices.pass_failed")
+            logger.exception("notices: delivery pass failed; retrying")
+            if isinstance(exc, DatabaseError) and executor is not None:
+                # A fresh connection on the relay's thread next pass (as `_pass` does).
+                executor.submit(lambda: db_connections[self.using].close())
+            return True
+        return failed
 
     def _pass(self) -> RelayOutcome:
         # The worker thread keeps its connection between passes (whatever CONN_MAX_AGE says for
