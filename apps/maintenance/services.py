@@ -3,7 +3,8 @@
 Each write runs in one transaction and records its change events (`events.py`) in the
 outbox in that transaction, after the row is written; they are published after the
 commit. The `maintenance:counts:{propertyId}` cache is still dropped after the commit by
-model signals (apps/maintenance/signals.py). The `*_admin_*` services are the admin
+model signals (apps/maintenance/signals.py). The people concerned are notified after the
+commit (`notices.py`: a request filed, assigned, its status changed, a work order assigned). The `*_admin_*` services are the admin
 site's write path (the site has checked that the caller is an admin). Preconditions are checked here, not in the views: the views only
 translate HTTP.
 """
@@ -21,7 +22,7 @@ from apps.common.validation import invalid
 from apps.common.visibility import not_found
 from apps.events.outbox import delete_recording_events
 from apps.leasing.models import LeaseStatus, Tenant
-from apps.maintenance import events, selectors
+from apps.maintenance import events, notices, selectors
 from apps.maintenance.models import (
     MaintenanceImage,
     MaintenanceRequest,
@@ -99,6 +100,7 @@ def maintenance_request_create(
     _set_status_times(request, None)
     request.save()
     events.record_request_saved(request, created=True)
+    notices.request_created(request, actor_id=caller.user_id)
     return request
 
 
@@ -118,6 +120,7 @@ def maintenance_request_update(*, caller: Principal, request_id: UUID, changes: 
     _set_status_times(request, previous)
     request.save()
     events.record_request_saved(request, created=False)
+    notices.request_status_changed(request, previous=previous, actor_id=caller.user_id)
     return request
 
 
@@ -130,10 +133,12 @@ def maintenance_request_cancel(*, caller: Principal, request_id: UUID) -> Mainte
     if not selectors.maintenance_request_is_managed_by(caller=caller, request=request):
         if request.status != MaintenanceStatus.SUBMITTED:
             raise ProtocolError(errors.CONFLICT, TENANT_EDITS_WHILE_SUBMITTED)
+    previous = request.status
     request.status = MaintenanceStatus.CANCELLED
     request.completed_at = None
     request.save()
     events.record_request_saved(request, created=False)
+    notices.request_status_changed(request, previous=previous, actor_id=caller.user_id)
     return request
 
 
@@ -233,10 +238,12 @@ def work_order_create(
     _set_work_order_times(order, None)
     order.save()
     events.record_work_order_saved(order)
+    notices.work_order_assigned(order, previous_vendor_id=None, actor_id=caller.user_id)
     if request.status == MaintenanceStatus.SUBMITTED:
         request.status = MaintenanceStatus.ASSIGNED
         request.save(update_fields=["status", "updated_at"])
         events.record_request_saved(request, created=False)
+        notices.request_status_changed(request, previous=MaintenanceStatus.SUBMITTED, actor_id=caller.user_id)
     return order
 
 
@@ -252,6 +259,7 @@ def work_order_update(*, caller: Principal, work_order_id: UUID, changes: dict[s
         if not selectors.is_maintenance_worker(caller) or set(changes) - WORKER_EDITABLE:
             raise ProtocolError(errors.FORBIDDEN, WORKER_FIELDS_ONLY)
     previous = order.status
+    previous_vendor_id = order.vendor_id
     if "vendor_id" in changes:
         order.vendor = _vendor(changes.pop("vendor_id"))
     for field, value in changes.items():
@@ -259,6 +267,7 @@ def work_order_update(*, caller: Principal, work_order_id: UUID, changes: dict[s
     _set_work_order_times(order, previous)
     order.save()
     events.record_work_order_saved(order)
+    notices.work_order_assigned(order, previous_vendor_id=previous_vendor_id, actor_id=caller.user_id)
     return order
 
 
