@@ -142,9 +142,10 @@ async def adeliver_rows(
     using: str = DEFAULT_DB_ALIAS,
     run_sync: SyncRunner[Any] = _run_in_thread,
 ) -> tuple[int, bool]:
-    """Deliver claimed `rows` in order; (delivered, stopped on a failure). Finished rows are
-    deleted, the others released."""
+    """Deliver claimed `rows` in order; (delivered, stopped on a failure). Finished rows (delivered,
+    or expired and dropped) are deleted, the others released."""
     done: list[int] = []
+    delivered = 0
     failure: tuple[int, BaseException] | None = None
     for index, row in enumerate(rows):
         try:
@@ -152,6 +153,7 @@ async def adeliver_rows(
             if document is not None:
                 _, inserted = await service.store_once(document)
                 metrics.incr("notices.delivered" if inserted else "notices.redelivered")
+                delivered += 1
             else:
                 metrics.incr("notices.expired")
         except Exception as exc:  # MongoDB, Redis, or a row that cannot be read: keep it for later
@@ -166,8 +168,8 @@ async def adeliver_rows(
         logger.warning("notices: delivery failed (%s); %d notice(s) kept for a later pass", exc, len(rest))
         metrics.incr("notices.failures")
         await run_sync(lambda: release(rest, rows[index].id, exc, using))
-        return len(done), True
-    return len(done), False
+        return delivered, True
+    return delivered, False
 
 
 async def adeliver_pending(
