@@ -67,6 +67,12 @@ def notifications_count_user(key: str) -> str:
     return key.removeprefix("notifications:count:")
 
 
+def chat_notified(conversation_id: str, user_id: str) -> str:
+    """Ours: set while the user has an unread chat notification for the conversation (one per
+    conversation until they read it); dropped by their `chat.read`, expires with the notification."""
+    return f"chat:notified:{conversation_id}:{user_id}"
+
+
 def maintenance_worker(user_id: str) -> str:
     """A worker's liveness key; its expiry takes the worker out of the active set at the next sweep."""
     return f"maintenance:worker:{user_id}"
