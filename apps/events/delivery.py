@@ -156,18 +156,19 @@ async def adeliver_rows(
                 delivered += 1
             else:
                 metrics.incr("notices.expired")
-        except Exception as exc:  # MongoDB, Redis, or a row that cannot be read: keep it for later
-            failure = (index, exc)
+        except Exception as error:  # MongoDB, Redis, or a row that cannot be read: keep it for later
+            failure = (index, error)
             break
         done.append(row.id)
     if done:
         await run_sync(lambda: finish(done, using))
     if failure is not None:
-        index, exc = failure
-        rest = [row.id for row in rows[index:]]
-        logger.warning("notices: delivery failed (%s); %d notice(s) kept for a later pass", exc, len(rest))
+        at, cause = failure
+        rest = [row.id for row in rows[at:]]
+        logger.warning("notices: delivery failed (%s); %d notice(s) kept for a later pass", cause, len(rest))
         metrics.incr("notices.failures")
-        await run_sync(lambda: release(rest, rows[index].id, exc, using))
+        failed_id = rows[at].id
+        await run_sync(lambda: release(rest, failed_id, cause, using))
         return delivered, True
     return delivered, False
 

@@ -36,7 +36,7 @@ def _priority(request: MaintenanceRequest | None, default: str = "medium") -> st
 
 def _place(request: MaintenanceRequest) -> str:
     unit = request.unit
-    if unit is None:
+    if unit is None or unit.property_id is None:
         return "a unit"
     prop = Property.objects.filter(pk=unit.property_id).values_list("property_name", flat=True).first()
     return f"unit {unit.unit_number} of {prop}" if prop else f"unit {unit.unit_number}"
@@ -63,7 +63,7 @@ def _request_notice(
 
 def _staff_of(request: MaintenanceRequest) -> list[str]:
     """The landlord and managers of the request's property, each once, owner first."""
-    if request.unit is None:
+    if request.unit is None or request.unit.property_id is None:
         return []
     property_id = request.unit.property_id
     owner = Property.objects.filter(pk=property_id).values_list("owner_id", flat=True).first()

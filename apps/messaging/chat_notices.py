@@ -88,7 +88,7 @@ class ChatNoticer:
         if not latest:
             return
         presence = await realtime.presence.presence.query([user for _, user in latest])
-        offline = [pair for pair in latest if presence.get(pair[1], {}).get("status", OFFLINE) == OFFLINE]
+        offline = [pair for pair in latest if pair[1] not in presence or presence[pair[1]]["status"] == OFFLINE]
         if not offline:
             return
         redis = connections.get_redis()
