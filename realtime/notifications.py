@@ -382,6 +382,18 @@ class NotificationService:
         await self._publish(user_id, EVENT_READ, {"ids": [str(oid) for oid in found], "all": all, "unread": unread})
         return unread
 
+    async def mark_read_about(self, user_id: str, *, type: str, reference_id: str) -> int:
+        """Mark read the user's unread notifications of `type` about `reference_id` (a chat
+        notification once its conversation is read); as `mark_read`. Returns the unread count."""
+        query = {"$and": [{"userId": user_id}, {"isRead": False}, {"type": type}, {"referenceId": reference_id}]}
+        with _mongo_errors():
+            ids = [
+                str(document["_id"]) async for document in self._collection.find(query, {"_id": 1}).limit(MAX_READ_IDS)
+            ]
+        if not ids:
+            return await self.unread_count(user_id)
+        return await self.mark_read(user_id, ids=ids)
+
     async def unread_count(self, user_id: str) -> int:
         """The unread, unexpired count from Redis; on a miss, counted in MongoDB and cached."""
         keys = [notifications_count(user_id), notifications_count_until(user_id)]

@@ -10,8 +10,8 @@ notices are then delivered exactly once like every other (apps/events/delivery.p
 
 "Has a socket open" is presence's answer: `offline` means no live socket on any server
 process (an `away` user has one). The marker lives as long as the notification
-(`NOTICE_DAYS`) and is dropped by the recipient's `chat.read` of that conversation, so the
-next message after a read notifies again. A crash between the marker and the outbox
+(`NOTICE_DAYS`) and is dropped by the recipient's `chat.read` of that conversation, which
+also marks that chat notification read, so the next message after a read notifies again. A crash between the marker and the outbox
 INSERT loses that one notification (the marker is dropped again when the INSERT fails).
 Best effort in one more way: a recipient whose socket closes within the tick of the send
 may be judged online.
@@ -168,6 +168,9 @@ def message_sent(realtime: Realtime, *, conversation_id: str, participants: list
     )
 
 
-async def aconversation_read(*, conversation_id: str, reader_id: str) -> None:
-    """The reader read the conversation: their next offline message notifies again."""
-    await connections.get_redis().delete(keys.chat_notified(conversation_id, reader_id))
+async def aconversation_read(realtime: Realtime, *, conversation_id: str, reader_id: str) -> None:
+    """The reader read the conversation: its chat notification is marked read (when one was
+    raised: only then is MongoDB asked), and their next offline message notifies again."""
+    if await connections.get_redis().delete(keys.chat_notified(conversation_id, reader_id)):
+        if realtime.notifications is not None:
+            await realtime.notifications.mark_read_about(reader_id, type=NOTICE_CHAT, reference_id=conversation_id)

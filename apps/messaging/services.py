@@ -338,7 +338,7 @@ async def achat_read(*, realtime: Realtime, conversation_id: str, reader_id: str
         conversation_id=conversation_id, reader_id=reader_id, message_id=oid, read_at=marked["readAt"]
     )
     try:
-        await chat_notices.aconversation_read(conversation_id=conversation_id, reader_id=reader_id)
-    except redis.RedisError:  # the read is stored; only the next chat notification waits for the marker's expiry
-        logger.warning("chat.read: notification marker of %s in %s not dropped", reader_id, conversation_id)
+        await chat_notices.aconversation_read(realtime, conversation_id=conversation_id, reader_id=reader_id)
+    except (redis.RedisError, ProtocolError):  # the read is stored; the chat notification stays unread
+        logger.warning("chat.read: chat notification of %s in %s not cleared", reader_id, conversation_id)
     return marked

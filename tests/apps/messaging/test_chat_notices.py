@@ -50,14 +50,18 @@ async def test_an_offline_participant_gets_one_notification_per_conversation_unt
     assert await sync_to_async(chat_notifications)(world.tenant, cid) == []  # never for one's own messages
     assert (await manager.get("/notifications/unread-count")).json() == {"unread": 1}
 
-    # Read: the next message notifies again (once).
+    # Reading the conversation reads its notification; the next message notifies again (once).
     assert (await manager.post(f"/conversations/{cid}/read", {"messageId": sent[-1]["id"]})).status_code == 200
+    assert (await manager.get("/notifications/unread-count")).json() == {"unread": 0}
     await send(tenant, cid, "Still leaking")
     await send(tenant, cid, "Really")
     await settled()
     notified = await sync_to_async(chat_notifications)(world.manager, cid)
-    assert [n["message"] for n in notified] == ["The sink leaks, take 0", "Still leaking"]
-    assert (await manager.get("/notifications/unread-count")).json() == {"unread": 2}
+    assert [(n["message"], bool(n["isRead"])) for n in notified] == [
+        ("The sink leaks, take 0", True),
+        ("Still leaking", False),
+    ]
+    assert (await manager.get("/notifications/unread-count")).json() == {"unread": 1}
 
 
 async def test_a_participant_with_a_socket_open_gets_none(world: World, connect: Any) -> None:  # noqa: F811
