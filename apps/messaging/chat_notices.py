@@ -13,12 +13,14 @@ process (an `away` user has one). The marker lives as long as the notification
 (`NOTICE_DAYS`) and is dropped by the recipient's `chat.read` of that conversation, which
 also marks that chat notification read, so the next message after a read notifies again. A crash between the marker and the outbox
 INSERT loses that one notification (the marker is dropped again when the INSERT fails).
-Best effort in one more way: a recipient whose socket closes within the tick of the send
-may be judged online.
+Best effort in one more way: a recipient seen online is not asked about again for
+`ONLINE_CACHE_SECONDS` (per process), so a message within seconds of their last socket
+closing may not notify them; the next one after that does.
 """
 
 import asyncio
 import logging
+import time
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +40,10 @@ NOTICE_CHAT = "chat_message"
 REFERENCE_CONVERSATION = "conversation"
 NOTICE_DAYS = 7
 PREVIEW_CHARS = 140
+# A recipient seen with a socket open is not asked about again for this long (a busy
+# conversation costs one presence lookup per recipient per period, not one per tick).
+ONLINE_CACHE_SECONDS = 5.0
+_ONLINE_CACHE_MAX = 50_000
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class ChatNoticer:
         self._realtime = weakref.ref(realtime)
         self._pending: list[_Sent] = []
         self._task: asyncio.Task[None] | None = None
+        self._online_until: dict[str, float] = {}  # user -> monotonic time until which they count as online
 
     def add(self, sent: _Sent) -> None:
         self._pending.append(sent)
@@ -87,8 +94,20 @@ class ChatNoticer:
                     latest[(sent.conversation_id, user)] = sent
         if not latest:
             return
-        presence = await realtime.presence.presence.query([user for _, user in latest])
-        offline = [pair for pair in latest if pair[1] not in presence or presence[pair[1]]["status"] == OFFLINE]
+        now = time.monotonic()
+        unknown = [user for user in dict.fromkeys(user for _, user in latest) if self._online_until.get(user, 0) <= now]
+        if not unknown:
+            return
+        presence = await realtime.presence.presence.query(unknown)
+        if len(self._online_until) > _ONLINE_CACHE_MAX:
+            self._online_until = {user: t for user, t in self._online_until.items() if t > now}
+        offline_users = set()
+        for user in unknown:
+            if user in presence and presence[user]["status"] != OFFLINE:
+                self._online_until[user] = now + ONLINE_CACHE_SECONDS
+            else:
+                offline_users.add(user)
+        offline = [pair for pair in latest if pair[1] in offline_users]
         if not offline:
             return
         redis = connections.get_redis()
