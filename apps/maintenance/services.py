@@ -3,7 +3,8 @@
 Each write runs in one transaction and records its change events (`events.py`) in the
 outbox in that transaction, after the row is written; they are published after the
 commit. The `maintenance:counts:{propertyId}` cache is still dropped after the commit by
-model signals (apps/maintenance/signals.py). The `*_admin_*` services are the admin
+model signals (apps/maintenance/signals.py). The people concerned are notified after the
+commit (`notices.py`: a request filed, assigned, its status changed, a work order assigned). The `*_admin_*` services are the admin
 site's write path (the site has checked that the caller is an admin). Preconditions are checked here, not in the views: the views only
 translate HTTP.
 
@@ -27,7 +28,7 @@ from apps.common.validation import invalid
 from apps.common.visibility import not_found
 from apps.events.outbox import delete_recording_events
 from apps.leasing.models import LeaseStatus, Tenant
-from apps.maintenance import events, selectors
+from apps.maintenance import events, notices, selectors
 from apps.maintenance.models import (
     MaintenanceImage,
     MaintenanceRequest,
@@ -105,6 +106,7 @@ def maintenance_request_create(
     _set_status_times(request, None)
     request.save()
     events.record_request_saved(request, created=True)
+    notices.request_created(request, actor_id=caller.user_id)
     return request
 
 
@@ -125,6 +127,7 @@ def maintenance_request_update(*, caller: Principal, request_id: UUID, changes: 
     request.save()
     events.record_request_saved(request, created=False)
     _cancel_work_orders_of_cancelled_request(request, previous_status=previous)
+    notices.request_status_changed(request, previous=previous, actor_id=caller.user_id)
     return request
 
 
@@ -143,6 +146,7 @@ def maintenance_request_cancel(*, caller: Principal, request_id: UUID) -> Mainte
     request.save()
     events.record_request_saved(request, created=False)
     _cancel_work_orders_of_cancelled_request(request, previous_status=previous)
+    notices.request_status_changed(request, previous=previous, actor_id=caller.user_id)
     return request
 
 
@@ -242,10 +246,12 @@ def work_order_create(
     _set_work_order_times(order, None)
     order.save()
     events.record_work_order_saved(order)
+    notices.work_order_assigned(order, previous_vendor_id=None, actor_id=caller.user_id)
     if request.status == MaintenanceStatus.SUBMITTED:
         request.status = MaintenanceStatus.ASSIGNED
         request.save(update_fields=["status", "updated_at"])
         events.record_request_saved(request, created=False)
+        notices.request_status_changed(request, previous=MaintenanceStatus.SUBMITTED, actor_id=caller.user_id)
     return order
 
 
@@ -263,6 +269,7 @@ def work_order_update(*, caller: Principal, work_order_id: UUID, changes: dict[s
         if not selectors.is_maintenance_worker(caller) or set(changes) - WORKER_EDITABLE:
             raise ProtocolError(errors.FORBIDDEN, WORKER_FIELDS_ONLY)
     previous = order.status
+    previous_vendor_id = order.vendor_id
     if "vendor_id" in changes:
         order.vendor = _vendor(changes.pop("vendor_id"))
     for field, value in changes.items():
@@ -271,6 +278,7 @@ def work_order_update(*, caller: Principal, work_order_id: UUID, changes: dict[s
     order.save()
     events.record_work_order_saved(order)
     _complete_request_when_work_is_done(order.request_id)
+    notices.work_order_assigned(order, previous_vendor_id=previous_vendor_id, actor_id=caller.user_id)
     return order
 
 
@@ -369,6 +377,8 @@ def _complete_request_when_work_is_done(request_id: Any) -> MaintenanceRequest |
     _set_status_times(request, previous)
     request.save()
     events.record_request_saved(request, created=False)
+    # The work was done by whoever completed the last order, never the tenant: tell the tenant.
+    notices.request_status_changed(request, previous=previous, actor_id=None)
     return request
 
 
