@@ -1,6 +1,7 @@
 """Settings, read once from `PMS_*` environment variables (see `.env.example`)."""
 
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
@@ -36,6 +37,17 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def env_decimal(name: str, default: str) -> Decimal:
+    raw = os.environ.get(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ImproperlyConfigured(f"{name} must be a decimal number, got {raw!r}") from exc
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name} must be a number >= 0, got {raw!r}")
+    return value
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -64,6 +76,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "channels",
+    "procrastinate.contrib.django",
     "pms",
     "apps.accounts",
     "apps.properties",
@@ -75,6 +88,7 @@ INSTALLED_APPS = [
     "apps.events",
     "apps.messaging",
     "apps.documents",
+    "apps.jobs",
     "apps.common",
 ]
 
@@ -142,6 +156,21 @@ API_RATE_LIMIT = env_int("PMS_API_RATE_LIMIT", 120)
 API_RATE_WINDOW_SECONDS = env_int("PMS_API_RATE_WINDOW_SECONDS", 60)
 # How long a lease invitation waits for the tenant's answer (default 7 days).
 LEASE_INVITATION_TTL_SECONDS = env_int("PMS_LEASE_INVITATION_TTL_SECONDS", 7 * 24 * 3600)
+# The job runner (apps/jobs, procrastinate): when the worker runs the daily jobs (cron, UTC;
+# default hourly at :05, so a day's work runs shortly after midnight and a failed run is
+# retried within the hour), and how many missed days a worker back from downtime catches up.
+JOBS_CRON = env_str("PMS_JOBS_CRON", "5 * * * *")
+JOBS_MAX_CATCH_UP_DAYS = env_int("PMS_JOBS_MAX_CATCH_UP_DAYS", 31)
+# Finance rules (apps/finance/jobs.py): a recurring charge is created this many days before
+# its due date; tenants are reminded this many days before it is due; a pending or partial
+# charge becomes late this many days after its due date; its late fee is flat + percent of the
+# charge, capped at max (0: no cap).
+CHARGE_LEAD_DAYS = env_int("PMS_CHARGE_LEAD_DAYS", 7)
+DUE_REMINDER_DAYS = env_int("PMS_DUE_REMINDER_DAYS", 3)
+LATE_GRACE_DAYS = env_int("PMS_LATE_GRACE_DAYS", 5)
+LATE_FEE_FLAT = env_decimal("PMS_LATE_FEE_FLAT", "25.00")
+LATE_FEE_PERCENT = env_decimal("PMS_LATE_FEE_PERCENT", "5")
+LATE_FEE_MAX = env_decimal("PMS_LATE_FEE_MAX", "100.00")
 # Realtime limits and timings (realtime/config.py has every name and the protocol's defaults).
 REALTIME = {
     name: float(os.environ[variable])
