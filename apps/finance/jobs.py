@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.db.models import Q
+from django.utils import timezone
 
 from apps.common.jobs import daily
 from apps.finance import services
@@ -77,10 +78,15 @@ def late_payments(day: date) -> int:
 @daily("finance.due_reminders")
 def due_reminders(day: date) -> int:
     """Remind the tenants of every unpaid charge due `PMS_DUE_REMINDER_DAYS` after `day`; returns
-    how many reminders were sent (the runner runs each day once, so each charge is reminded once)."""
+    how many reminders were sent (the runner runs each day once, so each charge is reminded once).
+    A day caught up after its charges fell due sends nothing: the reminder would come too late."""
     days = settings.DUE_REMINDER_DAYS
+    due = day + timedelta(days=days)
+    if due < timezone.now().date():
+        logger.info("due reminders for %s: skipped, charges due %s are already overdue", day, due)
+        return 0
     charges = (
-        Transaction.objects.filter(lease__isnull=False, payment_status__in=UNPAID, due_date=day + timedelta(days=days))
+        Transaction.objects.filter(lease__isnull=False, payment_status__in=UNPAID, due_date=due)
         .select_related("lease", "property")
         .order_by("pk")
     )
