@@ -161,6 +161,13 @@ LEASE_INVITATION_TTL_SECONDS = env_int("PMS_LEASE_INVITATION_TTL_SECONDS", 7 * 2
 # retried within the hour), and how many missed days a worker back from downtime catches up.
 JOBS_CRON = env_str("PMS_JOBS_CRON", "5 * * * *")
 JOBS_MAX_CATCH_UP_DAYS = env_int("PMS_JOBS_MAX_CATCH_UP_DAYS", 31)
+# A worker starting up still defers a cron tick this recent (default: one hour, the default cron's
+# period, so a freshly started worker runs the daily jobs at once instead of at the next tick).
+JOBS_MAX_DELAY_SECONDS = env_int("PMS_JOBS_MAX_DELAY_SECONDS", 3600)
+# procrastinate.contrib.django: tasks are found in every app's `tasks` module; a finished job's
+# row is deleted (its outcome is logged and, for the daily jobs, kept in `daily_job_runs`).
+PROCRASTINATE_PERIODIC_DEFAULTS = {"max_delay": JOBS_MAX_DELAY_SECONDS}
+PROCRASTINATE_WORKER_DEFAULTS = {"delete_jobs": "successful"}
 # Finance rules (apps/finance/jobs.py): a recurring charge is created this many days before
 # its due date; tenants are reminded this many days before it is due; a pending or partial
 # charge becomes late this many days after its due date; its late fee is flat + percent of the
