@@ -13,6 +13,7 @@ Guarantees, for each job name and day:
 """
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -66,7 +67,7 @@ def run_day(name: str, job: DailyJob, day: date) -> int | None:
     return count
 
 
-def run_daily_jobs(*, today: date | None = None, jobs: dict[str, DailyJob] | None = None) -> list[Outcome]:
+def run_daily_jobs(*, today: date | None = None, jobs: Mapping[str, DailyJob] | None = None) -> list[Outcome]:
     """Run every job (default: the whole register) for each day it has due; each outcome is logged."""
     today = today or current_day()
     outcomes: list[Outcome] = []

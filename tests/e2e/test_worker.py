@@ -7,9 +7,12 @@ import time
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
+from pymongo import MongoClient
 
 from apps.accounts.models import UserType
 from apps.finance.models import RecurringTransaction, Transaction
@@ -62,6 +65,14 @@ def start_workers(count: int, env: dict[str, str], tmp_path: Path) -> list[tuple
     return started
 
 
+def stored_notifications(user_id: str, kind: str) -> list[dict[str, Any]]:
+    client: MongoClient[dict[str, Any]] = MongoClient(settings.MONGO_URL)
+    try:
+        return list(client[settings.MONGO_DATABASE]["notifications"].find({"userId": user_id, "type": kind}))
+    finally:
+        client.close()
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -103,5 +114,9 @@ def test_worker_processes_run_the_daily_jobs_once(workers: int, server_env: dict
     assert len(dues) == 12 and len(set(dues)) == 12, logs
     assert DailyJobRun.objects.filter(job="finance.recurring_charges", day=today).count() == 1
     assert "daily job finance.recurring_charges for" in logs
+    tenant = lease.tenant_links.get().tenant.user
+    assert tenant is not None
+    created = stored_notifications(str(tenant.pk), "charge_created")
+    assert len(created) == 12, "each charge told once, by the worker process, after its commit"
     for process, _ in started:
         assert process.returncode == 0, logs  # SIGTERM: a graceful stop

@@ -237,6 +237,7 @@ def test_a_late_charge_gets_exactly_one_fee_and_days_late_moves_until_paid() -> 
     assert finance_jobs.late_payments(date(2027, 3, 12)) == 0  # an older day never lowers it
 
     landlord = charge.property.owner  # type: ignore[union-attr]
+    assert landlord is not None
     services.transaction_update(caller=staff(landlord), transaction_id=charge.pk, changes={"payment_status": "paid"})
     run_weekly(date(2027, 3, 21), date(2027, 4, 30))
     assert late_fee_of(charge).days_late == 19, "paying stops the clock"
@@ -252,6 +253,7 @@ def test_a_partial_payment_past_grace_is_late_too_and_waiving_keeps_working() ->
     assert (fee.amount, fee.days_late) == (Decimal("100.00"), 9)
 
     landlord = charge.property.owner  # type: ignore[union-attr]
+    assert landlord is not None
     waived = services.late_fee_waive(caller=staff(landlord), late_fee_id=fee.pk, reason="first time")
     assert waived.is_waived and waived.days_late == 9
     finance_jobs.late_payments(date(2027, 3, 15))
@@ -303,7 +305,14 @@ def test_the_tenant_is_notified_of_the_charge_the_reminder_the_lateness_and_the_
     charge = rent_charges(lease)[0]
     late = stored_notifications(tenant)[2]
     assert (late["referenceId"], late["referenceType"], late["priority"]) == (str(charge.pk), "transaction", "high")
-    assert [n["type"] for n in stored_notifications(lease.unit.property.owner)] == []  # type: ignore[union-attr,arg-type]
+    landlord = lease.unit.property.owner  # type: ignore[union-attr]
+    assert landlord is not None
+    assert stored_notifications(landlord) == []
+
+    services.transaction_update(caller=staff(landlord), transaction_id=charge.pk, changes={"payment_status": "paid"})
+    for user in (tenant, landlord):
+        recorded = [n["referenceId"] for n in stored_notifications(user) if n["type"] == "payment_recorded"]
+        assert recorded == [str(charge.pk)]
 
 
 @pytest.mark.django_db
