@@ -226,4 +226,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("PMS_LOG_LEVEL", "INFO")},
+    # procrastinate announces its task registration (and each periodic deferral) in every process;
+    # the worker's lines (job started, ended) and the job runner's stay.
+    "loggers": {
+        "procrastinate.blueprints": {"level": "WARNING"},
+        "procrastinate.periodic": {"level": "WARNING"},
+    },
 }
