@@ -150,6 +150,22 @@ def test_inactive_or_ended_schedules_make_nothing_more() -> None:
     assert len(rent_charges(lease)) == 4
 
 
+@pytest.mark.django_db
+def test_a_worker_down_for_three_days_over_a_due_date_catches_up_once() -> None:
+    lease, _ = lease_with_rent(day_of_month=10)
+    run_weekly(date(2027, 1, 1), date(2027, 1, 2))  # done through Jan 2: Jan 10's rent not made yet
+    assert rent_charges(lease) == []
+    # Down Jan 3-5 (Jan 3 is when Jan 10's rent is made, 7 days ahead); back on the 5th.
+    with time_machine.travel(at(date(2027, 1, 5), 12, 0), tick=False):
+        outcomes = run_daily_jobs(jobs=FINANCE)
+        assert run_daily_jobs(jobs=FINANCE) == []
+    days = sorted({(o.job, o.day) for o in outcomes})
+    assert days == [(job, date(2027, 1, d)) for job in sorted(FINANCE) for d in (3, 4, 5)]
+    made = [o for o in outcomes if o.job == "finance.recurring_charges"]
+    assert [(o.day, o.count) for o in made] == [(date(2027, 1, 3), 1), (date(2027, 1, 4), 0), (date(2027, 1, 5), 0)]
+    assert [c.due_date for c in rent_charges(lease)] == [date(2027, 1, 10)]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_at_once_make_each_charge_once() -> None:
     lease, _ = lease_with_rent()
