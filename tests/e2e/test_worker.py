@@ -93,7 +93,7 @@ def test_worker_processes_run_the_daily_jobs_once(workers: int, server_env: dict
     try:
         deadline = time.monotonic() + START_TIMEOUT
         names = {"finance.recurring_charges", "finance.late_payments", "finance.due_reminders"}
-        while set(DailyJobRun.objects.filter(day=today).values_list("job", flat=True)) < names:
+        while not names <= set(DailyJobRun.objects.filter(day=today).values_list("job", flat=True)):
             for process, log_path in started:
                 assert process.poll() is None, f"worker exited:\n{log_path.read_text(errors='replace')}"
             assert time.monotonic() < deadline, "\n".join(log.read_text(errors="replace") for _, log in started)
