@@ -285,7 +285,7 @@ def hud_application_update(*, caller: Principal, application_id: UUID, changes: 
     return application
 
 
-NOTICE_APPLICATION_STATUS = "hud_application.status_changed"
+NOTICE_APPLICATION_STATUS = "hud_application_status_changed"
 
 
 def _landlord_ids(application: HudApplication) -> list[str]:

@@ -37,9 +37,9 @@ logger = logging.getLogger(__name__)
 
 EXPIRED = "expired"
 RENEWED = "renewed"
-NOTICE_EXPIRING = "subscription.expiring"
-NOTICE_EXPIRED = "subscription.expired"
-NOTICE_RENEWED = "subscription.renewed"
+NOTICE_EXPIRING = "subscription_expiring"
+NOTICE_EXPIRED = "subscription_expired"
+NOTICE_RENEWED = "subscription_renewed"
 REFERENCE_TYPE = "subscription"
 
 
