@@ -1,4 +1,4 @@
-# The PMS realtime server: one image for the app (uvicorn), the daphne variant and
+# The PMS realtime server: one image for the app (uvicorn), the daphne variant, the job worker and
 # the one-shot migration step of docker-compose.yml.
 FROM python:3.11-slim
 

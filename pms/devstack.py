@@ -1,7 +1,8 @@
 """Zero set-up stack for running and testing: real PostgreSQL and Redis from PyPI wheels,
 the MongoDB wire-compatible stand-in, each started only when no URL is configured.
 
-    python -m pms.devstack serve [--host H] [--port P]   # embedded stack + migrate + uvicorn
+    python -m pms.devstack serve [--host H] [--port P] [--workers N]
+                                     # embedded stack + migrate + job worker(s) + uvicorn
     python -m pms.devstack test [pytest args...]         # ensure PostgreSQL/Redis/Mongo, run pytest
 
 Nothing here is imported by the application; it only prepares processes and environment.
@@ -202,7 +203,27 @@ def manage(*args: str) -> None:
     subprocess.run([PYTHON, str(ROOT / "manage.py"), *args], check=True, cwd=ROOT)
 
 
-def serve(host: str, port: int) -> int:
+def worker_command(name: str) -> list[str]:
+    """The command line of one job worker (as `serve` starts it; compose runs the same)."""
+    return [PYTHON, str(ROOT / "manage.py"), "procrastinate", "worker", "--name", name]
+
+
+def start_workers(count: int) -> list[subprocess.Popen[bytes]]:
+    """Start `count` job workers (`manage.py procrastinate worker`, README "What runs on its own").
+
+    Their log lines go to this terminal; each runs in a session of its own, so Ctrl-C reaches
+    uvicorn only and the workers are stopped (SIGTERM: finish the current job, then exit) by
+    `stop_children` when the server has stopped.
+    """
+    workers = []
+    for index in range(1, count + 1):
+        worker = subprocess.Popen(worker_command(f"worker-{index}"), cwd=ROOT, start_new_session=True)
+        _children.append(worker)
+        workers.append(worker)
+    return workers
+
+
+def serve(host: str, port: int, workers: int = 1) -> int:
     engines = []
     if not os.environ.get("PMS_DATABASE_URL"):
         os.environ["PMS_DATABASE_URL"] = start_embedded_postgres("pms")
@@ -233,6 +254,13 @@ def serve(host: str, port: int) -> int:
     manage("ensure_dev_admin", "--password-file", str(DATA_DIR / "admin-password"))
     banner = "\n".join(f"    {line}" for line in engines)
     say(f"stores:\n{banner}")
+    started = start_workers(workers)
+    if started:
+        pids = ", ".join(str(worker.pid) for worker in started)
+        cron = os.environ.get("PMS_JOBS_CRON", "5 * * * *")
+        say(f"job workers started: {len(started)} (procrastinate, pid {pids}), daily jobs on cron {cron!r} UTC")
+    else:
+        say("no job worker started (--workers 0): scheduled work waits for `python manage.py procrastinate worker`")
     say(f"serving on http://{host}:{port}/  (uvicorn, websockets-sansio)")
     say(f"  health  http://{host}:{port}/healthz   ready  http://{host}:{port}/readyz")
     say(f"  API     http://{host}:{port}/api/v1/docs   login  POST /api/v1/auth/login")
@@ -313,10 +341,13 @@ def main() -> int:
     serve_parser = sub.add_parser("serve", help="run the server on the embedded stack")
     serve_parser.add_argument("--host", default=os.environ.get("PMS_HOST", "127.0.0.1"))
     serve_parser.add_argument("--port", type=int, default=int(os.environ.get("PMS_PORT", "8000")))
+    serve_parser.add_argument(
+        "--workers", type=int, default=int(os.environ.get("PMS_WORKERS", "1")), help="job workers to start (0: none)"
+    )
     sub.add_parser("test", help="run the test suite (extra arguments go to pytest)")
     args, rest = parser.parse_known_args()
     if args.command == "serve":
-        return serve(args.host, args.port)
+        return serve(args.host, args.port, args.workers)
     return run_tests(rest)
 
 

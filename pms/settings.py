@@ -1,6 +1,7 @@
 """Settings, read once from `PMS_*` environment variables (see `.env.example`)."""
 
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
@@ -36,6 +37,17 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def env_decimal(name: str, default: str) -> Decimal:
+    raw = os.environ.get(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ImproperlyConfigured(f"{name} must be a decimal number, got {raw!r}") from exc
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name} must be a number >= 0, got {raw!r}")
+    return value
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -64,6 +76,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "channels",
+    "procrastinate.contrib.django",
     "pms",
     "apps.accounts",
     "apps.properties",
@@ -75,6 +88,7 @@ INSTALLED_APPS = [
     "apps.events",
     "apps.messaging",
     "apps.documents",
+    "apps.jobs",
     "apps.common",
 ]
 
@@ -142,6 +156,42 @@ API_RATE_LIMIT = env_int("PMS_API_RATE_LIMIT", 120)
 API_RATE_WINDOW_SECONDS = env_int("PMS_API_RATE_WINDOW_SECONDS", 60)
 # How long a lease invitation waits for the tenant's answer (default 7 days).
 LEASE_INVITATION_TTL_SECONDS = env_int("PMS_LEASE_INVITATION_TTL_SECONDS", 7 * 24 * 3600)
+# How many days before its end date a subscription's owner is told it ends (or renews); default 7.
+SUBSCRIPTION_EXPIRY_NOTICE_DAYS = env_int("PMS_SUBSCRIPTION_EXPIRY_NOTICE_DAYS", 7)
+# The lease lifecycle (apps/leasing/lifecycle.py, docs/leases.md): notices this many days before
+# a lease's end date (default 60 and 30), and the rent change of an auto-renewal in percent
+# (default 0: the same rent; "3.5" raises it 3.5%, "-2" lowers it 2%).
+LEASE_NOTICE_DAYS = sorted({int(days) for days in env_list("PMS_LEASE_NOTICE_DAYS", "60,30")}, reverse=True)
+try:
+    LEASE_RENEWAL_RENT_CHANGE_PERCENT = Decimal(env_str("PMS_LEASE_RENEWAL_RENT_CHANGE_PERCENT", "0"))
+except InvalidOperation:
+    LEASE_RENEWAL_RENT_CHANGE_PERCENT = Decimal("NaN")
+if not LEASE_RENEWAL_RENT_CHANGE_PERCENT.is_finite() or LEASE_RENEWAL_RENT_CHANGE_PERCENT < -100:
+    raise ImproperlyConfigured("PMS_LEASE_RENEWAL_RENT_CHANGE_PERCENT must be a number of percent, at least -100")
+if not LEASE_NOTICE_DAYS or min(LEASE_NOTICE_DAYS) < 1:
+    raise ImproperlyConfigured("PMS_LEASE_NOTICE_DAYS must be whole days of at least 1, comma-separated")
+# The job runner (apps/jobs, procrastinate): when the worker runs the daily jobs (cron, UTC;
+# default hourly at :05, so a day's work runs shortly after midnight and a failed run is
+# retried within the hour), and how many missed days a worker back from downtime catches up.
+JOBS_CRON = env_str("PMS_JOBS_CRON", "5 * * * *")
+JOBS_MAX_CATCH_UP_DAYS = env_int("PMS_JOBS_MAX_CATCH_UP_DAYS", 31)
+# A worker starting up still defers a cron tick this recent (default: one hour, the default cron's
+# period, so a freshly started worker runs the daily jobs at once instead of at the next tick).
+JOBS_MAX_DELAY_SECONDS = env_int("PMS_JOBS_MAX_DELAY_SECONDS", 3600)
+# procrastinate.contrib.django: tasks are found in every app's `tasks` module; a finished job's
+# row is deleted (its outcome is logged and, for the daily jobs, kept in `daily_job_runs`).
+PROCRASTINATE_PERIODIC_DEFAULTS = {"max_delay": JOBS_MAX_DELAY_SECONDS}
+PROCRASTINATE_WORKER_DEFAULTS = {"delete_jobs": "successful"}
+# Finance rules (apps/finance/jobs.py): a recurring charge is created this many days before
+# its due date; tenants are reminded this many days before it is due; a pending or partial
+# charge becomes late this many days after its due date; its late fee is flat + percent of the
+# charge, capped at max (0: no cap).
+CHARGE_LEAD_DAYS = env_int("PMS_CHARGE_LEAD_DAYS", 7)
+DUE_REMINDER_DAYS = env_int("PMS_DUE_REMINDER_DAYS", 3)
+LATE_GRACE_DAYS = env_int("PMS_LATE_GRACE_DAYS", 5)
+LATE_FEE_FLAT = env_decimal("PMS_LATE_FEE_FLAT", "25.00")
+LATE_FEE_PERCENT = env_decimal("PMS_LATE_FEE_PERCENT", "5")
+LATE_FEE_MAX = env_decimal("PMS_LATE_FEE_MAX", "100.00")
 # Realtime limits and timings (realtime/config.py has every name and the protocol's defaults).
 REALTIME = {
     name: float(os.environ[variable])
@@ -190,4 +240,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("PMS_LOG_LEVEL", "INFO")},
+    # procrastinate announces its task registration (and each periodic deferral) in every process;
+    # the worker's lines (job started, ended) and the job runner's stay.
+    "loggers": {
+        "procrastinate.blueprints": {"level": "WARNING"},
+        "procrastinate.periodic": {"level": "WARNING"},
+    },
 }

@@ -56,9 +56,21 @@ def notifications_count(user_id: str) -> str:
     return f"notifications:count:{user_id}"
 
 
+def notifications_count_until(user_id: str) -> str:
+    """Ours: when the earliest notification counted in `notifications:count:{userId}` expires
+    (ms since the epoch); the counter is recounted from then on."""
+    return f"notifications:count-until:{user_id}"
+
+
 def notifications_count_user(key: str) -> str:
     """The user id of a `notifications:count:{userId}` key."""
     return key.removeprefix("notifications:count:")
+
+
+def chat_notified(conversation_id: str, user_id: str) -> str:
+    """Ours: set while the user has an unread chat notification for the conversation (one per
+    conversation until they read it); dropped by their `chat.read`, expires with the notification."""
+    return f"chat:notified:{conversation_id}:{user_id}"
 
 
 def maintenance_worker(user_id: str) -> str:

@@ -1,10 +1,15 @@
 """User notifications: stored in MongoDB `notifications`, counted in `notifications:count:{userId}`,
 and pushed live on the topic `notifications:{userId}`.
 
-The counter holds the user's unread, unexpired notifications. It is set from a MongoDB
-count when missing, moved by INCR/DECR as notifications arrive and are read, and re-synced
-by a periodic sweep (`resync_all`), because the TTL index deletes expired notifications
-without telling anyone and would otherwise leave it high.
+The counter holds the user's unread, unexpired notifications, for every client alike
+(socket or HTTP only). It is set from a MongoDB count when missing, with a TTL
+(`count_ttl_seconds`, 10 minutes by default), and moved by INCR/DECR as notifications
+arrive and are read. Beside it, `notifications:count-until:{userId}` holds when the
+earliest counted notification expires: from that moment on (by the caller's clock) a read
+drops both keys and recounts, so an expired notification leaves the count at once, not at
+the next sweep. The TTL bounds how long any drift (a counter moved by a writer outside
+this service, or a recount that raced a new notification) can last; the periodic resync
+of socket users (`resync_all`) stays as a second net.
 """
 
 import asyncio
@@ -22,13 +27,18 @@ from bson import ObjectId
 from pymongo import DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 from redis.exceptions import RedisError
 
 from realtime import topics
 from realtime.documents import NOTIFICATIONS
 from realtime.errors import BAD_REQUEST, UNAVAILABLE, ProtocolError
-from realtime.keys import NOTIFICATIONS_COUNT_PATTERN, notifications_count, notifications_count_user
+from realtime.keys import (
+    NOTIFICATIONS_COUNT_PATTERN,
+    notifications_count,
+    notifications_count_until,
+    notifications_count_user,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +58,7 @@ MAX_READ_IDS = 500
 MAX_PAGE = 100
 DEFAULT_PAGE = 50
 RESYNC_CONCURRENCY = 8
+COUNT_TTL_SECONDS = 600
 
 BAD_USER = "userId must be a non-empty string"
 BAD_TYPE = f"type must be a non-empty string of at most {MAX_TYPE} characters"
@@ -100,6 +111,11 @@ def _now() -> datetime:
     """Now in UTC, truncated to the millisecond BSON dates hold, so what is returned is what is stored."""
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _ms(value: datetime) -> int:
+    """Milliseconds since the epoch (the counter scripts' clock)."""
+    return int(value.timestamp() * 1000)
 
 
 def _utc(value: datetime) -> datetime:
@@ -179,19 +195,70 @@ def notification_wire(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def notification_document(
+    user_id: str,
+    *,
+    type: str,
+    title: str,
+    message: str,
+    reference_id: str | None = None,
+    reference_type: str | None = None,
+    priority: str = "medium",
+    actions: list[dict[str, str]] | None = None,
+    expires_at: datetime | None = None,
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A checked notification document in the seed's fields (no `_id`), unread, created at
+    `created_at` (default now). Invalid input raises `bad_request`."""
+    _text(user_id, limit=MAX_REFERENCE, message=BAD_USER)
+    if priority not in PRIORITIES:
+        raise _bad(BAD_PRIORITY)
+    now = _now()
+    created = now if created_at is None else _utc(created_at)
+    document: dict[str, Any] = {
+        "userId": user_id,
+        "type": _text(type, limit=MAX_TYPE, message=BAD_TYPE),
+        "title": _text(title, limit=MAX_TITLE, message=BAD_TITLE),
+        "message": _text(message, limit=MAX_MESSAGE, message=BAD_MESSAGE),
+        "referenceId": _text(reference_id, limit=MAX_REFERENCE, message=BAD_REFERENCE, required=False),
+        "referenceType": _text(reference_type, limit=MAX_REFERENCE, message=BAD_REFERENCE, required=False),
+        "isRead": False,
+        "createdAt": created.replace(microsecond=created.microsecond // 1000 * 1000),
+        "expiresAt": None,
+        "priority": priority,
+        "actions": _actions(actions),
+    }
+    if expires_at is not None:
+        if not isinstance(expires_at, datetime) or expires_at.tzinfo is None or expires_at <= now:
+            raise _bad(BAD_EXPIRES)
+        expires_ms = expires_at.astimezone(UTC)
+        document["expiresAt"] = expires_ms.replace(microsecond=expires_ms.microsecond // 1000 * 1000)
+    return document
+
+
 class NotificationService:
     """Creates, reads and counts notifications; every change is published to the user's other devices."""
 
     def __init__(
-        self, db: "AsyncDatabase[dict[str, Any]]", redis: aredis.Redis, publisher: NotificationPublisher
+        self,
+        db: "AsyncDatabase[dict[str, Any]]",
+        redis: aredis.Redis,
+        publisher: NotificationPublisher,
+        *,
+        count_ttl_seconds: int = COUNT_TTL_SECONDS,
     ) -> None:
-        """`redis` must decode responses to str; `publisher` stores and publishes topic events."""
+        """`redis` must decode responses to str; `publisher` stores and publishes topic events;
+        `count_ttl_seconds`: how long a counted value is trusted before it is counted again."""
+        if count_ttl_seconds < 1:
+            raise ValueError("count_ttl_seconds must be positive")
+        self._count_ttl_ms = count_ttl_seconds * 1000
         self._collection: AsyncCollection[dict[str, Any]] = db[NOTIFICATIONS]
         self._db = db
         self._redis = redis
         self._publisher = publisher
         self._add = redis.register_script((_LUA / "notifications_count_add.lua").read_text())
         self._set = redis.register_script((_LUA / "notifications_count_set.lua").read_text())
+        self._get = redis.register_script((_LUA / "notifications_count_get.lua").read_text())
 
     async def notify(
         self,
@@ -212,39 +279,68 @@ class NotificationService:
         failure is logged, not raised (a retry would duplicate it): the sweep fixes the counter
         and the client still finds the notification in its list.
         """
-        _text(user_id, limit=MAX_REFERENCE, message=BAD_USER)
-        if priority not in PRIORITIES:
-            raise _bad(BAD_PRIORITY)
-        now = _now()
-        document: dict[str, Any] = {
-            "userId": user_id,
-            "type": _text(type, limit=MAX_TYPE, message=BAD_TYPE),
-            "title": _text(title, limit=MAX_TITLE, message=BAD_TITLE),
-            "message": _text(message, limit=MAX_MESSAGE, message=BAD_MESSAGE),
-            "referenceId": _text(reference_id, limit=MAX_REFERENCE, message=BAD_REFERENCE, required=False),
-            "referenceType": _text(reference_type, limit=MAX_REFERENCE, message=BAD_REFERENCE, required=False),
-            "isRead": False,
-            "createdAt": now,
-            "expiresAt": None,
-            "priority": priority,
-            "actions": _actions(actions),
-        }
-        if expires_at is not None:
-            if not isinstance(expires_at, datetime) or expires_at.tzinfo is None or expires_at <= now:
-                raise _bad(BAD_EXPIRES)
-            expires_ms = expires_at.astimezone(UTC)
-            document["expiresAt"] = expires_ms.replace(microsecond=expires_ms.microsecond // 1000 * 1000)
+        document = notification_document(
+            user_id,
+            type=type,
+            title=title,
+            message=message,
+            reference_id=reference_id,
+            reference_type=reference_type,
+            priority=priority,
+            actions=actions,
+            expires_at=expires_at,
+        )
         with _mongo_errors():
             result = await self._collection.insert_one(document)
         document["_id"] = result.inserted_id
         notification = notification_wire(document)
         try:
-            if await self._add(keys=[notifications_count(user_id)], args=[1]) is None:
+            if await self._move(user_id, 1, document["expiresAt"]) is None:
                 await self._set_from_count(user_id, expected="")
         except (RedisError, ProtocolError):
             logger.warning("unread counter of %s not moved; the next resync fixes it", user_id, exc_info=True)
         await self._publish(user_id, EVENT_NOTIFICATION, notification)
         return notification
+
+    async def store_once(self, document: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+        """Store a checked document (`notification_document` plus a caller-chosen `_id`) at most
+        once, count it, publish `notification`; returns (its wire form, newly stored).
+
+        For a delivery that is retried until it succeeds (the notice outbox): a second call with
+        the same `_id` stores nothing and counts nothing more. The counter is moved by one only
+        when this call inserted the document; when it was already there (an earlier attempt
+        stopped after the insert, before or after counting) the counter is dropped, so the next
+        read recounts in MongoDB: exact either way. The event is published on every call that
+        finds the document (at least once; clients deduplicate by `id`); none when it is gone
+        (expired, deleted). Raises PyMongoError / RedisError (nothing is swallowed: the caller
+        keeps its record and retries).
+        """
+        user_id = document["userId"]
+        try:
+            await self._collection.insert_one(dict(document))
+            stored: dict[str, Any] | None = dict(document)
+            inserted = True
+        except DuplicateKeyError:
+            stored = await self._collection.find_one({"_id": document["_id"]})
+            inserted = False
+        if inserted:
+            if await self._move(user_id, 1, document.get("expiresAt")) is None:
+                await self._set_from_count(user_id, expected="")
+        else:
+            await self._redis.delete(notifications_count(user_id), notifications_count_until(user_id))
+        if stored is None:
+            return None, inserted
+        notification = notification_wire(stored)
+        await self._publisher.publish(topics.notifications(user_id), EVENT_NOTIFICATION, notification)
+        return notification, inserted
+
+    async def _move(self, user_id: str, delta: int, expires_at: datetime | None = None) -> int | None:
+        """Move the counter by `delta` if it holds a valid count; None when it must be recounted."""
+        moved = await self._add(
+            keys=[notifications_count(user_id), notifications_count_until(user_id)],
+            args=[delta, _ms(_now()), "" if expires_at is None else _ms(_utc(expires_at))],
+        )
+        return None if moved is None else int(moved)
 
     async def mark_read(self, user_id: str, *, ids: list[str] | None = None, all: bool = False) -> int:
         """Mark the user's own unread, unexpired notifications read (the given ids, or all of them);
@@ -281,18 +377,34 @@ class NotificationService:
         if not changed:
             return await self.unread_count(user_id)
         with _redis_errors():
-            moved = await self._add(keys=[notifications_count(user_id)], args=[-changed])
-        unread = int(moved) if moved is not None else await self.unread_count(user_id)
+            moved = await self._move(user_id, -changed)
+        unread = moved if moved is not None else await self.unread_count(user_id)
         await self._publish(user_id, EVENT_READ, {"ids": [str(oid) for oid in found], "all": all, "unread": unread})
         return unread
 
+    async def mark_read_about(self, user_id: str, *, type: str, reference_id: str) -> int:
+        """Mark read the user's unread notifications of `type` about `reference_id` (a chat
+        notification once its conversation is read); as `mark_read`. Returns the unread count."""
+        query = {"$and": [{"userId": user_id}, {"isRead": False}, {"type": type}, {"referenceId": reference_id}]}
+        with _mongo_errors():
+            ids = [
+                str(document["_id"]) async for document in self._collection.find(query, {"_id": 1}).limit(MAX_READ_IDS)
+            ]
+        if not ids:
+            return await self.unread_count(user_id)
+        return await self.mark_read(user_id, ids=ids)
+
     async def unread_count(self, user_id: str) -> int:
         """The unread, unexpired count from Redis; on a miss, counted in MongoDB and cached."""
+        keys = [notifications_count(user_id), notifications_count_until(user_id)]
         with _redis_errors():
-            cached = cast(str | None, await self._redis.get(notifications_count(user_id)))
-        if cached is not None and cached.isdigit():
+            cached = await self._get(keys=keys, args=[_ms(_now())])
+        if cached is not None:
             return int(cached)
-        return await self._set_from_count(user_id, expected=cached or "")
+        with _redis_errors():
+            # Missing, lapsed (dropped by the script) or corrupt: compare-and-set against what is there now.
+            current = cast(str | None, await self._redis.get(notifications_count(user_id)))
+        return await self._set_from_count(user_id, expected=current or "")
 
     async def resync(self, user_id: str) -> int:
         """Recount in MongoDB and set the counter; an INCR/DECR that raced the count wins (the next sweep recounts)."""
@@ -314,26 +426,36 @@ class NotificationService:
 
         return dict(await asyncio.gather(*(one(user_id) for user_id in dict.fromkeys(user_ids))))
 
-    async def _count(self, user_id: str) -> int:
+    async def _count(self, user_id: str) -> tuple[int, datetime | None]:
+        """The unread, unexpired count and when the earliest of those notifications expires."""
         # The `count` command, not count_documents: the stand-in's aggregation (which
         # count_documents uses) compares dates wrongly (measured: expired documents counted),
         # and `count` with a query is exact on mongod outside sharded clusters.
+        now = _now()
         with _mongo_errors():
-            reply = await self._db.command("count", NOTIFICATIONS, query=_unread(user_id, _now()))
-        return int(reply["n"])
+            reply = await self._db.command("count", NOTIFICATIONS, query=_unread(user_id, now))
+            earliest = None
+            if int(reply["n"]):
+                expiring = {"$and": [{"userId": user_id}, {"isRead": False}, {"expiresAt": {"$gt": now}}]}
+                cursor = self._collection.find(expiring, {"expiresAt": 1}).sort("expiresAt", 1).limit(1)
+                async for document in cursor:
+                    earliest = _utc(document["expiresAt"])
+        return int(reply["n"]), earliest
 
     async def _set_from_count(self, user_id: str, *, expected: str) -> int:
         """Set the counter from a MongoDB count unless it moved meanwhile (then take the moved value)."""
+        keys = [notifications_count(user_id), notifications_count_until(user_id)]
         for _ in range(3):
-            count = await self._count(user_id)
+            count, earliest = await self._count(user_id)
+            until = "" if earliest is None else _ms(earliest)
             with _redis_errors():
-                value = int(await self._set(keys=[notifications_count(user_id)], args=[expected, count]))
+                value = int(await self._set(keys=keys, args=[expected, count, until, self._count_ttl_ms]))
             if value >= 0:
                 return value
             expected = ""  # a corrupt value raced in: drop it and count again
             with _redis_errors():
-                await self._redis.delete(notifications_count(user_id))
-        return await self._count(user_id)
+                await self._redis.delete(*keys)
+        return (await self._count(user_id))[0]
 
     async def _publish(self, user_id: str, event: str, data: dict[str, Any]) -> None:
         try:

@@ -24,6 +24,7 @@ PROJECT_APPS = [
     "hud",
     "messaging",
     "events",
+    "jobs",
 ]
 
 

@@ -46,6 +46,12 @@ an attempt in flight) after Redis is back; after a relay crashed mid-pass: at mo
 `sweep_seconds`. `OUTBOX_RELAY` in Django settings (a dict of `OutboxRelay`'s keyword
 arguments) tunes a server's relay.
 
+The same task delivers the notice outbox (`apps.events.delivery`): after each outbox pass
+it runs a notice pass on the loop (MongoDB and Redis through the process's realtime core,
+the ORM on the relay's own thread). A failed notice pass backs off on its own (from
+`retry_min_seconds`, doubling up to `retry_max_seconds`, retried by the next signal or sweep
+after that), so a MongoDB outage does not hold the change events back.
+
 Deployment note: the lock is a session lock, so the relay's connection must be a real
 session (direct to PostgreSQL, or PgBouncer in session mode), not transaction pooling.
 """
@@ -65,6 +71,7 @@ from django.db.models import F
 from django.db.transaction import TransactionManagementError
 from redis.exceptions import RedisError
 
+from apps.events import delivery
 from apps.events.models import OutboxEvent
 from realtime import connections, metrics
 from realtime.history import publish_sync
@@ -238,6 +245,8 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._stopping = False
+        self._notices_delay = 0.0
+        self._notices_retry_at = 0.0
 
     @property
     def running(self) -> bool:
@@ -322,12 +331,47 @@ class OutboxRelay:
                 metrics.incr("outbox.relay_failed")
                 logger.exception("outbox: relay pass failed; retrying")
                 outcome = RelayOutcome(0, redis_failed=True)
+            await self._notices_pass()
             if outcome.redis_failed:
                 delay = min(self.retry_max_seconds, max(self.retry_min_seconds, delay * 2))
                 await asyncio.sleep(delay)
                 self._wakeup.set()  # try again after the delay, signal or not
             else:
                 delay = 0.0
+
+    async def _notices_pass(self) -> None:
+        """A notice pass, unless backing off after a failed one (its own backoff: a MongoDB outage
+        does not slow the change events down; the sweep wakes the task to retry)."""
+        now = time.monotonic()
+        if now < self._notices_retry_at:
+            return
+        if await self._deliver_notices():
+            self._notices_delay = min(self.retry_max_seconds, max(self.retry_min_seconds, self._notices_delay * 2))
+            self._notices_retry_at = now + self._notices_delay
+        else:
+            self._notices_delay = 0.0
+            self._notices_retry_at = 0.0
+
+    async def _deliver_notices(self) -> bool:
+        """One notice pass (`apps.events.delivery`); True when it stopped on a failure."""
+        loop = asyncio.get_running_loop()
+        executor = self._executor
+
+        async def on_relay_thread(function: Any) -> Any:
+            return await loop.run_in_executor(executor, function)
+
+        try:
+            _, failed = await delivery.adeliver_pending(using=self.using, run_sync=on_relay_thread)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            metrics.incr("notices.pass_failed")
+            logger.exception("notices: delivery pass failed; retrying")
+            if isinstance(exc, DatabaseError) and executor is not None:
+                # A fresh connection on the relay's thread next pass (as `_pass` does).
+                executor.submit(lambda: db_connections[self.using].close())
+            return True
+        return failed
 
     def _pass(self) -> RelayOutcome:
         # The worker thread keeps its connection between passes (whatever CONN_MAX_AGE says for

@@ -166,3 +166,37 @@ class LateFee(models.Model):
     def __str__(self) -> str:
         waived = ", waived" if self.is_waived else ""
         return f"late fee {self.amount} ({self.days_late} days late{waived})"
+
+
+class RecurringChargeRun(models.Model):
+    """The charge a recurring transaction made for one period (EXTENSION: not in the seed).
+
+    Unique per (recurring transaction, first day of the due date's month): the key that makes
+    a period's charge exactly once, whichever worker or rerun gets there. The row stays when the
+    charge is deleted (`transaction` becomes NULL), so a deleted charge is not made again.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    recurring = models.ForeignKey(
+        RecurringTransaction, on_delete=models.CASCADE, related_name="charge_runs", db_column="recurring_id"
+    )
+    period_start = models.DateField()
+    transaction = models.ForeignKey(
+        Transaction,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_column="transaction_id",
+    )
+    created_at = created_at_field()
+
+    class Meta:
+        db_table = "recurring_charge_runs"
+        ordering = ["recurring", "period_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["recurring", "period_start"], name="recurring_charge_runs_period_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"charge of {self.recurring_id} for {self.period_start}"

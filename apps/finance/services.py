@@ -5,22 +5,30 @@ Each write runs in one transaction and checks its preconditions here, not in the
 admins and the `accountant` role everywhere, landlords and property managers on their properties;
 a tenant gets 403 before any object is looked up), and the objects it names must be within that
 scope (the `access_*` selectors: 404 otherwise).
+A payment (a transaction created or changed to `paid` or `partial`) notifies the lease's tenants
+and the property's landlord after commit (apps/finance/notices.py has the table).
+The daily jobs' writes (recurring charges, late charges and fees, due reminders) are at the end.
 Each write of a transaction drops the `transactions:recent:{userId}` lists of everyone who
 may see it after the commit (`caches.transaction_changed`).
 """
 
+from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
+from django.db import IntegrityError
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
 from apps.common.validation import invalid
 from apps.common.visibility import Caller
-from apps.finance import caches, selectors
-from apps.finance.models import LateFee, PaymentStatus, RecurringTransaction, Transaction
+from apps.events.notices import notify_on_commit
+from apps.finance import caches, notices, selectors
+from apps.finance.models import LateFee, PaymentStatus, RecurringChargeRun, RecurringTransaction, Transaction
+from apps.finance.schedule import period_start
 from apps.leasing import selectors as leasing_selectors
 from apps.leasing.selectors import require_staff
 from realtime import errors
@@ -33,6 +41,8 @@ LEASE_OR_PROPERTY = "give leaseId or propertyId"
 END_BEFORE_START = "must be on or after startDate"
 
 MANAGE = "transactions.manage"
+CENT = Decimal("0.01")
+PAYMENT_STATUSES = (PaymentStatus.PAID, PaymentStatus.PARTIAL)
 
 
 @db_transaction.atomic
@@ -76,6 +86,8 @@ def transaction_create(
     )
     created.refresh_from_db()  # the stored values (UTC times), exactly as later reads return them
     caches.transaction_changed(created)
+    if created.payment_status in PAYMENT_STATUSES:
+        notify_on_commit(*notices.payment_recorded(created))
     return created
 
 
@@ -85,6 +97,7 @@ def transaction_update(*, caller: Caller, transaction_id: UUID | str, changes: d
     require_staff(caller, MANAGE)
     found = selectors.access_transaction(caller=caller, transaction_id=str(transaction_id))
     current = Transaction.objects.select_for_update().get(pk=found.pk)
+    status_before = current.payment_status
     if (
         changes.get("payment_status") == PaymentStatus.PAID
         and "payment_date" not in changes
@@ -97,6 +110,8 @@ def transaction_update(*, caller: Caller, transaction_id: UUID | str, changes: d
     current.save(update_fields=[*changes, "updated_at"])
     current.refresh_from_db()
     caches.transaction_changed(current, before=before)
+    if current.payment_status in PAYMENT_STATUSES and current.payment_status != status_before:
+        notify_on_commit(*notices.payment_recorded(current))
     return current
 
 
@@ -201,3 +216,110 @@ def late_fee_waive(*, caller: Caller, late_fee_id: UUID | str, reason: str) -> L
     if not changed:
         raise ProtocolError(errors.CONFLICT, ALREADY_WAIVED)
     return LateFee.objects.get(pk=fee.pk)
+
+
+# --- Writes of the daily jobs (apps/finance/jobs.py): the system acts, no caller ----------------
+
+
+@db_transaction.atomic
+def recurring_charge_create(*, recurring: RecurringTransaction, due_date: date) -> Transaction | None:
+    """The charge of `recurring` for the period of `due_date`, made once: None when that period
+    already has one (made by this or another worker, or made and deleted since).
+
+    Exactly once: the period's `recurring_charge_runs` row is inserted first, under its unique
+    key, in this transaction; a concurrent second call waits for this one to commit, then finds
+    the key taken. The charge is pending, recurring, on the lease unit's property, due `due_date`;
+    the lease's tenants are notified after commit.
+    """
+    try:
+        with db_transaction.atomic():
+            run = RecurringChargeRun.objects.create(recurring=recurring, period_start=period_start(due_date))
+    except IntegrityError:
+        return None
+    lease = recurring.lease
+    charge = Transaction.objects.create(
+        lease=lease,
+        property_id=lease.unit.property_id if lease is not None and lease.unit is not None else None,
+        transaction_type=recurring.transaction_type,
+        amount=recurring.amount,
+        due_date=due_date,
+        payment_status=PaymentStatus.PENDING,
+        is_recurring=True,
+        description=recurring.description or f"{recurring.get_transaction_type_display()} for {due_date:%B %Y}",
+    )
+    run.transaction = charge
+    run.save(update_fields=["transaction"])
+    caches.transaction_changed(charge)
+    notify_on_commit(*notices.charge_created(charge))
+    return charge
+
+
+def late_fee_amount(amount: Decimal) -> Decimal:
+    """The late-fee policy (settings): `PMS_LATE_FEE_FLAT` + `PMS_LATE_FEE_PERCENT` % of the charge,
+    at most `PMS_LATE_FEE_MAX` (0: no cap), to the cent."""
+    fee = settings.LATE_FEE_FLAT + amount * settings.LATE_FEE_PERCENT / 100
+    if settings.LATE_FEE_MAX > 0:
+        fee = min(fee, settings.LATE_FEE_MAX)
+    return fee.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class LateCheck:
+    """What `charge_check_late` changed on one charge."""
+
+    became_late: bool = False
+    fee: LateFee | None = None
+    days_late_updated: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.became_late or self.fee is not None or self.days_late_updated
+
+
+@db_transaction.atomic
+def charge_check_late(*, transaction_id: UUID | str, day: date) -> LateCheck:
+    """Apply the late rules to one charge as of `day`, under a row lock on the charge.
+
+    A `pending` or `partial` charge more than `PMS_LATE_GRACE_DAYS` past its due date becomes
+    `late`. A late charge has exactly one late fee (the lock makes the check-then-insert safe;
+    a fee staff added by hand counts as that one; no fee when the policy comes to 0); its
+    `days_late` (days since the due date) only grows while the charge is late and the fee is not
+    waived: paying (or waiving the charge) stops the clock. Tenants are notified after commit.
+    """
+    charge = (
+        Transaction.objects.select_for_update(of=("self",))
+        .select_related("lease", "property")
+        .filter(pk=transaction_id)
+        .first()
+    )
+    if charge is None or charge.due_date is None:
+        return LateCheck()
+    days = (day - charge.due_date).days
+    became_late = False
+    if charge.payment_status in (PaymentStatus.PENDING, PaymentStatus.PARTIAL) and days > settings.LATE_GRACE_DAYS:
+        charge.payment_status = PaymentStatus.LATE
+        charge.save(update_fields=["payment_status", "updated_at"])
+        caches.transaction_changed(charge)
+        notify_on_commit(*notices.charge_late(charge))
+        became_late = True
+    if charge.payment_status != PaymentStatus.LATE:
+        return LateCheck(became_late=became_late)
+    fee = LateFee.objects.filter(transaction=charge).order_by("applied_at").first()
+    if fee is None:
+        amount = late_fee_amount(charge.amount)
+        if amount <= 0:
+            return LateCheck(became_late=became_late)
+        fee = LateFee.objects.create(transaction=charge, amount=amount, days_late=days, applied_at=timezone.now())
+        fee.refresh_from_db()
+        notify_on_commit(*notices.late_fee_applied(charge, fee))
+        return LateCheck(became_late=became_late, fee=fee)
+    updated = LateFee.objects.filter(pk=fee.pk, is_waived=False, days_late__lt=days).update(days_late=days)
+    return LateCheck(became_late=became_late, days_late_updated=bool(updated))
+
+
+def charge_remind_due(*, charge: Transaction, days: int) -> int:
+    """Tell the lease's tenants that `charge` is due in `days` days (after the caller's commit);
+    how many were told."""
+    reminders = notices.charge_due_soon(charge, days)
+    notify_on_commit(*reminders)
+    return len(reminders)

@@ -10,16 +10,18 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
+from apps.hud import services
 from apps.hud.models import (
     HousingAuthority,
     HudApplication,
     HudForm,
     HudProgram,
     PropertyHudProgram,
-    PropertyHudProgramStatus,
 )
 from apps.properties.models import Property
 
@@ -49,22 +51,10 @@ class HudProgramAdminForm(forms.ModelForm):
             )
 
     def save_approved_properties(self) -> None:
-        """Make the program's `property_hud_programs` rows match the chosen properties."""
+        """Make the program's `property_hud_programs` rows match the chosen properties (through the HUD
+        service, so `properties.has_hud_approval` follows)."""
         chosen = {prop.pk for prop in self.cleaned_data.get("approved_properties", [])}
-        links = PropertyHudProgram.objects.filter(program=self.instance)
-        links.exclude(property_id__in=chosen).delete()
-        existing = set(links.values_list("property_id", flat=True))
-        PropertyHudProgram.objects.bulk_create(
-            [
-                PropertyHudProgram(
-                    program=self.instance,
-                    property_id=pk,
-                    status=PropertyHudProgramStatus.PENDING,
-                )
-                for pk in chosen - existing
-            ],
-            ignore_conflicts=True,
-        )
+        services.hud_program_properties_admin_set(program=self.instance, property_ids=chosen)
 
 
 @admin.register(HousingAuthority)
@@ -115,6 +105,14 @@ class HudProgramAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         form.save_approved_properties()
+
+    def delete_model(self, request: HttpRequest, obj: HudProgram) -> None:
+        services.hud_program_admin_delete(program=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[HudProgram]) -> None:
+        with transaction.atomic():
+            for program in queryset:
+                services.hud_program_admin_delete(program=program)
 
 
 class HudFormInline(admin.TabularInline):

@@ -6,8 +6,20 @@ approved | denied (a decision sets `decision_date`; submitted may be decided dir
 Applicants file and submit; only staff of a property where the applicant leases (or an
 admin) review and decide. A form goes pending -> submitted (sets `submitted_at`) ->
 accepted | rejected (rejection needs a reason).
+
+`properties.has_hud_approval` follows the property's programs on every path that changes them
+(the staff's PUT, the admin's program page, deleting a program, the daily expiry of approvals):
+true while at least one of its `property_hud_programs` rows is `approved`, false once the last
+one is not (status change, expiry or removal). The property row is written through the
+properties service, so `property.updated` is recorded. Paths that change a property's
+programs lock its row first (in id order), so concurrent changes settle on the right flag.
+
+When an application's status changes, the landlords of the applicant's property (owners of the
+properties where the applicant holds an active lease, else any lease) are notified after the
+commit, except the person who made the change.
 """
 
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +31,7 @@ from apps.accounts.services import Principal
 from apps.common import policy
 from apps.common.validation import invalid
 from apps.common.visibility import not_found
+from apps.events.notices import Notice, notify_on_commit
 from apps.hud import selectors
 from apps.hud.models import (
     HousingAuthority,
@@ -28,8 +41,11 @@ from apps.hud.models import (
     HudFormStatus,
     HudProgram,
     PropertyHudProgram,
+    PropertyHudProgramStatus,
 )
-from apps.leasing.models import Tenant
+from apps.leasing.models import LeaseStatus, Tenant
+from apps.properties import services as property_services
+from apps.properties.models import Property
 from realtime import errors
 from realtime.errors import ProtocolError
 
@@ -115,12 +131,16 @@ def hud_program_update(*, caller: Principal, program_id: UUID, changes: dict[str
 
 @transaction.atomic
 def reference_delete(*, caller: Principal, instance: HousingAuthority | HudProgram) -> None:
-    """Delete an authority or program nothing references (409 otherwise)."""
+    """Delete an authority or program nothing references (409 otherwise). A program's property links go with
+    it, and with them, perhaps, a property's last approval."""
     _require_admin(caller)
+    property_ids = _lock_program_properties(instance) if isinstance(instance, HudProgram) else set()
     try:
-        instance.delete()
+        with transaction.atomic():
+            instance.delete()
     except ProtectedError as exc:
         raise ProtocolError(errors.CONFLICT, IN_USE) from exc
+    _sync_hud_approval(property_ids)
 
 
 # --- a property's programs -----------------------------------------------------------------
@@ -136,9 +156,76 @@ def property_hud_programs_replace(*, caller: Principal, property_id: UUID, entri
             raise invalid(f"programs.{index}.programId", DUPLICATE_PROGRAM)
         seen.add(entry["program_id"])
         _check_refs(entry, f"programs.{index}.")
+    _lock_properties({prop.pk})
     PropertyHudProgram.objects.filter(property=prop).delete()
     for entry in entries:
         PropertyHudProgram.objects.create(property=prop, **entry)
+    _sync_hud_approval({prop.pk})
+
+
+@transaction.atomic
+def hud_program_properties_admin_set(*, program: HudProgram, property_ids: set[Any]) -> None:
+    """The admin's program page: the program's property links become exactly `property_ids` (a new link is
+    `pending`; a removed one is deleted with its status and dates); `has_hud_approval` follows."""
+    links = PropertyHudProgram.objects.filter(program=program)
+    current = set(links.values_list("property_id", flat=True))
+    _lock_properties(current | set(property_ids))
+    links.exclude(property_id__in=property_ids).delete()
+    PropertyHudProgram.objects.bulk_create(
+        [
+            PropertyHudProgram(program=program, property_id=pk, status=PropertyHudProgramStatus.PENDING)
+            for pk in set(property_ids) - current
+        ],
+        ignore_conflicts=True,
+    )
+    _sync_hud_approval(current - set(property_ids))
+
+
+@transaction.atomic
+def hud_program_admin_delete(*, program: HudProgram) -> None:
+    """The admin deletes a program (its property links go with it); `has_hud_approval` follows."""
+    property_ids = _lock_program_properties(program)
+    program.delete()
+    _sync_hud_approval(property_ids)
+
+
+@transaction.atomic
+def property_hud_approvals_expire(*, day: date) -> int:
+    """Approved links whose `expiration_date` is before `day` become `expired`; `has_hud_approval` follows.
+    Returns how many expired (a rerun finds none: the status is re-checked under the property locks)."""
+    due = PropertyHudProgram.objects.filter(status=PropertyHudProgramStatus.APPROVED, expiration_date__lt=day)
+    property_ids = set(due.values_list("property_id", flat=True))
+    _lock_properties(property_ids)
+    expired = due.filter(property_id__in=property_ids).update(status=PropertyHudProgramStatus.EXPIRED)
+    _sync_hud_approval(property_ids)
+    return expired
+
+
+def _lock_properties(property_ids: set[Any]) -> None:
+    """Lock the properties' rows until commit, in id order (every path takes them in this order)."""
+    if property_ids:
+        list(
+            Property.objects.select_for_update().filter(pk__in=property_ids).order_by("pk").values_list("pk", flat=True)
+        )
+
+
+def _lock_program_properties(program: HudProgram) -> set[Any]:
+    """Lock the properties the program is linked to; their ids."""
+    property_ids = set(PropertyHudProgram.objects.filter(program=program).values_list("property_id", flat=True))
+    _lock_properties(property_ids)
+    return property_ids
+
+
+def _sync_hud_approval(property_ids: set[Any]) -> None:
+    """Make each property's `has_hud_approval` say whether it has an approved program (through the properties
+    service). Precondition: the properties are locked in this transaction."""
+    approved = set(
+        PropertyHudProgram.objects.filter(property_id__in=property_ids, status=PropertyHudProgramStatus.APPROVED)
+        .values_list("property_id", flat=True)
+        .distinct()
+    )
+    for property_id in sorted(property_ids, key=str):
+        property_services.property_hud_approval_set(property_id=property_id, approved=property_id in approved)
 
 
 # --- applications --------------------------------------------------------------------------
@@ -193,7 +280,58 @@ def hud_application_update(*, caller: Principal, application_id: UUID, changes: 
     _check_refs(changes)
     _apply(application, changes)
     application.save()
+    if new is not None and new != old:
+        _notify_status_changed(application, old=old, by_user_id=caller.user_id)
     return application
+
+
+NOTICE_APPLICATION_STATUS = "hud_application_status_changed"
+
+
+def _landlord_ids(application: HudApplication) -> list[str]:
+    """Owners of the properties where the applicant holds an active lease (else any lease)."""
+    if application.tenant_id is None:
+        return []
+    tenant_id = application.tenant_id
+    active = Property.objects.filter(  # one filter(): the active lease is the applicant's lease
+        units__leases__tenant_links__tenant_id=tenant_id, units__leases__lease_status=LeaseStatus.ACTIVE
+    )
+    owners = set(active.values_list("owner_id", flat=True)) or set(
+        Property.objects.filter(units__leases__tenant_links__tenant_id=tenant_id).values_list("owner_id", flat=True)
+    )
+    return sorted(str(pk) for pk in owners if pk is not None)
+
+
+def _notify_status_changed(application: HudApplication, *, old: str, by_user_id: str) -> None:
+    """The landlords learn that the application moved from `old` to its status (after the commit)."""
+    tenant = application.tenant
+    user = tenant.user if tenant is not None else None
+    applicant = (f"{user.first_name} {user.last_name}".strip() or user.email) if user is not None else "A tenant"
+    program = application.program.program_code if application.program is not None else "HUD"
+    new = HudApplicationStatus(application.status).label.lower() if application.status else "draft"
+    decided = application.status in DECISIONS
+    notify_on_commit(
+        *(
+            Notice(
+                user_id=landlord_id,
+                type=NOTICE_APPLICATION_STATUS,
+                title=f"HUD application {new}",
+                message=f"{applicant}'s {program} application moved from {old.replace('_', ' ')} to {new}.",
+                reference_id=str(application.pk),
+                reference_type="hud_application",
+                priority="high" if decided else "medium",
+                actions=(
+                    {
+                        "label": "View application",
+                        "url": f"/api/v1/hud-applications/{application.pk}",
+                        "type": "link",
+                    },
+                ),
+            )
+            for landlord_id in _landlord_ids(application)
+            if landlord_id != by_user_id
+        )
+    )
 
 
 # --- forms ---------------------------------------------------------------------------------

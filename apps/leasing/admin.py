@@ -14,7 +14,15 @@ from django.http import HttpRequest
 
 from apps.common.service_admin import ServiceWriteAdmin
 from apps.leasing import invitations, services
-from apps.leasing.models import InvitationStatus, Lease, LeaseDocument, LeaseInvitation, LeaseTenant, Tenant
+from apps.leasing.models import (
+    InvitationStatus,
+    Lease,
+    LeaseDocument,
+    LeaseInvitation,
+    LeaseNotice,
+    LeaseTenant,
+    Tenant,
+)
 from realtime.errors import ProtocolError
 
 
@@ -253,3 +261,25 @@ class LeaseInvitationAdmin(admin.ModelAdmin):
                 continue  # expired meanwhile
             revoked += 1
         self.message_user(request, f"{revoked} invitation(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(LeaseNotice)
+class LeaseNoticeAdmin(admin.ModelAdmin):
+    """The lifecycle notices sent about leases (apps/leasing/lifecycle.py), read only: the daily
+    jobs write them, and a row is what keeps its notice from going out twice."""
+
+    list_display = ["lease", "notice", "due_on", "created_at"]
+    list_filter = ["notice", "due_on"]
+    search_fields = ["notice", "lease__unit__unit_number", "lease__unit__property__property_name"]
+    list_select_related = ["lease", "lease__unit", "lease__unit__property"]
+    readonly_fields = ["lease", "notice", "due_on", "created_at"]
+    date_hierarchy = "due_on"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LeaseNotice | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: LeaseNotice | None = None) -> bool:
+        return False

@@ -239,3 +239,25 @@ class LeaseInvitation(models.Model):
         if self.status == InvitationStatus.PENDING and self.expires_at <= now:
             return InvitationStatus.EXPIRED
         return self.status
+
+
+class LeaseNotice(models.Model):
+    """Extension: a lifecycle notice sent about a lease (`ending:60`, `ending:30`, `expired`,
+    `renewed`; apps/leasing/lifecycle.py), at most once per lease and notice (the unique key
+    `lease_notices_once`). `due_on` is the day the daily job sent it for."""
+
+    id = models.BigAutoField(primary_key=True, db_column="notice_id")
+    # The unique constraint's index already leads with lease_id: no second Django FK index.
+    lease = models.ForeignKey(
+        Lease, on_delete=models.CASCADE, related_name="notices", db_column="lease_id", db_index=False
+    )
+    notice = models.CharField(max_length=32)
+    due_on = models.DateField()
+    created_at = created_at_field()
+
+    class Meta:
+        db_table = "lease_notices"
+        constraints = [models.UniqueConstraint(fields=["lease", "notice"], name="lease_notices_once")]
+
+    def __str__(self) -> str:
+        return f"{self.notice} notice of lease {self.lease_id} ({self.due_on})"

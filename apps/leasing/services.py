@@ -10,8 +10,13 @@ these functions take the objects they act on and enforce the domain rules:
 
 Every lease write records its `lease.updated` event (`events.py`) in the outbox in its
 own transaction, after the row is written; it is published after the commit.
+
+Every lease write (HTTP, admin, the integration layer, the daily jobs) ends with
+`unit_occupancy_follow` in its transaction: the unit's `is_occupied` / `is_available` follow
+whether it has an active lease (apps/properties/services.py `unit_occupancy_set`).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -26,6 +31,7 @@ from apps.common.validation import invalid
 from apps.events.outbox import delete_recording_events, register_saved
 from apps.leasing import events
 from apps.leasing.models import Lease, LeaseDocument, LeaseStatus, LeaseTenant, Tenant
+from apps.properties import services as property_services
 from apps.properties.models import Unit
 from realtime import errors
 from realtime.errors import ProtocolError
@@ -169,12 +175,17 @@ def lease_create(
             **fields,
         )
         events.record_lease_saved(lease)
+        unit_occupancy_follow(unit_ids=[lease.unit_id])
         return lease
 
 
-def lease_update(*, lease: Lease, changes: dict[str, Any]) -> Lease:
+def lease_update(*, lease: Lease, changes: dict[str, Any], follow_occupancy: bool = True) -> Lease:
     """Apply `changes` (model field names); status moves along LEASE_TRANSITIONS, and
-    activating a lease while the unit has another active one answers 409."""
+    activating a lease while the unit has another active one answers 409.
+
+    `follow_occupancy=False` leaves the unit's occupancy to the caller, who writes the next
+    lease of the unit in the same transaction (a renewal: the unit is never free in between).
+    """
     with transaction.atomic():
         current = Lease.objects.select_for_update().get(pk=lease.pk)
         target = changes.get("lease_status")
@@ -194,13 +205,17 @@ def lease_update(*, lease: Lease, changes: dict[str, Any]) -> Lease:
         for name, value in changes.items():
             setattr(current, name, value)
         current.save(update_fields=[*changes, "updated_at"])
-        _saved(current, created=False, previous_status=previous_status)
+        _saved(current, created=False, previous_status=previous_status, follow_occupancy=follow_occupancy)
     return current
 
 
-def _saved(lease: Lease, *, created: bool, previous_status: Any) -> None:
-    """What every saved lease records: its event, and an access re-check of its tenants when its status changed."""
+def _saved(
+    lease: Lease, *, created: bool, previous_status: Any, previous_unit_id: Any = None, follow_occupancy: bool = True
+) -> None:
+    """What every saved lease records: its event, its units' occupancy, and an access re-check of its tenants when its status changed."""
     events.record_lease_saved(lease)
+    if follow_occupancy:
+        unit_occupancy_follow(unit_ids=[lease.unit_id, previous_unit_id])
     if not created and previous_status != lease.lease_status:
         access_changed(
             user_ids=set(LeaseTenant.objects.filter(lease_id=lease.pk).values_list("tenant__user_id", flat=True))
@@ -209,7 +224,12 @@ def _saved(lease: Lease, *, created: bool, previous_status: Any) -> None:
 
 def _saved_by_a_generic_writer(lease: Lease, created: bool, previous: dict[str, Any]) -> None:
     # The integration layer's saveEntityWithDocuments (`previous`: the columns it changed).
-    _saved(lease, created=created, previous_status=previous.get("lease_status", lease.lease_status))
+    _saved(
+        lease,
+        created=created,
+        previous_status=previous.get("lease_status", lease.lease_status),
+        previous_unit_id=previous.get("unit_id"),
+    )
 
 
 register_saved(Lease, _saved_by_a_generic_writer)
@@ -221,24 +241,43 @@ def lease_admin_save(*, lease: Lease) -> Lease:
     """Save the lease as the admin's form built it (the admin site checked the caller); records `lease.updated`."""
     with transaction.atomic():
         created = lease._state.adding
-        previous_status = None
+        previous_status = previous_unit_id = None
         if not created:
-            previous_status = (
+            previous_status, previous_unit_id = (
                 Lease.objects.select_for_update()
                 .filter(pk=lease.pk)
                 .order_by()
-                .values_list("lease_status", flat=True)
+                .values_list("lease_status", "unit_id")
                 .first()
-            )
+            ) or (None, None)
         lease.save()
-        _saved(lease, created=created, previous_status=previous_status)
+        _saved(lease, created=created, previous_status=previous_status, previous_unit_id=previous_unit_id)
     return lease
 
 
 def lease_admin_delete(*, lease: Lease) -> None:
-    """Delete the lease (its tenant links and documents cascade), announcing it; its tenants lose it."""
+    """Delete the lease (its tenant links and documents cascade), announcing it; its tenants lose it and
+    its unit's occupancy follows."""
     with transaction.atomic():
         delete_recording_events(lease)
+        unit_occupancy_follow(unit_ids=[lease.unit_id])
+
+
+def unit_occupancy_follow(*, unit_ids: Iterable[Any]) -> None:
+    """Make each unit's `is_occupied` / `is_available` follow whether it has an active lease now
+    (apps/properties/services.py `unit_occupancy_set`: `unit.updated` and the `unit:availability`
+    drop when it changed). Called by every lease write, inside its transaction, after the lease
+    row is written; `None` ids are skipped. Each unit is row-locked (in id order) before its
+    active leases are counted, so concurrent lease writes on one unit settle on the last one.
+    """
+    for unit_id in sorted({str(pk) for pk in unit_ids if pk is not None}):
+        with transaction.atomic():
+            # order_by(): Unit's default ordering joins its (nullable) property, which FOR UPDATE refuses.
+            locked = Unit.objects.select_for_update().filter(pk=unit_id).order_by().values_list("pk", flat=True)
+            if locked.first() is None:
+                continue
+            occupied = Lease.objects.filter(unit_id=unit_id, lease_status=LeaseStatus.ACTIVE).exists()
+            property_services.unit_occupancy_set(unit_id=unit_id, occupied=occupied)
 
 
 def lease_terminate(*, lease: Lease) -> Lease:

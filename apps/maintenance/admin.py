@@ -86,6 +86,10 @@ class MaintenanceRequestAdmin(ServiceWriteAdmin):
         else:
             obj.save()
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        services.maintenance_request_admin_settle(request=form.instance)
+
     def inline_delete(self, request: HttpRequest, obj: Any) -> None:
         if isinstance(obj, WorkOrder):
             services.work_order_admin_delete(order=obj)

@@ -3,9 +3,16 @@
 Each write runs in one transaction and records its change events (`events.py`) in the
 outbox in that transaction, after the row is written; they are published after the
 commit; each write of a request also drops `maintenance:counts:{propertyId}` after the
-commit (`caches.request_counts_changed`). The `*_admin_*` services are the admin
-site's write path (the site has checked that the caller is an admin). Preconditions are checked here, not in the views: the views only
+commit (`caches.request_counts_changed`). The people concerned are notified after the
+commit (`notices.py`: a request filed, assigned, its status changed, a work order assigned).
+The `*_admin_*` services are the admin site's write path (the site has checked that the caller is an admin). Preconditions are checked here, not in the views: the views only
 translate HTTP.
+
+A request follows its work orders, on every path (HTTP and admin), in the same transaction:
+when its last open work order is completed (or cancelled, with at least one completed) the
+request becomes `completed`; a cancelled request cancels its open work orders. Every path
+that changes work orders of a request locks the request first, then its orders, so these
+cascades cannot deadlock each other.
 """
 
 from typing import Any
@@ -21,7 +28,7 @@ from apps.common.validation import invalid
 from apps.common.visibility import not_found
 from apps.events.outbox import delete_recording_events
 from apps.leasing.models import LeaseStatus, Tenant
-from apps.maintenance import caches, events, selectors
+from apps.maintenance import caches, events, notices, selectors
 from apps.maintenance.models import (
     MaintenanceImage,
     MaintenanceRequest,
@@ -100,6 +107,7 @@ def maintenance_request_create(
     request.save()
     events.record_request_saved(request, created=True)
     caches.request_counts_changed(request)
+    notices.request_created(request, actor_id=caller.user_id)
     return request
 
 
@@ -120,6 +128,8 @@ def maintenance_request_update(*, caller: Principal, request_id: UUID, changes: 
     request.save()
     events.record_request_saved(request, created=False)
     caches.request_counts_changed(request)
+    _cancel_work_orders_of_cancelled_request(request, previous_status=previous)
+    notices.request_status_changed(request, previous=previous, actor_id=caller.user_id)
     return request
 
 
@@ -132,11 +142,14 @@ def maintenance_request_cancel(*, caller: Principal, request_id: UUID) -> Mainte
     if not selectors.maintenance_request_is_managed_by(caller=caller, request=request):
         if request.status != MaintenanceStatus.SUBMITTED:
             raise ProtocolError(errors.CONFLICT, TENANT_EDITS_WHILE_SUBMITTED)
+    previous = request.status
     request.status = MaintenanceStatus.CANCELLED
     request.completed_at = None
     request.save()
     events.record_request_saved(request, created=False)
     caches.request_counts_changed(request)
+    _cancel_work_orders_of_cancelled_request(request, previous_status=previous)
+    notices.request_status_changed(request, previous=previous, actor_id=caller.user_id)
     return request
 
 
@@ -236,18 +249,22 @@ def work_order_create(
     _set_work_order_times(order, None)
     order.save()
     events.record_work_order_saved(order)
+    notices.work_order_assigned(order, previous_vendor_id=None, actor_id=caller.user_id)
     if request.status == MaintenanceStatus.SUBMITTED:
         request.status = MaintenanceStatus.ASSIGNED
         request.save(update_fields=["status", "updated_at"])
         events.record_request_saved(request, created=False)
         caches.request_counts_changed(request)
+        notices.request_status_changed(request, previous=MaintenanceStatus.SUBMITTED, actor_id=caller.user_id)
     return order
 
 
 @transaction.atomic
 def work_order_update(*, caller: Principal, work_order_id: UUID, changes: dict[str, Any]) -> WorkOrder:
     """Change a work order: staff of its property or an admin change anything; `maintenance_staff`
-    change the status and completion notes. Completing sets `completed_at`; paying sets `invoice_paid_date`."""
+    change the status and completion notes. Completing sets `completed_at`; paying sets `invoice_paid_date`.
+    Completing the request's last open work order completes the request."""
+    _lock_request_of_work_order(work_order_id)
     order = selectors.access_work_order(caller=caller, work_order_id=work_order_id, for_update=True)
     managed = policy.sees_all(caller, "maintenance.manage") or (
         order.request is not None and selectors.maintenance_request_is_managed_by(caller=caller, request=order.request)
@@ -256,6 +273,7 @@ def work_order_update(*, caller: Principal, work_order_id: UUID, changes: dict[s
         if not selectors.is_maintenance_worker(caller) or set(changes) - WORKER_EDITABLE:
             raise ProtocolError(errors.FORBIDDEN, WORKER_FIELDS_ONLY)
     previous = order.status
+    previous_vendor_id = order.vendor_id
     if "vendor_id" in changes:
         order.vendor = _vendor(changes.pop("vendor_id"))
     for field, value in changes.items():
@@ -263,6 +281,8 @@ def work_order_update(*, caller: Principal, work_order_id: UUID, changes: dict[s
     _set_work_order_times(order, previous)
     order.save()
     events.record_work_order_saved(order)
+    _complete_request_when_work_is_done(order.request_id)
+    notices.work_order_assigned(order, previous_vendor_id=previous_vendor_id, actor_id=caller.user_id)
     return order
 
 
@@ -278,9 +298,11 @@ def maintenance_request_admin_save(*, request: MaintenanceRequest) -> Maintenanc
         previous_property_id = (
             MaintenanceRequest.objects.filter(pk=request.pk).values_list("unit__property_id", flat=True).first()
         )
+    previous_status = _stored_status(request)
     request.save()
     events.record_request_saved(request, created=created, previous_property_id=previous_property_id)
     caches.request_counts_changed(request, previous_property_id=previous_property_id)
+    _cancel_work_orders_of_cancelled_request(request, previous_status=previous_status)
     return request
 
 
@@ -294,16 +316,105 @@ def maintenance_request_admin_delete(*, request: MaintenanceRequest) -> None:
 def work_order_admin_save(*, order: WorkOrder) -> WorkOrder:
     """Save the work order as the admin's form built it; a move to another property is announced on both boards."""
     previous_property_id = None
+    _lock_request(order.request_id)
     if not order._state.adding:
         previous_property_id = (
             WorkOrder.objects.filter(pk=order.pk).values_list("request__unit__property_id", flat=True).first()
         )
     order.save()
     events.record_work_order_saved(order, previous_property_id=previous_property_id)
+    _complete_request_when_work_is_done(order.request_id)
     return order
 
 
 @transaction.atomic
 def work_order_admin_delete(*, order: WorkOrder) -> None:
-    """Delete the work order, announcing it."""
+    """Delete the work order, announcing it; if the orders left are all done, the request is completed."""
+    request_id = order.request_id
+    _lock_request(request_id)
     delete_recording_events(order)
+    _complete_request_when_work_is_done(request_id)
+
+
+# --- a request follows its work orders ---------------------------------------------------------
+
+DONE_WORK_ORDER_STATUSES = (WorkOrderStatus.COMPLETED, WorkOrderStatus.CANCELLED)
+CLOSED_REQUEST_STATUSES = (MaintenanceStatus.COMPLETED, MaintenanceStatus.CANCELLED)
+
+
+def _lock_request(request_id: Any) -> None:
+    """Lock the request's row until commit (nothing for no request)."""
+    if request_id is not None:
+        list(MaintenanceRequest.objects.select_for_update().filter(pk=request_id).values_list("pk", flat=True))
+
+
+def _lock_request_of_work_order(work_order_id: Any) -> None:
+    """Lock the work order's request before the order itself (every path locks a request before its orders).
+
+    Taken before the visibility check: a lock reveals nothing, and a missing or hidden order is a 404 next."""
+    request_ids = WorkOrder.objects.filter(pk=work_order_id).values("request_id")
+    list(MaintenanceRequest.objects.select_for_update().filter(pk__in=request_ids).values_list("pk", flat=True))
+
+
+def _stored_status(request: MaintenanceRequest) -> str | None:
+    if request._state.adding:
+        return None
+    return MaintenanceRequest.objects.filter(pk=request.pk).values_list("status", flat=True).first()
+
+
+def _complete_request_when_work_is_done(request_id: Any) -> MaintenanceRequest | None:
+    """Complete an open request (not completed or cancelled) whose work orders are all done: every one
+    completed or cancelled, at least one completed. Sets `completed_at`, records `maintenance.updated`.
+    Returns the request when this call completed it. Precondition: inside the transaction that changed the
+    work order, with the request locked (so two orders completed at once cannot both miss the last one)."""
+    if request_id is None:
+        return None
+    request = (
+        MaintenanceRequest.objects.select_for_update(of=("self",)).select_related("unit").filter(pk=request_id).first()
+    )
+    if request is None or request.status in CLOSED_REQUEST_STATUSES:
+        return None
+    statuses = set(WorkOrder.objects.filter(request=request).values_list("status", flat=True))
+    if WorkOrderStatus.COMPLETED not in statuses or statuses - set(DONE_WORK_ORDER_STATUSES):
+        return None
+    previous = request.status
+    request.status = MaintenanceStatus.COMPLETED
+    _set_status_times(request, previous)
+    request.save()
+    events.record_request_saved(request, created=False)
+    caches.request_counts_changed(request)
+    # The work was done by whoever completed the last order, never the tenant: tell the tenant.
+    notices.request_status_changed(request, previous=previous, actor_id=None)
+    return request
+
+
+@transaction.atomic
+def maintenance_request_admin_settle(*, request: MaintenanceRequest) -> int:
+    """After the admin saved a request's inline work orders: a cancelled request keeps no open work order
+    (an inline row saved with its old status is cancelled again). Returns how many were cancelled."""
+    _lock_request(request.pk)
+    if request.status != MaintenanceStatus.CANCELLED:
+        return 0
+    return _cancel_open_work_orders(request)
+
+
+def _cancel_work_orders_of_cancelled_request(request: MaintenanceRequest, *, previous_status: str | None) -> int:
+    """A request that has just become `cancelled` cancels its open work orders; returns how many."""
+    if request.status != MaintenanceStatus.CANCELLED or previous_status == MaintenanceStatus.CANCELLED:
+        return 0
+    return _cancel_open_work_orders(request)
+
+
+def _cancel_open_work_orders(request: MaintenanceRequest) -> int:
+    """Cancel the request's open work orders, each recorded as `workorder.updated`; returns how many.
+    Precondition: the request is locked (or being saved) in this transaction."""
+    orders = list(
+        WorkOrder.objects.select_for_update().filter(request=request).exclude(status__in=DONE_WORK_ORDER_STATUSES)
+    )
+    for order in orders:
+        previous = order.status
+        order.status = WorkOrderStatus.CANCELLED
+        _set_work_order_times(order, previous)
+        order.save()
+        events.record_work_order_saved(order)
+    return len(orders)

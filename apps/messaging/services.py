@@ -17,6 +17,7 @@ from apps.common.access import access_changed, register_access_deleted
 from apps.common.validation import invalid
 from apps.common.visibility import not_found, property_staff_q
 from apps.leasing.models import LeaseStatus
+from apps.messaging import chat_notices
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.messaging.selectors import access_conversation
 from apps.properties.models import Property
@@ -293,6 +294,7 @@ async def achat_send(
         client_message_id=client_message_id,
         attachments=attachments,
     )
+    chat_notices.message_sent(realtime, conversation_id=conversation_id, participants=participants, message=stored)
     return stored
 
 
@@ -370,4 +372,8 @@ async def achat_read(*, realtime: Realtime, conversation_id: str, reader_id: str
     await chat.publish_read(
         conversation_id=conversation_id, reader_id=reader_id, message_id=oid, read_at=marked["readAt"]
     )
+    try:
+        await chat_notices.aconversation_read(realtime, conversation_id=conversation_id, reader_id=reader_id)
+    except (redis.RedisError, ProtocolError):  # the read is stored; the chat notification stays unread
+        logger.warning("chat.read: chat notification of %s in %s not cleared", reader_id, conversation_id)
     return marked

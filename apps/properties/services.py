@@ -180,6 +180,20 @@ def property_deactivate(*, caller: Caller, prop: Property) -> Property:
     return property_update(caller=caller, prop=prop, data={"isActive": False})
 
 
+def property_hud_approval_set(*, property_id: Any, approved: bool) -> Property | None:
+    """Set `has_hud_approval` as the HUD domain derives it (an approved `property_hud_programs` row), recording
+    `property.updated` when it changes. None for a property that no longer exists. The HUD services call it
+    inside their transaction; no caller: the HUD service checked who may change the programs."""
+    with transaction.atomic():
+        locked = Property.objects.select_for_update().filter(pk=property_id).first()
+        if locked is not None and locked.has_hud_approval != approved:
+            locked.has_hud_approval = approved
+            locked.save(update_fields=["has_hud_approval", "updated_at"])
+            place = caches.place_of(locked)
+            _saved(locked, created=False, previous_owner_id=locked.owner_id, previous_place=place)
+    return locked
+
+
 def property_amenities_set(*, caller: Caller, prop: Property, amenity_ids: list[int]) -> list[Amenity]:
     """Make the property's amenities exactly `amenity_ids`."""
     if not selectors.property_caller_may_write(caller=caller, prop=prop):
@@ -258,6 +272,36 @@ def unit_admin_save(*, unit: Unit) -> Unit:
         unit.save()
         events.record_unit_saved(unit, previous_property_id=previous_property_id)
         caches.unit_caches_changed(unit.property_id, previous_property_id)
+    return unit
+
+
+def unit_occupancy_set(*, unit_id: Any, occupied: bool) -> Unit | None:
+    """Make the unit's `is_occupied` say `occupied` (whether it has an active lease), with
+    `is_available` following: a unit that becomes occupied becomes unavailable, one that becomes
+    free becomes available, and an occupied unit is never available; a free unit that staff
+    marked unavailable stays so. Writes (under a row lock on the unit), records `unit.updated`
+    and drops `unit:availability:{propertyId}` after the commit only when something changed.
+    None when the unit does not exist.
+
+    Precondition: the leasing services decide `occupied` (apps/leasing/services.py
+    `unit_occupancy_follow`), holding this unit's row lock since they counted its leases.
+    """
+    with transaction.atomic():
+        # order_by(): Unit's default ordering joins its (nullable) property, which FOR UPDATE refuses.
+        unit = Unit.objects.select_for_update().filter(pk=unit_id).order_by().first()
+        if unit is None:
+            return None
+        changes: dict[str, bool] = {}
+        if unit.is_occupied != occupied:
+            changes = {"is_occupied": occupied, "is_available": not occupied}
+        elif occupied and unit.is_available:
+            changes = {"is_available": False}
+        if changes:
+            for name, value in changes.items():
+                setattr(unit, name, value)
+            unit.save(update_fields=[*changes, "updated_at"])
+            events.record_unit_saved(unit)
+            caches.unit_caches_changed(unit.property_id)
     return unit
 
 

@@ -2,6 +2,8 @@
 `plan_features`, `usage_tracking` and `ai_pricing_recommendations`."""
 
 from django.db import models
+from django.db.models.functions import Now
+from django.utils import timezone
 
 from apps.common.fields import (
     created_at_field,
@@ -96,6 +98,34 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan_id} for {self.user_id} ({self.get_status_display()})"
+
+
+class SubscriptionExpiryNotice(models.Model):
+    """That the owner of a subscription was told its period ending on `end_date` is about to end.
+
+    Not a seed table: the daily job's record that makes the "expiring" notice go out once per
+    period, however often the job runs (the unique key is the guarantee, not a check)."""
+
+    id = models.BigAutoField(primary_key=True)
+    # db_index=False: the unique key (subscription_id, end_date) serves lookups by subscription.
+    subscription = models.ForeignKey(
+        Subscription,
+        on_delete=models.CASCADE,
+        db_index=False,
+        related_name="expiry_notices",
+        db_column="subscription_id",
+    )
+    end_date = models.DateField()
+    sent_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "subscription_expiry_notices"
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "end_date"], name="subscription_expiry_notice_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"expiry notice of {self.subscription_id} for {self.end_date}"
 
 
 class Feature(models.Model):

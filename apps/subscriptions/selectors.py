@@ -200,3 +200,20 @@ def access_recommendation(*, caller: Caller, recommendation_id: Any) -> PricingR
     if found is None:
         raise not_found()
     return found
+
+
+# The daily job's reads --------------------------------------------------------------------
+
+
+def subscription_ids_ended_before(*, day: date) -> list[Any]:
+    """Current subscriptions whose period ended before `day` (the job's candidates; each is re-checked under a lock)."""
+    rows = Subscription.objects.filter(status__in=CURRENT_STATUSES, end_date__lt=day)
+    return list(rows.order_by("end_date", "pk").values_list("pk", flat=True))
+
+
+def subscription_ids_ending_between(*, first: date, last: date) -> list[Any]:
+    """Current subscriptions whose `end_date` falls in `first`..`last` (inclusive) and that have an owner."""
+    rows = Subscription.objects.filter(
+        status__in=CURRENT_STATUSES, end_date__gte=first, end_date__lte=last, user__isnull=False
+    )
+    return list(rows.order_by("end_date", "pk").values_list("pk", flat=True))

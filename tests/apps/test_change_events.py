@@ -132,7 +132,8 @@ def world() -> dict[str, Any]:
     landlord = make_user(user_type="landlord")
     tenant = make_user(user_type="tenant")
     prop = make_property(owner=landlord)
-    unit = make_unit(property=prop)
+    # Occupied, as its active lease makes it (a lease write would otherwise correct it, with an event of its own).
+    unit = make_unit(property=prop, is_occupied=True, is_available=False)
     lease = make_lease(unit=unit, tenants=(tenant,))
     request = MaintenanceRequest.objects.create(unit=unit, category="plumbing", description="Leaking tap")
     vendor = Vendor.objects.create(company_name="Fixit", phone="555-0100", service_category="plumbing")

@@ -35,3 +35,9 @@ def test_production_starts_with_a_real_secret_key() -> None:
 def test_malformed_boolean_is_a_clear_configuration_error(value: str) -> None:
     result = run_settings(PMS_DEBUG=value)
     assert result.returncode != 0 and "PMS_DEBUG must be a boolean" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["ten", "-5", "NaN"])
+def test_malformed_late_fee_setting_is_a_clear_configuration_error(value: str) -> None:
+    result = run_settings(PMS_DEBUG="1", PMS_LATE_FEE_PERCENT=value)
+    assert result.returncode != 0 and "PMS_LATE_FEE_PERCENT must be a" in result.stderr

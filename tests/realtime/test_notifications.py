@@ -26,6 +26,7 @@ from realtime.notifications import (
     BAD_TYPE,
     MONGO_DOWN,
     NotificationService,
+    notification_document,
 )
 
 DATABASE = f"pms_test_notifications_{uuid.uuid4().hex[:8]}"
@@ -326,3 +327,36 @@ async def test_mongodb_down_answers_unavailable_and_publishes_nothing(
         assert publisher.events == []
     finally:
         await dead.close()
+
+
+async def test_store_once_stores_and_counts_one_however_often_it_is_repeated(
+    service: NotificationService, publisher: RecordingPublisher, mongo_db: Any
+) -> None:
+    user = new_user()
+    assert await service.unread_count(user) == 0  # a counter exists: a repeat must not move it again
+    document = {"_id": ObjectId(), **notification_document(user, type="payment", title="Rent", message="Due")}
+    first, inserted = await service.store_once(document)
+    again, inserted_again = await service.store_once(document)
+    assert (inserted, inserted_again) == (True, False)
+    assert first == again and first is not None and first["id"] == str(document["_id"])
+    assert await mongo_db[NOTIFICATIONS].count_documents({"userId": user}) == 1
+    assert await service.unread_count(user) == 1
+    # Published by each call (at least once; clients deduplicate by id).
+    assert [(event, data["id"]) for _, event, data in publisher.events] == [("notification", first["id"])] * 2
+
+
+async def test_store_once_raises_when_it_cannot_publish_so_the_caller_retries(
+    mongo_db: Any, redis_client: aredis.Redis
+) -> None:
+    class BrokenPublisher:
+        async def publish(self, topic: str, event: str, data: dict[str, Any]) -> dict[str, Any]:
+            raise ConnectionError("broker down")
+
+    user = new_user()
+    document = {"_id": ObjectId(), **notification_document(user, type="payment", title="Rent", message="Due")}
+    with pytest.raises(ConnectionError):
+        await NotificationService(mongo_db, redis_client, BrokenPublisher()).store_once(document)
+    working = RecordingPublisher()
+    _, inserted = await NotificationService(mongo_db, redis_client, working).store_once(document)
+    assert inserted is False and len(working.events) == 1
+    assert await NotificationService(mongo_db, redis_client, working).unread_count(user) == 1

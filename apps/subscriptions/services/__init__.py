@@ -22,6 +22,7 @@ One module per resource, everything importable from here (`from apps.subscriptio
 - `catalog.py`: plans, plan features, features and feature usage;
 - `subscriptions.py`: subscriptions and their price;
 - `recommendations.py`: pricing recommendations;
+- `periods.py`: the end of a subscription's period (expiry, auto-renewal, the expiry notice: the daily job's writes);
 - `admin_writes.py`: the admin site's saves and deletes;
 - `shared.py`: the errors and helpers they share.
 """
@@ -51,6 +52,10 @@ from apps.subscriptions.services.catalog import (
     plan_features_set,
     plan_update,
     usage_record,
+)
+from apps.subscriptions.services.periods import (
+    subscription_expiry_notice,
+    subscription_period_end,
 )
 from apps.subscriptions.services.recommendations import (
     ALREADY_APPLIED,
@@ -144,6 +149,8 @@ __all__ = [
     "subscription_admin_save",
     "subscription_cancel",
     "subscription_create",
+    "subscription_expiry_notice",
+    "subscription_period_end",
     "subscription_price",
     "subscription_update",
     "usage_admin_delete",
