@@ -8,7 +8,7 @@ class PropertiesConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.properties import (
-            caches,  # noqa: F401  (connects the receivers: cache drops on commit)
+            caches,  # noqa: F401  (registers the cache drops of cascades and generic writers)
             events,  # noqa: F401  (registers the deleted-row events of cascades)
             services,  # noqa: F401  (registers what a generic writer's save records)
         )
