@@ -26,7 +26,7 @@ from django.utils import timezone
 from apps.accounts.models import User, UserType
 from apps.finance import notices as finance_notices
 from apps.finance.models import RecurringTransaction, Transaction
-from apps.leasing.models import Tenant
+from apps.leasing.models import Lease, Tenant
 from apps.maintenance import notices as maintenance_notices
 from apps.maintenance.models import MaintenanceRequest
 from realtime import topics
@@ -48,6 +48,7 @@ class Scene:
     tenant: User
     manager: User
     request: MaintenanceRequest
+    lease: Lease
     recurring: RecurringTransaction
     due: date
 
@@ -78,14 +79,14 @@ def scene() -> Scene:
     request = MaintenanceRequest.objects.create(
         unit=unit, tenant=Tenant.objects.get(user=tenant), category="plumbing", description="The sink leaks"
     )
-    return Scene(tenant, manager, request, recurring, due)
+    return Scene(tenant, manager, request, lease, recurring, due)
 
 
 def charges_of(scene: Scene) -> list[Transaction]:
     """The lease's charges, read in a worker thread whose connection is closed again (the test
     database is dropped at teardown and must have no session left)."""
     try:
-        return list(Transaction.objects.filter(lease_id=scene.recurring.lease_id))
+        return list(Transaction.objects.filter(lease=scene.lease))
     finally:
         connections.close_all()
 
