@@ -30,7 +30,7 @@ from apps.leasing.models import Lease, Tenant
 from apps.maintenance import notices as maintenance_notices
 from apps.maintenance.models import MaintenanceRequest
 from realtime import topics
-from tests.e2e.conftest import START_TIMEOUT, Client, ClientFactory, ServerFactory, ServerProcess, alogin
+from tests.e2e.conftest import START_TIMEOUT, WAIT, Client, ClientFactory, ServerFactory, ServerProcess, alogin
 from tests.e2e.test_notifications import call
 from tests.e2e.test_worker import EVERY_SECOND, start_workers, stop
 from tests.factories import make_lease, make_property, make_unit, make_user
@@ -110,6 +110,13 @@ async def notification_within(
             assert time.monotonic() < deadline, f"no notification within {seconds:.0f} s:\n{logs_of(workers)}"
 
 
+async def logged(workers: list[tuple[subprocess.Popen[bytes], Path]], line: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while line not in logs_of(workers):
+        assert time.monotonic() < deadline, f"{line!r} not logged:\n{logs_of(workers)}"
+        await asyncio.sleep(0.1)
+
+
 async def ticks_at_least(workers: list[tuple[subprocess.Popen[bytes], Path]], count: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while logs_of(workers).count("daily jobs (tick") < count:
@@ -145,7 +152,8 @@ async def test_a_tenant_socket_hears_the_worker_charge_and_the_manager_change_li
         assert data["referenceId"] == str(charge.pk) and data["referenceType"] == "transaction"
         assert data["userId"] == tenant_id and data["isRead"] is False
         assert await unread(server, tenant_token) == 1
-        assert f"daily job finance.recurring_charges for {timezone.now().date()}: 1 done" in logs_of(workers)
+        # The worker logs the job after its commit has sent the notice: wait (bounded) for the line.
+        await logged(workers, f"daily job finance.recurring_charges for {timezone.now().date()}: 1 done", WAIT)
 
         # (b) A manager changes the tenant's request over HTTP on uvicorn, the worker still running.
         manager_token = await alogin(server, scene.manager.email)
