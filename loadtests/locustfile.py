@@ -1,7 +1,8 @@
 """Locust: tenants chatting with their manager, managers watching a board, mobile clients
 idling and reconnecting with `since`, over real WebSockets and the HTTP API.
 
-    python -m loadtests.seed --embedded --out loadtests/results/locust-users.json --users 50 --watchers 50 --pairs 50
+    python -m loadtests.seed --embedded --out loadtests/results/locust-users.json --users 50 --watchers 50 --pairs 50 \
+        --leases 50
     locust -f loadtests/locustfile.py --headless -u 60 -r 10 -t 2m --host http://127.0.0.1:8000 \
         --users-file loadtests/results/locust-users.json
 
@@ -20,10 +21,19 @@ Custom metrics (the "WS" request types in locust's table):
 - `WS reconnect`: a mobile client's drop + reconnect + `subscribe` with `since`; it fails
   when the server answers `recovered: false`.
 
-What is not exercised yet: the maintenance board's changes come from an HTTP API that
-needs properties, units and leases seeded; for now the "managers" subscribe to
-`system:broadcasts`, and one back-office user publishes board updates into Redis on that
-channel (as another service would, PROTOCOL.md) when `--redis-url` is given.
+- `WS-deliver notification`: a notification's `createdAt` (made in the server or in the
+  job worker) to its receipt on the recipient's socket (millisecond clock of the one machine).
+
+The job worker (started by `scripts/serve`) runs beside the server during the load: with a
+seed made with `--leases N` the pairs carry `leaseId` and `requestId`, and
+- the tenant side of a pair reads what the jobs produce: its unread count and notifications
+  (`GET /api/v1/notifications/unread-count`, `GET /api/v1/notifications`) and its lease's
+  charges (`GET /api/v1/transactions?leaseId=`);
+- the manager side moves the tenant's maintenance request between `assigned` and
+  `in_progress` over HTTP (`PATCH /api/v1/maintenance-requests/{id}`), which notifies the tenant.
+The managers of `ManagerBoard` still subscribe to `system:broadcasts`, and one back-office user
+publishes board updates into Redis on that channel (as another service would, PROTOCOL.md)
+when `--redis-url` is given.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import random
 import threading
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +184,9 @@ class SocketClient:
                     _fire(self.env, "WS-deliver", "chat.message", float(text.split("|")[1]), length=len(text))
         elif event == "broadcast" and isinstance(data.get("sentAt"), float):
             _fire(self.env, "WS-deliver", "broadcast", data["sentAt"])
+        elif event == "notification" and isinstance(data.get("createdAt"), str):
+            created = datetime.fromisoformat(data["createdAt"].replace("Z", "+00:00")).timestamp()
+            _fire(self.env, "WS-deliver", "notification", created)
 
     def _read(self, ws: websocket.WebSocket) -> None:
         try:
@@ -215,6 +229,9 @@ class TenantChat(HttpUser):
         pair = seed["pairs"][(slot // 2) % len(seed["pairs"])]
         person = pair["a" if slot % 2 == 0 else "b"]
         self.conversation = pair["conversationId"]
+        self.is_tenant = slot % 2 == 0
+        self.lease_id, self.request_id = pair.get("leaseId"), pair.get("requestId")
+        self.request_status = "in_progress"
         with self.client.post(
             "/api/v1/auth/login",
             json={"email": person["email"], "password": seed["password"]},
@@ -264,6 +281,30 @@ class TenantChat(HttpUser):
     @task(1)
     def me_over_http(self) -> None:
         self.client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {self.token}"}, name="/api/v1/auth/me")
+
+    @task(2)
+    def what_the_jobs_made(self) -> None:
+        """Tenant side: what the job worker produced (notifications, the lease's charges);
+        manager side: change the tenant's maintenance request (the tenant is notified)."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if self.lease_id is None:
+            return
+        if not self.is_tenant:
+            self.request_status = "assigned" if self.request_status == "in_progress" else "in_progress"
+            self.client.patch(
+                f"/api/v1/maintenance-requests/{self.request_id}",
+                json={"status": self.request_status},
+                headers=headers,
+                name="/api/v1/maintenance-requests/{id} PATCH",
+            )
+            return
+        self.client.get(
+            "/api/v1/notifications/unread-count", headers=headers, name="/api/v1/notifications/unread-count"
+        )
+        self.client.get("/api/v1/notifications?limit=20", headers=headers, name="/api/v1/notifications")
+        self.client.get(
+            f"/api/v1/transactions?leaseId={self.lease_id}&limit=20", headers=headers, name="/api/v1/transactions"
+        )
 
 
 class ManagerBoard(HttpUser):

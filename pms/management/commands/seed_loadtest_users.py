@@ -11,7 +11,18 @@ What it creates (emails `<prefix>-<kind>-<n>@loadtest.invalid`, all with `--pass
   chat topic without being participants, so a reconnect storm of watchers does not
   also fan presence changes out to the conversation);
 - `--pairs` conversations of one tenant and one property manager (chat rooms);
-- one "broadcast" conversation with `--publishers` participants (recovery scenario).
+- one "broadcast" conversation with `--publishers` participants (recovery scenario);
+- with `--leases N` (locust: work for the job worker), for the first N pairs: a property owned by
+  one landlord (`<prefix>-landlord-0`) and managed by the pair's manager, a unit, an active
+  two-year lease of the pair's tenant that began on the 1st two months ago, its monthly rent as
+  a recurring transaction (day of month 1-28 by pair), an unpaid utility charge 20 days overdue
+  and a maintenance request the tenant filed. The pairs in the JSON then carry `leaseId` and
+  `requestId`. Today's runs of the daily jobs `finance.recurring_charges` and
+  `finance.late_payments` are forgotten (their `daily_job_runs` rows of today deleted), so the
+  worker's next tick runs them over the new schedules: the rent periods since the lease began
+  are charged, the overdue charge becomes late with its fee, and the tenants are notified. Both
+  jobs are idempotent per period and per charge (apps/finance/jobs.py), so running them again
+  today makes nothing twice.
 
 Every user gets one session, created like `POST /api/v1/auth/login` creates one
 (SHA-256 of the secret in `sessions`, the session cached at `user:session:{id}`), and
@@ -23,7 +34,8 @@ here. All users share one password hash (one salt): load-test accounts only.
 import asyncio
 import json
 import secrets
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +47,18 @@ from django.utils import timezone
 
 from apps.accounts.models import Session, User, UserType
 from apps.accounts.services import Principal, hash_secret
+from apps.finance.models import PaymentStatus, RecurringTransaction, Transaction
+from apps.jobs.models import DailyJobRun
+from apps.leasing.models import Lease, LeaseStatus, LeaseTenant, Tenant
+from apps.maintenance.models import MaintenanceRequest
 from apps.messaging.models import Conversation, ConversationParticipant
+from apps.properties.models import Property, PropertyManager, Unit
 from realtime.connections import aclose_loop_clients
 
 DOMAIN = "loadtest.invalid"
+# The daily jobs a `--leases` seed has new work for; both are idempotent, so rerunning today is safe.
+RERUN_TODAY = ("finance.recurring_charges", "finance.late_payments")
+RENT = Decimal("1450.00")
 
 
 def _emails(prefix: str, kind: str, count: int) -> list[str]:
@@ -53,6 +73,7 @@ class Command(BaseCommand):
         parser.add_argument("--watchers", type=int, default=1000, help="admin subscribers for fan-out/recovery")
         parser.add_argument("--pairs", type=int, default=200, help="tenant + manager conversations")
         parser.add_argument("--publishers", type=int, default=4, help="participants of the broadcast conversation")
+        parser.add_argument("--leases", type=int, default=0, help="pairs whose tenant gets a lease with rent")
         parser.add_argument("--password", default="loadtest-password-1")
         parser.add_argument("--prefix", default="lt")
         parser.add_argument("--out", help="write the JSON here (default: stdout)")
@@ -66,6 +87,7 @@ class Command(BaseCommand):
             ("tenant", options["pairs"], UserType.TENANT),
             ("manager", options["pairs"], UserType.PROPERTY_MANAGER),
             ("pub", options["publishers"], UserType.TENANT),
+            ("landlord", 1 if options["leases"] > 0 else 0, UserType.LANDLORD),
         ]
         users: dict[str, list[User]] = {}
         with transaction.atomic():
@@ -88,18 +110,22 @@ class Command(BaseCommand):
                 by_email = {u.email: u for u in User.objects.filter(email__in=emails)}
                 users[kind] = [by_email[e] for e in emails]
             conversations = self._conversations(prefix, users)
+            leases = self._leases(prefix, users, options["leases"])
             tokens, principals = self._sessions([u for group in users.values() for u in group])
         asyncio.run(self._cache(principals))
 
         def person(user: User) -> dict[str, str]:
             return {"id": str(user.pk), "email": user.email, "token": tokens[user.pk]}
 
+        def pair(n: int, tenant: User, manager: User) -> dict[str, Any]:
+            return {"conversationId": str(conversations[f"pair-{n}"].pk), "a": person(tenant), "b": person(manager)}
+
         result = {
             "password": password,
             "users": [person(u) for u in users["user"]],
             "watchers": [person(u) for u in users["watch"]],
             "pairs": [
-                {"conversationId": str(conversations[f"pair-{n}"].pk), "a": person(t), "b": person(m)}
+                pair(n, t, m) | leases.get(n, {})
                 for n, (t, m) in enumerate(zip(users["tenant"], users["manager"], strict=True))
             ],
             "broadcast": {
@@ -112,7 +138,7 @@ class Command(BaseCommand):
             Path(options["out"]).write_text(text)
             self.stderr.write(
                 f"[pms] load-test data: {sum(len(v) for v in users.values())} users, "
-                f"{len(conversations)} conversations -> {options['out']}"
+                f"{len(conversations)} conversations, {len(leases)} leases -> {options['out']}"
             )
         else:
             self.stdout.write(text)
@@ -136,6 +162,78 @@ class Command(BaseCommand):
             batch_size=2000,
         )
         return result
+
+    def _leases(self, prefix: str, users: dict[str, list[User]], count: int) -> dict[int, dict[str, str]]:
+        """For the first `count` pairs: property, unit, active lease with monthly rent, an overdue
+        charge, a maintenance request (once per prefix); then today's rerun of the jobs that act on
+        them. Returns `leaseId` and `requestId` by pair number."""
+        if count <= 0:
+            return {}
+        today = timezone.now().date()
+        months = today.year * 12 + today.month - 1 - 2
+        start = date(months // 12, months % 12 + 1, 1)
+        end = date(start.year + 2, start.month, 1) - timedelta(days=1)
+        landlord = users["landlord"][0]
+        seeded: dict[int, dict[str, str]] = {}
+        for n, (tenant_user, manager) in enumerate(zip(users["tenant"][:count], users["manager"][:count], strict=True)):
+            prop, created = Property.objects.get_or_create(
+                property_name=f"{prefix} property {n}",
+                owner=landlord,
+                defaults={
+                    "street_address": f"{n} Load Street",
+                    "city": "Springfield",
+                    "state": "IL",
+                    "zip_code": "62701",
+                    "property_type": "apartment",
+                },
+            )
+            if created:
+                PropertyManager.objects.create(property=prop, user=manager)
+            unit, _ = Unit.objects.get_or_create(
+                property=prop,
+                unit_number="1",
+                defaults={"bedrooms": 2, "bathrooms": Decimal("1.0"), "square_footage": 800, "monthly_rent": RENT},
+            )
+            tenant, _ = Tenant.objects.get_or_create(
+                user=tenant_user, defaults={"date_of_birth": date(1990, 5, 17), "ssn_last_four": "0000"}
+            )
+            lease = Lease.objects.filter(unit=unit, lease_status=LeaseStatus.ACTIVE).first()
+            if lease is None:
+                lease = Lease.objects.create(
+                    unit=unit,
+                    lease_status=LeaseStatus.ACTIVE,
+                    start_date=start,
+                    end_date=end,
+                    monthly_rent=RENT,
+                    security_deposit=RENT,
+                )
+                LeaseTenant.objects.create(lease=lease, tenant=tenant, is_primary=True)
+                RecurringTransaction.objects.create(
+                    lease=lease,
+                    transaction_type="rent",
+                    amount=RENT,
+                    frequency="monthly",
+                    day_of_month=1 + n % 28,
+                    start_date=start,
+                    end_date=end,
+                )
+                Transaction.objects.create(
+                    lease=lease,
+                    property=prop,
+                    transaction_type="utility",
+                    amount=Decimal("84.20"),
+                    due_date=today - timedelta(days=20),
+                    payment_status=PaymentStatus.PENDING,
+                    description="Water, last quarter (load-test seed)",
+                )
+                MaintenanceRequest.objects.create(
+                    unit=unit, tenant=tenant, category="plumbing", description="The kitchen tap drips"
+                )
+            request = MaintenanceRequest.objects.filter(unit=unit).order_by("created_at").first()
+            assert request is not None
+            seeded[n] = {"leaseId": str(lease.pk), "requestId": str(request.pk)}
+        DailyJobRun.objects.filter(job__in=RERUN_TODAY, day=today).delete()
+        return seeded
 
     def _sessions(self, people: list[User]) -> tuple[dict[Any, str], list[tuple[Principal, str]]]:
         now = timezone.now()
