@@ -106,6 +106,9 @@ def test_seed_demo_twice_creates_the_world_once_and_its_logins_work() -> None:
         assert entry.email in second
         assert login(client, entry.email, PASSWORD) == 200, entry.email
     assert login(client, seed_demo.logins()[0].email, "wrong-password") == 401
+    third = run("--password", "another-password")
+    assert "another-password" not in third
+    assert "the one given when the demo world was created" in third
 
 
 def test_seed_demo_reset_removes_the_world_and_builds_it_again() -> None:

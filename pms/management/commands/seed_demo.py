@@ -225,15 +225,21 @@ class Command(BaseCommand):
         if options["reset"]:
             removed = reset()
             self.stdout.write(f"[pms] demo world removed ({removed} accounts)")
-        if User.objects.filter(email=email(LANDLORD[0])).exists():
+        landlord = User.objects.filter(email=email(LANDLORD[0])).first()
+        if landlord is not None:
             self.stdout.write(f"[pms] demo world already present (@{DOMAIN} accounts); not created again")
+            if not landlord.check_password(password):
+                password = "the one given when the demo world was created (see --reset)"
         else:
             with transaction.atomic():
                 build(password)
             self.stdout.write("[pms] demo world created: 2 properties, 12 units, 8 active leases")
         # async_to_sync, not asyncio.run: the ORM calls of the chat path run in this thread, on its connection.
         sent = async_to_sync(send_messages)()
-        self.stdout.write(f"[pms] demo conversations: {len(CONVERSATIONS)}, {sent} messages (each stored once)")
+        self.stdout.write(
+            f"[pms] demo conversations: {len(CONVERSATIONS)} with {sent} messages"
+            " (sent by clientMessageId: one stored before is kept, not repeated)"
+        )
         self.stdout.write(f"[pms] demo logins (password for all: {password}):")
         for login in logins():
             self.stdout.write(f"[pms]   {login.email:<32} {login.name:<18} {login.role}")
