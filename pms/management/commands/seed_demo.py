@@ -285,7 +285,7 @@ def build(password: str) -> None:
             )
     this_month = today.replace(day=1)
     tenants: dict[str, tuple[User, Any]] = {}
-    for number, (local, first, last, prop_index, unit_number, months) in enumerate(TENANTS):
+    for n, (local, first, last, prop_index, unit_number, months) in enumerate(TENANTS):
         user = person(local, first, last, UserType.TENANT)
         unit = units[(prop_index, unit_number)]
         start = add_months(this_month, -months)
@@ -303,8 +303,8 @@ def build(password: str) -> None:
             user_id=str(user.pk),
             lease=lease,
             is_primary=True,
-            date_of_birth=date(1985 + number, 1 + number, 10 + number),
-            ssn_last_four=f"{4100 + number}",
+            date_of_birth=date(1985 + n, 1 + n, 10 + n),
+            ssn_last_four=f"{4100 + n}",
             employment_status="employed",
         )
         finance.recurring_transaction_create(
