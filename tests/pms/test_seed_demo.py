@@ -15,7 +15,7 @@ from apps.accounts.models import User
 from apps.finance.models import PaymentStatus, RecurringTransaction, Transaction
 from apps.leasing.models import Lease, LeaseStatus
 from apps.maintenance.models import MaintenanceRequest, WorkOrder
-from apps.messaging.models import Conversation
+from apps.messaging.models import Conversation, ConversationParticipant
 from apps.properties.models import Property, PropertyManager, Unit
 from pms.management.commands import seed_demo
 from realtime import connections
@@ -95,10 +95,16 @@ def test_seed_demo_twice_creates_the_world_once_and_its_logins_work() -> None:
     assert len(world["messages"]) == 4
     assert sorted(world["messages"].values()) == sorted(len(lines) for _, _, lines in seed_demo.CONVERSATIONS)
     assert world["notifications"] > 0
+    read = ConversationParticipant.objects.filter(
+        user__email__in=[seed_demo.email(local) for local in seed_demo.READ_BY_TENANT],
+        last_read_message_id__isnull=False,
+    )
+    assert read.count() == len(seed_demo.READ_BY_TENANT)
     assert "demo world created" in first
 
     second = run("--password", PASSWORD)
     assert "already present" in second
+    assert "0 messages sent now" in second
     assert demo_world() == world
 
     client = Client()
@@ -138,3 +144,23 @@ def test_seed_demo_in_debug_uses_the_printed_demo_password(settings: Any) -> Non
     out = run()
     assert f"password for all: {seed_demo.DEMO_PASSWORD}" in out
     assert login(Client(), seed_demo.logins()[-1].email, seed_demo.DEMO_PASSWORD) == 200
+
+
+def test_seed_demo_rerun_sends_the_messages_a_run_did_not_store() -> None:
+    """A run that stopped after PostgreSQL (MongoDB down, say) is completed by the next one."""
+    run("--password", PASSWORD)
+    before = demo_world()
+    missing = next(iter(before["messages"]))
+
+    async def forget() -> None:
+        try:
+            database = connections.get_mongo()[django_settings.MONGO_DATABASE]
+            await database["chat_messages"].delete_many({"conversationId": missing})
+        finally:
+            await connections.aclose_loop_clients()
+
+    asyncio.run(forget())
+    assert demo_world()["messages"][missing] == 0
+    out = run("--password", PASSWORD)
+    assert f"{before['messages'][missing]} messages sent now" in out
+    assert demo_world()["messages"] == before["messages"]

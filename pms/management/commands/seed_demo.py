@@ -10,18 +10,21 @@ What it creates (every account's email ends in `@demo.pms.local`, the marker of 
 - three past charges: last month's rent paid, a water bill pending, last month's rent of
   another tenant late (with its late fee, by the finance service the daily job uses);
 - six maintenance requests across the statuses, two work orders with vendors, and a
-  `maintenance_staff` worker who has started one of them;
+  `maintenance_staff` worker who has started one of them (work order in progress);
 - four conversations of tenants with their manager, with messages in MongoDB (sent through
-  the chat service, as `chat.send` does), and the notifications all of this raises (requests
-  filed, status changes, late fee, payment, chat messages to offline users).
+  the chat service, as `chat.send` does; two read to the end by their tenant, `chat.read`),
+  and the notifications all of this raises (requests filed, status changes, late fee, payment,
+  chat messages to offline users).
+The worker is a tenant-type account holding the `maintenance_staff` role (roles add grants
+platform-wide: apps/common/policy.py), as the role is given in the product.
 
 Every write goes through the apps' services (events in the outbox, caches dropped, notices
 delivered), acting as the user who would do it in the product: the landlord creates the
 properties and leases, the tenants file requests and start conversations.
 
 Idempotent: when the demo landlord exists the PostgreSQL part is skipped and said so; the chat
-part always runs and stores each message once (fixed `clientMessageId`s), so a run interrupted
-between the two is completed by the next. `--reset` deletes the demo world first (through the
+part always runs and sends only the messages not stored yet (each has a fixed `clientMessageId`,
+which also makes a send stored once), so a run interrupted between the two is completed by the next. `--reset` deletes the demo world first (through the
 admin's delete services; chat messages and notifications of the demo users in MongoDB directly).
 
 Passwords: one fixed password for every demo account (`DEMO_PASSWORD`), printed. It is demo data
@@ -161,6 +164,9 @@ CONVERSATIONS = [
     ]),
 ]  # fmt: skip
 
+# Tenants who have read their conversation to its end (the others have unread replies waiting).
+READ_BY_TENANT = frozenset({"ana", "farah"})
+
 NOT_IN_PRODUCTION = (
     "seed_demo gives every demo account one well-known password; on a server without PMS_DEBUG "
     "pass --password explicitly."
@@ -237,8 +243,8 @@ class Command(BaseCommand):
         # async_to_sync, not asyncio.run: the ORM calls of the chat path run in this thread, on its connection.
         sent = async_to_sync(send_messages)()
         self.stdout.write(
-            f"[pms] demo conversations: {len(CONVERSATIONS)} with {sent} messages"
-            " (sent by clientMessageId: one stored before is kept, not repeated)"
+            f"[pms] demo conversations: {len(CONVERSATIONS)}, {sent} messages sent now"
+            f" (of {sum(len(lines) for _, _, lines in CONVERSATIONS)}; those stored before are kept)"
         )
         self.stdout.write(f"[pms] demo logins (password for all: {password}):")
         for login in logins():
@@ -410,7 +416,7 @@ def maintenance_world(
 
 async def send_messages() -> int:
     """The messages of CONVERSATIONS, each sent by its author through the chat service (stored once)."""
-    from apps.messaging.services import achat_send
+    from apps.messaging.services import achat_read, achat_send
     from pms.wiring import build_realtime
 
     realtime = build_realtime()  # not started: no sockets, only the chat service and presence
@@ -418,14 +424,22 @@ async def send_messages() -> int:
     sent = 0
     try:
         # "Stored once per clientMessageId" rests on this unique index (`ensure_mongo_indexes` makes it too).
-        await messaging.chat_service(realtime).ensure_indexes()
+        chat = messaging.chat_service(realtime)
+        await chat.ensure_indexes()
         for local, subject, lines in CONVERSATIONS:
             found_pair = found.get((email(local), subject))
             if found_pair is None:
                 continue
             conversation_id, manager_id, tenant_id = found_pair
+            # Only the lines not stored yet: a repeat send would store nothing, but would still count
+            # as a new message for chat notifications (a rerun must not notify anyone).
+            history = await chat.history(conversation_id=conversation_id, limit=len(lines))
+            stored = {message.get("clientMessageId") for message in history["messages"]}
+            last: dict[str, Any] = {}
             for number, (who, text) in enumerate(lines):
-                await achat_send(
+                if f"demo-{local}-{number}" in stored:
+                    continue
+                last = await achat_send(
                     realtime=realtime,
                     conversation_id=conversation_id,
                     sender_id=tenant_id if who == "t" else manager_id,
@@ -434,6 +448,11 @@ async def send_messages() -> int:
                     attachments=None,
                 )
                 sent += 1
+            if local in READ_BY_TENANT and last:
+                # A read receipt to see: the tenant has read the manager's last reply (`chat.read`).
+                await achat_read(
+                    realtime=realtime, conversation_id=conversation_id, reader_id=tenant_id, message_id=last["id"]
+                )
         await chat_notices.noticer(realtime).drain()
     finally:
         await connections.aclose_loop_clients()
