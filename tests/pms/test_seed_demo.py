@@ -14,10 +14,10 @@ from django.test import Client
 from apps.accounts.models import User
 from apps.finance.models import PaymentStatus, RecurringTransaction, Transaction
 from apps.leasing.models import Lease, LeaseStatus
-from apps.maintenance.models import MaintenanceRequest, WorkOrder
+from apps.maintenance.models import MaintenanceRequest, Vendor, WorkOrder
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.properties.models import Property, PropertyManager, Unit
-from pms.management.commands import seed_demo
+from pms import demo
 from realtime import connections
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,7 +48,7 @@ def mongo_counts(conversation_ids: list[str], user_ids: list[str]) -> tuple[dict
 
 
 def demo_world() -> dict[str, Any]:
-    demo_users = User.objects.filter(email__endswith=f"@{seed_demo.DOMAIN}")
+    demo_users = User.objects.filter(email__endswith=f"@{demo.DOMAIN}")
     props = Property.objects.filter(owner__in=demo_users)
     conversations = [
         str(pk) for pk in Conversation.objects.filter(created_by__in=demo_users).values_list("pk", flat=True)
@@ -82,7 +82,7 @@ def login(client: Client, email: str, password: str) -> int:
 def test_seed_demo_twice_creates_the_world_once_and_its_logins_work() -> None:
     first = run("--password", PASSWORD)
     world = demo_world()
-    assert world["users"] == len(seed_demo.logins()) == 12
+    assert world["users"] == len(demo.logins()) == 12
     assert world["properties"] == 2
     assert world["managers"] == 2
     assert world["units"] == 12
@@ -93,13 +93,13 @@ def test_seed_demo_twice_creates_the_world_once_and_its_logins_work() -> None:
     )
     assert world["work_orders"] == 2
     assert len(world["messages"]) == 4
-    assert sorted(world["messages"].values()) == sorted(len(lines) for _, _, lines in seed_demo.CONVERSATIONS)
+    assert sorted(world["messages"].values()) == sorted(len(lines) for _, _, lines in demo.CONVERSATIONS)
     assert world["notifications"] > 0
     read = ConversationParticipant.objects.filter(
-        user__email__in=[seed_demo.email(local) for local in seed_demo.READ_BY_TENANT],
+        user__email__in=[demo.email(local) for local in demo.READ_BY_TENANT],
         last_read_message_id__isnull=False,
     )
-    assert read.count() == len(seed_demo.READ_BY_TENANT)
+    assert read.count() == len(demo.READ_BY_TENANT)
     assert "demo world created" in first
 
     second = run("--password", PASSWORD)
@@ -108,10 +108,10 @@ def test_seed_demo_twice_creates_the_world_once_and_its_logins_work() -> None:
     assert demo_world() == world
 
     client = Client()
-    for entry in seed_demo.logins():
+    for entry in demo.logins():
         assert entry.email in second
         assert login(client, entry.email, PASSWORD) == 200, entry.email
-    assert login(client, seed_demo.logins()[0].email, "wrong-password") == 401
+    assert login(client, demo.logins()[0].email, "wrong-password") == 401
     third = run("--password", "another-password")
     assert "another-password" not in third
     assert "the one given when the demo world was created" in third
@@ -120,30 +120,31 @@ def test_seed_demo_twice_creates_the_world_once_and_its_logins_work() -> None:
 def test_seed_demo_reset_removes_the_world_and_builds_it_again() -> None:
     run("--password", PASSWORD)
     before = demo_world()
-    first_landlord = User.objects.get(email=seed_demo.logins()[0].email).pk
+    first_landlord = User.objects.get(email=demo.logins()[0].email).pk
     out = run("--password", PASSWORD, "--reset")
     assert "demo world removed (12 accounts)" in out
     assert "demo world created" in out
-    assert User.objects.get(email=seed_demo.logins()[0].email).pk != first_landlord
+    assert User.objects.get(email=demo.logins()[0].email).pk != first_landlord
     after = demo_world()
     assert {k: v for k, v in after.items() if k != "messages"} | {"notifications": 0} == {
         k: v for k, v in before.items() if k != "messages"
     } | {"notifications": 0}
     assert sorted(after["messages"].values()) == sorted(before["messages"].values())
+    assert Vendor.objects.filter(company_name__in=[v["company_name"] for v in demo.VENDORS]).count() == 2
 
 
 def test_seed_demo_without_debug_needs_an_explicit_password(settings: Any) -> None:
     settings.DEBUG = False
     with pytest.raises(CommandError, match="--password"):
         run()
-    assert not User.objects.filter(email__endswith=f"@{seed_demo.DOMAIN}").exists()
+    assert not User.objects.filter(email__endswith=f"@{demo.DOMAIN}").exists()
 
 
 def test_seed_demo_in_debug_uses_the_printed_demo_password(settings: Any) -> None:
     settings.DEBUG = True
     out = run()
-    assert f"password for all: {seed_demo.DEMO_PASSWORD}" in out
-    assert login(Client(), seed_demo.logins()[-1].email, seed_demo.DEMO_PASSWORD) == 200
+    assert f"password for all: {demo.DEMO_PASSWORD}" in out
+    assert login(Client(), demo.logins()[-1].email, demo.DEMO_PASSWORD) == 200
 
 
 def test_seed_demo_rerun_sends_the_messages_a_run_did_not_store() -> None:

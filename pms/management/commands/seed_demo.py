@@ -18,14 +18,16 @@ What it creates (every account's email ends in `@demo.pms.local`, the marker of 
 The worker is a tenant-type account holding the `maintenance_staff` role (roles add grants
 platform-wide: apps/common/policy.py), as the role is given in the product.
 
+The data (names, units, requests, messages, the logins) is in `pms/demo.py`.
 Every write goes through the apps' services (events in the outbox, caches dropped, notices
 delivered), acting as the user who would do it in the product: the landlord creates the
 properties and leases, the tenants file requests and start conversations.
 
 Idempotent: when the demo landlord exists the PostgreSQL part is skipped and said so; the chat
 part always runs and sends only the messages not stored yet (each has a fixed `clientMessageId`,
-which also makes a send stored once), so a run interrupted between the two is completed by the next. `--reset` deletes the demo world first (through the
-admin's delete services; chat messages and notifications of the demo users in MongoDB directly).
+which also makes a send stored once), so a run interrupted between the two is completed by the
+next. `--reset` deletes the demo world first (through the admin's delete services; the demo's
+chat messages and notifications in MongoDB directly: no service deletes those in bulk).
 
 Passwords: one fixed password for every demo account (`DEMO_PASSWORD`), printed. It is demo data
 for a local stack: a newcomer, the README and the web app's guide can all name the same login. So
@@ -33,7 +35,6 @@ that a well-known password never lands on a real deployment, a server without `P
 them only when `--password` is given explicitly.
 """
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -57,124 +58,29 @@ from apps.messaging import services as messaging
 from apps.messaging.models import Conversation
 from apps.properties import services as properties
 from apps.properties.models import Property
+from pms.demo import (
+    CONVERSATIONS,
+    DEMO_PASSWORD,
+    DOMAIN,
+    LANDLORD,
+    MANAGERS,
+    PROPERTIES,
+    READ_BY_TENANT,
+    REQUESTS,
+    TENANTS,
+    UNITS,
+    VENDORS,
+    WORKER,
+    WORKER_ROLE,
+    email,
+    logins,
+)
 from realtime import connections
-
-DOMAIN = "demo.pms.local"
-DEMO_PASSWORD = "demo-pms-2026"
-WORKER_ROLE = "maintenance_staff"
-
-LANDLORD = ("landlord", "Margaret", "Chen", UserType.LANDLORD)
-MANAGERS = [("manager.oak", "Diego", "Ramirez"), ("manager.harbor", "Priya", "Nair")]
-WORKER = ("maintenance", "Sam", "Okafor")
-# (email local part, first, last, property index, unit number, months since the lease started)
-TENANTS = [
-    ("ana", "Ana", "Souza", 0, "101", 10),
-    ("ben", "Ben", "Carter", 0, "102", 7),
-    ("chloe", "Chloe", "Dubois", 0, "103", 4),
-    ("dev", "Dev", "Patel", 0, "201", 11),
-    ("emma", "Emma", "Lindqvist", 0, "202", 2),
-    ("farah", "Farah", "Haddad", 1, "A", 9),
-    ("gabe", "Gabe", "Moreno", 1, "B", 5),
-    ("hana", "Hana", "Kim", 1, "C", 3),
-]
-PROPERTIES = [
-    {
-        "propertyName": "Oakwood Apartments",
-        "streetAddress": "1420 SE Oak Street",
-        "city": "Portland",
-        "state": "OR",
-        "zipCode": "97214",
-        "propertyType": "apartment",
-        "yearBuilt": 1998,
-        "squareFootage": 9800,
-    },
-    {
-        "propertyName": "Harbor View Townhomes",
-        "streetAddress": "88 Marina Way",
-        "city": "Tacoma",
-        "state": "WA",
-        "zipCode": "98402",
-        "propertyType": "multi_family",
-        "yearBuilt": 2012,
-        "squareFootage": 6400,
-    },
-]
-# Per property: (unit number, bedrooms, bathrooms, square feet, monthly rent)
-UNITS = [
-    [
-        ("101", 1, "1.0", 640, "1450.00"),
-        ("102", 2, "1.0", 860, "1795.00"),
-        ("103", 2, "2.0", 910, "1895.00"),
-        ("104", 1, "1.0", 620, "1425.00"),
-        ("201", 2, "1.0", 860, "1825.00"),
-        ("202", 3, "2.0", 1120, "2350.00"),
-        ("203", 1, "1.0", 640, "1475.00"),
-        ("204", 2, "2.0", 910, "1925.00"),
-    ],
-    [
-        ("A", 3, "2.5", 1450, "2650.00"),
-        ("B", 3, "2.5", 1450, "2650.00"),
-        ("C", 2, "1.5", 1180, "2295.00"),
-        ("D", 2, "1.5", 1180, "2295.00"),
-    ],
-]
-# (tenant, category, priority, description, status it ends in, vendor index for a work order or None)
-REQUESTS = [
-    ("ana", "plumbing", "medium", "The kitchen faucet drips all night.", MaintenanceStatus.SUBMITTED, None),
-    ("ben", "hvac", "high", "No heat in the back bedroom since Sunday.", MaintenanceStatus.IN_PROGRESS, 1),
-    ("dev", "appliance", "low", "Dishwasher leaves standing water.", MaintenanceStatus.ASSIGNED, 0),
-    (
-        "farah",
-        "plumbing",
-        "emergency",
-        "Water drips through the bathroom ceiling.",
-        MaintenanceStatus.IN_PROGRESS,
-        None,
-    ),
-    ("gabe", "general", "medium", "Front door lock sticks and is hard to turn.", MaintenanceStatus.SUBMITTED, None),
-    ("chloe", "electrical", "low", "Hallway smoke detector chirps (battery).", MaintenanceStatus.COMPLETED, None),
-]
-VENDORS = [
-    {"company_name": "Rose City Plumbing", "contact_name": "Tom Reyes", "phone": "503-555-0142",
-     "service_category": "plumbing", "is_preferred": True},
-    {"company_name": "Cascade Heating & Air", "contact_name": "Lisa Wong", "phone": "503-555-0177",
-     "service_category": "hvac", "is_preferred": False},
-]  # fmt: skip
-# (tenant, subject, [(who: "t" tenant / "m" manager, text)])
-CONVERSATIONS = [
-    ("ana", "Faucet repair", [
-        ("t", "Hi Diego, the kitchen faucet keeps dripping. I filed a request this morning."),
-        ("m", "Thanks Ana, I saw it. Would Thursday afternoon work for a plumber?"),
-        ("t", "Thursday after 2 pm is perfect."),
-        ("m", "Booked. I'll send the confirmation once they reply."),
-    ]),
-    ("ben", "Heating", [
-        ("t", "The back bedroom is freezing, the radiator is cold."),
-        ("m", "Sorry about that. Cascade Heating is coming tomorrow at 9."),
-        ("t", "Great, I'll be home."),
-    ]),
-    ("farah", "Ceiling leak", [
-        ("t", "There is water coming through the bathroom ceiling!"),
-        ("m", "On it. Please turn off the water to the upstairs bathroom if you can; Sam is on his way."),
-        ("t", "Done, thanks for the quick reply."),
-    ]),
-    ("gabe", "Parking", [
-        ("t", "Is there a guest parking spot for this weekend?"),
-        ("m", "Yes, spot G2 is free Saturday and Sunday. Leave a note on the dashboard."),
-    ]),
-]  # fmt: skip
-
-# Tenants who have read their conversation to its end (the others have unread replies waiting).
-READ_BY_TENANT = frozenset({"ana", "farah"})
 
 NOT_IN_PRODUCTION = (
     "seed_demo gives every demo account one well-known password; on a server without PMS_DEBUG "
     "pass --password explicitly."
 )
-
-
-def email(local: str) -> str:
-    return f"{local}@{DOMAIN}"
 
 
 def principal(user: User) -> Principal:
@@ -195,24 +101,6 @@ def add_months(day: date, months: int) -> date:
     """The same day `months` later (negative: earlier); days past the month's end clamp to 28."""
     index = day.year * 12 + day.month - 1 + months
     return date(index // 12, index % 12 + 1, min(day.day, 28))
-
-
-@dataclass(frozen=True)
-class Login:
-    role: str
-    email: str
-    name: str
-
-
-def logins() -> list[Login]:
-    """The demo accounts, in the order they are printed."""
-    found = [Login("landlord", email(LANDLORD[0]), f"{LANDLORD[1]} {LANDLORD[2]}")]
-    for (local, first, last), prop in zip(MANAGERS, PROPERTIES, strict=True):
-        found.append(Login(f"manager of {prop['propertyName']}", email(local), f"{first} {last}"))
-    found.append(Login("maintenance worker", email(WORKER[0]), f"{WORKER[1]} {WORKER[2]}"))
-    for local, first, last, prop_index, unit, _ in TENANTS:
-        found.append(Login(f"tenant, {PROPERTIES[prop_index]['propertyName']} {unit}", email(local), f"{first} {last}"))
-    return found
 
 
 class Command(BaseCommand):
@@ -494,7 +382,11 @@ def reset() -> int:
             messaging.conversation_admin_delete(conversation=conversation)
         for prop in Property.objects.filter(owner__in=users):
             properties.property_admin_delete(prop=prop)
-        Vendor.objects.filter(company_name__in=[v["company_name"] for v in VENDORS], work_orders__isnull=True).delete()
+        # The demo's vendors (name and 555-01xx phone both match), unless real work orders use them since.
+        for fields in VENDORS:
+            Vendor.objects.filter(
+                company_name=fields["company_name"], phone=fields["phone"], work_orders__isnull=True
+            ).delete()
         for user in users:
             user_admin_delete(user=user)
     async_to_sync(_forget_documents)(conversation_ids, [str(user.pk) for user in users])
