@@ -142,10 +142,16 @@ def start_tcp_redis(port: int) -> None:
     wait_until(lambda: port_open("127.0.0.1", port), f"Redis on port {port}")
 
 
-def start_mongo_standin(port: int | None = None) -> str:
-    """Start the MongoDB wire-compatible stand-in (nx-27017) as a subprocess; returns its URL."""
+def start_mongo_standin(port: int | None = None, folder: Path | None = None) -> str:
+    """Start the MongoDB wire-compatible stand-in (nx-27017) as a subprocess; returns its URL.
+
+    `folder` keeps its data (the server's own, `.pms-data/mongo`, so chat history and
+    notifications outlive a restart like PostgreSQL's and Redis's do); a test run passes
+    none and gets a folder of its port's.
+    """
     port = port or free_port()
-    folder = DATA_DIR / f"mongo-{port}" if port != 27017 else DATA_DIR / "mongo"
+    if folder is None:
+        folder = DATA_DIR / f"mongo-{port}" if port != 27017 else DATA_DIR / "mongo"
     folder.mkdir(parents=True, exist_ok=True)
     binary = Path(PYTHON).parent / "nx-27017"
     spawn(
@@ -248,7 +254,7 @@ def serve(host: str, port: int, workers: int = 1, demo: bool = False) -> int:
     else:
         engines.append("Redis          from PMS_REDIS_URL")
     if not os.environ.get("PMS_MONGO_URL"):
-        os.environ["PMS_MONGO_URL"] = start_mongo_standin()
+        os.environ["PMS_MONGO_URL"] = start_mongo_standin(folder=DATA_DIR / "mongo")
         engines.append(
             "MongoDB        STAND-IN: nx-27017 wire-compatible server (SQLite), not mongod;"
             " set PMS_MONGO_URL for a real one"
