@@ -1,0 +1,66 @@
+"""Browser fixtures: Playwright for Python driving Debian's `chromium` (never Playwright's own
+download, which cannot work on these machines) against real uvicorn processes from the e2e
+fixtures. `scripts/test` installs the `chromium` package when it is missing.
+
+The tests are async (Playwright's async API) so that the database set-up, done by sync
+fixtures before them, never runs inside Playwright's event loop."""
+
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import BrowserContext, Page, async_playwright
+
+from tests.apps.api_world import World, build_world
+from tests.e2e.conftest import (  # noqa: F401  (fixtures used by the browser tests)
+    ROOT,
+    ServerFactory,
+    ServerProcess,
+    fast_password_hashing,
+    server_env,
+    start_servers,
+)
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+PageFactory = Callable[..., Awaitable[Page]]
+
+
+@pytest.fixture
+def world_server(start_servers: ServerFactory) -> tuple[World, ServerProcess]:
+    """The api_world (landlord, manager, tenant with an active lease...) committed, one uvicorn."""
+    world = build_world()
+    [server] = start_servers(1)
+    return world, server
+
+
+@pytest.fixture
+async def new_page() -> AsyncIterator[PageFactory]:
+    """`await new_page(viewport=DESKTOP)`: a page in a browser context of its own (own sessionStorage)."""
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is not on the PATH: `apt-get install -y chromium` (scripts/test does it as root)"
+    contexts: list[BrowserContext] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+        async def open_page(viewport: dict[str, int] = DESKTOP) -> Page:
+            context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+            context.set_default_timeout(5000)
+            contexts.append(context)
+            return await context.new_page()
+
+        yield open_page
+        for context in contexts:
+            await context.close()
+        await browser.close()
+
+
+def screenshot_path(name: str, tmp_path: Path, keep: bool) -> Path:
+    """docs/screenshots/<name> when `keep` (PMS_SCREENSHOTS=1), else the test's tmp dir."""
+    if keep:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS / name
+    return tmp_path / name
