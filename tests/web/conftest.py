@@ -30,7 +30,7 @@ PageFactory = Callable[..., Awaitable[Page]]
 
 
 @pytest.fixture
-def world_server(start_servers: ServerFactory) -> tuple[World, ServerProcess]:
+def world_server(start_servers: ServerFactory) -> tuple[World, ServerProcess]:  # noqa: F811  (the imported fixture)
     """The api_world (landlord, manager, tenant with an active lease...) committed, one uvicorn."""
     world = build_world()
     [server] = start_servers(1)
@@ -41,7 +41,9 @@ def world_server(start_servers: ServerFactory) -> tuple[World, ServerProcess]:
 async def new_page() -> AsyncIterator[PageFactory]:
     """`await new_page(viewport=DESKTOP)`: a page in a browser context of its own (own sessionStorage)."""
     executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is not on the PATH: `apt-get install -y chromium` (scripts/test does it as root)"
+    assert executable, (
+        "Debian's chromium is not on the PATH: `apt-get install -y chromium` (scripts/test does it as root)"
+    )
     contexts: list[BrowserContext] = []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)

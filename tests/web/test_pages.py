@@ -30,7 +30,11 @@ async def sign_in(page: Page, server: ServerProcess, email: str, password: str =
 
 
 def test_the_pages_are_served_as_shells_without_data(client: Client) -> None:
-    for path, heading in [("/", "Sign in"), ("/requests/", "My maintenance requests"), ("/board/", "Maintenance board")]:
+    for path, heading in [
+        ("/", "Sign in"),
+        ("/requests/", "My maintenance requests"),
+        ("/board/", "Maintenance board"),
+    ]:
         response = client.get(path)
         assert response.status_code == 200
         assert heading in response.content.decode()

@@ -134,13 +134,13 @@ export function startPage(session) {
   return client;
 }
 
-/** "5 min", "3 h", "2 d": how long ago `iso` was. */
+/** "just now", "5 min ago", "3 h ago", "2 d ago": how long ago `iso` was. */
 export function age(iso, now = Date.now()) {
   const minutes = Math.max(0, Math.floor((now - Date.parse(iso)) / 60000));
   if (minutes < 1) return "just now";
-  if (minutes < 60) return `${minutes} min`;
-  if (minutes < 48 * 60) return `${Math.floor(minutes / 60)} h`;
-  return `${Math.floor(minutes / 1440)} d`;
+  if (minutes < 60) return `${minutes} min ago`;
+  if (minutes < 48 * 60) return `${Math.floor(minutes / 60)} h ago`;
+  return `${Math.floor(minutes / 1440)} d ago`;
 }
 
 export const STATUS_LABELS = {

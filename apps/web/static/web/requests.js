@@ -33,7 +33,7 @@ function render() {
       status.textContent = STATUS_LABELS[request.status] || request.status;
       const meta = document.createElement("span");
       meta.className = "meta";
-      meta.textContent = `${request.priority} priority · filed ${age(request.createdAt)} ago`;
+      meta.textContent = `${request.priority} priority · filed ${age(request.createdAt)}`;
       const text = document.createElement("p");
       text.textContent = request.description;
       item.append(title, " ", status, document.createElement("br"), meta, text);
