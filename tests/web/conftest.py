@@ -6,7 +6,9 @@ The tests are async (Playwright's async API) so that the database set-up, done b
 fixtures before them, never runs inside Playwright's event loop."""
 
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,10 @@ from playwright.async_api import BrowserContext, Page, async_playwright
 from tests.apps.api_world import World, build_world
 from tests.e2e.conftest import (  # noqa: F401  (fixtures used by the browser tests)
     ROOT,
+    UVICORN_ARGS,
     ServerFactory,
     ServerProcess,
+    _wait_healthy,
     fast_password_hashing,
     server_env,
     start_servers,
@@ -35,6 +39,14 @@ def world_server(start_servers: ServerFactory) -> tuple[World, ServerProcess]:  
     world = build_world()
     [server] = start_servers(1)
     return world, server
+
+
+@pytest.fixture
+def world_two_servers(start_servers: ServerFactory) -> tuple[World, ServerProcess, ServerProcess]:  # noqa: F811
+    """The api_world committed and two uvicorn processes sharing the stores (one may be killed)."""
+    world = build_world()
+    first, second = start_servers(2)
+    return world, first, second
 
 
 @pytest.fixture
@@ -66,3 +78,29 @@ def screenshot_path(name: str, tmp_path: Path, keep: bool) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         return SCREENSHOTS / name
     return tmp_path / name
+
+
+@pytest.fixture
+def restart_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[ServerProcess], ServerProcess]]:  # noqa: F811
+    """`restart_server(server)`: a new uvicorn on the same port as `server` (which must be down),
+    healthy on return (as a crashed process coming back); stopped at teardown."""
+    restarted: list[ServerProcess] = []
+
+    def restart(server: ServerProcess) -> ServerProcess:
+        assert server.process.poll() is not None, "stop or kill the server first"
+        log_path = tmp_path / f"uvicorn-{server.port}-restarted-{len(restarted) + 1}.log"
+        args = [sys.executable, "-m", "uvicorn", "pms.asgi:application", "--host", "127.0.0.1"]
+        args += ["--port", str(server.port), *UVICORN_ARGS]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(  # noqa: S603
+                args, cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        again = ServerProcess(f"{server.name}-restarted", server.port, process, log_path)
+        restarted.append(again)
+        _wait_healthy(again)
+        return again
+
+    yield restart
+    for server in restarted:
+        server.stop()
+        print(f"----- {server.name} (exit {server.process.returncode}) -----\n{server.logs()}")
