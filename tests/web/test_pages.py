@@ -111,6 +111,16 @@ async def test_a_request_filed_by_a_tenant_moves_live_on_the_board_and_back_on_t
     await expect(tenant.locator(".request .status")).to_have_text("In progress")
     await expect(tenant.locator("#unread")).to_have_text("1")
 
+    await board.get_by_label("Priority").select_option("low")
+    await expect(moved).to_be_hidden()
+    await expect(board.locator("#col-in_progress .count")).to_have_text("(0)")
+    await board.get_by_label("Priority").select_option("high")
+    await board.get_by_label("Property").select_option(str(world.prop.pk))
+    await expect(moved).to_be_visible()
+    await expect(board.locator("#col-in_progress .count")).to_have_text("(1)")
+    await board.get_by_label("Property").select_option("")
+    await board.get_by_label("Priority").select_option("")
+
     await board.screenshot(path=str(screenshot_path("board.png", tmp_path, KEEP_SCREENSHOTS)), full_page=True)
     await tenant.screenshot(
         path=str(screenshot_path("tenant-requests.png", tmp_path, KEEP_SCREENSHOTS)), full_page=True

@@ -4,6 +4,7 @@
  * Live: `maintenance:updates:{propertyId}` for each property; `maintenance.created` and
  * `maintenance.updated` put the card (again) in its status's column, whoever made the change.
  * A card's status control calls `PATCH /maintenance-requests/{id}`; the event confirms it.
+ * The property and priority filters hide cards in the page (the column counts show what is shown).
  */
 import {
   STATUS_LABELS,
@@ -24,6 +25,24 @@ const announce = document.getElementById("announce");
 const cards = new Map(); // request id -> request
 const units = new Map(); // unit id -> unit number
 const properties = new Map(); // property id -> name
+const propertyFilter = document.getElementById("filter-property");
+const priorityFilter = document.getElementById("filter-priority");
+
+function shown(request) {
+  return (
+    (!propertyFilter.value || request.propertyId === propertyFilter.value) &&
+    (!priorityFilter.value || request.priority === priorityFilter.value)
+  );
+}
+
+function applyFilters() {
+  for (const card of document.querySelectorAll(".board-card")) {
+    card.hidden = !shown(cards.get(card.dataset.id));
+  }
+  counts();
+}
+propertyFilter.addEventListener("change", applyFilters);
+priorityFilter.addEventListener("change", applyFilters);
 
 function column(status) {
   return document.querySelector(`.column[data-status="${status}"] ul`);
@@ -34,6 +53,7 @@ function cardFor(request) {
   card.className = `board-card priority-${request.priority}`;
   card.dataset.id = request.id;
   card.dataset.status = request.status;
+  card.hidden = !shown(request);
   const title = document.createElement("h3");
   title.textContent = request.category;
   const priority = document.createElement("span");
@@ -84,7 +104,8 @@ function remove(id) {
 
 function counts() {
   for (const section of document.querySelectorAll(".column")) {
-    section.querySelector(".count").textContent = `(${section.querySelector("ul").children.length})`;
+    const visible = section.querySelectorAll(".board-card:not([hidden])").length;
+    section.querySelector(".count").textContent = `(${visible})`;
   }
 }
 
@@ -143,7 +164,10 @@ async function main() {
   const client = startPage(session);
   try {
     const visible = await apiAll("/properties");
-    for (const property of visible) properties.set(property.id, property.propertyName);
+    for (const property of visible) {
+      properties.set(property.id, property.propertyName);
+      propertyFilter.append(new Option(property.propertyName, property.id));
+    }
     if (!visible.length) showMessage(pageMessage, "You manage no properties yet.");
     for (const property of visible) {
       client.subscribe(`maintenance:updates:${property.id}`, {
