@@ -41,6 +41,9 @@ export class RealtimeClient {
    * @param {(state: string) => void} [options.onState]
    * @param {(closeCode: number) => void} [options.onAuthLost] 4401/4409: sign in again
    * @param {(topic: string, reason: string) => void} [options.onUnsubscribed] access to a topic was lost
+   * @param {(data: object) => void} [options.onConnected] the `auth` reply's data, after each (re)connect
+   * @param {(topic: string, data: object) => void} [options.onSubscribed] each `subscribe` reply's data
+   * @param {(data: object) => void} [options.onRenewed] the `auth.refresh` reply's data
    * @param {number} [options.baseDelay] first backoff, ms
    * @param {number} [options.maxDelay] backoff cap, ms
    */
@@ -121,11 +124,17 @@ export class RealtimeClient {
     ws.onclose = (closed) => {
       if (this.ws === ws) this._closed(closed.code);
     };
+    // Node 20's WebSocket fires no close event when the connection cannot be made.
+    ws.onerror = () =>
+      setTimeout(() => {
+        if (this.ws === ws && ws.readyState !== WebSocket.OPEN) this._closed(1006);
+      }, 1000);
   }
 
   async _authenticate(ws) {
+    let data;
     try {
-      await this.command({ type: "auth", token: this.options.getToken() });
+      data = await this.command({ type: "auth", token: this.options.getToken() });
     } catch {
       return; // a refused token is followed by close 4401, handled in _closed
     }
@@ -135,6 +144,7 @@ export class RealtimeClient {
     for (const [topic, entry] of this.topics) {
       this._subscribe(topic, entry).catch(() => {}); // a failure is reported by _subscribe
     }
+    this.options.onConnected?.(data); // its commands go out after the subscribe frames
   }
 
   async _subscribe(topic, entry) {
@@ -149,6 +159,7 @@ export class RealtimeClient {
       throw error;
     }
     if (this.topics.get(topic) !== entry) return data; // unsubscribed meanwhile
+    this.options.onSubscribed?.(topic, data);
     if (data.recovered === true) {
       for (const frame of data.missed) this._deliver(entry, frame);
       if (!entry.offset) entry.offset = data.offset;
@@ -260,7 +271,8 @@ export class RealtimeClient {
     if (!this.options.refreshToken) return;
     try {
       const token = await this.options.refreshToken();
-      await this.command({ type: "auth.refresh", token });
+      const renewed = await this.command({ type: "auth.refresh", token });
+      this.options.onRenewed?.(renewed); // (an optional call skips its arguments: send first)
     } catch (error) {
       console.warn("session refresh failed", error); // the socket keeps its session until it ends
     }
