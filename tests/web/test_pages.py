@@ -164,3 +164,16 @@ async def test_after_the_server_is_killed_and_restarted_the_pages_show_what_they
     await expect(tenant.locator("#unread")).to_have_text("1")  # the notification counted once
     # Recovered from the missed events (`recovered: true`), not by reloading the lists.
     assert [url for url in reloads if "maintenance-requests?" in url or "unread-count" in url] == []
+
+
+async def test_the_connection_state_shows_offline_and_comes_back_live(
+    world_server: tuple[World, ServerProcess], new_page: PageFactory
+) -> None:
+    world, server = world_server
+    page = await new_page(PHONE)
+    await sign_in(page, server, world.manager.email)
+    await expect(page.locator("#conn")).to_have_text("Live")
+    await page.context.set_offline(True)
+    await expect(page.locator("#conn")).to_have_text("Offline")
+    await page.context.set_offline(False)
+    await expect(page.locator("#conn")).to_have_text("Live", timeout=15000)

@@ -56,6 +56,7 @@ export class RealtimeClient {
     this.ws = null;
     this.timer = null;
     this.stopped = false;
+    this.authenticated = false;
     this.state = "";
     this._online = () => this._reconnectNow();
     this._offline = () => this._setState("offline");
@@ -140,6 +141,7 @@ export class RealtimeClient {
     }
     if (this.ws !== ws) return;
     this.attempt = 0;
+    this.authenticated = true;
     this._setState("connected");
     for (const [topic, entry] of this.topics) {
       this._subscribe(topic, entry).catch(() => {}); // a failure is reported by _subscribe
@@ -173,6 +175,7 @@ export class RealtimeClient {
 
   _closed(code) {
     this.ws = null;
+    this.authenticated = false;
     this._failPending();
     if (this.stopped) return;
     if (code === CLOSE_UNAUTHORIZED || code === CLOSE_REVOKED) {
@@ -197,7 +200,12 @@ export class RealtimeClient {
   }
 
   _reconnectNow() {
-    if (this.stopped || this.ws) return;
+    if (this.stopped) return;
+    if (this.ws) {
+      // The network came back before the socket noticed it was gone: it is still the live one.
+      if (this.ws.readyState === WebSocket.OPEN && this.authenticated) this._setState("connected");
+      return;
+    }
     clearTimeout(this.timer);
     this._connect("reconnecting");
   }
