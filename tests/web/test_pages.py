@@ -12,9 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 from django.test import Client
 from playwright.async_api import Page, expect
 
+from realtime import keys, topics
 from tests.apps.api_world import World
 from tests.e2e.conftest import ServerProcess, kill, login
 from tests.e2e.test_notifications import call
@@ -177,3 +179,37 @@ async def test_the_connection_state_shows_offline_and_comes_back_live(
     await expect(page.locator("#conn")).to_have_text("Offline")
     await page.context.set_offline(False)
     await expect(page.locator("#conn")).to_have_text("Live", timeout=15000)
+
+
+async def test_when_the_history_was_lost_meanwhile_the_board_reloads_its_list_over_http(
+    world_two_servers: tuple[World, ServerProcess, ServerProcess],
+    restart_server: Callable[[ServerProcess], ServerProcess],
+    new_page: PageFactory,
+    clean_redis: redis.Redis,
+) -> None:
+    world, server, other = world_two_servers
+    board = await new_page(DESKTOP)
+    await sign_in(board, server, world.manager.email)
+    await expect(board.locator("#conn")).to_have_text("Live")
+    token = (await asyncio.to_thread(login, other, world.manager.email))["token"]
+    body = {"unitId": str(world.unit.pk), "category": "electrical", "description": "The hall light flickers"}
+    filed = await asyncio.to_thread(call, other, "POST", "/maintenance-requests", token, body)
+    card = board.locator(".board-card", has_text="The hall light flickers")
+    await expect(card).to_have_attribute("data-status", "submitted")
+
+    kill(server)
+    await expect(board.locator("#conn")).to_have_text("Reconnecting…")
+    await asyncio.to_thread(
+        call, other, "PATCH", f"/maintenance-requests/{filed['id']}", token, {"status": "completed"}
+    )
+    topic = topics.maintenance_updates(str(world.prop.pk))
+    clean_redis.delete(keys.topic_history(topic), keys.topic_epoch(topic))  # Redis lost the topic's history
+    reloads: list[str] = []
+    board.on("request", lambda request: reloads.append(request.url))
+
+    await asyncio.to_thread(restart_server, server)
+    await expect(board.locator("#conn")).to_have_text("Live", timeout=30000)
+    await expect(board.locator(".column[data-status=completed] .board-card")).to_have_count(1)
+    await expect(board.locator(".board-card")).to_have_count(1)
+    # `recovered: false`: the board read its list again over HTTP.
+    assert any(f"maintenance-requests?propertyId={world.prop.pk}" in url for url in reloads), reloads
