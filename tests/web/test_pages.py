@@ -8,6 +8,7 @@ import asyncio
 import os
 import re
 import time
+import urllib.error
 from collections.abc import Callable
 from pathlib import Path
 
@@ -213,3 +214,20 @@ async def test_when_the_history_was_lost_meanwhile_the_board_reloads_its_list_ov
     await expect(board.locator(".board-card")).to_have_count(1)
     # `recovered: false`: the board read its list again over HTTP.
     assert any(f"maintenance-requests?propertyId={world.prop.pk}" in url for url in reloads), reloads
+
+
+async def test_sign_out_revokes_the_session_and_returns_to_sign_in(
+    world_server: tuple[World, ServerProcess], new_page: PageFactory
+) -> None:
+    world, server = world_server
+    page = await new_page()
+    await sign_in(page, server, world.landlord.email)
+    await expect(page).to_have_url(f"{server.http_url}/board/")
+    await expect(page.locator("#conn")).to_have_text("Live")
+    token = await page.evaluate("() => JSON.parse(sessionStorage.getItem('pms.session')).token")
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page).to_have_url(f"{server.http_url}/")
+    assert await page.evaluate("() => sessionStorage.getItem('pms.session')") is None
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        await asyncio.to_thread(call, server, "GET", "/auth/me", token)
+    assert refused.value.code == 401
