@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "apps.documents",
     "apps.jobs",
     "apps.common",
+    "apps.web",
 ]
 
 MIDDLEWARE = [

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from pms.api import api
 from pms.health import healthz, readyz
@@ -14,4 +14,5 @@ urlpatterns = [
     path("metrics", prometheus_metrics, name="metrics"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
+    path("", include("apps.web.urls")),  # the web app (apps/web): sign-in at /, page shells
 ]

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from apps.web.views import BoardPage, SignInPage, TenantRequestsPage
+
+app_name = "web"
+
+urlpatterns = [
+    path("", SignInPage.as_view(), name="signin"),
+    path("requests/", TenantRequestsPage.as_view(), name="requests"),
+    path("board/", BoardPage.as_view(), name="board"),
+]
