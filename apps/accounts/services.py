@@ -246,16 +246,14 @@ async def asession_authenticate(token: str) -> Principal:
 
 
 async def asession_revoke(*, session_id: str) -> None:
-    """Delete the session everywhere: PostgreSQL, its cache, and (via the control channel) open sockets."""
+    """Delete the session everywhere: PostgreSQL (whose trigger records the revocation), then at once,
+    through the revocations relay, its cache and (via the control channel) its open sockets.
+
+    Redis down: the relay keeps the revocation for its next run; the row is gone, so the token
+    already fails on a cache miss.
+    """
     await Session.objects.filter(pk=session_id).adelete()
-    try:
-        client = get_redis()
-        await adrop([keys.user_session(session_id)])
-        await client.publish(topics.CONTROL_CHANNEL, pack_control("session.revoked", sessionId=session_id))
-    except redis.RedisError:
-        # The row is gone, so the token already fails on a cache miss; the cached hash
-        # could outlive it only until its TTL. Say so loudly.
-        logger.error("Redis down while revoking session %s: its cache entry may linger", session_id)
+    await asession_revocations_relay()
 
 
 @sync_to_async

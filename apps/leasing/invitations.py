@@ -25,6 +25,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.models import User, UserType
+from apps.common import policy
 from apps.common.validation import invalid
 from apps.common.visibility import not_found
 from apps.events.notices import Notice, notify_on_commit
@@ -56,6 +57,12 @@ PROFILE_FIELDS = {
     "backgroundCheckStatus": "background_check_status",
     "creditCheckStatus": "credit_check_status",
 }
+
+
+def attaches_directly(caller: policy.Subject) -> bool:
+    """Whether `caller` puts tenants on leases without their consent: only who holds `tenants.manage`
+    over every tenant (admins, apps/common/policy.py); landlords and managers invite instead."""
+    return policy.sees_all(caller, "tenants.manage")
 
 
 def now() -> datetime:

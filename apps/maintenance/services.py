@@ -205,7 +205,7 @@ def vendor_update(*, caller: Principal, vendor_id: UUID, changes: dict[str, Any]
 @transaction.atomic
 def vendor_delete(*, caller: Principal, vendor_id: UUID) -> None:
     vendor = selectors.access_vendor(caller=caller, vendor_id=vendor_id)
-    if not caller.is_admin:
+    if not policy.is_admin(caller):
         raise ProtocolError(errors.FORBIDDEN, VENDOR_DELETE_ADMIN_ONLY)
     try:
         vendor.delete()
