@@ -19,6 +19,7 @@ from ninja import Query, Router, Status
 from apps.accounts.services import Principal
 from apps.common.http import token_auth
 from apps.common.pagination import Page, PageParams, apaginate
+from apps.common.schemas import call, principal
 from apps.common.validation import invalid
 from apps.leasing import invitations, selectors, services
 from apps.leasing.invitations_api import InvitationOut, invitation_out
@@ -38,11 +39,9 @@ from apps.leasing.schemas import (
     TenantIn,
     TenantOut,
     TenantPatch,
-    call,
     lease_document_out,
     lease_out,
     lease_tenant_out,
-    principal,
     tenant_out,
 )
 

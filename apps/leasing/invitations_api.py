@@ -20,9 +20,10 @@ from pydantic import Field
 
 from apps.common.http import token_auth
 from apps.common.pagination import Page, PageParams, apaginate
+from apps.common.schemas import Income, call, money, principal, text
 from apps.leasing import invitations, selectors
 from apps.leasing.models import BackgroundCheckStatus, InvitationStatus, LeaseInvitation
-from apps.leasing.schemas import Income, Phone, SsnLastFour, call, money, principal, text
+from apps.leasing.schemas import Phone, SsnLastFour
 
 router = Router(tags=["lease invitations"], auth=token_auth)
 

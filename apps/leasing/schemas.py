@@ -16,17 +16,14 @@ from pydantic import (
     model_validator,
 )
 
-from apps.common.schemas import (  # noqa: F401  (re-exported: the leasing API's modules import them from here)
+from apps.common.schemas import (
     NO_NUL,
-    NOT_NULL,
     Income,
     Money,
     MoneyOrZero,
     PatchIn,
     Timestamp,
-    call,
     money,
-    principal,
     text,
 )
 from apps.leasing.models import BackgroundCheckStatus, Lease, LeaseDocument, LeaseStatus, LeaseTenant, Tenant
