@@ -2,8 +2,15 @@
 
 The reader owns one dedicated Redis connection (RESP2, no socket read timeout: an idle
 subscriber is normal, DESIGN.md "Known pitfalls"), pings it when it has been silent, and on
-any connection error logs, backs off (0.1 s doubling to 5 s), reconnects and resubscribes
+any connection error logs, backs off (0.1 s doubling to 0.5 s), reconnects and resubscribes
 every channel it holds (channels_redis `pubsub.py` style, without redis-py's hidden retries).
+
+The cap is low on purpose (issue #15): every message published between the loss and the
+resubscribe must be read back from history before the process's sockets see newer live
+events, so the resubscribe must follow Redis's return at once. A retry against a Redis that
+is down is one refused TCP connect (or one `socket_connect_timeout` when it is unreachable),
+cheap at two per second. `on_connected` tells the owner of every (re)connect, so it can
+repair the gap (`realtime.runtime`).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from realtime.connections import DRIVER_INFO
 logger = logging.getLogger(__name__)
 
 MessageCallback = Callable[[str, bytes], None]
+ConnectedCallback = Callable[[frozenset[str]], None]
 
 _SUBSCRIBE_BATCH = 500  # channels per SUBSCRIBE when resubscribing after a reconnect
 _BARRIER = b"pms-barrier-"  # PING argument of `barrier`, followed by a sequence number
@@ -49,8 +57,8 @@ class RedisBroker:
     Delivery: `on_message(channel, payload)` is called once per Redis message on a channel
     this broker holds, in Redis order, from the reader task; it must be quick and must not
     block (it is the hub's fan-out). An exception from it is logged and counted, never fatal.
-    Messages published while the connection is down are not received (history recovery
-    covers them). Reference counting is the caller's: subscribe a channel when its first
+    Messages published while the connection is down are not received: `on_connected` is
+    called on every (re)connect so the owner can read them from history (`Realtime._repair`). Reference counting is the caller's: subscribe a channel when its first
     local subscriber arrives, unsubscribe when the last one leaves (`Hub` return values).
     """
 
@@ -64,7 +72,7 @@ class RedisBroker:
         ping_interval: float = 15.0,
         confirm_timeout: float = 2.0,
         backoff_initial: float = 0.1,
-        backoff_max: float = 5.0,
+        backoff_max: float = 0.5,
         max_publish_connections: int = 50,
     ) -> None:
         self._on_message = on_message
@@ -104,6 +112,9 @@ class RedisBroker:
         self._lock = asyncio.Lock()  # one writer at a time on the pubsub connection
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
+        # Called from the reader with the channels just (re)subscribed, after their SUBSCRIBEs
+        # were written and before anything is read from the new connection.
+        self.on_connected: ConnectedCallback | None = None
 
     @property
     def channels(self) -> frozenset[str]:
@@ -216,8 +227,9 @@ class RedisBroker:
             conn: AbstractConnection | None = None
             connected_at = loop.time()
             try:
-                conn = await self._connect()
+                conn, channels = await self._connect()
                 connected_at = loop.time()
+                self._notify_connected(channels)
                 await self._read(conn)
             except asyncio.CancelledError:
                 raise
@@ -245,7 +257,18 @@ class RedisBroker:
             delay = min(delay * 2, self._backoff_max)
             metrics.incr("broker.reconnects")
 
-    async def _connect(self) -> AbstractConnection:
+    def _notify_connected(self, channels: frozenset[str]) -> None:
+        callback = self.on_connected
+        if callback is None:
+            return
+        try:
+            callback(channels)
+        except Exception:
+            metrics.incr("broker.callback_errors")
+            logger.exception("broker on_connected callback failed")
+
+    async def _connect(self) -> tuple[AbstractConnection, frozenset[str]]:
+        """A new pub/sub connection with every held channel's SUBSCRIBE written (not yet confirmed)."""
         conn: AbstractConnection = self._pubsub_pool.make_connection()
         try:
             await conn.connect()
@@ -262,7 +285,7 @@ class RedisBroker:
             raise
         if channels:
             logger.info("redis pub/sub %s connected; %d channels subscribed", self._where, len(channels))
-        return conn
+        return conn, frozenset(channels)
 
     async def _read(self, conn: AbstractConnection) -> None:
         """Dispatches replies until the connection fails; silent for two ping intervals counts as failed."""

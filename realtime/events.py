@@ -1,6 +1,7 @@
 """Server event frames: built here for our own publishes, normalized here for whatever arrives on a topic."""
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +10,12 @@ import msgpack
 from realtime.codecs import iso_utc, wire_value
 
 MESSAGE_EVENT = "message"
-_EVENT_KEYS = frozenset({"type", "topic", "event", "data", "ts"})
+# Our own publishes (history_publish.lua) are MessagePack maps with exactly these keys in
+# this order: `make_event`'s, then the offset the script appends. Keep in step with
+# `realtime.history` (its offsets: "<16 hex epoch>-<ms>-<seq>").
+_OWN_KEYS = ["type", "topic", "event", "data", "ts", "offset"]
+_OWN_OFFSET = re.compile(r"[0-9a-f]{16}-[0-9]{1,15}-[0-9]{1,15}")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # unpaired: a pair never survives decoding as two
 
 
 def utc_now_iso() -> str:
@@ -40,24 +46,69 @@ def normalize_external(topic: str, payload: bytes | str) -> dict[str, Any]:
     """The event frame for a payload published on `topic`'s channel by anyone, never raising.
 
     Our own publishes (history.py) arrive as whole frames and pass through with their
-    offset. Another map with a string `event` is that event (its `data` and `ts` kept, but
-    no offset: only the history hands out offsets); anything else is event `message` with the decoded payload as
-    `data` (MessagePack, else JSON, else the UTF-8 text, else the bytes as hex).
+    offset. Anything else is external and normalised: a map with a string `event` is that
+    event (its `data` kept; its `ts` kept only if it is an ISO 8601 time, as UTC, else now;
+    never an `offset` of its own: only the history hands out offsets, and a client stores
+    them as bookmarks); anything else is event `message` with the decoded payload as `data`
+    (MessagePack, else JSON, else the UTF-8 text, else the bytes as hex). Unpaired
+    surrogates (JSON's "\\ud800") become U+FFFD, so the frame can be encoded for every socket.
     """
-    value = _decode(payload)
+    value, from_msgpack = _decode(payload)
     if isinstance(value, dict):
+        if from_msgpack and _is_own(topic, value):
+            return value
+        value = _repaired(value)
         event = value.get("event")
         if isinstance(event, str) and event:
-            if value.get("type") == "event" and value.get("topic") == topic and _EVENT_KEYS <= value.keys():
-                # Our own publish (history.py): already the exact frame, offset included.
-                return value
-            ts = value.get("ts")
-            return make_event(topic, event, value.get("data", {}), ts=ts if isinstance(ts, str) else None)
-    return make_event(topic, MESSAGE_EVENT, value)
+            return make_event(topic, event, value.get("data", {}), ts=_checked_ts(value.get("ts")))
+    return make_event(topic, MESSAGE_EVENT, _repaired(value))
 
 
-def _decode(payload: bytes | str) -> Any:
-    """MessagePack maps first; then JSON; then a MessagePack scalar or array; then text; then hex."""
+def _is_own(topic: str, value: dict[str, Any]) -> bool:
+    """A frame as `history_publish.lua` publishes it (an external one has no such offset)."""
+    offset = value.get("offset")
+    return (
+        list(value) == _OWN_KEYS
+        and value["type"] == "event"
+        and value["topic"] == topic
+        and isinstance(value["event"], str)
+        and isinstance(value["ts"], str)
+        and isinstance(offset, str)
+        and _OWN_OFFSET.fullmatch(offset) is not None
+    )
+
+
+def _checked_ts(value: Any) -> str | None:
+    """An external `ts` as ISO 8601 UTC if it is a time (a naive one taken as UTC), else None (now)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and 0 < len(value) <= 64:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    try:
+        return iso_utc(parsed)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _repaired(value: Any) -> Any:
+    """`value` with every unpaired surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_repaired(k): _repaired(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_repaired(v) for v in value]
+    return value
+
+
+def _decode(payload: bytes | str) -> tuple[Any, bool]:
+    """The decoded payload and whether it was MessagePack: maps first; then JSON; then a
+    MessagePack scalar or array; then text; then hex."""
     if isinstance(payload, str):
         text: str | None = payload
         raw = payload.encode("utf-8", "surrogatepass")
@@ -69,16 +120,16 @@ def _decode(payload: bytes | str) -> Any:
             text = None
     unpacked, from_msgpack = _unpack(raw)
     if from_msgpack and isinstance(unpacked, dict):
-        return unpacked
+        return unpacked, True
     if text is not None:
         try:
             # A short text such as "5" is also a MessagePack fixint: JSON wins for non-maps.
-            return json.loads(text, parse_constant=_reject_constant)
+            return json.loads(text, parse_constant=_reject_constant), False
         except (ValueError, RecursionError):
             pass
     if from_msgpack:
-        return unpacked
-    return text if text is not None else raw.hex()
+        return unpacked, True
+    return (text if text is not None else raw.hex()), False
 
 
 def _unpack(raw: bytes) -> tuple[Any, bool]:

@@ -48,6 +48,8 @@ _PUBLISH = (_LUA / "history_publish.lua").read_text()
 _POSITION = (_LUA / "history_position.lua").read_text()
 _SINCE = (_LUA / "history_since.lua").read_text()
 
+_SINCE_BATCH = 500  # topics per pipelined round trip in `since_many`
+
 DEFAULT_MAX_EVENTS = 1000
 DEFAULT_MAX_AGE_SECONDS = 24 * 60 * 60
 
@@ -184,15 +186,37 @@ class RedisHistory:
             [keys.topic_epoch(topic), keys.topic_history(topic)],
             [parsed.epoch, parsed.stream_id],
         )
-        if not reply or int(reply[0]) != 1:
-            return False, []
-        prefix = f"{parsed.epoch}-"
-        missed: list[dict[str, Any]] = []
-        for i in range(1, len(reply), 2):
-            frame: dict[str, Any] = msgpack.unpackb(reply[i + 1], raw=False)
-            frame["offset"] = prefix + reply[i].decode("ascii")
-            missed.append(frame)
-        return True, missed
+        return _recovered(parsed, reply)
+
+    async def since_many(self, positions: list[tuple[str, str]]) -> list[tuple[bool, list[dict[str, Any]]]]:
+        """`since` for each (topic, offset), in order, pipelined `_SINCE_BATCH` topics per round trip.
+
+        For a process's gap repair after a broker reconnect (rare, possibly thousands of
+        topics): EVAL with the script's text, since a restarted Redis holds no scripts. Raises
+        redis errors; a malformed offset answers (False, []) like `since`.
+        """
+        answers: list[tuple[bool, list[dict[str, Any]]]] = [(False, [])] * len(positions)
+        parsed = [(i, topic, parse_offset(offset)) for i, (topic, offset) in enumerate(positions)]
+        valid = [(i, topic, offset) for i, topic, offset in parsed if offset is not None]
+        options: dict[str, Any] = {NEVER_DECODE: []}
+        for start in range(0, len(valid), _SINCE_BATCH):
+            chunk = valid[start : start + _SINCE_BATCH]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for _, topic, offset in chunk:
+                    pipe.execute_command(
+                        "EVAL",
+                        self._since.script,
+                        2,
+                        keys.topic_epoch(topic),
+                        keys.topic_history(topic),
+                        offset.epoch,
+                        offset.stream_id,
+                        **options,
+                    )
+                replies = await pipe.execute()
+            for (i, _, offset), reply in zip(chunk, replies, strict=True):
+                answers[i] = _recovered(offset, reply)
+        return answers
 
     async def _eval_binary(self, script: Any, script_keys: list[str], args: list[Any]) -> Any:
         """Run a registered script with its reply left as bytes."""
@@ -206,6 +230,19 @@ class RedisHistory:
             return await self._redis.execute_command(
                 "EVAL", script.script, len(script_keys), *script_keys, *args, **options
             )
+
+
+def _recovered(offset: Offset, reply: Any) -> tuple[bool, list[dict[str, Any]]]:
+    """`since`'s answer from the script's binary reply."""
+    if not reply or int(reply[0]) != 1:
+        return False, []
+    prefix = f"{offset.epoch}-"
+    missed: list[dict[str, Any]] = []
+    for i in range(1, len(reply), 2):
+        frame: dict[str, Any] = msgpack.unpackb(reply[i + 1], raw=False)
+        frame["offset"] = prefix + reply[i].decode("ascii")
+        missed.append(frame)
+    return True, missed
 
 
 def publish_sync(

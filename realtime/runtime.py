@@ -33,6 +33,9 @@ from realtime.topics import Topic, TopicAuthorizer, Viewer
 logger = logging.getLogger(__name__)
 
 RESYNC_EVERY_ROUNDS = 15  # unread counters re-counted every 15 housekeeping rounds (5 min by default)
+# A gap repair whose history read fails is tried this often (0.2 s, 0.4 s, ... apart) before
+# the topic's position counts as lost (its sockets closed 1012, to recover with `since`).
+REPAIR_ATTEMPTS = 4
 
 
 Held = list[tuple[dict[str, Any], dict[str, Any]]]  # (frame, messages by codec) in arrival order
@@ -106,6 +109,17 @@ class Realtime:
         self._joining: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
+        # Gap repair after a broker reconnect (`_repair`). Per topic, the offset up to which
+        # every stored event has reached this process's sockets of the topic: the last one
+        # dispatched live or by repair, or, before the first such event, the lowest `subscribe`
+        # reply offset (`_seed`; those topics are in `_seeded`). `_repairing` holds, per topic,
+        # the live frames arriving while its history is read after a reconnect.
+        self._last: dict[str, Offset] = {}
+        self._seeded: set[str] = set()
+        self._repairing: dict[str, list[dict[str, Any]]] = {}
+        self._repair_generation = 0
+        if hasattr(self.broker, "on_connected"):
+            self.broker.on_connected = self._on_broker_connected
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -275,9 +289,27 @@ class Realtime:
             recovered, missed = await self.history.since(topic, since)
             if recovered:
                 offset = missed[-1]["offset"] if missed else since
-                return SubscribeResult(topic, offset, True, missed)
-            return SubscribeResult(topic, await self.history.position(topic), False, [])
-        return SubscribeResult(topic, await self.history.position(topic))
+                result = SubscribeResult(topic, offset, True, missed)
+            else:
+                result = SubscribeResult(topic, await self.history.position(topic), False, [])
+        else:
+            result = SubscribeResult(topic, await self.history.position(topic))
+        self._seed(topic, result.offset)
+        return result
+
+    def _seed(self, topic: str, offset: str) -> None:
+        """A socket's reply covers every stored event up to `offset`: the topic's repair start
+        until its first live event, the lowest such reply (events above it may still be on
+        their way to an earlier subscriber)."""
+        parsed = parse_offset(offset)
+        if parsed is None or not self.hub.subscribers(topic):
+            return
+        last = self._last.get(topic)
+        if last is None:
+            self._last[topic] = parsed
+            self._seeded.add(topic)
+        elif topic in self._seeded and (parsed.epoch != last.epoch or (parsed.ms, parsed.seq) < (last.ms, last.seq)):
+            self._last[topic] = parsed
 
     def release_held(self, session: SocketSession, result: SubscribeResult) -> None:
         """After the reply: deliver the held live events that come after the reply's offset.
@@ -349,6 +381,9 @@ class Realtime:
         """Drop the process's Redis subscription of a topic no local socket holds or is joining."""
         if self.hub.subscribers(topic) or topic in self._joining:
             return
+        self._last.pop(topic, None)
+        self._seeded.discard(topic)
+        self._repairing.pop(topic, None)
         try:
             await self.broker.unsubscribe(topic)
         except Exception:
@@ -361,6 +396,23 @@ class Realtime:
             self._spawn(self._handle_control(payload))
             return
         frame = normalize_external(channel, payload)
+        held = self._repairing.get(channel)
+        if held is not None:
+            held.append(frame)  # after the events the repair reads from history (`_repair`)
+            return
+        self._dispatch(channel, frame)
+
+    def _dispatch(self, channel: str, frame: dict[str, Any]) -> None:
+        """Fan one event out to the topic's local sockets, unless it is a stored event at or
+        before the topic's position (delivered already, live or by a repair)."""
+        offset = parse_offset(frame.get("offset"))
+        if offset is not None:
+            last = self._last.get(channel)
+            if last is not None and _not_after(offset, last):
+                metrics.incr("recovery.repair_duplicates_skipped")
+                return
+            self._last[channel] = offset
+            self._seeded.discard(channel)
         family = topics.family_of(channel)
         metrics.incr(f"events.in.{family}")
         recovering = self._recovering.get(channel)
@@ -404,6 +456,111 @@ class Realtime:
         if not recovering:
             del self._recovering[channel]
         return delivered
+
+    # --- gap repair after a broker reconnect ----------------------------------------------
+
+    def _on_broker_connected(self, channels: frozenset[str]) -> None:
+        """The broker (re)subscribed `channels` on a new connection and has read nothing from it yet.
+
+        Every topic with a position is held (its live events wait in `_repairing`) until
+        `_repair` has delivered, from history, what was published while no connection was
+        subscribed. Runs in the broker's reader, before it reads the new connection.
+        """
+        targets = [topic for topic in channels if topic in self._last and self.hub.subscribers(topic)]
+        if not targets:
+            return
+        self._repair_generation += 1
+        for topic in targets:
+            self._repairing.setdefault(topic, [])
+        metrics.incr("recovery.repairs")
+        self._spawn(self._repair(self._repair_generation, targets))
+
+    async def _repair(self, generation: int, targets: list[str]) -> None:
+        """Deliver each topic's stored events after its position, in order, then the held live ones.
+
+        The barrier returns once Redis has run the new connection's SUBSCRIBEs, so an event
+        stored after the history read is also published to it (live, held, deduplicated by
+        offset in `_dispatch`). A topic whose history cannot prove continuity from its
+        position (Redis restarted empty: a new epoch; trimmed meanwhile) loses its position:
+        `_lose_position`. Another reconnect meanwhile starts a newer repair, which takes over.
+        """
+        try:
+            await self.broker.barrier()
+            answers: list[tuple[bool, list[dict[str, Any]]]] | None = None
+            for attempt in range(REPAIR_ATTEMPTS):
+                if generation != self._repair_generation:
+                    return
+                positions = [(topic, str(self._last[topic])) for topic in targets if topic in self._last]
+                try:
+                    answers = await self.history.since_many(positions)
+                    break
+                except Exception as exc:
+                    logger.warning("gap repair of %d topics: history read failed (%r)", len(positions), exc)
+                    await asyncio.sleep(0.2 * 2**attempt)
+            if generation != self._repair_generation:
+                return
+            lost: list[str] = []
+            delivered = 0
+            for (topic, _), answer in zip(positions, answers or [(False, [])] * len(positions), strict=True):
+                held = self._repairing.pop(topic, None)
+                if held is None:
+                    continue  # released meanwhile
+                recovered, missed = answer
+                if not recovered:
+                    lost.append(topic)
+                    continue
+                for frame in missed:
+                    if self._dispatch_counted(topic, frame):
+                        delivered += 1
+                for frame in held:
+                    self._dispatch(topic, frame)
+            for topic in lost:
+                self._lose_position(topic)
+            metrics.incr("recovery.repaired_events", delivered)
+            logger.info(
+                "gap repair after a broker reconnect: %d topics, %d events delivered from history, %d positions lost",
+                len(positions),
+                delivered,
+                len(lost),
+            )
+        finally:
+            if generation == self._repair_generation:
+                for topic in targets:
+                    held = self._repairing.pop(topic, None)
+                    for frame in held or ():
+                        self._dispatch(topic, frame)
+
+    def _dispatch_counted(self, topic: str, frame: dict[str, Any]) -> bool:
+        """`_dispatch`, True if the event was new to the topic's position."""
+        before = self._last.get(topic)
+        self._dispatch(topic, frame)
+        return self._last.get(topic) is not before
+
+    def _lose_position(self, topic: str) -> None:
+        """The history cannot show what this process's sockets of `topic` missed: close them 1012.
+
+        They stop getting the topic's events at once (a later event's offset must not
+        become their bookmark), and the `since` they reconnect with answers
+        `recovered: false` (PROTOCOL.md: the client reloads the topic's state).
+        """
+        metrics.incr("recovery.positions_lost")
+        conns = set(self.hub.subscribers(topic))
+        self._last.pop(topic, None)
+        self._seeded.discard(topic)
+        for conn in conns:
+            self._end_recovery(topic, conn)
+            self.hub.unsubscribe(topic, conn)
+        sessions = [session for session in self.sessions if session.conn in conns]
+        logger.warning(
+            "position in %s lost while reconnecting to Redis (history restarted or trimmed); "
+            "closing its %d local sockets with %d to recover with since",
+            topic,
+            len(sessions),
+            closecodes.SERVICE_RESTART,
+        )
+        for session in sessions:
+            self._spawn(session_close(session, closecodes.SERVICE_RESTART))
+        self._spawn(self._release(topic))
 
     async def _handle_control(self, payload: bytes) -> None:
         try:

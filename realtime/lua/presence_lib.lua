@@ -19,6 +19,18 @@ local function presence_status()
   return "online"
 end
 
+-- The status last written, i.e. announced to the user's conversations; offline when no socket
+-- is live. A change must be announced when the new status differs from either this one or
+-- the reported one: comparing with the reported one only, a heartbeat never saw the change
+-- to `away` (it already reads away from lastActive; issue #15); comparing with the written
+-- one only, someone shown `away` by a query would never hear `online` again.
+local function announced_status()
+  local stored = redis.call("HGET", hash, "status")
+  if not stored or stored == "offline" then return "offline" end
+  if redis.call("ZCOUNT", conns, "(" .. now, "+inf") == 0 then return "offline" end
+  return stored
+end
+
 local function register_connection()
   redis.call("ZREMRANGEBYSCORE", conns, "-inf", now)
   redis.call("ZADD", conns, expiry, conn)

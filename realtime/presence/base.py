@@ -97,6 +97,10 @@ class PresenceStore(Protocol):
         (by an earlier disconnect, or by expiry). lastActive is kept until the hash expires."""
         ...
 
+    async def disconnect_many(self, sockets: list[tuple[str, str]]) -> list[bool]:
+        """`disconnect` for each (user id, connection id), in order: one round trip for a burst of closes."""
+        ...
+
     async def query(self, user_ids: list[str]) -> dict[str, PresenceInfo]:
         """Status and lastActive of each user; unknown or expired users are `offline`."""
         ...

@@ -51,6 +51,16 @@ class MemoryPresence:
         return state
 
     @staticmethod
+    def _announced(state: _UserPresence) -> str:
+        """The status last written (what was announced); offline with no live socket.
+
+        A change is reported when the new status differs from this one or from the computed
+        one (presence_lib.lua says why both)."""
+        if state.status is None or not state.connections:
+            return OFFLINE
+        return state.status
+
+    @staticmethod
     def _status(state: _UserPresence, away_cutoff: str) -> str:
         live = bool(state.connections)
         return compute_status(stored=state.status, last_active=state.last_active, live=live, away_cutoff=away_cutoff)
@@ -59,23 +69,23 @@ class MemoryPresence:
         """Register a live socket and mark activity now; True when the user was not `online` before."""
         now_ms, now_iso, away_cutoff = self._now()
         state = self._state(user_id, now_ms)
-        before = self._status(state, away_cutoff)
+        before = {self._status(state, away_cutoff), self._announced(state)}
         state.connections[conn_id] = now_ms + self.settings.ttl_ms
         state.status, state.last_active = ONLINE, now_iso
         state.expires_ms = now_ms + self.settings.ttl_ms
-        return before != ONLINE
+        return before != {ONLINE}
 
     async def touch(self, user_id: str, conn_id: str, active: bool) -> bool:
         """Heartbeat (re-registers an expired socket); `active` sets lastActive to now. True on a status change."""
         now_ms, now_iso, away_cutoff = self._now()
         state = self._state(user_id, now_ms)
-        before = self._status(state, away_cutoff)
+        before = {self._status(state, away_cutoff), self._announced(state)}
         state.connections[conn_id] = now_ms + self.settings.ttl_ms
         if active or state.last_active is None:
             state.last_active = now_iso
         state.status = AWAY if state.last_active < away_cutoff else ONLINE
         state.expires_ms = now_ms + self.settings.ttl_ms
-        return before != state.status
+        return before != {state.status}
 
     async def connect_many(self, sockets: list[tuple[str, str]]) -> list[bool]:
         """`connect` for each (user id, connection id), in order."""
@@ -84,6 +94,10 @@ class MemoryPresence:
     async def touch_many(self, sockets: list[tuple[str, str, bool]]) -> list[bool]:
         """`touch` for each (user id, connection id, active), in order."""
         return [await self.touch(user_id, conn_id, active) for user_id, conn_id, active in sockets]
+
+    async def disconnect_many(self, sockets: list[tuple[str, str]]) -> list[bool]:
+        """`disconnect` for each (user id, connection id), in order."""
+        return [await self.disconnect(user_id, conn_id) for user_id, conn_id in sockets]
 
     async def disconnect(self, user_id: str, conn_id: str) -> bool:
         """Drop a socket; True when no live socket remains and the user was not already marked offline."""

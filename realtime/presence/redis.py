@@ -96,6 +96,17 @@ class RedisPresence:
         keys = [chat_presence(user_id), chat_presence_connections(user_id)]
         return bool(await self._disconnect(keys=keys, args=self._args(conn_id)))
 
+    async def disconnect_many(self, sockets: list[tuple[str, str]]) -> list[bool]:
+        """`disconnect` for each (user id, connection id), in order, in one pipelined round trip."""
+        if not sockets:
+            return []
+        times = self._times()
+        calls = [
+            ([chat_presence(user_id), chat_presence_connections(user_id)], self._args(conn_id, times))
+            for user_id, conn_id in sockets
+        ]
+        return _flags(await evalsha_many(self._redis, self._disconnect, calls))
+
     async def query(self, user_ids: list[str]) -> dict[str, PresenceInfo]:
         """Status and lastActive of each user (one round trip); unknown or expired users are `offline`."""
         unique = list(dict.fromkeys(user_ids))

@@ -18,8 +18,11 @@ logger = logging.getLogger(__name__)
 WORKER_ROLE = "maintenance_staff"
 # A command refreshes `lastActive` at most this often per socket (not a Redis call per frame).
 ACTIVITY_REFRESH_SECONDS = 15.0
-# Heartbeats go to the store this many sockets per pipelined round trip.
+# Heartbeats and closes go to the store this many sockets per pipelined round trip.
 HEARTBEAT_BATCH = 500
+# A burst of closes whose store write fails is written again after these pauses (seconds),
+# then given up with one error for the burst: Redis restarting, a pool momentarily short.
+CLOSE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 class PresenceTracker:
@@ -41,6 +44,8 @@ class PresenceTracker:
         self._pending_opens: list[tuple[SocketSession, asyncio.Future[None]]] = []
         self._in_flight: list[tuple[SocketSession, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._pending_closes: list[tuple[SocketSession, asyncio.Future[None]]] = []
+        self._closing: asyncio.Task[None] | None = None
 
     def open_later(self, session: SocketSession) -> asyncio.Future[None]:
         """Register the socket with the sockets opening in the same loop turns: one round trip
@@ -115,25 +120,77 @@ class PresenceTracker:
                 logger.warning("worker sweep failed", exc_info=True)
 
     async def closed(self, session: SocketSession) -> None:
-        user_id = session.identity.user_id
+        """The socket closed: unregister it with the sockets closing in the same loop turns (one
+        round trip per `HEARTBEAT_BATCH` of a burst, retried, one log line per burst), and tell
+        the conversations of whoever went offline. Returns once this socket's write is done
+        (successful or given up and logged)."""
         self._last_activity.pop(session.conn_id, None)
-        # Another socket of the user still registering would be missed by the disconnect's
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_closes.append((session, done))
+        if self._closing is None or self._closing.done():
+            self._closing = asyncio.ensure_future(self._flush_closes())
+        await asyncio.shield(done)
+
+    async def _flush_closes(self) -> None:
+        await asyncio.sleep(0)  # let the other sockets closed in this loop turn join the batch
+        while self._pending_closes:
+            batch, self._pending_closes = self._pending_closes, []
+            try:
+                for start in range(0, len(batch), HEARTBEAT_BATCH):
+                    await self._close_chunk([session for session, _ in batch[start : start + HEARTBEAT_BATCH]])
+            finally:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _close_chunk(self, sessions: list[SocketSession]) -> None:
+        users = {s.identity.user_id for s in sessions}
+        # Another socket of a user still registering would be missed by the disconnect's
         # "was that the last live socket?" check, and the user announced offline.
         opening = [
             done
             for other, done in (*self._in_flight, *self._pending_opens)
-            if other.identity.user_id == user_id and not done.done()
+            if other.identity.user_id in users and not done.done()
         ]
         if opening:
             await asyncio.wait(opening)
+        sockets = [(s.identity.user_id, s.conn_id) for s in sessions]
+        gone: list[bool] | None = None
+        for attempt, delay in enumerate((*CLOSE_RETRY_DELAYS, None)):
+            try:
+                gone = await self.presence.disconnect_many(sockets)  # idempotent: safe to write again
+                break
+            except Exception as exc:
+                metrics.incr("presence.failed")
+                if delay is None:
+                    logger.error(
+                        "presence update failed for %d closing sockets after %d attempts; their users count "
+                        "as online until their registrations expire",
+                        len(sockets),
+                        attempt + 1,
+                        exc_info=True,
+                    )
+                    return
+                if attempt == 0:
+                    logger.warning(
+                        "presence update failed for %d closing sockets (%s: %s); retrying",
+                        len(sockets),
+                        type(exc).__name__,
+                        exc,
+                    )
+                await asyncio.sleep(delay)
+        if gone is None:
+            return
+        offline = sorted({s.identity.user_id for s, flag in zip(sessions, gone, strict=True) if flag})
         try:
-            if await self.presence.disconnect(user_id, session.conn_id):
-                await self._announce(user_id)
-                if self.workers is not None and WORKER_ROLE in session.identity.roles:
-                    await self.workers.leave(user_id)
+            await self._announce_many(offline)
+            if self.workers is not None:
+                for session, flag in zip(sessions, gone, strict=True):
+                    if flag and WORKER_ROLE in session.identity.roles:
+                        await self.workers.leave(session.identity.user_id)
         except Exception:
             metrics.incr("presence.failed")
-            logger.warning("presence update failed for %s on close", user_id, exc_info=True)
+            logger.warning("telling %d users' conversations they went offline failed", len(offline), exc_info=True)
 
     async def _announce(self, user_id: str) -> None:
         await self._announce_many([user_id])

@@ -213,7 +213,7 @@ def test_external_map_without_data_gets_an_empty_map() -> None:
 
 
 def test_our_own_frame_passes_through_unchanged() -> None:
-    sent = make_event(TOPIC, "chat.message", {"id": "m1"}, offset="abc-1-0")
+    sent = make_event(TOPIC, "chat.message", {"id": "m1"}, offset="00000000000000ab-1-0")
     assert normalize_external(TOPIC, msgpack.packb(sent)) == sent
 
 

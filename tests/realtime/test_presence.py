@@ -2,6 +2,7 @@
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -27,11 +28,12 @@ async def redis_client() -> AsyncIterator[aredis.Redis]:
 def make_store(request: pytest.FixtureRequest, redis_client: aredis.Redis) -> MakeStore:
     """A factory of stores of one kind: `make_store(ttl_seconds=..., away_after_seconds=...)`."""
 
-    def make(**timings: float) -> PresenceStore:
+    def make(clock: Callable[[], float] | None = None, **timings: float) -> PresenceStore:
         presence_settings = PresenceSettings(**timings)
+        clocked = {"clock": clock} if clock is not None else {}
         if request.param == "redis":
-            return RedisPresence(redis_client, presence_settings)
-        return MemoryPresence(presence_settings)
+            return RedisPresence(redis_client, presence_settings, **clocked)
+        return MemoryPresence(presence_settings, **clocked)
 
     return make
 
@@ -82,18 +84,43 @@ async def test_socket_on_a_live_process_keeps_user_online_after_another_process_
     assert (await store.query([user]))[user]["status"] == OFFLINE
 
 
+class DrivenClock:
+    """Epoch seconds that move only when the test says so (real keys keep their real TTLs)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_user_is_away_after_idle_and_online_again_after_a_command(make_store: MakeStore) -> None:
-    store, user = make_store(ttl_seconds=5, away_after_seconds=0.5), new_id()
-    await store.connect(user, "phone")
-    await asyncio.sleep(0.7)
+    clock = DrivenClock()
+    store, user = make_store(clock, ttl_seconds=1000, away_after_seconds=300), new_id()
+    assert await store.connect(user, "phone") is True
+    clock.now += 299
+    assert await store.touch(user, "phone", active=False) is False  # still online: nothing to announce
+    clock.now += 2
     assert (await store.query([user]))[user]["status"] == AWAY
-    assert await store.touch(user, "phone", active=False) is False  # a heartbeat is not a command
+    # The heartbeat that first sees the idle user reports the change, so `away` is announced
+    # (it compared with the status computed from lastActive, already away: issue #15).
+    assert await store.touch(user, "phone", active=False) is True
+    assert await store.touch(user, "phone", active=False) is False  # announced once
     assert (await store.query([user]))[user]["status"] == AWAY
     before = (await store.query([user]))[user]["lastActive"]
+    clock.now += 1
     assert await store.touch(user, "phone", active=True) is True
     answer = (await store.query([user]))[user]
     assert answer["status"] == ONLINE and answer["lastActive"] is not None and before is not None
     assert answer["lastActive"] > before
+
+
+async def test_disconnect_many_reports_the_last_socket_of_each_user_in_order(make_store: MakeStore) -> None:
+    store, one, two = make_store(), new_id(), new_id()
+    await store.connect_many([(one, "a"), (one, "b"), (two, "c")])
+    assert await store.disconnect_many([(one, "a"), (two, "c"), (one, "b"), (one, "b")]) == [False, True, True, False]
+    answers = await store.query([one, two])
+    assert answers[one]["status"] == answers[two]["status"] == OFFLINE
 
 
 async def test_heartbeats_keep_an_idle_user_away_rather_than_offline(make_store: MakeStore) -> None:
@@ -140,9 +167,9 @@ async def test_batched_connects_and_touches_answer_as_one_call_each_in_order(mak
     answer = await store.query([first, second])
     assert answer[first]["status"] == answer[second]["status"] == ONLINE
     await asyncio.sleep(0.4)
-    # Heartbeats do not change an idle user's status; a command does, once.
+    # A heartbeat reports an idle user's turn to away, once; a command brings one back, once.
     assert await store.touch_many([(first, "phone", False), (second, "phone", True), (second, "phone", True)]) == [
-        False,
+        True,
         True,
         False,
     ]
