@@ -195,6 +195,7 @@ class Participant:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _closing: bool = False
     _subscribe_ref: str = ""
+    _reopening: asyncio.Task[None] | None = None
 
     @property
     def topic(self) -> str:
@@ -256,6 +257,8 @@ class Participant:
 
     async def close(self) -> None:
         self._closing = True
+        if self._reopening is not None:
+            await asyncio.gather(self._reopening, return_exceptions=True)
         await self._drop()
 
     async def _drop(self) -> None:
@@ -314,7 +317,7 @@ class Participant:
             for future in self._replies.values():
                 if not future.done():
                     future.set_exception(ConnectionError("socket closed by the server"))
-            asyncio.ensure_future(self._reopen_after_server_close(ws))
+            self._reopening = asyncio.ensure_future(self._reopen_after_server_close(ws))
 
     async def _reopen_after_server_close(self, ws: ClientConnection) -> None:
         async with self._lock:

@@ -96,7 +96,7 @@ async def _send_until_stopped(conversation: Conversation, stop: asyncio.Event) -
 
 
 async def _reconnect_until_stopped(participant: Participant, stop: asyncio.Event) -> None:
-    rng = random.Random(participant.user_id)  # noqa: S311  (spread, not security)
+    rng = random.Random(participant.user_id)  # a spread of reconnect times, seeded per user
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), rng.uniform(*RECONNECT_EVERY))
