@@ -113,6 +113,11 @@ class RedisProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(WAIT)
 
+    def signal(self, signum: int) -> None:
+        """SIGSTOP freezes it (connections stay open, nothing is answered), SIGCONT thaws it."""
+        assert self.process is not None and self.process.poll() is None
+        self.process.send_signal(signum)
+
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, decode_responses=True, socket_timeout=WAIT)
 
