@@ -79,18 +79,21 @@ def _is_own(topic: str, value: dict[str, Any]) -> bool:
 
 
 def _checked_ts(value: Any) -> str | None:
-    """An external `ts` as ISO 8601 UTC if it is a time (a naive one taken as UTC), else None (now)."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str) and 0 < len(value) <= 64:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    else:
+    """An external `ts` if it is an ISO 8601 time: as sent when in UTC with `Z` (our own
+    ephemeral events), else converted to UTC with milliseconds (a time without a zone taken
+    as UTC); None (now) when it is not a time."""
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
         return None
     try:
-        return iso_utc(parsed)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if value.endswith("Z"):
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     except (OverflowError, ValueError):
         return None
 
