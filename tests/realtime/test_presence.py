@@ -124,26 +124,29 @@ async def test_disconnect_many_reports_the_last_socket_of_each_user_in_order(mak
 
 
 async def test_heartbeats_keep_an_idle_user_away_rather_than_offline(make_store: MakeStore) -> None:
-    store, user = make_store(ttl_seconds=1.0, away_after_seconds=0.2), new_id()
+    clock = DrivenClock()
+    store, user = make_store(clock, ttl_seconds=200, away_after_seconds=300), new_id()
     await store.connect(user, "phone")
-    for _ in range(5):
-        await asyncio.sleep(0.25)
+    for _ in range(5):  # 500 s idle, a heartbeat every 100 s: within the ttl each time
+        clock.now += 100
         await store.touch(user, "phone", active=False)
     assert (await store.query([user]))[user]["status"] == AWAY
 
 
 async def test_connecting_another_device_brings_an_away_user_online(make_store: MakeStore) -> None:
-    store, user = make_store(away_after_seconds=0.2), new_id()
+    clock = DrivenClock()
+    store, user = make_store(clock, ttl_seconds=1000, away_after_seconds=300), new_id()
     await store.connect(user, "phone")
-    await asyncio.sleep(0.3)
+    clock.now += 301
     assert await store.connect(user, "laptop") is True
     assert (await store.query([user]))[user]["status"] == ONLINE
 
 
 async def test_touch_after_expiry_registers_the_socket_again(make_store: MakeStore) -> None:
-    store, user = make_store(ttl_seconds=0.3), new_id()
+    clock = DrivenClock()
+    store, user = make_store(clock, ttl_seconds=60), new_id()
     await store.connect(user, "phone")
-    await asyncio.sleep(0.5)  # the process stalled longer than the ttl
+    clock.now += 61  # the process stalled longer than the ttl
     assert (await store.query([user]))[user]["status"] == OFFLINE
     assert await store.touch(user, "phone", active=False) is True
     assert (await store.query([user]))[user]["status"] == ONLINE
@@ -159,14 +162,15 @@ async def test_query_answers_unknown_users_offline_and_each_user_once(make_store
 
 
 async def test_batched_connects_and_touches_answer_as_one_call_each_in_order(make_store: MakeStore) -> None:
-    store = make_store(ttl_seconds=5, away_after_seconds=0.3)
+    clock = DrivenClock()
+    store = make_store(clock, ttl_seconds=1000, away_after_seconds=300)
     first, second = new_id(), new_id()
     assert await store.connect_many([]) == [] and await store.touch_many([]) == []
     # The same user twice in one batch: only the first socket brings the user online.
     assert await store.connect_many([(first, "phone"), (second, "phone"), (first, "laptop")]) == [True, True, False]
     answer = await store.query([first, second])
     assert answer[first]["status"] == answer[second]["status"] == ONLINE
-    await asyncio.sleep(0.4)
+    clock.now += 301
     # A heartbeat reports an idle user's turn to away, once; a command brings one back, once.
     assert await store.touch_many([(first, "phone", False), (second, "phone", True), (second, "phone", True)]) == [
         True,
