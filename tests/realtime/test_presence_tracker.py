@@ -1,6 +1,7 @@
 """The presence tracker on real Redis: bursts of opens batched, closes ordered after opens, heartbeats in batches."""
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -13,7 +14,7 @@ from django.conf import settings
 
 from realtime import topics
 from realtime.history import RedisHistory
-from realtime.presence import OFFLINE, ONLINE, PresenceSettings, RedisPresence
+from realtime.presence import AWAY, OFFLINE, ONLINE, PresenceSettings, RedisPresence
 from realtime.presence import tracker as tracker_module
 from realtime.presence.tracker import PresenceTracker
 
@@ -33,11 +34,26 @@ class CountingDirectory:
         return {user_id: [self.conversation_of(user_id)] for user_id in user_ids}
 
 
+class DrivenClock:
+    """Epoch seconds that move only when the test says so (Redis keys keep their real TTLs)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class CountingPresence(RedisPresence):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.connect_batches: list[int] = []
         self.touch_batches: list[int] = []
+        self.disconnect_batches: list[int] = []
+
+    async def disconnect_many(self, sockets: list[tuple[str, str]]) -> list[bool]:
+        self.disconnect_batches.append(len(sockets))
+        return await super().disconnect_many(sockets)
 
     async def connect_many(self, sockets: list[tuple[str, str]]) -> list[bool]:
         self.connect_batches.append(len(sockets))
@@ -60,8 +76,15 @@ async def redis_client() -> AsyncIterator[aredis.Redis]:
 
 
 @pytest.fixture
-def parts(redis_client: aredis.Redis) -> tuple[PresenceTracker, CountingPresence, CountingDirectory]:
-    store = CountingPresence(redis_client, PresenceSettings(ttl_seconds=5, away_after_seconds=0.3))
+def clock() -> DrivenClock:
+    return DrivenClock()
+
+
+@pytest.fixture
+def parts(
+    redis_client: aredis.Redis, clock: DrivenClock
+) -> tuple[PresenceTracker, CountingPresence, CountingDirectory]:
+    store = CountingPresence(redis_client, PresenceSettings(ttl_seconds=600, away_after_seconds=300), clock=clock)
     directory = CountingDirectory()
     tracker = PresenceTracker(store, history=RedisHistory(redis_client), directory=directory)  # type: ignore[arg-type]  # the part it calls
     return tracker, store, directory
@@ -125,7 +148,8 @@ async def test_closing_one_device_while_another_is_still_registering_keeps_the_u
 async def test_heartbeats_go_in_batches_and_users_back_from_expiry_are_announced_once(
     redis_client, monkeypatch
 ) -> None:
-    store = CountingPresence(redis_client, PresenceSettings(ttl_seconds=0.3, away_after_seconds=60))
+    clock = DrivenClock()
+    store = CountingPresence(redis_client, PresenceSettings(ttl_seconds=60, away_after_seconds=600), clock=clock)
     directory = CountingDirectory()
     tracker = PresenceTracker(store, history=RedisHistory(redis_client), directory=directory)  # type: ignore[arg-type]  # the part it calls
     monkeypatch.setattr(tracker_module, "HEARTBEAT_BATCH", 4)
@@ -133,7 +157,7 @@ async def test_heartbeats_go_in_batches_and_users_back_from_expiry_are_announced
     sessions = [session(user_id) for user_id in users] + [session(users[0]), session(users[1])]
     await asyncio.gather(*(tracker.open_later(s) for s in sessions))
     directory.lookups.clear()
-    await asyncio.sleep(0.5)  # the process stalled past the ttl: its registrations expired
+    clock.now += 61  # the process stalled past the ttl: its registrations expired
     assert {info["status"] for info in (await store.query(users)).values()} == {OFFLINE}
     raw, pubsub = await listen([topics.chat_messages(directory.conversation_of(u)) for u in users])
     try:
@@ -147,3 +171,41 @@ async def test_heartbeats_go_in_batches_and_users_back_from_expiry_are_announced
     assert sorted(f["data"]["userId"] for f in heard) == sorted(users)
     assert {f["data"]["status"] for f in heard} == {ONLINE}
     assert sorted(u for lookup in directory.lookups for u in lookup) == sorted(users)
+
+
+async def test_a_burst_of_closes_is_one_store_call_and_each_user_announced_offline_once(parts) -> None:
+    tracker, store, directory = parts
+    users = [str(uuid.uuid4()) for _ in range(30)]
+    sessions = [session(user_id) for user_id in users] + [session(users[0])]  # a second device of one user
+    await asyncio.wait_for(asyncio.gather(*(tracker.open_later(s) for s in sessions)), 5)
+    raw, pubsub = await listen([topics.chat_messages(directory.conversation_of(u)) for u in users])
+    try:
+        # As sockets closed in one loop turn (a load balancer restart): issue #15 measured a
+        # Redis call per socket, which ran the pool dry.
+        await asyncio.wait_for(asyncio.gather(*(tracker.closed(s) for s in sessions)), 5)
+        assert store.disconnect_batches == [31]
+        heard = await frames(pubsub, 30)
+        heard += await frames(pubsub, 1)  # nothing more: one "offline" per user
+    finally:
+        await pubsub.aclose()
+        await raw.aclose()
+    assert sorted(f["data"]["userId"] for f in heard) == sorted(users)
+    assert {f["data"]["status"] for f in heard} == {OFFLINE}
+    assert {info["status"] for info in (await store.query(users)).values()} == {OFFLINE}
+
+
+async def test_the_heartbeat_announces_an_idle_user_away_once(parts, clock: DrivenClock) -> None:
+    tracker, _, directory = parts
+    user = str(uuid.uuid4())
+    phone = session(user)
+    await tracker.open_later(phone)
+    raw, pubsub = await listen([topics.chat_messages(directory.conversation_of(user))])
+    try:
+        clock.now += 301  # idle past away_after
+        await tracker.heartbeat([phone])
+        await tracker.heartbeat([phone])  # still away: nothing new to say
+        heard = await frames(pubsub, 2)
+    finally:
+        await pubsub.aclose()
+        await raw.aclose()
+    assert [(f["event"], f["data"]["userId"], f["data"]["status"]) for f in heard] == [("presence", user, AWAY)]
