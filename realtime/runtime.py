@@ -118,6 +118,9 @@ class Realtime:
         self._seeded: set[str] = set()
         self._repairing: dict[str, list[dict[str, Any]]] = {}
         self._repair_generation = 0
+        # Topics resubscribed while their first local subscriber's history read was still out:
+        # held like the others, repaired from that read's offset once it is known (`_seed`).
+        self._awaiting_seed: set[str] = set()
         if hasattr(self.broker, "on_connected"):
             self.broker.on_connected = self._on_broker_connected
 
@@ -308,6 +311,9 @@ class Realtime:
         if last is None:
             self._last[topic] = parsed
             self._seeded.add(topic)
+            if topic in self._awaiting_seed:
+                self._awaiting_seed.discard(topic)
+                self._spawn(self._repair(self._repair_generation, [topic]))
         elif topic in self._seeded and (parsed.epoch != last.epoch or (parsed.ms, parsed.seq) < (last.ms, last.seq)):
             self._last[topic] = parsed
 
@@ -384,6 +390,7 @@ class Realtime:
         self._last.pop(topic, None)
         self._seeded.discard(topic)
         self._repairing.pop(topic, None)
+        self._awaiting_seed.discard(topic)
         try:
             await self.broker.unsubscribe(topic)
         except Exception:
@@ -466,14 +473,18 @@ class Realtime:
         `_repair` has delivered, from history, what was published while no connection was
         subscribed. Runs in the broker's reader, before it reads the new connection.
         """
-        targets = [topic for topic in channels if topic in self._last and self.hub.subscribers(topic)]
-        if not targets:
+        held = [topic for topic in channels if self.hub.subscribers(topic)]
+        targets = [topic for topic in held if topic in self._last]
+        if not held:
             return
         self._repair_generation += 1
-        for topic in targets:
+        for topic in held:
             self._repairing.setdefault(topic, [])
+            if topic not in self._last:
+                self._awaiting_seed.add(topic)
         metrics.incr("recovery.repairs")
-        self._spawn(self._repair(self._repair_generation, targets))
+        if targets:
+            self._spawn(self._repair(self._repair_generation, targets))
 
     async def _repair(self, generation: int, targets: list[str]) -> None:
         """Deliver each topic's stored events after its position, in order, then the held live ones.

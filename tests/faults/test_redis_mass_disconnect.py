@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from realtime.keys import chat_presence, chat_presence_connections
 from tests.e2e.conftest import ServerFactory, ServerProcess
 from tests.factories import make_user
-from tests.faults.conftest import WAIT, RedisProcess, session_token, wait_for
+from tests.faults.conftest import WAIT, RedisProcess, session_token, start_own_servers, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
@@ -47,7 +47,7 @@ def crowd(start_servers: ServerFactory, server_env: dict[str, str]) -> tuple[Ser
     for _ in range(USERS):
         user = make_user()
         tokens[str(user.pk)] = session_token(user)
-    (server,) = start_servers(1)
+    (server,) = start_own_servers(start_servers, 1)
     return server, tokens
 
 

@@ -24,7 +24,7 @@ import pytest
 
 from tests.e2e.conftest import ServerFactory
 from tests.factories import make_conversation, make_user
-from tests.faults.conftest import SETTLE, Participant, RedisProcess, session_token, wait_for
+from tests.faults.conftest import SETTLE, Participant, RedisProcess, session_token, start_own_servers, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
@@ -58,7 +58,7 @@ def conversations(start_servers: ServerFactory) -> list[Conversation]:
         tenant, manager = make_user(), make_user(user_type="property_manager")
         conversation = make_conversation(participants=(tenant, manager))
         rows.append((str(conversation.pk), tenant, manager))
-    a, b = start_servers(2)
+    a, b = start_own_servers(start_servers, 2)
     return [
         Conversation(
             cid,
