@@ -493,7 +493,7 @@ class Realtime:
         stored after the history read is also published to it (live, held, deduplicated by
         offset in `_dispatch`). A topic whose history cannot prove continuity from its
         position (Redis restarted empty: a new epoch; trimmed meanwhile) loses its position:
-        `_lose_position`. Another reconnect meanwhile starts a newer repair, which takes over.
+        `_lose_positions`. Another reconnect meanwhile starts a newer repair, which takes over.
         """
         try:
             await self.broker.barrier()
@@ -525,8 +525,7 @@ class Realtime:
                         delivered += 1
                 for frame in held:
                     self._dispatch(topic, frame)
-            for topic in lost:
-                self._lose_position(topic)
+            self._lose_positions(lost)
             metrics.incr("recovery.repaired_events", delivered)
             logger.info(
                 "gap repair after a broker reconnect: %d topics, %d events delivered from history, %d positions lost",
@@ -547,31 +546,38 @@ class Realtime:
         self._dispatch(topic, frame)
         return self._last.get(topic) is not before
 
-    def _lose_position(self, topic: str) -> None:
-        """The history cannot show what this process's sockets of `topic` missed: close them 1012.
+    def _lose_positions(self, lost: list[str]) -> None:
+        """The history cannot show what this process's sockets of these topics missed: close them 1012.
 
-        They stop getting the topic's events at once (a later event's offset must not
+        They stop getting the topics' events at once (a later event's offset must not
         become their bookmark), and the `since` they reconnect with answers
-        `recovered: false` (PROTOCOL.md: the client reloads the topic's state).
+        `recovered: false` (PROTOCOL.md: the client reloads the topic's state). One log
+        line for the lot.
         """
-        metrics.incr("recovery.positions_lost")
-        conns = set(self.hub.subscribers(topic))
-        self._last.pop(topic, None)
-        self._seeded.discard(topic)
-        for conn in conns:
-            self._end_recovery(topic, conn)
-            self.hub.unsubscribe(topic, conn)
-        sessions = [session for session in self.sessions if session.conn in conns]
+        if not lost:
+            return
+        closing: set[Connection] = set()
+        for topic in lost:
+            metrics.incr("recovery.positions_lost")
+            conns = set(self.hub.subscribers(topic))
+            closing |= conns
+            self._last.pop(topic, None)
+            self._seeded.discard(topic)
+            for conn in conns:
+                self._end_recovery(topic, conn)
+                self.hub.unsubscribe(topic, conn)
+            self._spawn(self._release(topic))
+        sessions = [session for session in self.sessions if session.conn in closing]
         logger.warning(
-            "position in %s lost while reconnecting to Redis (history restarted or trimmed); "
-            "closing its %d local sockets with %d to recover with since",
-            topic,
+            "position lost in %d topics (e.g. %s) while reconnecting to Redis (history restarted or trimmed); "
+            "closing their %d local sockets with %d to recover with since",
+            len(lost),
+            lost[0],
             len(sessions),
             closecodes.SERVICE_RESTART,
         )
         for session in sessions:
             self._spawn(session_close(session, closecodes.SERVICE_RESTART))
-        self._spawn(self._release(topic))
 
     async def _handle_control(self, payload: bytes) -> None:
         try:
