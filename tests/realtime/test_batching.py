@@ -83,5 +83,5 @@ async def test_a_document_that_cannot_be_encoded_fails_alone_and_the_rest_of_its
     docs.insert(4, {"_id": ObjectId(), "group": "g", "key": "bad", "text": "lone \ud800 surrogate"})
     outcomes = await asyncio.gather(*(inserter.insert(doc) for doc in docs), return_exceptions=True)
     assert isinstance(outcomes[4], BadDocument)
-    assert all(outcome == (doc, True) for i, (doc, outcome) in enumerate(zip(docs, outcomes)) if i != 4)
+    assert all(outcome == (doc, True) for i, (doc, outcome) in enumerate(zip(docs, outcomes, strict=True)) if i != 4)
     assert inserter.flushes == 1 and await collection.count_documents({}) == 9

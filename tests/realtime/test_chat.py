@@ -68,9 +68,10 @@ class FakePublisher:
                         raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
                     outcomes.append(self.keyed[topic, key])
                     continue
-                outcomes.append(await self.publish(topic, event, data))
+                frame = await self.publish(topic, event, data)
+                outcomes.append(frame)
                 if key:
-                    self.keyed[topic, key] = outcomes[-1]
+                    self.keyed[topic, key] = frame
             except redis.ConnectionError as exc:
                 outcomes.append(exc)
         return outcomes
