@@ -29,7 +29,9 @@ DOWN_SENDS = 40
 
 
 async def test_changes_made_while_redis_is_down_reach_every_participant_once_after_it_returns(
-    room: Room, own_redis: StoreProcess, open_client: ClientFactory  # noqa: F811  (fixtures imported above)
+    room: Room,  # noqa: F811  (the fixtures imported above)
+    own_redis: StoreProcess,  # noqa: F811
+    open_client: ClientFactory,  # noqa: F811
 ) -> None:
     a, b, cid, topic = room.a, room.b, room.cid, room.topic
     tenant = await open_client(a, await alogin(a, room.tenant_email))
