@@ -160,14 +160,26 @@ def store_servers(
         print(f"----- {server.name} (exit {server.process.returncode}) -----\n{server.logs()}")
 
 
-def terminate_backends() -> int:
-    """`pg_terminate_backend` for every other connection to the test database (the servers'); how many."""
+@pytest.fixture
+def test_backend_pid(transactional_db: None) -> int:
+    """The test thread's own PostgreSQL backend (kept alive when the servers' backends are terminated)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+        cursor.execute("SELECT pg_backend_pid()")
         row = cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def terminate_backends(keep: int) -> int:
+    """`pg_terminate_backend` for every connection to the test database but `keep` and its own; how many."""
+    import psycopg
+
+    with psycopg.connect(_database_url(), autocommit=True) as own:
+        row = own.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> %s",
+            (keep,),
+        ).fetchone()
     return int(row[0]) if row else 0
 
 
