@@ -500,3 +500,18 @@ async def test_typing_is_ephemeral_and_unavailable_without_redis(
     with pytest.raises(ProtocolError) as caught:
         await service.typing(conversation_id=conv, user_id=TENANT)
     assert (caught.value.code, caught.value.message) == ("unavailable", chat.TYPING_UNAVAILABLE)
+
+
+async def test_one_send_that_cannot_be_stored_fails_alone_and_its_batch_is_stored(
+    service: ChatService, db: Any, publisher: FakePublisher
+) -> None:
+    conv = conversation()
+    bad = file(url="https://files.example/\ud800")  # passes the attachment checks, BSON refuses it
+    sends = [send(service, conv, f"m{i}") for i in range(9)]
+    sends.insert(3, send(service, conv, "with a bad file", attachments=[bad]))
+    outcomes = await asyncio.gather(*sends, return_exceptions=True)
+    refused = outcomes.pop(3)
+    assert isinstance(refused, ProtocolError)
+    assert (refused.code, refused.message) == ("bad_request", schema.MESSAGE_NOT_ENCODABLE)
+    assert all(isinstance(o, dict) and o["offset"] for o in outcomes)
+    assert await db[CHAT_MESSAGES].count_documents({"conversationId": conv}) == 9 == len(publisher.events())
