@@ -219,6 +219,7 @@ class Meter:
         self.t0 = time.perf_counter()
         self.c0 = sum(s.cpu() for s in servers)
         self.r0 = stack.redis_cpu()
+        self.m0 = stack.mongo_cpu()
         self.w0 = pool.cpu()
 
     def read(self) -> dict[str, float]:
@@ -227,6 +228,7 @@ class Meter:
             "wall_s": round(wall, 3),
             "server_cpu_s": round(sum(s.cpu() for s in self.servers) - self.c0, 3),
             "redis_cpu_s": round(self.stack.redis_cpu() - self.r0, 3),
+            "mongo_cpu_s": round(self.stack.mongo_cpu() - self.m0, 3),
             "loadgen_cpu_s": round(self.pool.cpu() - self.w0, 3),
             "server_rss_mib": round(sum(s.rss() for s in self.servers) / 2**20, 1),
         }
@@ -481,6 +483,10 @@ async def chat(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | 
                 "usage": usage,
                 "server_us_per_message": round(usage["server_cpu_s"] * 1e6 / got["received"], 1)
                 if got["received"]
+                else None,
+                # The MongoDB stand-in's share (ours only: the peers store nothing).
+                "mongo_us_per_message": round(usage["mongo_cpu_s"] * 1e6 / got["received"], 1)
+                if got["received"] and kind == "ours"
                 else None,
                 "open": got["open"],
                 "closed_unexpectedly": got["closed_unexpectedly"],
