@@ -281,8 +281,9 @@ class ChatService:
             with _store_errors():  # documents left marked with nothing to publish
                 await self.announcer.clear_unmarked([doc["_id"] for doc in docs])
             published += len(done)
-            if len(done) < len(changes):
-                return published  # Redis still refuses: the claims expire and the next round retries
+            if len(done) < len(changes):  # Redis still refuses: retried with this process's backlog
+                self.announcer.adopt([c for c, r in zip(changes, results, strict=True) if isinstance(r, Exception)])
+                return published
 
     async def _with_offsets(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The documents with the offset of their `chat.message` joined from the history (None where unknown)."""

@@ -121,6 +121,15 @@ class Announcer:
         except Exception as exc:  # the whole round trip failed (connection refused, timeout)
             return [exc] * len(changes)
 
+    def adopt(self, changes: list[Change]) -> None:
+        """Takes changes already marked in MongoDB (found by the sweep) into the backlog, retried until Redis takes them."""
+        for change in changes:
+            if change.key not in self._backlog:
+                self._backlog[change.key] = change
+                self._backlog_topics[change.topic] += 1
+        if self._backlog and (self._drainer is None or self._drainer.done()):
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
     async def unmark(self, changes: list[Change]) -> None:
         """Clears the MongoDB markers of published changes; a failure leaves them to the sweep (a no-op publish)."""
         if not changes:
@@ -215,13 +224,8 @@ class Announcer:
             )
         except PyMongoError:  # kept in memory only: published when Redis is back unless this process dies first
             logger.warning("chat: %d unpublished changes could not be marked in MongoDB", len(changes), exc_info=True)
-        for change in changes:
-            if change.key not in self._backlog:
-                self._backlog[change.key] = change
-                self._backlog_topics[change.topic] += 1
         metrics.incr("chat.publish.kept", len(changes))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        self.adopt(changes)
 
     async def _drain(self) -> None:
         delay = self._retry_initial

@@ -2,8 +2,8 @@
 
 Two uvicorn processes on a Redis of the test's own (with persistence) and a MongoDB stand-in.
 While Redis is down the tenant (on A) sends, edits and deletes, the manager (on B) reads; all
-are acknowledged (stored). Redis comes back: each participant, re-subscribing with `since`
-from the last event it saw, holds every acknowledged change exactly once, in order, under
+are acknowledged (stored). Redis comes back: each participant, re-subscribing with `since` =
+its position before the outage, holds every acknowledged change exactly once, in order, under
 one offset each, and the backlog went out within seconds (not per housekeeping round).
 """
 
@@ -44,6 +44,7 @@ async def test_changes_made_while_redis_is_down_reach_every_participant_once_aft
     for ledger in ledgers:
         await ledger.drain()
 
+    held = [ledger.offset for ledger in ledgers]  # each participant's position before the outage
     own_redis.stop()  # SIGTERM: the append-only file keeps history, epochs and keys
     acked = [await tenant.ok(send(f"while down {i}")) for i in range(DOWN_SENDS)]
     assert all(message["offset"] is None for message in acked)  # stored, not published yet
@@ -67,8 +68,8 @@ async def test_changes_made_while_redis_is_down_reach_every_participant_once_aft
     drained_in = time.monotonic() - restarted
 
     sent_ids = [m["id"] for m in before + acked]
-    for ledger in ledgers:
-        assert await ledger.recover() is True  # the history survived: recovery is honest and complete
+    for ledger, since in zip(ledgers, held, strict=True):
+        assert await ledger.recover(since) is True  # the history survived: recovery is honest and complete
         ledger.assert_once_each()
         assert ledger.events("chat.message") == sent_ids  # every acknowledged message, once, in order
         assert ledger.events("chat.edited") == [before[0]["id"]]
