@@ -127,10 +127,30 @@ DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, engine="pms.postgres", conn_max_age=0, conn_health_checks=True)
 }
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("PMS_TEST_DATABASE_NAME", "test_pms")
+# Store faults are bounded (issue #15): how long a connect to PostgreSQL may take (seconds), and
+# how long one statement may run (ms; 0 = no limit) before PostgreSQL cancels it.
+DATABASE_CONNECT_TIMEOUT_SECONDS = env_int("PMS_DATABASE_CONNECT_TIMEOUT_SECONDS", 5)
+DATABASE_STATEMENT_TIMEOUT_MS = env_int("PMS_DATABASE_STATEMENT_TIMEOUT_MS", 30_000)
+_db_options = DATABASES["default"].setdefault("OPTIONS", {})
+_db_options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT_SECONDS)
+if DATABASE_STATEMENT_TIMEOUT_MS > 0:
+    _db_options["options"] = (
+        f"{_db_options.get('options', '')} -c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}".strip()
+    )
 
 REDIS_URL = env_str("PMS_REDIS_URL", "redis://127.0.0.1:6379/0")
 MONGO_URL = env_str("PMS_MONGO_URL", "mongodb://127.0.0.1:27017/")
 MONGO_DATABASE = env_str("PMS_MONGO_DATABASE", "pms")
+# MongoDB faults are bounded: finding a server and connecting (ms), one reply on an open socket
+# (ms; a frozen server answers `unavailable` after this instead of holding the command), and how
+# often the driver re-checks a server it lost (ms; how soon `unavailable` stops after it is back).
+MONGO_TIMEOUT_MS = env_int("PMS_MONGO_TIMEOUT_MS", 3000)
+MONGO_SOCKET_TIMEOUT_MS = env_int("PMS_MONGO_SOCKET_TIMEOUT_MS", 5000)
+MONGO_HEARTBEAT_MS = env_int("PMS_MONGO_HEARTBEAT_MS", 1000)
+# The chat write path (issue #14): PyMongo's retryable writes, and the write concern's `w`
+# ("1", "majority", or a number; journaled as the server defaults).
+MONGO_RETRY_WRITES = env_bool("PMS_MONGO_RETRY_WRITES", True)
+MONGO_WRITE_CONCERN = env_str("PMS_MONGO_WRITE_CONCERN", "1")
 
 CHANNEL_LAYERS = {
     "default": {

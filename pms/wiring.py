@@ -36,7 +36,14 @@ def realtime_settings() -> RealtimeSettings:
         redis_url=settings.REDIS_URL,
         mongo_url=settings.MONGO_URL,
         mongo_database=settings.MONGO_DATABASE,
-        **overrides,
+        **{  # type: ignore[arg-type]  # each value has its field's type
+            "mongo_timeout_ms": settings.MONGO_TIMEOUT_MS,
+            "mongo_socket_timeout_ms": settings.MONGO_SOCKET_TIMEOUT_MS,
+            "mongo_heartbeat_ms": settings.MONGO_HEARTBEAT_MS,
+            "mongo_retry_writes": settings.MONGO_RETRY_WRITES,
+            "mongo_write_concern": settings.MONGO_WRITE_CONCERN,
+        }
+        | overrides,
     )
 
 

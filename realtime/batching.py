@@ -8,11 +8,15 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+import bson
+from bson.errors import BSONError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, WriteError
 
 DUPLICATE_KEY = 11000
 NOT_WRITTEN = "the document was not written"
+
+NOT_ENCODABLE = "the document cannot be encoded as BSON"
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -91,13 +95,26 @@ class Batcher(Generic[T, R]):
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+class BadDocument(WriteError):
+    """This document (and only it) cannot be written: BSON cannot encode it (e.g. a lone surrogate in a string)."""
+
+
+def _encodable(doc: dict[str, Any]) -> bool:
+    try:
+        bson.encode(doc)
+    except (BSONError, UnicodeEncodeError, OverflowError):
+        return False
+    return True
+
+
 class InsertOnce:
     """Inserts documents unique on `key` in batches: one `insert_many(ordered=False)` per flush.
 
     `insert(doc)` returns `(doc, True)` when this call stored it, or `(stored, False)` with
     the document already stored under the same key (the collection must have a unique
     index on `key`; the same key twice in one batch is sent once). MongoDB's connection
-    errors reach every caller of the failed flush; a retry is safe.
+    errors reach every caller of the failed flush; a retry is safe. A document BSON cannot
+    encode fails alone (`BadDocument`): the others of its batch are written.
     """
 
     def __init__(self, collection: "AsyncCollection[Any]", key: tuple[str, ...], *, max_size: int = 500) -> None:
@@ -131,7 +148,19 @@ class InsertOnce:
                 first[self._of(doc)] = index
         inserting = list(first.values())
         try:
-            await self._collection.insert_many([docs[i] for i in inserting], ordered=False)
+            try:
+                await self._collection.insert_many([docs[i] for i in inserting], ordered=False)
+            except (BSONError, UnicodeEncodeError, OverflowError):
+                # PyMongo encodes the batch before sending it: nothing was written. Refuse the
+                # documents that cannot be encoded, write the others.
+                bad = {i for i in inserting if not _encodable(docs[i])}
+                if not bad:
+                    raise
+                for index in bad:
+                    outcomes[index] = BadDocument(NOT_ENCODABLE)
+                inserting = [i for i in inserting if i not in bad]
+                if inserting:
+                    await self._collection.insert_many([docs[i] for i in inserting], ordered=False)
         except BulkWriteError as exc:
             for error in exc.details.get("writeErrors", []):
                 index = inserting[error["index"]]

@@ -1,10 +1,13 @@
 """Chat messages in MongoDB `chat_messages`: idempotent send, edit, soft delete, history, read marks.
 
-Stored first, published second (PROTOCOL.md "Events and offsets"): a `chat.message` that could not
-go out stays pending and goes out later (`publish_pending`, or a retried send): at least once.
-Fields beyond the seed's: `clientMessageId` (idempotency key), `offset` (of the published
-`chat.message`) and `publishClaimUntil` (epoch ms; present only while unpublished; an unexpired
-claim names the process publishing it).
+Stored first, published second (PROTOCOL.md "Events and offsets"), every change through the
+one durable path of `realtime.chat_outbox`: exactly once under one offset, delayed (never
+dropped) while Redis is down. One MongoDB write per batch of sends: the offset of a message
+is not written back; it lives in the topic's history under the key `m:<id>` and reads join it.
+Fields beyond the seed's: `clientMessageId` (idempotency key) and, only while a change is not
+published yet, `pendingEvents` (its markers) and `publishClaimUntil` (epoch ms; an unexpired
+claim names the process publishing it). Documents written before this design may carry an
+`offset` field; it is read as it is.
 """
 
 import contextlib
@@ -14,13 +17,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WriteError
 from redis.exceptions import RedisError
 
 from realtime import topics
-from realtime.batching import Batcher, InsertOnce
+from realtime.batching import BadDocument, InsertOnce
+from realtime.chat_outbox import Announcer, Change
 from realtime.chat_schema import (
     BAD_BEFORE,
     BAD_CONVERSATION_ID,
@@ -28,6 +32,7 @@ from realtime.chat_schema import (
     BAD_USER_ID,
     DEFAULT_HISTORY_LIMIT,
     MESSAGE_EMPTY,
+    MESSAGE_NOT_ENCODABLE,
     bad_request,
     event_data,
     iso,
@@ -65,19 +70,34 @@ _NOT_TRUE = {"$nin": [True, 1]}  # nx-27017 reads a $set boolean back as 1, and 
 
 
 class Publisher(Protocol):
-    """Fan-out to every server process; both methods raise (e.g. redis.ConnectionError) when Redis is down."""
+    """Fan-out to every server process; the methods raise (e.g. redis.ConnectionError) when Redis is down."""
 
-    async def publish(self, topic: str, event: str, data: dict[str, Any]) -> dict[str, Any]:
-        """Appends the event to the topic's history, publishes it, returns the frame (with its `offset`)."""
+    async def publish_many(
+        self, events: list[tuple[str, str, Any]], *, event_keys: list[str] | None = None
+    ) -> "list[dict[str, Any] | Exception]":
+        """Stores and publishes each (topic, event, data), exactly once per key; one frame or exception each."""
         ...
 
-    async def publish_many(self, events: list[tuple[str, str, Any]]) -> "list[dict[str, Any] | Exception]":
-        """`publish` for each (topic, event, data) at once; one frame or exception per event, in order."""
+    async def offsets_of(self, topic: str, event_keys: list[str]) -> list[str | None]:
+        """The offset each keyed event went out under, or None (not published in the current epoch)."""
         ...
 
     async def publish_ephemeral(self, topic: str, event: str, data: dict[str, Any]) -> object:
         """Publishes an event that is never stored and carries no offset (what it returns is unused)."""
         ...
+
+
+def message_key(message_id: object) -> str:
+    """The history key of a message's `chat.message` event (its offset is the message's offset)."""
+    return f"m:{message_id}"
+
+
+# Changes of one message owed together go out as they were made: sent, edited, read, deleted.
+_EVENT_ORDER = {"m": 0, "e": 1, "r": 2, "d": 3}
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
 
 
 def _utcnow() -> datetime:
@@ -112,12 +132,10 @@ class ChatService:
         self._clock = clock
         key = ("conversationId", "senderId", "clientMessageId")
         self._inserter = InsertOnce(self._messages, key, max_size=batch_max_size)
-        # `chat.message` events of the sends stored in one flush: one pipelined publish.
-        self._announcements: Batcher[tuple[str, str, Any], dict[str, Any]] = Batcher(
-            publisher.publish_many, max_size=batch_max_size
+        # Every change's event, one pipelined publish per loop tick; kept and retried when Redis fails.
+        self.announcer = Announcer(
+            publisher, self._messages, now_ms=self._now_ms, claim_ms=PUBLISH_CLAIM_MS, max_batch=batch_max_size
         )
-        # Offsets of published messages, written in one bulk_write per loop tick.
-        self._offsets: Batcher[tuple[ObjectId, str], None] = Batcher(self._record_offsets, max_size=batch_max_size)
 
     def _now(self) -> datetime:
         """Now in UTC, cut to milliseconds as BSON stores it, so a reply equals a later read."""
@@ -143,26 +161,9 @@ class ChatService:
             )
 
     async def aclose(self) -> None:
-        """Writes the sends and offsets already queued; call before closing the MongoDB client."""
+        """Writes the sends and publishes already queued; call before closing the MongoDB client."""
         await self._inserter.aclose()
-        await self._announcements.aclose()
-        await self._offsets.aclose()
-
-    async def _record_offsets(self, items: list[tuple[ObjectId, str]]) -> list[None]:
-        await self._messages.bulk_write(
-            [
-                UpdateOne({"_id": oid}, {"$set": {"offset": offset}, "$unset": {"publishClaimUntil": ""}})
-                for oid, offset in items
-            ],
-            ordered=False,
-        )
-        return [None] * len(items)
-
-    async def _record_offset(self, oid: ObjectId, offset: str) -> None:
-        try:
-            await self._offsets.submit((oid, offset))
-        except PyMongoError:  # at least once: after the claim expires it is published again
-            logger.warning("chat: message %s published but its offset not recorded", oid, exc_info=True)
+        await self.announcer.aclose()
 
     async def send(
         self,
@@ -206,77 +207,107 @@ class ChatService:
             "isDeleted": False,
             "deletedAt": None,
             "clientMessageId": client_message_id,
-            # Born claimed by this process, so no other process publishes it meanwhile.
-            "publishClaimUntil": self._now_ms() + PUBLISH_CLAIM_MS,
         }
         with _store_errors(SEND_UNAVAILABLE):
             try:
-                stored, created = await self._inserter.insert(doc)
+                stored, _ = await self._inserter.insert(doc)
+            except BadDocument as exc:
+                raise bad_request(MESSAGE_NOT_ENCODABLE) from exc
             except WriteError as exc:
                 raise ProtocolError(UNAVAILABLE, NOT_STORED) from exc
-        if created or ("offset" not in stored and await self._claim(stored["_id"])):
-            stored = await self._announce(stored)
-        return to_message(stored)
+        # A repeat (retried send) announces too: the history answers with the first offset if
+        # the event went out, and publishes it now if it did not (exactly once per message).
+        frame = await self.announcer.announce(self._message_change(stored))
+        return to_message(stored | {"offset": frame["offset"] if frame else stored.get("offset")})
 
-    async def _claim(self, message_id: ObjectId) -> bool:
-        """Takes the right to publish an unpublished message whose previous claim expired."""
+    def _message_change(self, doc: dict[str, Any]) -> Change:
+        return Change(
+            topics.chat_messages(doc["conversationId"]),
+            "chat.message",
+            event_data(doc),
+            message_key(doc["_id"]),
+            doc["_id"],
+        )
+
+    async def _claim(self, doc: dict[str, Any]) -> bool:
+        """Takes the right to publish a document's pending changes whose previous claim expired."""
         now_ms = self._now_ms()
         try:
             result = await self._messages.update_one(
-                {"_id": message_id, "offset": {"$exists": False}, "publishClaimUntil": {"$lte": now_ms}},
+                {"_id": doc["_id"], "publishClaimUntil": doc["publishClaimUntil"]},
                 {"$set": {"publishClaimUntil": now_ms + PUBLISH_CLAIM_MS}},
             )
         except PyMongoError:
-            logger.warning("chat: could not claim message %s for publishing", message_id, exc_info=True)
+            logger.warning("chat: could not claim message %s for publishing", doc["_id"], exc_info=True)
             return False
         return result.modified_count == 1
 
-    async def _announce(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """Publishes `chat.message` for a claimed document and records its offset; on failure it stays pending."""
-        try:
-            frame = await self._announcements.submit(
-                (topics.chat_messages(doc["conversationId"]), "chat.message", event_data(doc))
-            )
-        except Exception:  # the message is stored: any publish failure leaves it pending, never fails the send
-            logger.warning("chat: message %s stored but not published; kept pending", doc["_id"], exc_info=True)
-            with contextlib.suppress(PyMongoError):  # else the claim simply expires
-                await self._messages.update_one(
-                    {"_id": doc["_id"], "offset": {"$exists": False}}, {"$set": {"publishClaimUntil": 0}}
-                )
-            return doc
-        published = {k: v for k, v in doc.items() if k != "publishClaimUntil"} | {"offset": frame.get("offset")}
-        # Batched with the other sends of this loop tick: one bulk_write, not one update each.
-        await self._record_offset(doc["_id"], published["offset"])
-        return published
+    def _pending_changes(self, doc: dict[str, Any]) -> list[Change]:
+        """The changes a marked document still owes, rebuilt from the document where they were not kept."""
+        topic = topics.chat_messages(doc["conversationId"])
+        markers = doc.get("pendingEvents")
+        if markers is None:  # marked by the design before `pendingEvents`: its `chat.message`
+            return [] if "offset" in doc else [self._message_change(doc)]
+        changes = []
+        for key, marker in sorted(markers.items(), key=lambda item: (_EVENT_ORDER.get(item[0][:1], 9), item[0])):
+            data = marker.get("d") if marker.get("d") is not None else event_data(doc)
+            changes.append(Change(topic, marker["e"], data, key, doc["_id"], marker.get("d") is not None))
+        return changes
 
-    async def publish_pending(self, *, limit: int = 100) -> int:
-        """Publishes up to `limit` stored messages whose event has not gone out, oldest first; returns how many.
+    async def publish_pending(self, *, limit: int = 500) -> int:
+        """Publishes the changes marked pending whose claim expired (a process died, or a long outage); returns how many.
 
-        Each is claimed first, so concurrent callers (several server processes) publish it
-        once. Stops at the first publish failure (Redis still down).
+        Oldest first, in pages of `limit` until none is left or Redis fails. Each document is
+        claimed first so concurrent sweeps (several processes) rarely both try; publishing is
+        exactly once per change anyway (its key).
         """
-        with _store_errors():
-            docs = (
-                await self._messages.find({"publishClaimUntil": {"$lte": self._now_ms()}})
-                .sort("_id", ASCENDING)
-                .limit(limit)
-                .to_list()
-            )
         published = 0
-        for doc in docs:
-            if "offset" in doc or not await self._claim(doc["_id"]):
+        while True:
+            with _store_errors():
+                docs = (
+                    await self._messages.find({"publishClaimUntil": {"$lte": self._now_ms()}})
+                    .sort("_id", ASCENDING)
+                    .limit(limit)
+                    .to_list()
+                )
+            if not docs:
+                return published
+            changes = [change for doc in docs if await self._claim(doc) for change in self._pending_changes(doc)]
+            results = await self.announcer.publish_now(changes)
+            done = [
+                change for change, result in zip(changes, results, strict=True) if not isinstance(result, Exception)
+            ]
+            await self.announcer.unmark(done)
+            with _store_errors():  # documents left marked with nothing to publish
+                await self.announcer.clear_unmarked([doc["_id"] for doc in docs])
+            published += len(done)
+            if len(done) < len(changes):  # Redis still refuses: retried with this process's backlog
+                self.announcer.adopt([c for c, r in zip(changes, results, strict=True) if isinstance(r, Exception)])
+                return published
+
+    async def _with_offsets(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The documents with the offset of their `chat.message` joined from the history (None where unknown)."""
+        by_topic: dict[str, list[int]] = {}
+        for index, doc in enumerate(docs):
+            by_topic.setdefault(topics.chat_messages(doc["conversationId"]), []).append(index)
+        joined = list(docs)
+        for topic, indexes in by_topic.items():
+            try:
+                offsets = await self._publisher.offsets_of(topic, [message_key(docs[i]["_id"]) for i in indexes])
+            except (RedisError, OSError, TimeoutError):  # history readable without offsets while Redis is down
+                logger.debug("chat: offsets of %s not joined", topic, exc_info=True)
                 continue
-            if "offset" not in await self._announce(doc):
-                break
-            published += 1
-        return published
+            for index, offset in zip(indexes, offsets, strict=True):
+                if offset is not None or "offset" not in docs[index]:
+                    joined[index] = docs[index] | {"offset": offset}
+        return joined
 
     async def get(self, *, message_id: str) -> dict[str, Any] | None:
         """The stored message (a tombstone if deleted), or None when there is no such id."""
         oid = parse_object_id(message_id, BAD_MESSAGE_ID)
         with _store_errors():
             doc = await self._messages.find_one({"_id": oid})
-        return to_message(doc) if doc else None
+        return to_message((await self._with_offsets([doc]))[0]) if doc else None
 
     async def _find_own(self, message_id: str, actor_id: str, refusal: str) -> dict[str, Any]:
         oid = parse_object_id(message_id, BAD_MESSAGE_ID)
@@ -288,14 +319,9 @@ class ChatService:
             raise ProtocolError(FORBIDDEN, refusal)
         return doc
 
-    async def _publish_change(self, conversation_id: str, event: str, data: dict[str, Any]) -> None:
-        """Publishes after the change is stored; a failure is logged, the change stays visible in history."""
-        try:
-            await self._publisher.publish(topics.chat_messages(conversation_id), event, data)
-        except Exception:  # stored already: the command succeeded, only the live event is missing
-            logger.warning(
-                "chat: %s for conversation %s stored but not published", event, conversation_id, exc_info=True
-            )
+    async def _announce_change(self, change: Change) -> None:
+        """Announces a stored change; if Redis refuses, it is kept and published later (never raised)."""
+        await self.announcer.announce(change)
 
     async def edit(self, *, message_id: str, editor_id: str, message: str) -> dict[str, Any]:
         """Replaces the text of a live message (sender only) and publishes `chat.edited` with the message."""
@@ -305,16 +331,19 @@ class ChatService:
             raise ProtocolError(CONFLICT, MESSAGE_DELETED)
         if not text and not doc.get("attachments"):
             raise bad_request(MESSAGE_EMPTY)
+        now = self._now()
         with _store_errors():
             updated = await self._messages.find_one_and_update(
                 {"_id": doc["_id"], "isDeleted": _NOT_TRUE},
-                {"$set": {"message": text, "updatedAt": self._now()}},
+                {"$set": {"message": text, "updatedAt": now}},
                 return_document=ReturnDocument.AFTER,
             )
         if updated is None:
             raise ProtocolError(CONFLICT, MESSAGE_DELETED)
-        await self._publish_change(updated["conversationId"], "chat.edited", event_data(updated))
-        return to_message(updated)
+        topic = topics.chat_messages(updated["conversationId"])
+        key = f"e:{updated['_id']}:{_ms(now)}"
+        await self._announce_change(Change(topic, "chat.edited", event_data(updated), key, updated["_id"]))
+        return to_message((await self._with_offsets([updated]))[0])
 
     async def delete(self, *, message_id: str, deleter_id: str) -> dict[str, Any]:
         """Soft-deletes (sender only) and publishes `chat.deleted` {id, conversationId, deletedAt}; returns {}.
@@ -334,7 +363,10 @@ class ChatService:
             )
         if updated is not None:
             data = {"id": str(doc["_id"]), "conversationId": doc["conversationId"], "deletedAt": iso(now)}
-            await self._publish_change(doc["conversationId"], "chat.deleted", data)
+            topic = topics.chat_messages(doc["conversationId"])
+            await self._announce_change(
+                Change(topic, "chat.deleted", data, f"d:{doc['_id']}", doc["_id"], stored_data=True)
+            )
         return {}
 
     async def history(
@@ -351,7 +383,7 @@ class ChatService:
                     raise ProtocolError(NOT_FOUND, NOT_IN_CONVERSATION)
                 query["_id"] = {"$lt": anchor}
             docs = await self._messages.find(query).sort("_id", DESCENDING).limit(limit + 1).to_list()
-        page = [to_message(doc) for doc in reversed(docs[:limit])]
+        page = [to_message(doc) for doc in await self._with_offsets(list(reversed(docs[:limit])))]
         return {"messages": page, "hasMore": len(docs) > limit}
 
     def read_time(self) -> datetime:
@@ -406,9 +438,11 @@ class ChatService:
         return oid
 
     async def publish_read(self, *, conversation_id: str, reader_id: str, message_id: str, read_at: str) -> None:
-        """Publishes `chat.read` {conversationId, userId, messageId, readAt}; a failure is logged, not raised."""
+        """Announces `chat.read` {conversationId, userId, messageId, readAt}; while Redis is down it is kept and sent later."""
         data = {"conversationId": conversation_id, "userId": reader_id, "messageId": message_id, "readAt": read_at}
-        await self._publish_change(conversation_id, "chat.read", data)
+        key = f"r:{reader_id}:{message_id}:{_ms(datetime.fromisoformat(read_at))}"
+        change = Change(topics.chat_messages(conversation_id), "chat.read", data, key, ObjectId(message_id), True)
+        await self._announce_change(change)
 
     async def typing(self, *, conversation_id: str, user_id: str) -> None:
         """Publishes the ephemeral `chat.typing` {conversationId, userId}; never stored."""

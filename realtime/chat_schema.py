@@ -30,6 +30,7 @@ BAD_CLIENT_MESSAGE_ID = f"clientMessageId must be a string of 1 to {MAX_CLIENT_M
 MESSAGE_NOT_TEXT = "message must be a string"
 MESSAGE_EMPTY = "message must not be empty unless the message has attachments"
 MESSAGE_TOO_LONG = f"message must be at most {MAX_MESSAGE_CHARS:,} characters"
+MESSAGE_NOT_ENCODABLE = "the message holds text that cannot be stored (not valid Unicode)"
 ATTACHMENTS_NOT_LIST = "attachments must be a list"
 TOO_MANY_ATTACHMENTS = f"at most {MAX_ATTACHMENTS} attachments per message"
 ATTACHMENT_NOT_OBJECT = "each attachment must be an object with fileName, fileSize, mimeType and url"
@@ -118,7 +119,18 @@ def parse_text(message: Any) -> str:
     text = message.strip()
     if len(text) > MAX_MESSAGE_CHARS:
         raise bad_request(MESSAGE_TOO_LONG)
+    if not _encodable(text):
+        raise bad_request(MESSAGE_NOT_ENCODABLE)
     return text
+
+
+def _encodable(text: str) -> bool:
+    """Whether `text` is valid Unicode for UTF-8 (no lone surrogates), as BSON and the codecs need."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _attachment(value: Any) -> dict[str, Any]:
@@ -165,7 +177,7 @@ def parse_participants(value: Any) -> list[str]:
 
 def parse_client_message_id(value: Any) -> str:
     """A client's idempotency key: 1 to MAX_CLIENT_MESSAGE_ID_CHARS characters."""
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_MESSAGE_ID_CHARS:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_MESSAGE_ID_CHARS or not _encodable(value):
         raise bad_request(BAD_CLIENT_MESSAGE_ID)
     return value
 

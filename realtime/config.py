@@ -15,6 +15,12 @@ class RealtimeSettings:
     redis_socket_timeout: float = 5.0
     redis_max_connections: int = 200
     mongo_timeout_ms: int = 3000
+    # A reply on an open MongoDB socket: a frozen server fails the command after this long.
+    mongo_socket_timeout_ms: int = 5000
+    # How often a lost MongoDB server is re-checked (the driver's minimum is 500).
+    mongo_heartbeat_ms: int = 1000
+    mongo_retry_writes: bool = True
+    mongo_write_concern: str = "1"
 
     # Connection
     auth_timeout_seconds: float = 10.0

@@ -94,10 +94,15 @@ def get_mongo() -> "AsyncMongoClient[Any]":
     loop = asyncio.get_running_loop()
     client = _mongo.get(loop)
     if client is None:
+        concern = _settings.mongo_write_concern
         client = AsyncMongoClient(
             _settings.mongo_url,
             serverSelectionTimeoutMS=_settings.mongo_timeout_ms,
             connectTimeoutMS=_settings.mongo_timeout_ms,
+            socketTimeoutMS=_settings.mongo_socket_timeout_ms,
+            heartbeatFrequencyMS=_settings.mongo_heartbeat_ms,
+            retryWrites=_settings.mongo_retry_writes,
+            w=int(concern) if concern.isdigit() else concern,
             tz_aware=True,
         )
         _mongo[loop] = client

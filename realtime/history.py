@@ -125,19 +125,25 @@ class RedisHistory:
         sent["offset"] = str(offset)
         return sent
 
-    async def publish_many(self, events: list[tuple[str, str, Any]]) -> list[dict[str, Any] | Exception]:
+    async def publish_many(
+        self, events: list[tuple[str, str, Any]], *, event_keys: "list[str] | None" = None
+    ) -> list[dict[str, Any] | Exception]:
         """`publish` for each (topic, event, data), in order, in one pipelined round trip.
 
         One outcome per event: its frame, or the exception it failed with (each event is
-        its own atomic script, so one failure does not undo the others).
+        its own atomic script, so one failure does not undo the others). With `event_keys`
+        (one per event; "" for none) publishing is exactly once per key and epoch: an event
+        whose key already went out is not published again, and its frame carries the first
+        offset (see `offsets_of`).
         """
         payloads = [pack(make_event(topic, event, data)) for topic, event, data in events]
+        names = event_keys if event_keys is not None else [""] * len(events)
         calls = [
             (
-                [keys.topic_epoch(topic), keys.topic_history(topic)],
-                [topic, payload, self.max_events, self._max_age_ms, _new_epoch()],
+                [keys.topic_epoch(topic), keys.topic_history(topic), keys.topic_event_keys(topic)],
+                [topic, payload, self.max_events, self._max_age_ms, _new_epoch(), name],
             )
-            for (topic, _, _), payload in zip(events, payloads, strict=True)
+            for (topic, _, _), payload, name in zip(events, payloads, names, strict=True)
         ]
         outcomes: list[dict[str, Any] | Exception] = []
         for payload, reply in zip(payloads, await evalsha_many(self._redis, self._publish, calls), strict=True):
@@ -148,6 +154,19 @@ class RedisHistory:
             sent["offset"] = str(reply)
             outcomes.append(sent)
         return outcomes
+
+    async def offsets_of(self, topic: str, event_keys: list[str]) -> list[str | None]:
+        """The offset each keyed event went out under in the topic's current epoch, or None (not published)."""
+        if not event_keys:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.topic_epoch(topic), "epoch")
+            pipe.hmget(keys.topic_event_keys(topic), event_keys)
+            epoch, found = await pipe.execute()
+        if epoch is None:
+            return [None] * len(event_keys)
+        prefix = f"{epoch}-"
+        return [value if isinstance(value, str) and value.startswith(prefix) else None for value in found]
 
     async def publish_ephemeral(self, topic: str, event: str, data: Any) -> dict[str, Any]:
         """PUBLISH the event on channel `topic` without storing it or giving it an offset; returns the frame."""

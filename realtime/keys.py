@@ -29,6 +29,11 @@ def topic_epoch(topic: str) -> str:
     return f"history:{{{topic}}}:epoch"
 
 
+def topic_event_keys(topic: str) -> str:
+    """The hash {event key -> offset} of the topic's keyed events (exactly-once publishing of stored changes)."""
+    return f"history:{{{topic}}}:keys"
+
+
 def user_topic_access(user_id: str) -> str:
     """Extension: hash of topic -> "1"/"0", the user's cached subscribe decisions."""
     return f"user:access:{user_id}"

@@ -241,6 +241,9 @@ register_access_deleted(ConversationParticipant, lambda participant: {participan
 CALLER_NOT_A_PARTICIPANT = "You are not a participant of this conversation."
 CHAT_UNAVAILABLE = "Chat is not available on this server."
 READ_NOT_RECORDED = "The read position could not be stored; nothing was marked. Retry."
+READ_PARTLY_RECORDED = (
+    "The read could not be completed: your read position moved, the messages' read marks did not. Retry to complete it."
+)
 
 
 def chat_service(realtime: Realtime) -> Any:
@@ -352,7 +355,9 @@ async def achat_read(*, realtime: Realtime, conversation_id: str, reader_id: str
     2. PostgreSQL: the read position (the source of unread counts), membership re-checked;
     3. MongoDB: the per-message `isRead`/`readAt` of 1:1 conversations, with the same time;
        if that fails, the position of step 2 is put back and `unavailable` is raised;
-    4. only then `chat.read` is published (a Redis failure there is logged: the read is stored).
+    4. only then `chat.read` is announced, through the chat's durable path (a Redis outage delays it).
+    If step 3 fails and step 2 cannot be undone either (PostgreSQL gone too), the answer says so
+    (READ_PARTLY_RECORDED): a retry completes it.
     """
     await aconversation_require_participant(realtime=realtime, conversation_id=conversation_id, user_id=reader_id)
     chat = chat_service(realtime)
@@ -363,11 +368,13 @@ async def achat_read(*, realtime: Realtime, conversation_id: str, reader_id: str
         marked: dict[str, Any] = await chat.mark_read(
             conversation_id=conversation_id, reader_id=reader_id, message_id=oid, read_at=read_at, publish=False
         )
-    except BaseException:
+    except BaseException as exc:
         try:
             await _restore_read_position(conversation_id, reader_id, (oid, read_at), previous)
         except Exception:  # PostgreSQL gone too: the position stays ahead; a retry converges
             logger.warning("chat.read: position of %s in %s not restored", reader_id, conversation_id, exc_info=True)
+            if isinstance(exc, Exception):  # say what was written, not "nothing"
+                raise ProtocolError(UNAVAILABLE, READ_PARTLY_RECORDED) from exc
         raise
     await chat.publish_read(
         conversation_id=conversation_id, reader_id=reader_id, message_id=oid, read_at=marked["readAt"]

@@ -98,6 +98,7 @@ class Stack:
         self.redis_port = free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.redis: psutil.Process | None = None
+        self.mongo: psutil.Process | None = None
         self.database: str | None = None
         self.pg_admin_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
         self.mongo_url: str | None = None
@@ -152,6 +153,13 @@ class Stack:
         t = self.redis.cpu_times()
         return float(t.user + t.system)
 
+    def mongo_cpu(self) -> float:
+        """CPU seconds of the MongoDB stand-in (0 when ours is not prepared)."""
+        if self.mongo is None:
+            return 0.0
+        t = self.mongo.cpu_times()
+        return float(t.user + t.system)
+
     # --- ours ----------------------------------------------------------------------
     def ours_env(self) -> dict[str, str]:
         assert self.database and self.mongo_url
@@ -196,6 +204,7 @@ class Stack:
             "mongo.log",
         )
         wait_port(mongo_port, proc, "nx-27017")
+        self.mongo = psutil.Process(proc.pid)
         self.mongo_url = f"mongodb://127.0.0.1:{mongo_port}/"
         env = self.ours_env()
         manage = [PYTHON, str(ROOT / "manage.py")]
@@ -254,6 +263,9 @@ class Stack:
                 "4096",
             ],
             f"{name}-{port}.log",
+            # BENCH_OURS_ROOT: serve another checkout of the code (a before/after comparison on
+            # the same stack; its migrations must be the same).
+            cwd=Path(os.environ.get("BENCH_OURS_ROOT", str(ROOT))),
             env=self.ours_env(),
         )
         wait_port(port, proc, "uvicorn (ours)")

@@ -34,4 +34,22 @@ class DatabaseSchemaEditor(PostgresSchemaEditor):
 
 
 class DatabaseWrapper(postgresql_base.DatabaseWrapper):
+    """Also replaces a connection that failed, on its next use, outside requests too.
+
+    Django checks a connection's health only at the start and end of a request (its signals);
+    socket commands and other long-lived async code reuse the ORM thread's connection between
+    housekeeping rounds, so a backend PostgreSQL terminated (`pg_terminate_backend`, a restart,
+    a failover) failed every command for up to a round (issue #15: 20 s, 262 tracebacks). After
+    a database error, the next cursor first checks the connection (`SELECT 1`) and reconnects
+    if it is gone; without an error nothing extra is paid.
+    """
+
     SchemaEditorClass = DatabaseSchemaEditor
+
+    def close_if_health_check_failed(self) -> None:
+        if self.errors_occurred and self.connection is not None and not self.in_atomic_block:
+            self.errors_occurred = False
+            if not self.is_usable():
+                self.close()
+                return
+        super().close_if_health_check_failed()

@@ -10,7 +10,7 @@ from bson import ObjectId
 from django.conf import settings
 from pymongo import AsyncMongoClient
 
-from realtime.batching import Batcher, InsertOnce
+from realtime.batching import BadDocument, Batcher, InsertOnce
 
 
 async def test_batcher_gives_each_caller_its_outcome_and_splits_at_max_size() -> None:
@@ -73,3 +73,15 @@ async def test_insert_once_stores_new_keys_and_returns_the_stored_document_for_t
     assert [created for _, created in outcomes] == [True, False, True, False]
     assert outcomes[1][0]["_id"] == old["_id"] and outcomes[3][0]["_id"] == docs[0]["_id"]
     assert await collection.count_documents({}) == 3 and inserter.flushes == 2
+
+
+async def test_a_document_that_cannot_be_encoded_fails_alone_and_the_rest_of_its_batch_is_stored(
+    collection: Any,
+) -> None:
+    inserter = InsertOnce(collection, ("group", "key"))
+    docs = [{"_id": ObjectId(), "group": "g", "key": f"k{i}", "text": f"fine {i}"} for i in range(9)]
+    docs.insert(4, {"_id": ObjectId(), "group": "g", "key": "bad", "text": "lone \ud800 surrogate"})
+    outcomes = await asyncio.gather(*(inserter.insert(doc) for doc in docs), return_exceptions=True)
+    assert isinstance(outcomes[4], BadDocument)
+    assert all(outcome == (doc, True) for i, (doc, outcome) in enumerate(zip(docs, outcomes, strict=True)) if i != 4)
+    assert inserter.flushes == 1 and await collection.count_documents({}) == 9

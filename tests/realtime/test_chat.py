@@ -29,12 +29,17 @@ SEED_FIELDS = set(
 
 
 class FakePublisher:
-    """Records what it publishes; while `down`, raises as redis-py does when Redis is unreachable."""
+    """Records what it publishes; while `down`, raises as redis-py does when Redis is unreachable.
+
+    Keyed events go out once per key, as `RedisHistory.publish_many(event_keys=...)` does
+    (tests/realtime/test_history.py tests the real script).
+    """
 
     def __init__(self) -> None:
         self.frames: list[dict[str, Any]] = []
         self.ephemeral: list[tuple[str, str, dict[str, Any]]] = []
         self.batches: list[int] = []
+        self.keyed: dict[tuple[str, str], dict[str, Any]] = {}
         self.down = False
 
     async def publish(self, topic: str, event: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -51,15 +56,30 @@ class FakePublisher:
         self.frames.append(frame)
         return frame
 
-    async def publish_many(self, events: list[tuple[str, str, Any]]) -> list[dict[str, Any] | Exception]:
+    async def publish_many(
+        self, events: list[tuple[str, str, Any]], *, event_keys: list[str] | None = None
+    ) -> list[dict[str, Any] | Exception]:
         self.batches.append(len(events))
         outcomes: list[dict[str, Any] | Exception] = []
-        for topic, event, data in events:
+        for (topic, event, data), key in zip(events, event_keys or [""] * len(events), strict=True):
             try:
-                outcomes.append(await self.publish(topic, event, data))
+                if (topic, key) in self.keyed:
+                    if self.down:
+                        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+                    outcomes.append(self.keyed[topic, key])
+                    continue
+                frame = await self.publish(topic, event, data)
+                outcomes.append(frame)
+                if key:
+                    self.keyed[topic, key] = frame
             except redis.ConnectionError as exc:
                 outcomes.append(exc)
         return outcomes
+
+    async def offsets_of(self, topic: str, event_keys: list[str]) -> list[str | None]:
+        if self.down:
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        return [self.keyed[topic, key]["offset"] if (topic, key) in self.keyed else None for key in event_keys]
 
     async def publish_ephemeral(self, topic: str, event: str, data: dict[str, Any]) -> None:
         if self.down:
@@ -140,7 +160,8 @@ async def test_chat_send_stores_seed_fields_with_recipient_and_publishes_once(
     assert reply["createdAt"] == "2026-11-25T12:00:00.000Z" == reply["updatedAt"]
     [frame] = publisher.events()
     assert frame["topic"] == f"chat:messages:{conv}" and frame["data"]["id"] == reply["id"]
-    assert reply["offset"] == frame["offset"] == (await db[CHAT_MESSAGES].find_one())["offset"]
+    # One write per send: the offset lives in the history, and reads join it.
+    assert reply["offset"] == frame["offset"] and "offset" not in (await db[CHAT_MESSAGES].find_one())
     assert await service.get(message_id=reply["id"]) == reply
 
 
@@ -192,52 +213,62 @@ async def test_concurrent_sends_use_one_insert_many(
     assert len(set(offsets)) == 25
 
 
-async def test_publish_failure_keeps_message_pending_until_publish_pending(
+async def wait_for(condition: Any, timeout: float = 10.0) -> None:
+    """Waits until `condition()` is true (checked every 10 ms), failing after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_publish_failure_keeps_message_and_publishes_it_once_redis_is_back(
     service: ChatService, db: Any, publisher: FakePublisher
 ) -> None:
     conv = conversation()
     publisher.down = True
     reply = await send(service, conv, "while redis is down")
     assert reply["offset"] is None and await db[CHAT_MESSAGES].count_documents({}) == 1
-    assert await service.publish_pending() == 0  # still down: stays pending
+    marked = await db[CHAT_MESSAGES].find_one({})
+    assert list(marked["pendingEvents"]) == [f"m:{reply['id']}"]  # survives this process
+    assert await service.publish_pending() == 0  # claimed by this process, which retries it itself
     publisher.down = False
-    assert await service.publish_pending() == 1
-    assert await service.publish_pending() == 0
+    await wait_for(lambda: service.announcer.backlog == 0)
     [frame] = publisher.events()
     assert frame["data"]["id"] == reply["id"]
     assert (await service.get(message_id=reply["id"]) or {})["offset"] == frame["offset"]
+    assert "pendingEvents" not in (await db[CHAT_MESSAGES].find_one({}))
+    assert await service.publish_pending() == 0
 
 
-async def test_publish_pending_goes_oldest_first_and_once_across_processes(
-    db: Any, publisher: FakePublisher, service: ChatService, clock: Clock
-) -> None:
-    other_process = ChatService(db, publisher, clock=clock)  # the claims assume roughly synchronized clocks
-    publisher.down = True
-    ids = [(await send(service, conversation(), f"m{i}"))["id"] for i in range(5)]
-    publisher.down = False
-    counts = await asyncio.gather(service.publish_pending(), other_process.publish_pending())
-    assert sum(counts) == 5 and sorted(f["data"]["id"] for f in publisher.events()) == sorted(ids)
-    publisher.frames.clear()
-    publisher.down = True
-    ids = [(await send(service, conversation(), f"n{i}"))["id"] for i in range(3)]
-    publisher.down = False
-    await service.publish_pending()
-    assert [f["data"]["id"] for f in publisher.events()] == ids
-
-
-async def test_a_claimed_message_is_left_to_its_claimant_until_the_claim_expires(
-    service: ChatService, db: Any, publisher: FakePublisher, clock: Clock
+async def test_edit_delete_and_read_made_while_redis_is_down_are_published_in_order_once(
+    service: ChatService, publisher: FakePublisher
 ) -> None:
     conv = conversation()
+    sent = await send(service, conv, "first")
     publisher.down = True
-    reply = await send(service, conv)
+    await service.edit(message_id=sent["id"], editor_id=TENANT, message="edited")
+    await service.mark_read(conversation_id=conv, reader_id=MANAGER, message_id=sent["id"])
+    await service.delete(message_id=sent["id"], deleter_id=TENANT)
+    assert service.announcer.backlog == 3
     publisher.down = False
-    # Another process took the claim and died before publishing.
-    await db[CHAT_MESSAGES].update_one({}, {"$set": {"publishClaimUntil": service._now_ms() + chat.PUBLISH_CLAIM_MS}})
-    assert await service.publish_pending() == 0
-    assert (await send(service, conv, cmid=reply["clientMessageId"]))["offset"] is None
-    clock.now += timedelta(milliseconds=chat.PUBLISH_CLAIM_MS + 1)
-    assert await service.publish_pending() == 1 and len(publisher.events()) == 1
+    await wait_for(lambda: service.announcer.backlog == 0)
+    assert [f["event"] for f in publisher.frames] == ["chat.message", "chat.edited", "chat.read", "chat.deleted"]
+    assert publisher.frames[1]["data"]["message"] == "edited"
+
+
+async def test_publish_pending_publishes_what_a_dead_process_kept_oldest_first_and_once(
+    db: Any, publisher: FakePublisher, service: ChatService, clock: Clock
+) -> None:
+    dead = ChatService(db, publisher, clock=clock)
+    publisher.down = True
+    ids = [(await send(dead, conversation(), f"m{i}"))["id"] for i in range(5)]
+    await dead.aclose()  # the process dies: its retries stop, the markers stay
+    publisher.down = False
+    assert await service.publish_pending() == 0  # its claims have not expired yet
+    clock.now += timedelta(milliseconds=chat.PUBLISH_CLAIM_MS + 1000)
+    other_process = ChatService(db, publisher, clock=clock)  # the claims assume roughly synchronized clocks
+    counts = await asyncio.gather(service.publish_pending(), other_process.publish_pending())
+    assert sum(counts) == 5 and [f["data"]["id"] for f in publisher.events()] == ids
+    assert await service.publish_pending() == 0 and len(publisher.events()) == 5
 
 
 async def test_retried_send_of_a_pending_message_publishes_it(service: ChatService, publisher: FakePublisher) -> None:
@@ -249,6 +280,17 @@ async def test_retried_send_of_a_pending_message_publishes_it(service: ChatServi
     assert retry["id"] == first["id"] and retry["offset"] == publisher.events()[0]["offset"]
     assert await service.publish_pending() == 0
     await send(service, conv, cmid="retry-me")
+    assert len(publisher.events()) == 1
+
+
+async def test_a_retried_send_and_a_history_read_right_after_a_send_see_its_offset(
+    service: ChatService, publisher: FakePublisher
+) -> None:
+    conv = conversation()
+    sent = await send(service, conv, cmid="once")
+    [page] = (await service.history(conversation_id=conv))["messages"]
+    retry = await send(service, conv, cmid="once")
+    assert sent["offset"] == page["offset"] == retry["offset"] == publisher.events()[0]["offset"]
     assert len(publisher.events()) == 1
 
 
@@ -458,3 +500,18 @@ async def test_typing_is_ephemeral_and_unavailable_without_redis(
     with pytest.raises(ProtocolError) as caught:
         await service.typing(conversation_id=conv, user_id=TENANT)
     assert (caught.value.code, caught.value.message) == ("unavailable", chat.TYPING_UNAVAILABLE)
+
+
+async def test_one_send_that_cannot_be_stored_fails_alone_and_its_batch_is_stored(
+    service: ChatService, db: Any, publisher: FakePublisher
+) -> None:
+    conv = conversation()
+    bad = file(url="https://files.example/\ud800")  # passes the attachment checks, BSON refuses it
+    sends = [send(service, conv, f"m{i}") for i in range(9)]
+    sends.insert(3, send(service, conv, "with a bad file", attachments=[bad]))
+    outcomes = await asyncio.gather(*sends, return_exceptions=True)
+    refused = outcomes.pop(3)
+    assert isinstance(refused, ProtocolError)
+    assert (refused.code, refused.message) == ("bad_request", schema.MESSAGE_NOT_ENCODABLE)
+    assert all(isinstance(o, dict) and o["offset"] for o in outcomes)
+    assert await db[CHAT_MESSAGES].count_documents({"conversationId": conv}) == 9 == len(publisher.events())

@@ -225,3 +225,40 @@ async def test_publish_many_is_one_round_trip_of_atomic_publishes_in_order(
     ok, missed = await history.since(topic, first["offset"])  # type: ignore[index]
     assert ok and [m["data"]["n"] for m in missed] == [3] and missed[0]["offset"] == third["offset"]  # type: ignore[index]
     assert await history.publish_many([]) == []
+
+
+async def test_keyed_publish_goes_out_once_per_key_under_its_first_offset(
+    history: RedisHistory, redis_client: aredis.Redis, topic: str
+) -> None:
+    async with Subscriber(aredis.Redis.from_url(settings.REDIS_URL), topic) as listener:
+        [first] = await history.publish_many([(topic, "chat.message", {"id": "a"})], event_keys=["m:a"])
+        assert isinstance(first, dict)
+        await listener.next_payload()
+        again, other = await history.publish_many(
+            [(topic, "chat.message", {"id": "a"}), (topic, "chat.message", {"id": "b"})], event_keys=["m:a", "m:b"]
+        )
+        assert isinstance(again, dict) and isinstance(other, dict)
+        assert again["offset"] == first["offset"] and other["offset"] != first["offset"]
+        assert msgpack.unpackb(await listener.next_payload())["data"] == {"id": "b"}  # "a" was not sent again
+        await listener.assert_silent()
+    assert await redis_client.xlen(keys.topic_history(topic)) == 2
+    assert await history.offsets_of(topic, ["m:a", "m:b", "m:never"]) == [first["offset"], other["offset"], None]
+
+
+async def test_keyed_offsets_are_forgotten_with_the_epoch_and_bounded_by_the_history(
+    redis_client: aredis.Redis, topic: str
+) -> None:
+    history = RedisHistory(redis_client, max_events=5)
+    frames = await history.publish_many(
+        [(topic, "chat.message", {"id": str(i)}) for i in range(30)], event_keys=[f"m:{i}" for i in range(30)]
+    )
+    assert all(isinstance(frame, dict) for frame in frames)
+    offsets = [frame["offset"] for frame in frames if isinstance(frame, dict)]
+    held = await redis_client.hlen(keys.topic_event_keys(topic))
+    assert held <= 2 * 5 + 1  # rebuilt from the stream once it passes twice the history's size
+    assert (await history.offsets_of(topic, ["m:29"])) == [offsets[-1]]
+    await redis_client.delete(keys.topic_epoch(topic))  # the history is lost (a restart without data)
+    assert await history.offsets_of(topic, ["m:29"]) == [None]
+    [again] = await history.publish_many([(topic, "chat.message", {"id": "29"})], event_keys=["m:29"])
+    assert isinstance(again, dict)
+    assert parse_offset(again["offset"]).epoch != parse_offset(offsets[-1]).epoch  # type: ignore[union-attr]
