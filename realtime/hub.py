@@ -264,7 +264,12 @@ class Connection:
         self.dead = True
         self._clear_backlog()
         metrics.incr("hub.send_failed")
-        logger.debug("send to connection %s failed (%r); it is dead", self.id, exc)
+        if isinstance(exc, OSError):  # the client is gone (uvicorn's ClientDisconnected): nothing to close
+            logger.debug("send to connection %s failed (%r); it is dead", self.id, exc)
+            return
+        # The socket is still open but a frame could not be written: never leave it open and mute.
+        logger.error("send to connection %s failed; closing it %d", self.id, closecodes.INTERNAL_ERROR, exc_info=exc)
+        _spawn(self._run_close(closecodes.INTERNAL_ERROR), f"hub-close-{self.id}")
 
     def _clear_backlog(self) -> None:
         self._backlog = None
