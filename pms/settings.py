@@ -204,6 +204,7 @@ REALTIME = {
         "housekeeping_seconds": "PMS_HOUSEKEEPING_SECONDS",
         "auth_timeout_seconds": "PMS_WS_AUTH_TIMEOUT_SECONDS",
         "session_expiring_notice_seconds": "PMS_SESSION_EXPIRING_NOTICE_SECONDS",
+        "commands_per_second": "PMS_WS_COMMANDS_PER_SECOND",
     }.items()
     if os.environ.get(variable)
 }
@@ -214,6 +215,7 @@ REALTIME.update(
             "history_max_events": "PMS_HISTORY_MAX_EVENTS",
             "max_subscriptions": "PMS_WS_MAX_SUBSCRIPTIONS",
             "max_frame_bytes": "PMS_WS_MAX_FRAME_BYTES",
+            "command_burst": "PMS_WS_COMMAND_BURST",
         }.items()
         if os.environ.get(variable)
     }
