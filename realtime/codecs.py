@@ -202,7 +202,8 @@ class JsonCodec(FrameCodec):
             raise ProtocolError(BAD_REQUEST, NOT_JSON) from exc
         if not isinstance(frame, dict):
             raise ProtocolError(BAD_REQUEST, NOT_A_MAP)
-        if _SURROGATE_ESCAPE.search(data) is not None and (field := unencodable_field(frame)) is not None:
+        # `in` first: a plain substring search is several times cheaper than the pattern.
+        if "\\u" in data and _SURROGATE_ESCAPE.search(data) and (field := unencodable_field(frame)) is not None:
             raise UnencodableText(frame, field)
         return frame
 
