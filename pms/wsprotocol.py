@@ -134,7 +134,7 @@ class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
         try:
             text = data.decode()
         except UnicodeDecodeError:
-            prefix = "%s:%d - " % self.client if self.client else ""
+            prefix = f"{self.client[0]}:{self.client[1]} - " if self.client else ""
             self.logger.info("%sText frame that is not UTF-8; closing 1007.", prefix)
             self.conn.send_close(1007)
             self.handle_parser_exception()
