@@ -17,7 +17,7 @@ from realtime.errors import TOO_LARGE
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
+App = Callable[..., Awaitable[None]]
 
 BODY_TOO_LARGE = "The request body is larger than this server accepts ({limit} bytes)."
 
