@@ -30,5 +30,6 @@ USER pms
 
 EXPOSE 8000
 
-CMD ["uvicorn", "pms.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--ws", "pms.wsprotocol:LeanWebSocketsProtocol", "--loop", "uvloop", "--http", "httptools"]
+# uvicorn with the production flags (pms/server.py): WebSocket limits, and proxy headers trusted
+# only when PMS_TRUST_X_FORWARDED_FOR=1 (from PMS_FORWARDED_ALLOW_IPS), never by default.
+CMD ["python", "-m", "pms.server", "--host", "0.0.0.0", "--port", "8000"]

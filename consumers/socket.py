@@ -22,24 +22,33 @@ from consumers.commands import COMMANDS, NO_REPLY, CommandContext
 from consumers.commands.session import identity_of
 from consumers.origin import origin_allowed
 from realtime import closecodes, errors, metrics
-from realtime.codecs import FrameCodec, negotiate
+from realtime.codecs import FrameCodec, UnencodableText, negotiate
 from realtime.errors import ProtocolError
 from realtime.hub import AsgiSend, Connection
 from realtime.runtime import Realtime, get_realtime
 from realtime.session import SocketSession
 
 logger = logging.getLogger(__name__)
-# Closes started by the auth timer (a TimerHandle callback cannot await): held until they finish.
+# Closes started from synchronous code (the auth timer, an unsendable reply): held until they finish.
 _auth_timeout_closes: set[asyncio.Future[None]] = set()
 
 AUTH_REQUIRED = 'Authenticate first: send {"type": "auth", "token": ...}.'
 FRAME_TOO_LARGE = "Frame larger than {limit} bytes."
 UNKNOWN_TYPE = "Unknown frame type {type!r}."
-BAD_REF = "`ref` must be a string (at most 64 characters) or an integer."
+BAD_REF = "`ref` must be a string (at most 64 characters) or an integer (64-bit)."
 BAD_TYPE = "Every frame needs a string `type`."
 TOO_MANY_COMMANDS = "Too many commands; slow down."
 ALREADY_AUTHENTICATED = "This socket is already authenticated."
 INTERNAL = "The server could not complete the command; nothing was half-written. Retry shortly."
+# A ref travels back in both codecs: MessagePack integers stop at 64 bits (signed below 0, unsigned above).
+MIN_INT_REF, MAX_INT_REF = -(2**63), 2**64 - 1
+
+
+def sound_ref(ref: Any) -> bool:
+    """A `ref` the server can echo: a string of at most 64 characters or a 64-bit integer (None: no ref)."""
+    if isinstance(ref, str):
+        return len(ref) <= 64
+    return isinstance(ref, int) and not isinstance(ref, bool) and MIN_INT_REF <= ref <= MAX_INT_REF
 
 
 def _bearer_token(scope: dict[str, Any]) -> str | None:
@@ -196,17 +205,18 @@ class SocketConsumer(AsyncConsumer):
         except ProtocolError as exc:
             if self.session is None:
                 await self.close(closecodes.UNAUTHORIZED)
-            else:
-                self._send_error(None, exc)
+                return
+            # A frame that was never read has no `ref` to answer; one read but holding text that is
+            # not Unicode is answered on its `ref` unless the `ref` is that text.
+            ref = exc.frame.get("ref") if isinstance(exc, UnencodableText) and exc.field != "ref" else None
+            self._send_error(ref if sound_ref(ref) else None, exc)
             return
         kind = frame.get("type")
         ref = frame.get("ref")
         if self.session is None:
             await self._before_auth(kind, frame)
             return
-        if ref is not None and (
-            isinstance(ref, bool) or not isinstance(ref, (str, int)) or (isinstance(ref, str) and len(ref) > 64)
-        ):
+        if ref is not None and not sound_ref(ref):
             self._send_error(None, ProtocolError(errors.BAD_REQUEST, BAD_REF))
             return
         if not self.session.budget.take():
@@ -275,9 +285,27 @@ class SocketConsumer(AsyncConsumer):
     # --- writing -----------------------------------------------------------------------
 
     def _write(self, frame: dict[str, Any]) -> None:
-        """Write in order with the hub's events (the socket is open)."""
+        """Write in order with the hub's events (the socket is open).
+
+        A frame the codec cannot encode is a server bug, not the client's: it is logged and the
+        socket closed 1011 (the client reconnects and recovers), never left open and mute.
+        """
         assert self.codec is not None and self.session is not None
-        self.session.conn.send_direct(self.codec.asgi_message(frame))
+        try:
+            message = self.codec.asgi_message(frame)
+        except Exception:
+            logger.exception(
+                "%s frame for user %s cannot be encoded; closing %d",
+                frame.get("type"),
+                self.session.identity.user_id,
+                closecodes.INTERNAL_ERROR,
+            )
+            metrics.incr("sockets.unsendable_reply")
+            task = asyncio.ensure_future(self.close(closecodes.INTERNAL_ERROR))
+            _auth_timeout_closes.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(_auth_timeout_closes.discard)
+            return
+        self.session.conn.send_direct(message)
 
     def _reply(self, ref: Any, data: Any) -> None:
         if ref is not None:

@@ -5,6 +5,8 @@ from typing import Any
 
 import pymongo.errors
 import redis
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
@@ -24,7 +26,16 @@ from apps.properties.api import router as properties_router
 from apps.subscriptions.api import router as subscriptions_router
 from pms.openapi import declare_error_responses
 from pms.parsing import ApiParser
-from realtime.errors import BAD_REQUEST, CONFLICT, HTTP_STATUS, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, ProtocolError
+from realtime.errors import (
+    BAD_REQUEST,
+    CONFLICT,
+    HTTP_STATUS,
+    NOT_FOUND,
+    TOO_LARGE,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    ProtocolError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +43,8 @@ VALIDATION_FAILED = "The request is not valid."
 NOT_AUTHENTICATED = "Authentication required: send 'Authorization: Bearer <token>'."
 STORE_UNAVAILABLE = "A backing store is unavailable; nothing was changed. Retry shortly."
 INTERNAL_ERROR = "Internal error."
+BODY_TOO_LARGE = "The request body is larger than this server accepts ({limit} bytes)."
+TOO_MANY_PARTS = "The request has more form fields or files than this server accepts."
 VALUE_NOT_STORABLE = (
     "A value of the request cannot be stored: text with NUL characters, or a date, UTC offset or number"
     " beyond what the database accepts."
@@ -95,6 +108,13 @@ def on_authentication_error(request: HttpRequest, exc: AuthenticationError) -> H
 
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    # Ninja turns whatever the body parser raises into HttpError(400); ApiParser's own
+    # refusals (415 for a body that is not JSON, 422 for text that is not Unicode) keep their answer.
+    cause = exc.__cause__
+    if isinstance(cause, ProtocolError):
+        return on_protocol_error(request, cause)
+    if isinstance(cause, ValidationError):
+        return on_validation_error(request, cause)
     return error_response(request, exc.status_code, {"code": _code_for_status(exc.status_code), "message": str(exc)})
 
 
@@ -105,6 +125,12 @@ def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(Exception)
 def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses to read a body past DATA_UPLOAD_MAX_MEMORY_SIZE (PMS_MAX_BODY_BYTES).
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return error_response(request, 413, {"code": TOO_LARGE, "message": BODY_TOO_LARGE.format(limit=limit)})
+    if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        return error_response(request, 400, {"code": BAD_REQUEST, "message": TOO_MANY_PARTS})
     if isinstance(exc, IntegrityError):
         return error_response(request, 409, {"code": CONFLICT, "message": "The change conflicts with existing data."})
     if isinstance(exc, DataError):

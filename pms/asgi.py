@@ -13,7 +13,12 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 # The admin's CSS and JS come from the app itself unless PMS_SERVE_STATIC=0 (then a
 # proxy serves STATIC_ROOT, filled by collectstatic), as docs/deployment.md says.
-http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
+django_http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
+
+from pms.bodylimit import BodyLimit  # noqa: E402
+
+# A body announced larger than any endpoint takes is refused (413) before it is read.
+http_app = BodyLimit(django_http_app, limit=settings.MAX_UPLOAD_BYTES + settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 from consumers.routing import websocket_application  # noqa: E402
 from pms.wiring import WithOutboxRelay  # noqa: E402

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
+from pms.server import uvicorn_args
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("PMS_DATA_DIR", ROOT / ".pms-data"))
 PYTHON = sys.executable
@@ -291,32 +293,9 @@ def serve(host: str, port: int, workers: int = 1, demo: bool = False) -> int:
     if demo_lines:
         # Last before the server's own log, so the logins are what a newcomer sees.
         print("\n".join(demo_lines), flush=True)
+    # The production command line (pms/server.py), proxy headers trusted only when configured.
     server = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "pms.asgi:application",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--ws",
-            "pms.wsprotocol:LeanWebSocketsProtocol",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--lifespan",
-            "off",
-            # PROTOCOL.md: pings every 25 s, a peer silent for 60 s is closed, frames over 1 MiB close 1009.
-            "--ws-ping-interval",
-            "25",
-            "--ws-ping-timeout",
-            "60",
-            "--ws-max-size",
-            "1048576",
-        ],
+        [PYTHON, "-m", "uvicorn", *uvicorn_args(host, port)],
         cwd=ROOT,
     )
 

@@ -94,6 +94,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "pms.middleware.json_not_found_middleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -223,6 +224,7 @@ REALTIME = {
         "housekeeping_seconds": "PMS_HOUSEKEEPING_SECONDS",
         "auth_timeout_seconds": "PMS_WS_AUTH_TIMEOUT_SECONDS",
         "session_expiring_notice_seconds": "PMS_SESSION_EXPIRING_NOTICE_SECONDS",
+        "commands_per_second": "PMS_WS_COMMANDS_PER_SECOND",
     }.items()
     if os.environ.get(variable)
 }
@@ -233,11 +235,14 @@ REALTIME.update(
             "history_max_events": "PMS_HISTORY_MAX_EVENTS",
             "max_subscriptions": "PMS_WS_MAX_SUBSCRIPTIONS",
             "max_frame_bytes": "PMS_WS_MAX_FRAME_BYTES",
+            "command_burst": "PMS_WS_COMMAND_BURST",
         }.items()
         if os.environ.get(variable)
     }
 )
-# Honour X-Forwarded-For only behind a trusted proxy (docker compose sets it).
+# Honour X-Forwarded-For only behind a trusted proxy that appends the address it saw (the last
+# entry is the one taken). The server's own proxy-header handling follows the same switch:
+# pms/server.py gives uvicorn `--forwarded-allow-ips` PMS_FORWARDED_ALLOW_IPS when on, none when off.
 TRUST_X_FORWARDED_FOR = env_bool("PMS_TRUST_X_FORWARDED_FOR", False)
 
 LANGUAGE_CODE = "en-us"
@@ -250,6 +255,9 @@ USE_TZ = True
 MEDIA_ROOT = Path(env_str("PMS_MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
 MAX_UPLOAD_BYTES = env_int("PMS_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+# A request body Django reads into memory (JSON, form fields; uploaded files do not count): past
+# it the API answers 413 `too_large` (pms/api.py). Django's own default, 2.5 MiB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PMS_MAX_BODY_BYTES", 2_621_440)
 
 STATIC_URL = "static/"
 SERVE_STATIC = env_bool("PMS_SERVE_STATIC", True)

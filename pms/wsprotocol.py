@@ -12,8 +12,13 @@ reader (the ASGI app) and rarely more than a few items, so a list and one future
 and the handshake headers (the request's and the scope's copy) are dropped once the accept
 is sent: an app must read headers before it accepts, as consumers/socket.py does.
 
-The subclass relies on uvicorn internals (`queue`, `writable`, `response`), so the
-uvicorn version is pinned in constraints.txt and tests/e2e run the server with this class.
+One behaviour differs: a text frame that is not UTF-8 closes the socket 1007 (RFC 6455) as
+upstream does, but is logged as one INFO line rather than an ERROR with a traceback: it is
+the client's fault, and any client could otherwise fill the server's log with tracebacks.
+
+The subclass relies on uvicorn internals (`queue`, `writable`, `response`, `frames`,
+`curr_msg_data_type`), so the uvicorn version is pinned in constraints.txt and tests/e2e run
+the server with this class.
 """
 
 from __future__ import annotations
@@ -118,6 +123,26 @@ class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue = LeanReceiveQueue()  # type: ignore[assignment]
         self.writable = LeanEvent(True)  # type: ignore[assignment]
+
+    def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type != "text" or self.close_sent:
+            super().send_receive_event_to_app()
+            return
+        # Upstream's text branch, with the invalid-UTF-8 case logged as the client's fault.
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            prefix = f"{self.client[0]}:{self.client[1]} - " if self.client else ""
+            self.logger.info("%sText frame that is not UTF-8; closing 1007.", prefix)
+            self.conn.send_close(1007)
+            self.handle_parser_exception()
+            return
+        self.queue.put_nowait({"type": "websocket.receive", "text": text})
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)

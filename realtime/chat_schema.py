@@ -2,6 +2,9 @@
 
 Validation raises `ProtocolError("bad_request", <one of the constants below>)`; reading goes
 through `to_message`, which also smooths over the nx-27017 stand-in's type quirks (DESIGN.md).
+Text must be encodable as UTF-8 (no lone surrogates): the socket and HTTP edges refuse such
+frames and bodies already, and these checks keep any other caller from handing a batched
+insert a document that would fail it for everyone in the batch.
 """
 
 import re
@@ -28,6 +31,7 @@ BAD_USER_ID = "user ids must be non-empty strings"
 BAD_PARTICIPANTS = "participants must be a list of user id strings"
 BAD_CLIENT_MESSAGE_ID = f"clientMessageId must be a string of 1 to {MAX_CLIENT_MESSAGE_ID_CHARS} characters"
 MESSAGE_NOT_TEXT = "message must be a string"
+TEXT_NOT_UNICODE = "{field} must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
 MESSAGE_EMPTY = "message must not be empty unless the message has attachments"
 MESSAGE_TOO_LONG = f"message must be at most {MAX_MESSAGE_CHARS:,} characters"
 MESSAGE_NOT_ENCODABLE = "the message holds text that cannot be stored (not valid Unicode)"
@@ -93,6 +97,17 @@ def event_data(doc: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def unicode_text(value: str) -> bool:
+    """True when `value` encodes as UTF-8 (holds no lone surrogate); ASCII answers at once."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def bad_request(message: str) -> ProtocolError:
     """The `bad_request` error with `message` (one of this module's constants)."""
     return ProtocolError(BAD_REQUEST, message)
@@ -106,8 +121,8 @@ def parse_object_id(value: Any, message: str) -> ObjectId:
 
 
 def require_id(value: Any, message: str) -> str:
-    """`value` when it is a non-blank string; else bad_request(`message`)."""
-    if not isinstance(value, str) or not value.strip():
+    """`value` when it is a non-blank string of Unicode text; else bad_request(`message`)."""
+    if not isinstance(value, str) or not value.strip() or not unicode_text(value):
         raise bad_request(message)
     return value
 
@@ -116,6 +131,8 @@ def parse_text(message: Any) -> str:
     """The stripped text, at most MAX_MESSAGE_CHARS (may be empty: the caller decides)."""
     if not isinstance(message, str):
         raise bad_request(MESSAGE_NOT_TEXT)
+    if not unicode_text(message):
+        raise bad_request(TEXT_NOT_UNICODE.format(field="message"))
     text = message.strip()
     if len(text) > MAX_MESSAGE_CHARS:
         raise bad_request(MESSAGE_TOO_LONG)
@@ -154,6 +171,8 @@ def _attachment(value: Any) -> dict[str, Any]:
         valid = False
     if not valid:
         raise bad_request(BAD_URL)
+    if not (unicode_text(name) and unicode_text(url)):
+        raise bad_request(TEXT_NOT_UNICODE.format(field="attachment fileName and url"))
     return {"fileName": name, "fileSize": size, "mimeType": mime, "url": url}
 
 
@@ -179,6 +198,8 @@ def parse_client_message_id(value: Any) -> str:
     """A client's idempotency key: 1 to MAX_CLIENT_MESSAGE_ID_CHARS characters."""
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_MESSAGE_ID_CHARS or not _encodable(value):
         raise bad_request(BAD_CLIENT_MESSAGE_ID)
+    if not unicode_text(value):
+        raise bad_request(TEXT_NOT_UNICODE.format(field="clientMessageId"))
     return value
 
 

@@ -4,11 +4,20 @@ Both frame codecs carry the same maps (PROTOCOL.md "Values"): ids are strings, t
 ISO 8601 UTC strings, money decimal strings, and no MessagePack extension types ever
 leave the server. Values that are not plain wire values (datetime, Decimal, UUID,
 ObjectId, ...) are converted by one `default` hook shared by both codecs.
+
+Text is Unicode both ways. Incoming, every string of a frame (keys included) must be
+encodable as UTF-8: JSON's `\\ud800` escape can spell a lone surrogate, which no store,
+no Redis payload and no reply could carry, so such a frame is refused at the edge
+(`UnencodableText`, a `bad_request` that still names the frame so the socket can answer
+its `ref`). MessagePack needs no check: its str values are decoded as strict UTF-8.
+Outgoing, a lone surrogate that reached a frame some other way (an external publisher,
+an old stored document) is sent as U+FFFD rather than failing the write.
 """
 
 import base64
 import json
 import math
+import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -27,6 +36,75 @@ NOT_MSGPACK = "frame is not valid MessagePack"
 NOT_A_MAP = "frame must be a map"
 WANTS_TEXT = "pms.v1.json takes text frames"
 WANTS_BINARY = "pms.v1.msgpack takes binary frames"
+NOT_UNICODE = "`{field}` holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
+NOT_UNICODE_KEY = "a field name is not valid Unicode (a lone surrogate such as \\ud800)"
+
+# A JSON escape of a UTF-16 surrogate (`\\ud800`-`\\udfff`): a frame without one cannot hold a lone
+# surrogate, so only frames that match are walked. (Pairs are fine: json joins them into one character.)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+# In a decoded str any surrogate code point is a lone one (pairs were joined while decoding).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+class UnencodableText(ProtocolError):
+    """`bad_request`: a string of the decoded `frame` cannot be encoded as UTF-8 (a lone surrogate).
+
+    `field` is the top-level field holding it ("" for a top-level key). The frame was read, so
+    the socket may still answer its `ref` when the `ref` itself is sound.
+    """
+
+    def __init__(self, frame: dict[str, Any], field: str) -> None:
+        super().__init__(BAD_REQUEST, NOT_UNICODE.format(field=field[:64]) if field else NOT_UNICODE_KEY)
+        self.frame = frame
+        self.field = field
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unencodable_field(frame: dict[str, Any]) -> str | None:
+    """The top-level field of `frame` under which the first string UTF-8 cannot encode sits (as a
+    value or a nested key), "" when it is a top-level key itself, None when all its text is sound.
+
+    Iterative, so a frame nested as deep as the decoder allowed cannot exhaust the stack.
+    """
+    for name, value in frame.items():
+        if isinstance(name, str) and not _encodable(name):
+            return ""
+        field = name if isinstance(name, str) else ""
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                if not _encodable(item):
+                    return field
+            elif isinstance(item, dict):
+                for key, inner in item.items():
+                    if isinstance(key, str) and not _encodable(key):
+                        return field
+                    stack.append(inner)
+            elif isinstance(item, list):
+                stack.extend(item)
+    return None
+
+
+def without_surrogates(value: Any) -> Any:
+    """A copy of `value` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub(REPLACEMENT, value)
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_surrogates(v) for v in value]
+    return value
 
 
 def iso_utc(value: datetime) -> str:
@@ -124,15 +202,22 @@ class JsonCodec(FrameCodec):
             raise ProtocolError(BAD_REQUEST, NOT_JSON) from exc
         if not isinstance(frame, dict):
             raise ProtocolError(BAD_REQUEST, NOT_A_MAP)
+        # `in` first: a plain substring search is several times cheaper than the pattern.
+        if "\\u" in data and _SURROGATE_ESCAPE.search(data) and (field := unencodable_field(frame)) is not None:
+            raise UnencodableText(frame, field)
         return frame
 
     def encode(self, frame: dict[str, Any]) -> str:
         try:
-            return self._encoder.encode(frame)
+            text = self._encoder.encode(frame)
         except ValueError:
             # Only non-finite floats fail here (allow_nan=False): send them as null
             # rather than a frame that JSON.parse rejects.
-            return self._encoder.encode(_finite(frame))
+            text = self._encoder.encode(_finite(frame))
+        # The server writes text frames as UTF-8: a lone surrogate would fail that write.
+        if not _encodable(text):
+            text = _SURROGATE.sub(REPLACEMENT, text)
+        return text
 
 
 class MsgpackCodec(FrameCodec):
@@ -146,8 +231,10 @@ class MsgpackCodec(FrameCodec):
             raise ProtocolError(BAD_REQUEST, WANTS_BINARY)
         try:
             frame = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_reject_ext, timestamp=3)
-        except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
-            # Invalid UTF-8 in a str is a UnicodeDecodeError, a ValueError too.
+        except Exception as exc:
+            # Any failure to read the bytes is the frame's fault: invalid UTF-8 in a str
+            # (UnicodeDecodeError), nesting past the decoder's stack (StackError), a timestamp
+            # beyond the years datetime holds (OverflowError), an unhashable key (TypeError) ...
             raise ProtocolError(BAD_REQUEST, NOT_MSGPACK) from exc
         if not isinstance(frame, dict):
             raise ProtocolError(BAD_REQUEST, NOT_A_MAP)
@@ -159,7 +246,10 @@ class MsgpackCodec(FrameCodec):
 
 def pack(value: Any) -> bytes:
     """MessagePack of a value in wire form (str/bin types, no ext types, `wire_value` for the rest)."""
-    packed: bytes = msgpack.packb(value, use_bin_type=True, datetime=False, default=wire_value)
+    try:
+        packed: bytes = msgpack.packb(value, use_bin_type=True, datetime=False, default=wire_value)
+    except UnicodeEncodeError:  # a lone surrogate in some string: sent as U+FFFD (see the module's docstring)
+        packed = msgpack.packb(without_surrogates(value), use_bin_type=True, datetime=False, default=wire_value)
     return packed
 
 

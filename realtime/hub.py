@@ -264,7 +264,16 @@ class Connection:
         self.dead = True
         self._clear_backlog()
         metrics.incr("hub.send_failed")
-        logger.debug("send to connection %s failed (%r); it is dead", self.id, exc)
+        if isinstance(exc, OSError | RuntimeError):
+            # The socket is gone or closing: uvicorn raises ClientDisconnected (an OSError) once the
+            # transport is lost, RuntimeError for a send after the server library itself closed it
+            # (keepalive timeout, a protocol error) but before the app saw the disconnect.
+            logger.debug("send to connection %s failed (%r); it is dead", self.id, exc)
+            return
+        # The socket is open but this frame could not be written (say, text that is not UTF-8:
+        # UnicodeEncodeError): never leave it open and mute.
+        logger.error("send to connection %s failed; closing it %d", self.id, closecodes.INTERNAL_ERROR, exc_info=exc)
+        _spawn(self._run_close(closecodes.INTERNAL_ERROR), f"hub-close-{self.id}")
 
     def _clear_backlog(self) -> None:
         self._backlog = None

@@ -31,10 +31,17 @@ token_auth = TokenAuth()
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The caller's address; X-Forwarded-For only when a trusted proxy sets it."""
+    """The caller's address: the peer's, or with PMS_TRUST_X_FORWARDED_FOR the last
+    `X-Forwarded-For` entry, the one the trusted proxy appended.
+
+    Earlier entries are whatever the client sent (a proxy appends, it does not replace), so
+    the first one would let a client choose its own address. With the setting off the header
+    is ignored, and the server must not rewrite the peer address from it either (pms/server.py
+    gives uvicorn `--forwarded-allow-ips ""`).
+    """
     if settings.TRUST_X_FORWARDED_FOR:
         forwarded = request.headers.get("X-Forwarded-For", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first[:45]
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last[:45]
     return str(request.META.get("REMOTE_ADDR") or "unknown")[:45]

@@ -40,7 +40,10 @@ async def handle_subscribe(ctx: CommandContext, frame: dict[str, Any]) -> Any:
 @command("unsubscribe")
 async def handle_unsubscribe(ctx: CommandContext, frame: dict[str, Any]) -> dict[str, Any]:
     name = required_str(frame, "topic", max_length=100)
-    if topics.parse(name) is None:
+    topic = topics.parse(name)
+    if topic is None:
         raise ProtocolError(errors.BAD_REQUEST, MALFORMED_TOPIC)
-    await ctx.realtime.unsubscribe(ctx.session, name)
+    # By the canonical name, as `subscribe` stored it: any spelling `subscribe` accepted
+    # (upper-case or dash-less ids) stops the same subscription.
+    await ctx.realtime.unsubscribe(ctx.session, topic.name)
     return {}

@@ -1,0 +1,67 @@
+"""The production server's command line, built in one place: `python -m pms.server [--host H] [--port P]`.
+
+scripts/serve (pms/devstack.py), the Dockerfile and docker-compose.yml all start uvicorn through
+this module, so they share the flags below and the proxy-header rule:
+
+- uvicorn trusts `X-Forwarded-For`/`X-Forwarded-Proto` from 127.0.0.1 unless told otherwise,
+  so any local process (or a client reaching the app through a local port forward) could
+  pick its own address and dodge the per-address login limit. With PMS_TRUST_X_FORWARDED_FOR
+  off (the default) uvicorn gets `--forwarded-allow-ips ""`: it trusts no one and the client
+  address is the peer's. With it on, `--forwarded-allow-ips` is PMS_FORWARDED_ALLOW_IPS
+  (the proxy's addresses, comma-separated; 127.0.0.1 when unset).
+
+It reads the two variables itself (not Django's settings: nothing else needs to be set up to
+start the server); apps/common/http.py `client_ip` follows the same switch.
+"""
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+
+TRUE = frozenset({"1", "true", "yes", "on"})
+DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1"
+
+# PROTOCOL.md: pings every 25 s, a peer silent for 60 s is closed, frames over 1 MiB close 1009.
+UVICORN_OPTIONS = [
+    "--ws",
+    "pms.wsprotocol:LeanWebSocketsProtocol",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--lifespan",
+    "off",
+    "--ws-ping-interval",
+    "25",
+    "--ws-ping-timeout",
+    "60",
+    "--ws-max-size",
+    "1048576",
+]
+
+
+def proxy_options(environ: Mapping[str, str]) -> list[str]:
+    """uvicorn's proxy-header flags for PMS_TRUST_X_FORWARDED_FOR / PMS_FORWARDED_ALLOW_IPS."""
+    trusted = environ.get("PMS_TRUST_X_FORWARDED_FOR", "").strip().lower() in TRUE
+    allowed = (environ.get("PMS_FORWARDED_ALLOW_IPS") or DEFAULT_FORWARDED_ALLOW_IPS) if trusted else ""
+    return ["--forwarded-allow-ips", allowed]
+
+
+def uvicorn_args(host: str, port: int, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The arguments after `uvicorn` that serve `pms.asgi:application` on host:port."""
+    env = os.environ if environ is None else environ
+    return ["pms.asgi:application", "--host", host, "--port", str(port), *UVICORN_OPTIONS, *proxy_options(env)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default=os.environ.get("PMS_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PMS_PORT", "8000")))
+    args = parser.parse_args(argv)
+    # exec: uvicorn becomes this process (signals, exit code and pid are its own).
+    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", *uvicorn_args(args.host, args.port)])
+
+
+if __name__ == "__main__":
+    main()
