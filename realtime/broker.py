@@ -101,6 +101,9 @@ class RedisBroker:
         self._barriers: deque[tuple[bytes, asyncio.Future[None]]] = deque()  # in the order their PINGs went out
         self._barrier_seq = itertools.count(1)
         self._conn: AbstractConnection | None = None
+        # Counts pub/sub connections made: a process that held a channel under one generation
+        # received every message published on it meanwhile (realtime/positions.py relies on it).
+        self.generation = 0
         self._lock = asyncio.Lock()  # one writer at a time on the pubsub connection
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -149,6 +152,10 @@ class RedisBroker:
         await self._send("SUBSCRIBE", channel)
         await asyncio.wait({fut}, timeout=self._confirm_timeout)
         return fut.done() and not fut.cancelled()
+
+    def confirmed(self, channel: str) -> bool:
+        """True while `channel` is held and Redis confirmed its subscription (or it was resent on reconnect)."""
+        return channel in self._channels and channel not in self._pending
 
     async def unsubscribe(self, channel: str) -> None:
         """Stops holding `channel`: nothing more is passed to `on_message` for it, from now on."""
@@ -257,6 +264,7 @@ class RedisBroker:
                         "SUBSCRIBE", *channels[start : start + _SUBSCRIBE_BATCH], check_health=False
                     )
                 self._conn = conn
+                self.generation += 1
         except BaseException:
             await conn.disconnect(nowait=True)
             raise

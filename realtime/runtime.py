@@ -26,6 +26,7 @@ from realtime.events import normalize_external
 from realtime.history import Offset, RedisHistory, parse_offset
 from realtime.hub import Connection, Hub
 from realtime.notifications import NotificationService
+from realtime.positions import Positions
 from realtime.presence.tracker import PresenceTracker
 from realtime.session import Identity, SocketSession
 from realtime.topics import Topic, TopicAuthorizer, Viewer
@@ -89,6 +90,7 @@ class Realtime:
         self._rounds = 0
         self.hub = Hub(encode_once)
         self.broker = broker_factory(self._on_message)
+        self.positions = Positions(history, self.broker)
         self.sessions: set[SocketSession] = set()
         # Per topic, its local sockets in their recovery window (see `subscribe`): the live
         # events held back while the socket's `subscribe` reads history, then, once the reply
@@ -277,7 +279,8 @@ class Realtime:
                 offset = missed[-1]["offset"] if missed else since
                 return SubscribeResult(topic, offset, True, missed)
             return SubscribeResult(topic, await self.history.position(topic), False, [])
-        return SubscribeResult(topic, await self.history.position(topic))
+        # Known in the process when it already held the topic, else read in the tick's round trip.
+        return SubscribeResult(topic, await self.positions.position(topic))
 
     def release_held(self, session: SocketSession, result: SubscribeResult) -> None:
         """After the reply: deliver the held live events that come after the reply's offset.
@@ -349,6 +352,7 @@ class Realtime:
         """Drop the process's Redis subscription of a topic no local socket holds or is joining."""
         if self.hub.subscribers(topic) or topic in self._joining:
             return
+        self.positions.forget(topic)
         try:
             await self.broker.unsubscribe(topic)
         except Exception:
@@ -361,6 +365,7 @@ class Realtime:
             self._spawn(self._handle_control(payload))
             return
         frame = normalize_external(channel, payload)
+        self.positions.seen(channel, frame)
         family = topics.family_of(channel)
         metrics.incr(f"events.in.{family}")
         recovering = self._recovering.get(channel)

@@ -46,6 +46,7 @@ class Sizes:
     storm_seconds: float
     storm_rate: float
     drain_max: float
+    connect_clients: int = 2000
 
 
 QUICK = Sizes(
@@ -77,6 +78,7 @@ FULL = Sizes(
     storm_seconds=20,
     storm_rate=10,
     drain_max=10,
+    connect_clients=6000,
 )
 
 
@@ -578,3 +580,110 @@ async def storm(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] |
         f"of {expected}, dup {row['duplicated']}, not recovered {row['not_recovered']}"
     )
     return row
+
+
+# --- scenario 6: connects ----------------------------------------------------------------
+
+CONNECT_PHASES = ("notifications", "realistic_cold", "realistic_warm")
+
+
+def connect_specs(kind: str, seed: dict[str, Any] | None, phase: str, n: int) -> list[dict[str, Any]]:
+    """The clients of one connect phase.
+
+    Ours: `notifications` = tenants subscribing to their `notifications:{userId}` only;
+    `realistic` = half tenants who subscribe to their notifications and their 3
+    conversations, half staff (admins, not participants) subscribing to their
+    notifications and to 3 of those conversations, interleaved. The peers join one room per
+    socket (the tutorial consumer joins the room of its URL and no other): `u<i>` rooms, and
+    for `realistic` the rooms of the conversations, shared as ours are.
+    """
+    if kind != "ours":
+        if phase == "notifications":
+            return [{"room": f"u{i}"} for i in range(n)]
+        return [{"room": f"c{(i // 2) * 3}"} for i in range(n)]
+    assert seed is not None
+    if phase == "notifications":
+        return [{"token": u["token"], "topics": [f"notifications:{u['id']}"]} for u in seed["users"][:n]]
+    specs = []
+    for tenant, staff in zip(seed["groups"], seed["watchers"], strict=False):
+        chats = [f"chat:messages:{c}" for c in tenant["conversations"]]
+        specs.append({"token": tenant["token"], "topics": [f"notifications:{tenant['id']}", *chats]})
+        specs.append({"token": staff["token"], "topics": [f"notifications:{staff['id']}", *chats]})
+    return specs[:n]
+
+
+async def forget_access_decisions(url: str) -> int:
+    """Delete every cached topic decision (`user:access:*`): the next subscribes decide afresh."""
+    client = aioredis.Redis.from_url(url)
+    deleted = 0
+    try:
+        batch = []
+        async for key in client.scan_iter(match="user:access:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += await client.delete(*batch)
+                batch = []
+        if batch:
+            deleted += await client.delete(*batch)
+    finally:
+        await client.aclose()
+    return deleted
+
+
+async def settle(server: Server, timeout: float = 30.0) -> None:
+    """Wait until the server is idle (under 5% of a core over half a second): the closes of
+    the previous phase must not be billed to the next one's connects."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        before = server.cpu()
+        await asyncio.sleep(0.5)
+        if server.cpu() - before < 0.025:
+            return
+
+
+async def connects(
+    stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | None, sizes: Sizes
+) -> dict[str, Any]:
+    """Connect bursts: how many clients per second one process authenticates and subscribes,
+    and the server CPU each costs (robust when the machine is shared)."""
+    kind = server.kind
+    await pool.all("setup", kind="ours" if kind == "ours" else "room", base=server.base)
+    warm = [
+        ({"token": seed["users"][-1 - i]["token"]} if kind == "ours" else {"room": f"warm{i}"})  # type: ignore[index]
+        for i in range(20)
+    ]
+    await pool.open(warm)
+    await pool.all("close")
+    await settle(server)
+    n = sizes.connect_clients
+    if kind == "ours":
+        n = min(n, len(seed["users"]), 2 * min(len(seed["groups"]), len(seed["watchers"])))  # type: ignore[index]
+    phases = []
+    for phase in CONNECT_PHASES:
+        if phase == "realistic_cold" and kind == "ours":
+            await forget_access_decisions(stack.redis_url)
+        specs = connect_specs(kind, seed, phase, n)
+        meter = Meter([server], stack, pool)
+        opened = await pool.open(specs)
+        cpu = meter.read()
+        row = {
+            "phase": phase,
+            "clients": len(specs),
+            "subscribes": sum(len(s.get("topics") or ()) for s in specs),
+            "opened": opened["opened"],
+            "failed": opened["failed"],
+            "failures": opened["failures"],
+            "connect_rate": round(len(specs) / opened["elapsed"], 1) if opened["elapsed"] else None,
+            "connect_ms": percentiles(opened["connect_hist"]),
+            "cpu": cpu,
+            "server_us_per_connect": round(cpu["server_cpu_s"] / max(1, opened["opened"]) * 1e6),
+            "redis_us_per_connect": round(cpu["redis_cpu_s"] / max(1, opened["opened"]) * 1e6),
+        }
+        say(
+            f"  connects {kind} {phase}: {row['opened']}/{row['clients']} at {row['connect_rate']}/s, "
+            f"server {row['server_us_per_connect']} us CPU per connect, p99 {row['connect_ms']['p99']} ms"
+        )
+        phases.append(row)
+        await pool.all("close")
+        await settle(server)
+    return {"phases": phases}

@@ -170,7 +170,7 @@ class Stack:
         )
         return env
 
-    def prepare_ours(self, *, users: int, watchers: int, pairs: int) -> dict[str, Any]:
+    def prepare_ours(self, *, users: int, watchers: int, pairs: int, groups: int = 0) -> dict[str, Any]:
         """Throwaway database + MongoDB stand-in + migrations + seeded users; returns the seed JSON."""
         import json
 
@@ -212,6 +212,8 @@ class Stack:
                 str(watchers),
                 "--pairs",
                 str(pairs),
+                "--groups",
+                str(groups),
                 "--out",
                 str(out),
             ],
