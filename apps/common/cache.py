@@ -85,7 +85,7 @@ return 1
 async def current_epoch() -> str | None:
     """Read after a miss and before loading the source; give it to `afill`. None when Redis is down."""
     try:
-        return str(await get_redis().get(EPOCH_KEY) or "0")
+        return str(await tick_pipeline(get_redis()).execute("GET", EPOCH_KEY) or "0")
     except redis.RedisError:
         return None
 

@@ -31,7 +31,7 @@ from apps.leasing.models import Lease
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.properties.models import Property, Unit
 from realtime import keys, topics
-from realtime.batching import Batcher
+from realtime.coalesce import Coalescer
 from realtime.connections import get_redis
 from realtime.pipelined import tick_pipeline
 from realtime.topics import Topic, Viewer
@@ -126,11 +126,12 @@ class CachedTopicAuthorizer:
     A cached decision is dropped whenever anything it was made from changes (memberships,
     the user's type, roles or active flag), and a decision made while such a drop ran is
     not cached (`cache:epoch`), so a cached "1" never outlives the access it records.
-    Decisions missing from the cache in one loop tick are made together (`topic_allowed_many`).
+    Decisions missing from the cache are made together (`topic_allowed_many`): those of one
+    loop tick, and those that arrive while a batch is being decided (`Coalescer`).
     """
 
     def __init__(self) -> None:
-        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher[Request, bool]] = (
+        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Coalescer[Request, bool]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -149,7 +150,7 @@ class CachedTopicAuthorizer:
         loop = asyncio.get_running_loop()
         batcher = self._batchers.get(loop)
         if batcher is None:
-            batcher = self._batchers[loop] = Batcher(_decide_many)
+            batcher = self._batchers[loop] = Coalescer(_decide_many)
         return await batcher.submit((viewer.user_id, topic))
 
 

@@ -11,9 +11,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -630,6 +636,31 @@ async def forget_access_decisions(url: str) -> int:
     return deleted
 
 
+def start_py_spy(server: Server, name: str) -> subprocess.Popen[bytes] | None:
+    """With BENCH_PY_SPY=<folder>: sample the server with py-spy (raw stacks) until `stop_py_spy`.
+
+    Summarize with `python -m loadtests.bench.profile --stacks <file>`. Sampling costs the
+    server some CPU: compare such runs only with each other.
+    """
+    folder = os.environ.get("BENCH_PY_SPY")
+    if not folder:
+        return None
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out = Path(folder) / f"{name}.txt"
+    command = [spy, "record", "--pid", str(server.proc.pid), "--rate", "250", "--format", "raw"]
+    return subprocess.Popen([*command, "--nonblocking", "--output", str(out)], stdout=subprocess.DEVNULL)
+
+
+def stop_py_spy(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+
+
 async def settle(server: Server, timeout: float = 30.0) -> None:
     """Wait until the server is idle (under 5% of a core over half a second): the closes of
     the previous phase must not be billed to the next one's connects."""
@@ -663,9 +694,16 @@ async def connects(
         if phase == "realistic_cold" and kind == "ours":
             await forget_access_decisions(stack.redis_url)
         specs = connect_specs(kind, seed, phase, n)
+        spy = start_py_spy(server, f"connects-{kind}-{phase}")
+        profiling = kind == "ours" and bool(os.environ.get("BENCH_CPROFILE"))
+        if profiling:
+            server.proc.send_signal(signal.SIGUSR1)  # loadtests/bench/cpuprofile.py: a fresh profile
         meter = Meter([server], stack, pool)
         opened = await pool.open(specs)
         cpu = meter.read()
+        if profiling:
+            server.proc.send_signal(signal.SIGUSR2)  # written as <n>.prof, n = the phase's number
+        stop_py_spy(spy)
         row = {
             "phase": phase,
             "clients": len(specs),

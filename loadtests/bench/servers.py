@@ -230,7 +230,10 @@ class Stack:
             [
                 PYTHON,
                 "-m",
-                *(module or ["uvicorn"]),
+                *(
+                    module
+                    or (["loadtests.bench.cpuprofile", "serve"] if os.environ.get("BENCH_CPROFILE") else ["uvicorn"])
+                ),
                 "pms.asgi:application",
                 "--host",
                 "127.0.0.1",
