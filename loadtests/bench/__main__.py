@@ -118,7 +118,7 @@ async def run(args: argparse.Namespace) -> Path:
     t0 = time.perf_counter()
     try:
         stack.start_redis()
-        if "ours" in kinds:
+        if "ours" in kinds or "base" in kinds:
             scenarios.say(f"preparing our stack (throwaway database, MongoDB stand-in, seed) in {workdir}")
             staff = sizes.connect_clients // 2 if 6 in chosen else 0
             seed = stack.prepare_ours(

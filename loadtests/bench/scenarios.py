@@ -678,6 +678,7 @@ async def connects(
     """Connect bursts: how many clients per second one process authenticates and subscribes,
     and the server CPU each costs (robust when the machine is shared)."""
     kind = server.kind
+    label = server.label or kind
     await pool.all("setup", kind="ours" if kind == "ours" else "room", base=server.base)
     warm = [
         ({"token": seed["users"][-1 - i]["token"]} if kind == "ours" else {"room": f"warm{i}"})  # type: ignore[index]
@@ -718,7 +719,7 @@ async def connects(
             "redis_us_per_connect": round(cpu["redis_cpu_s"] / max(1, opened["opened"]) * 1e6),
         }
         say(
-            f"  connects {kind} {phase}: {row['opened']}/{row['clients']} at {row['connect_rate']}/s, "
+            f"  connects {label} {phase}: {row['opened']}/{row['clients']} at {row['connect_rate']}/s, "
             f"server {row['server_us_per_connect']} us CPU per connect, p99 {row['connect_ms']['p99']} ms"
         )
         phases.append(row)

@@ -61,6 +61,7 @@ class Server:
     port: int
     proc: subprocess.Popen[bytes]
     ps: psutil.Process = field(init=False)
+    label: str = ""  # "base": ours from another checkout (BENCH_BASE_ROOT), for before/after side by side
 
     def __post_init__(self) -> None:
         self.ps = psutil.Process(self.proc.pid)
@@ -223,8 +224,9 @@ class Stack:
         )
         return dict(json.loads(out.read_text()))
 
-    def start_ours(self, name: str = "ours", module: list[str] | None = None) -> Server:
-        """`module` replaces `-m uvicorn` (the memory tracer wraps uvicorn's command line)."""
+    def start_ours(self, name: str = "ours", module: list[str] | None = None, root: Path = ROOT) -> Server:
+        """`module` replaces `-m uvicorn` (the memory tracer wraps uvicorn's command line); `root`
+        is the checkout whose `pms` runs (`-m` puts the working directory first on the path)."""
         port = free_port()
         proc = self._spawn(
             [
@@ -259,10 +261,16 @@ class Stack:
                 "4096",
             ],
             f"{name}-{port}.log",
+            cwd=root,
             env=self.ours_env(),
         )
         wait_port(port, proc, "uvicorn (ours)")
-        return self._track(Server("ours", port, proc))
+        return self._track(Server("ours", port, proc, label=name))
+
+    def start_base(self) -> Server:
+        """Ours as of another checkout (`BENCH_BASE_ROOT`, e.g. `git archive <commit> | tar -x -C dir`),
+        on the same stack: before and after measured side by side on a busy machine."""
+        return self.start_ours("base", root=Path(os.environ["BENCH_BASE_ROOT"]))
 
     # --- peers ---------------------------------------------------------------------
     def start_peer(self) -> Server:
@@ -288,6 +296,7 @@ class Stack:
     def start(self, kind: str) -> Server:
         starters: dict[str, Callable[[], Server]] = {
             "ours": self.start_ours,
+            "base": self.start_base,
             "peer": self.start_peer,
             "bare": self.start_bare,
         }
