@@ -27,20 +27,20 @@ OUT_ENV = "BENCH_CPROFILE"
 def serve(argv: list[str]) -> None:
     folder = Path(os.environ[OUT_ENV])
     folder.mkdir(parents=True, exist_ok=True)
-    state: dict[str, cProfile.Profile | int | None] = {"profile": None, "n": 0}
+    profiles: list[cProfile.Profile] = []  # the running one, if any
+    written = [0]
 
     def start(signum: int, frame: object) -> None:
         profile = cProfile.Profile(time.thread_time)
-        state["profile"] = profile
+        profiles[:] = [profile]
         profile.enable()
 
     def stop(signum: int, frame: object) -> None:
-        profile = state["profile"]
-        if isinstance(profile, cProfile.Profile):
+        for profile in profiles:
             profile.disable()
-            state["n"] = int(state["n"] or 0) + 1
-            profile.dump_stats(str(folder / f"{state['n']}.prof"))
-            state["profile"] = None
+            written[0] += 1
+            profile.dump_stats(str(folder / f"{written[0]}.prof"))
+        profiles.clear()
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)
