@@ -165,6 +165,9 @@ async def run(args: argparse.Namespace) -> Path:
     finally:
         await pool.close()
         stack.close()
+        keep = os.environ.get("BENCH_KEEP_LOGS")  # a folder: the servers' logs survive the run there
+        if keep:
+            shutil.copytree(workdir / "logs", Path(keep), dirs_exist_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
     result["meta"]["duration_s"] = round(time.perf_counter() - t0, 1)
     out.write_text(json.dumps(result, indent=1))
