@@ -8,7 +8,7 @@ An idle coalescer flushes on the next loop turn, so a lone call waits no longer 
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,6 +31,7 @@ class Coalescer(Generic[T, R]):
     async def submit(self, item: T) -> R:
         """Queue `item` for the next batch and wait for its outcome (raised if an exception)."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieved)  # a caller cancelled meanwhile leaves no "never retrieved" log
         self._pending.append((item, future))
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
@@ -65,3 +66,8 @@ class Coalescer(Generic[T, R]):
                 if not future.done():
                     future.cancel()
             self._pending = []
+
+
+def _retrieved(future: "asyncio.Future[Any]") -> None:
+    if not future.cancelled():
+        future.exception()
