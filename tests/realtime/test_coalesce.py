@@ -32,7 +32,7 @@ async def test_calls_arriving_while_a_batch_is_served_form_the_next_batch() -> N
 async def test_a_failed_batch_fails_each_of_its_callers_and_the_next_batch_runs() -> None:
     calls = 0
 
-    async def flush(items: list[str]) -> list[object]:
+    async def flush(items: list[str]) -> list[str | BaseException]:
         nonlocal calls
         calls += 1
         if calls == 1:
