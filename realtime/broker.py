@@ -105,10 +105,15 @@ class RedisBroker:
             )
         )
         self._channels: set[str] = set()
+        self._subscribing: list[str] = []  # channels whose SUBSCRIBE goes out at the end of this loop turn
+        self._subscribe_task: asyncio.Future[None] | None = None
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._barriers: deque[tuple[bytes, asyncio.Future[None]]] = deque()  # in the order their PINGs went out
         self._barrier_seq = itertools.count(1)
         self._conn: AbstractConnection | None = None
+        # Counts pub/sub connections made: a process that held a channel under one generation
+        # received every message published on it meanwhile (realtime/positions.py relies on it).
+        self.generation = 0
         self._lock = asyncio.Lock()  # one writer at a time on the pubsub connection
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -157,9 +162,28 @@ class RedisBroker:
         fut = self._pending.get(channel)
         if fut is None:
             fut = self._pending[channel] = asyncio.get_running_loop().create_future()
-        await self._send("SUBSCRIBE", channel)
+        self._subscribing.append(channel)
+        if self._subscribe_task is None:
+            # The subscribes of this loop turn (a burst of sockets opening) go in one SUBSCRIBE,
+            # sent by a task of its own: a caller cancelled meanwhile cannot hold the others back.
+            self._subscribe_task = asyncio.ensure_future(self._send_subscribes())
         await asyncio.wait({fut}, timeout=self._confirm_timeout)
         return fut.done() and not fut.cancelled()
+
+    async def _send_subscribes(self) -> None:
+        try:
+            await asyncio.sleep(0)
+            while self._subscribing:  # those added while the previous batch waited for the lock go next
+                batch, self._subscribing = self._subscribing, []
+                held = [name for name in dict.fromkeys(batch) if name in self._channels]  # not unsubscribed since
+                if held:
+                    await self._send("SUBSCRIBE", *held)
+        finally:
+            self._subscribe_task = None
+
+    def confirmed(self, channel: str) -> bool:
+        """True while `channel` is held and Redis confirmed its subscription (or it was resent on reconnect)."""
+        return channel in self._channels and channel not in self._pending
 
     async def unsubscribe(self, channel: str) -> None:
         """Stops holding `channel`: nothing more is passed to `on_message` for it, from now on."""
@@ -280,6 +304,7 @@ class RedisBroker:
                         "SUBSCRIBE", *channels[start : start + _SUBSCRIBE_BATCH], check_health=False
                     )
                 self._conn = conn
+                self.generation += 1
         except BaseException:
             await conn.disconnect(nowait=True)
             raise

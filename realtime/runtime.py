@@ -26,6 +26,7 @@ from realtime.events import normalize_external
 from realtime.history import Offset, RedisHistory, parse_offset
 from realtime.hub import Connection, Hub
 from realtime.notifications import NotificationService
+from realtime.positions import Positions
 from realtime.presence.tracker import PresenceTracker
 from realtime.session import Identity, SocketSession
 from realtime.topics import Topic, TopicAuthorizer, Viewer
@@ -92,6 +93,7 @@ class Realtime:
         self._rounds = 0
         self.hub = Hub(encode_once)
         self.broker = broker_factory(self._on_message)
+        self.positions = Positions(history, self.broker)
         self.sessions: set[SocketSession] = set()
         # Per topic, its local sockets in their recovery window (see `subscribe`): the live
         # events held back while the socket's `subscribe` reads history, then, once the reply
@@ -296,7 +298,8 @@ class Realtime:
             else:
                 result = SubscribeResult(topic, await self.history.position(topic), False, [])
         else:
-            result = SubscribeResult(topic, await self.history.position(topic))
+            # Known in the process when it already held the topic, else read in the tick's round trip.
+            result = SubscribeResult(topic, await self.positions.position(topic))
         self._seed(topic, result.offset)
         return result
 
@@ -391,6 +394,7 @@ class Realtime:
         self._seeded.discard(topic)
         self._repairing.pop(topic, None)
         self._awaiting_seed.discard(topic)
+        self.positions.forget(topic)
         try:
             await self.broker.unsubscribe(topic)
         except Exception:
@@ -420,6 +424,7 @@ class Realtime:
                 return
             self._last[channel] = offset
             self._seeded.discard(channel)
+        self.positions.seen(channel, frame)
         family = topics.family_of(channel)
         metrics.incr(f"events.in.{family}")
         recovering = self._recovering.get(channel)

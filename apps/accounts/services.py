@@ -33,6 +33,7 @@ from realtime import keys, topics
 from realtime.codecs import pack_control
 from realtime.connections import get_redis, get_sync_redis
 from realtime.errors import CONFLICT, NOT_FOUND, RATE_LIMITED, UNAUTHORIZED, ProtocolError
+from realtime.pipelined import tick_pipeline
 from realtime.ratelimit import SlidingWindowLimiter
 
 logger = logging.getLogger(__name__)
@@ -223,7 +224,9 @@ async def asession_authenticate(token: str) -> Principal:
     token_hash = hash_secret(secret)
     cached: dict[str, str] = {}
     try:
-        cached = cast("dict[str, str]", await get_redis().hgetall(keys.user_session(session_id)))  # decoded client
+        # Sent with the other commands of this loop tick: a connect burst reads its sessions in one round trip.
+        reply = await tick_pipeline(get_redis()).execute("HGETALL", keys.user_session(session_id))
+        cached = cast("dict[str, str]", reply)  # decoded client
     except redis.RedisError:
         logger.warning("session cache unavailable; checking session %s in PostgreSQL", session_id)
     if cached.get("tokenHash"):

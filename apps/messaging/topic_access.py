@@ -4,13 +4,18 @@ The decision is the access policy's (`apps/common/policy.py`: `TOPIC_PERMISSIONS
 `visible_q`), made from PostgreSQL on a cache miss only, for the user's CURRENT type and
 roles, loaded afresh with every such decision: what a socket saw at connect time is
 never trusted (`Viewer.user_type` is ignored here). The socket hot path never queries
-PostgreSQL. `user:access:{userId}` (hash of topic -> "1"/"0", TTL as the permissions
+PostgreSQL: a cached decision is one HGET, sent with the other commands of its loop tick
+(`realtime.pipelined.TickPipeline`), and the decisions missing from the cache in one tick
+are made together, in one thread hop with one query for the users and one per topic family
+(`topic_allowed_many`), and cached in one round trip. `user:access:{userId}` (hash of topic -> "1"/"0", TTL as the permissions
 cache) is dropped, and every server process told to re-check that user's open
 subscriptions, by the services that change a membership feeding it
 (`apps.common.access.access_changed`) or the user's type, roles or active flag
 (`apps.accounts.services.user_caches_drop`).
 """
 
+import asyncio
+import weakref
 from typing import Any
 
 import redis
@@ -18,16 +23,20 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Q
 
-from apps.accounts.selectors import actor_current
+from apps.accounts.selectors import actor_current, actors_current
 from apps.common import policy
-from apps.common.cache import afill, current_epoch
+from apps.common.cache import afill_many, current_epoch
 from apps.common.policy import Subject
 from apps.leasing.models import Lease
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.properties.models import Property, Unit
 from realtime import keys, topics
+from realtime.coalesce import Coalescer
 from realtime.connections import get_redis
+from realtime.pipelined import tick_pipeline
 from realtime.topics import Topic, Viewer
+
+Request = tuple[str, Topic]  # (user id, topic)
 
 
 def _visible(queryset: Any, subject: Subject, permission: str, *, property_path: str, own: Q | None) -> bool:
@@ -74,13 +83,57 @@ def topic_allowed(viewer: Viewer, topic: Topic) -> bool:
     return actor is not None and topic_allowed_for(actor, topic)
 
 
+def topic_allowed_many(requests: list[Request]) -> list[bool]:
+    """`topic_allowed` for many (user, topic) at once, in order: the users loaded in one query
+    (`actors_current`), the chat topics decided with one query per kind of check; the other
+    families one by one (`topic_allowed_for`)."""
+    actors = actors_current(user_ids=sorted({uid for uid, topic in requests if topic.family != topics.SYSTEM}))
+    decisions: list[bool] = [False] * len(requests)
+    chats: list[tuple[int, str, str, bool]] = []  # (index, user, conversation, sees every chat)
+    for index, (uid, topic) in enumerate(requests):
+        actor = actors.get(uid)
+        if topic.family == topics.SYSTEM:
+            decisions[index] = True
+        elif actor is None:
+            continue  # unknown or deactivated: nothing
+        elif topic.family == topics.CHAT and topic.entity_id is not None:
+            permission = policy.TOPIC_PERMISSIONS[topics.CHAT]
+            if policy.sees_all(actor, permission):
+                chats.append((index, uid, topic.entity_id, True))
+            elif policy.allows(actor, permission):
+                chats.append((index, uid, topic.entity_id, False))
+        else:
+            decisions[index] = topic_allowed_for(actor, topic)
+    every = {cid for _, _, cid, sees_all in chats if sees_all}
+    own = [(uid, cid) for _, uid, cid, sees_all in chats if not sees_all]
+    existing: set[str] = set()
+    if every:
+        existing = {str(pk) for pk in Conversation.objects.filter(pk__in=every).values_list("pk", flat=True)}
+    joined: set[tuple[str, str]] = set()
+    if own:
+        rows = ConversationParticipant.objects.filter(
+            user_id__in={uid for uid, _ in own}, conversation_id__in={cid for _, cid in own}
+        ).values_list("user_id", "conversation_id")
+        joined = {(str(uid), str(cid)) for uid, cid in rows}
+    for index, uid, cid, sees_all in chats:
+        decisions[index] = cid in existing if sees_all else (uid, cid) in joined
+    return decisions
+
+
 class CachedTopicAuthorizer:
     """`realtime.topics.TopicAuthorizer` backed by the access policy, cached per user in Redis.
 
     A cached decision is dropped whenever anything it was made from changes (memberships,
     the user's type, roles or active flag), and a decision made while such a drop ran is
     not cached (`cache:epoch`), so a cached "1" never outlives the access it records.
+    Decisions missing from the cache are made together (`topic_allowed_many`): those of one
+    loop tick, and those that arrive while a batch is being decided (`Coalescer`).
     """
+
+    def __init__(self) -> None:
+        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Coalescer[Request, bool]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def allowed(self, viewer: Viewer, topic: Topic) -> bool:
         if topic.family == topics.SYSTEM:
@@ -89,14 +142,26 @@ class CachedTopicAuthorizer:
             return topic.entity_id == viewer.user_id
         key = keys.user_topic_access(viewer.user_id)
         try:
-            cached = await get_redis().hget(key, topic.name)
+            cached = await tick_pipeline(get_redis()).execute("HGET", key, topic.name)
         except redis.RedisError:
             cached = None
         if cached is not None:
-            return cached == "1"
-        epoch = await current_epoch()
-        decision = await sync_to_async(topic_allowed)(viewer, topic)
-        # Not cached if a membership change's drop ran meanwhile: the decision may predate it.
-        value = "1" if decision else "0"
-        await afill(key, "field", [topic.name, value], settings.PERMISSIONS_CACHE_TTL_SECONDS, epoch)
-        return decision
+            return bool(cached == "1")
+        loop = asyncio.get_running_loop()
+        batcher = self._batchers.get(loop)
+        if batcher is None:
+            batcher = self._batchers[loop] = Coalescer(_decide_many)
+        return await batcher.submit((viewer.user_id, topic))
+
+
+async def _decide_many(requests: list[Request]) -> list[bool]:
+    """Decide from PostgreSQL and cache the decisions (unless a drop ran since the epoch was read)."""
+    epoch = await current_epoch()
+    decisions = await sync_to_async(topic_allowed_many)(requests)
+    fills = [
+        (keys.user_topic_access(uid), "field", [topic.name, "1" if decision else "0"])
+        for (uid, topic), decision in zip(requests, decisions, strict=True)
+    ]
+    # Not cached if a membership change's drop ran meanwhile: a decision may predate it.
+    await afill_many(fills, settings.PERMISSIONS_CACHE_TTL_SECONDS, epoch)
+    return decisions

@@ -1,6 +1,6 @@
 """Benchmark: our server against the Channels tutorial peer and a bare `websockets` server.
 
-    python -m loadtests.bench [--quick] [--scenarios 1,2,3,4,5] [--servers ours,peer,bare]
+    python -m loadtests.bench [--quick] [--scenarios 1,2,3,4,5,6] [--servers ours,peer,bare]
                               [--repeat N] [--workers 4] [--no-report]
 
 Starts every server itself (one process each, loopback), seeds our users with
@@ -33,7 +33,7 @@ from loadtests.bench.pool import Pool
 from loadtests.bench.servers import ROOT, Stack, make_workdir
 
 RESULTS = ROOT / "loadtests" / "results"
-NAMES = {1: "idle", 2: "fanout", 3: "chat", 4: "two_processes", 5: "storm"}
+NAMES = {1: "idle", 2: "fanout", 3: "chat", 4: "two_processes", 5: "storm", 6: "connects"}
 
 
 def versions() -> dict[str, str]:
@@ -118,10 +118,14 @@ async def run(args: argparse.Namespace) -> Path:
     t0 = time.perf_counter()
     try:
         stack.start_redis()
-        if "ours" in kinds:
+        if "ours" in kinds or "base" in kinds:
             scenarios.say(f"preparing our stack (throwaway database, MongoDB stand-in, seed) in {workdir}")
+            staff = sizes.connect_clients // 2 if 6 in chosen else 0
             seed = stack.prepare_ours(
-                users=max(sizes.idle_levels), watchers=sizes.fanout_subscribers, pairs=sizes.chat_pairs
+                users=max(max(sizes.idle_levels), sizes.connect_clients),
+                watchers=max(sizes.fanout_subscribers, staff),
+                pairs=sizes.chat_pairs,
+                groups=staff,
             )
         for repeat in range(args.repeat):
             for number in chosen:
@@ -140,6 +144,8 @@ async def run(args: argparse.Namespace) -> Path:
                             data = await scenarios.fanout(stack, pool, servers, seed, sizes)
                         elif number == 3:
                             data = await scenarios.chat(stack, pool, servers[0], seed, sizes)
+                        elif number == 6:
+                            data = await scenarios.connects(stack, pool, servers[0], seed, sizes)
                         else:
                             data = await scenarios.storm(stack, pool, servers[0], seed, sizes)
                     except Exception as exc:  # noqa: BLE001 - record and go on with the next one
@@ -159,6 +165,9 @@ async def run(args: argparse.Namespace) -> Path:
     finally:
         await pool.close()
         stack.close()
+        keep = os.environ.get("BENCH_KEEP_LOGS")  # a folder: the servers' logs survive the run there
+        if keep:
+            shutil.copytree(workdir / "logs", Path(keep), dirs_exist_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
     result["meta"]["duration_s"] = round(time.perf_counter() - t0, 1)
     out.write_text(json.dumps(result, indent=1))
@@ -169,7 +178,7 @@ async def run(args: argparse.Namespace) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="each scenario once, smaller sizes (< 10 min)")
-    parser.add_argument("--scenarios", default="1,2,3,4,5")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6")
     parser.add_argument("--servers", default="ours,peer,bare")
     parser.add_argument("--repeat", type=int, help="runs of each scenario (default: 1 quick, 2 full)")
     parser.add_argument("--workers", type=int, default=4, help="load-generator processes")

@@ -1,6 +1,7 @@
 """Sample a running server with py-spy and print where its time goes.
 
     python -m loadtests.bench.profile --pid <server pid> --seconds 20 [--out stacks.txt]
+    python -m loadtests.bench.profile --stacks stacks.txt     # what BENCH_PY_SPY=<folder> recorded
 
 Runs `py-spy record --format raw` (collapsed stacks), then prints the top functions by
 own time and by inclusive time, so the answer fits in a report. Run it while a bench
@@ -45,12 +46,18 @@ def summarize(stacks: Path, top: int = 25) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pid", type=int, required=True)
+    parser.add_argument("--pid", type=int, help="sample this process now")
+    parser.add_argument("--stacks", help="only summarize stacks already recorded (BENCH_PY_SPY of the bench)")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--out", help="keep the collapsed stacks here")
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
+    if args.stacks:
+        print(summarize(Path(args.stacks), args.top))
+        return 0
+    if args.pid is None:
+        parser.error("--pid or --stacks is required")
     out = Path(args.out) if args.out else Path(tempfile.mkstemp(suffix=".txt")[1])
     binary = Path(sys.executable).parent / "py-spy"
     subprocess.run(

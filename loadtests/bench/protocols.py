@@ -41,13 +41,15 @@ class OursAdapter:
         return {"Authorization": f"Bearer {spec['token']}"}
 
     def subscribe_frames(self, spec: dict[str, Any], ref: int, since: str | None) -> list[str]:
-        topic = spec.get("topic")
-        if not topic:
-            return []
-        frame: dict[str, Any] = {"type": "subscribe", "topic": topic, "ref": ref}
-        if since:
-            frame["since"] = since
-        return [json.dumps(frame)]
+        """One `subscribe` per topic of the spec (`topic`, or `topics`: refs `ref`, `ref + 1`, ...)."""
+        names = spec.get("topics") or ([spec["topic"]] if spec.get("topic") else [])
+        frames = []
+        for n, topic in enumerate(names):
+            frame: dict[str, Any] = {"type": "subscribe", "topic": topic, "ref": ref + n}
+            if since:
+                frame["since"] = since
+            frames.append(json.dumps(frame))
+        return frames
 
     def ping_frame(self, ref: int, ts: float) -> str:
         return json.dumps({"type": "ping", "ref": ref})

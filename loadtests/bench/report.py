@@ -212,6 +212,23 @@ def storm_table(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def connects_table(results: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| server | run | phase | clients | subscribes | opened | connects/s | connect p50 / p99 ms "
+        "| server µs CPU per connect | Redis µs CPU per connect |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind in ("base", *KINDS):
+        for r in _runs(results, "connects", kind):
+            for p in r["phases"]:
+                lines.append(
+                    f"| {kind} | {r['repeat'] + 1} | {p['phase']} | {p['clients']:,} | {p['subscribes']:,} | "
+                    f"{p['opened']:,} | {_fmt(p['connect_rate'])} | {_fmt(p['connect_ms']['p50'])} / "
+                    f"{_fmt(p['connect_ms']['p99'])} | {p['server_us_per_connect']:,} | {p['redis_us_per_connect']:,} |"
+                )
+    return lines
+
+
 def charts(results: list[dict[str, Any]]) -> list[str]:
     import matplotlib
 
@@ -379,6 +396,22 @@ def write(paths: list[Path]) -> Path:
         "",
         *storm_table(results),
         "",
+        *(
+            [
+                "## 6. Connects",
+                "",
+                "Bursts of authenticated connects (loadtests/README.md, scenario 6): `notifications` subscribes "
+                "to the user's own topic only; `realistic_*` to the notifications and 3 conversations (tenants "
+                "who take part, staff who do not), with every topic decision made afresh (`cold`) or cached "
+                "(`warm`). The peers join one room per socket. `base` is ours from another checkout "
+                "(BENCH_BASE_ROOT), run side by side.",
+                "",
+                *connects_table(results),
+                "",
+            ]
+            if any(_runs(results, "connects", k) for k in ("base", *KINDS))
+            else []
+        ),
         *(
             ["Runs left out of the tables (kept in the raw JSON with the reason):", "", *excluded, ""]
             if excluded

@@ -12,9 +12,14 @@ import asyncio
 import itertools
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -47,6 +52,7 @@ class Sizes:
     storm_seconds: float
     storm_rate: float
     drain_max: float
+    connect_clients: int = 2000
 
 
 QUICK = Sizes(
@@ -78,6 +84,7 @@ FULL = Sizes(
     storm_seconds=20,
     storm_rate=10,
     drain_max=10,
+    connect_clients=6000,
 )
 
 
@@ -588,3 +595,143 @@ async def storm(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] |
         f"of {expected}, dup {row['duplicated']}, not recovered {row['not_recovered']}"
     )
     return row
+
+
+# --- scenario 6: connects ----------------------------------------------------------------
+
+CONNECT_PHASES = ("notifications", "realistic_cold", "realistic_warm")
+
+
+def connect_specs(kind: str, seed: dict[str, Any] | None, phase: str, n: int) -> list[dict[str, Any]]:
+    """The clients of one connect phase.
+
+    Ours: `notifications` = tenants subscribing to their `notifications:{userId}` only;
+    `realistic` = half tenants who subscribe to their notifications and their 3
+    conversations, half staff (admins, not participants) subscribing to their
+    notifications and to 3 of those conversations, interleaved. The peers join one room per
+    socket (the tutorial consumer joins the room of its URL and no other): `u<i>` rooms, and
+    for `realistic` the rooms of the conversations, shared as ours are.
+    """
+    if kind != "ours":
+        if phase == "notifications":
+            return [{"room": f"u{i}"} for i in range(n)]
+        return [{"room": f"c{(i // 2) * 3}"} for i in range(n)]
+    assert seed is not None
+    if phase == "notifications":
+        return [{"token": u["token"], "topics": [f"notifications:{u['id']}"]} for u in seed["users"][:n]]
+    specs = []
+    for tenant, staff in zip(seed["groups"], seed["watchers"], strict=False):
+        chats = [f"chat:messages:{c}" for c in tenant["conversations"]]
+        specs.append({"token": tenant["token"], "topics": [f"notifications:{tenant['id']}", *chats]})
+        specs.append({"token": staff["token"], "topics": [f"notifications:{staff['id']}", *chats]})
+    return specs[:n]
+
+
+async def forget_access_decisions(url: str) -> int:
+    """Delete every cached topic decision (`user:access:*`): the next subscribes decide afresh."""
+    client = aioredis.Redis.from_url(url)
+    deleted = 0
+    try:
+        batch = []
+        async for key in client.scan_iter(match="user:access:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += await client.delete(*batch)
+                batch = []
+        if batch:
+            deleted += await client.delete(*batch)
+    finally:
+        await client.aclose()
+    return deleted
+
+
+def start_py_spy(server: Server, name: str) -> subprocess.Popen[bytes] | None:
+    """With BENCH_PY_SPY=<folder>: sample the server with py-spy (raw stacks) until `stop_py_spy`.
+
+    Summarize with `python -m loadtests.bench.profile --stacks <file>`. Sampling costs the
+    server some CPU: compare such runs only with each other.
+    """
+    folder = os.environ.get("BENCH_PY_SPY")
+    if not folder:
+        return None
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out = Path(folder) / f"{name}.txt"
+    command = [spy, "record", "--pid", str(server.proc.pid), "--rate", "250", "--format", "raw"]
+    return subprocess.Popen([*command, "--nonblocking", "--output", str(out)], stdout=subprocess.DEVNULL)
+
+
+def stop_py_spy(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+
+
+async def settle(server: Server, timeout: float = 30.0) -> None:
+    """Wait until the server is idle (under 5% of a core over half a second): the closes of
+    the previous phase must not be billed to the next one's connects."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        before = server.cpu()
+        await asyncio.sleep(0.5)
+        if server.cpu() - before < 0.025:
+            return
+
+
+async def connects(
+    stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | None, sizes: Sizes
+) -> dict[str, Any]:
+    """Connect bursts: how many clients per second one process authenticates and subscribes,
+    and the server CPU each costs (robust when the machine is shared)."""
+    kind = server.kind
+    label = server.label or kind
+    await pool.all("setup", kind="ours" if kind == "ours" else "room", base=server.base)
+    warm = [
+        ({"token": seed["users"][-1 - i]["token"]} if kind == "ours" else {"room": f"warm{i}"})  # type: ignore[index]
+        for i in range(20)
+    ]
+    await pool.open(warm)
+    await pool.all("close")
+    await settle(server)
+    n = sizes.connect_clients
+    if kind == "ours":
+        n = min(n, len(seed["users"]), 2 * min(len(seed["groups"]), len(seed["watchers"])))  # type: ignore[index]
+    phases = []
+    for phase in CONNECT_PHASES:
+        if phase == "realistic_cold" and kind == "ours":
+            await forget_access_decisions(stack.redis_url)
+        specs = connect_specs(kind, seed, phase, n)
+        spy = start_py_spy(server, f"connects-{kind}-{phase}")
+        profiling = kind == "ours" and bool(os.environ.get("BENCH_CPROFILE"))
+        if profiling:
+            server.proc.send_signal(signal.SIGUSR1)  # loadtests/bench/cpuprofile.py: a fresh profile
+        meter = Meter([server], stack, pool)
+        opened = await pool.open(specs)
+        cpu = meter.read()
+        if profiling:
+            server.proc.send_signal(signal.SIGUSR2)  # written as <n>.prof, n = the phase's number
+        stop_py_spy(spy)
+        row = {
+            "phase": phase,
+            "clients": len(specs),
+            "subscribes": sum(len(s.get("topics") or ()) for s in specs),
+            "opened": opened["opened"],
+            "failed": opened["failed"],
+            "failures": opened["failures"],
+            "connect_rate": round(len(specs) / opened["elapsed"], 1) if opened["elapsed"] else None,
+            "connect_ms": percentiles(opened["connect_hist"]),
+            "cpu": cpu,
+            "server_us_per_connect": round(cpu["server_cpu_s"] / max(1, opened["opened"]) * 1e6),
+            "redis_us_per_connect": round(cpu["redis_cpu_s"] / max(1, opened["opened"]) * 1e6),
+        }
+        say(
+            f"  connects {label} {phase}: {row['opened']}/{row['clients']} at {row['connect_rate']}/s, "
+            f"server {row['server_us_per_connect']} us CPU per connect, p99 {row['connect_ms']['p99']} ms"
+        )
+        phases.append(row)
+        await pool.all("close")
+        await settle(server)
+    return {"phases": phases}

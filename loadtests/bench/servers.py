@@ -61,6 +61,7 @@ class Server:
     port: int
     proc: subprocess.Popen[bytes]
     ps: psutil.Process = field(init=False)
+    label: str = ""  # "base": ours from another checkout (BENCH_BASE_ROOT), for before/after side by side
 
     def __post_init__(self) -> None:
         self.ps = psutil.Process(self.proc.pid)
@@ -178,7 +179,7 @@ class Stack:
         )
         return env
 
-    def prepare_ours(self, *, users: int, watchers: int, pairs: int) -> dict[str, Any]:
+    def prepare_ours(self, *, users: int, watchers: int, pairs: int, groups: int = 0) -> dict[str, Any]:
         """Throwaway database + MongoDB stand-in + migrations + seeded users; returns the seed JSON."""
         import json
 
@@ -221,6 +222,8 @@ class Stack:
                 str(watchers),
                 "--pairs",
                 str(pairs),
+                "--groups",
+                str(groups),
                 "--out",
                 str(out),
             ],
@@ -230,14 +233,18 @@ class Stack:
         )
         return dict(json.loads(out.read_text()))
 
-    def start_ours(self, name: str = "ours", module: list[str] | None = None) -> Server:
-        """`module` replaces `-m uvicorn` (the memory tracer wraps uvicorn's command line)."""
+    def start_ours(self, name: str = "ours", module: list[str] | None = None, root: Path = ROOT) -> Server:
+        """`module` replaces `-m uvicorn` (the memory tracer wraps uvicorn's command line); `root`
+        is the checkout whose `pms` runs (`-m` puts the working directory first on the path)."""
         port = free_port()
         proc = self._spawn(
             [
                 PYTHON,
                 "-m",
-                *(module or ["uvicorn"]),
+                *(
+                    module
+                    or (["loadtests.bench.cpuprofile", "serve"] if os.environ.get("BENCH_CPROFILE") else ["uvicorn"])
+                ),
                 "pms.asgi:application",
                 "--host",
                 "127.0.0.1",
@@ -263,13 +270,18 @@ class Stack:
                 "4096",
             ],
             f"{name}-{port}.log",
-            # BENCH_OURS_ROOT: serve another checkout of the code (a before/after comparison on
-            # the same stack; its migrations must be the same).
-            cwd=Path(os.environ.get("BENCH_OURS_ROOT", str(ROOT))),
+            # BENCH_OURS_ROOT: serve another checkout of the code as "ours" (a before/after
+            # comparison on the same stack; its migrations must be the same).
+            cwd=Path(os.environ.get("BENCH_OURS_ROOT", str(root))) if root == ROOT else root,
             env=self.ours_env(),
         )
         wait_port(port, proc, "uvicorn (ours)")
-        return self._track(Server("ours", port, proc))
+        return self._track(Server("ours", port, proc, label=name))
+
+    def start_base(self) -> Server:
+        """Ours as of another checkout (`BENCH_BASE_ROOT`, e.g. `git archive <commit> | tar -x -C dir`),
+        on the same stack: before and after measured side by side on a busy machine."""
+        return self.start_ours("base", root=Path(os.environ["BENCH_BASE_ROOT"]))
 
     # --- peers ---------------------------------------------------------------------
     def start_peer(self) -> Server:
@@ -295,6 +307,7 @@ class Stack:
     def start(self, kind: str) -> Server:
         starters: dict[str, Callable[[], Server]] = {
             "ours": self.start_ours,
+            "base": self.start_base,
             "peer": self.start_peer,
             "bare": self.start_bare,
         }

@@ -117,12 +117,13 @@ class Worker:
         sock.open = True
         loop = asyncio.get_running_loop()
         frames = self.adapter.subscribe_frames(spec, 0, since)
-        waiter = None
-        if frames:
-            waiter = sock.pending[0] = loop.create_future()
+        # Every subscribe is sent at once (as a client opening its screens does), then every reply awaited.
+        waiters = [loop.create_future() for _ in frames]
+        for ref, waiter in enumerate(waiters):
+            sock.pending[ref] = waiter
         for frame in frames:
             await ws.send(frame)
-        if waiter is not None:
+        for waiter in waiters:
             reply = await asyncio.wait_for(waiter, 60)
             if not reply.get("ok"):
                 raise RuntimeError(f"subscribe refused: {reply.get('error')}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import redis.asyncio as aredis
 
 from realtime.keys import chat_presence, chat_presence_connections
-from realtime.pipelined import evalsha_many
+from realtime.pipelined import evalsha_many, tick_pipeline
 from realtime.presence.base import PresenceInfo, PresenceSettings, compute_status, iso_ms
 
 _LUA = Path(__file__).resolve().parent.parent / "lua"
@@ -94,7 +94,8 @@ class RedisPresence:
     async def disconnect(self, user_id: str, conn_id: str) -> bool:
         """Drop a socket; True when no live socket remains and the user was not already marked offline."""
         keys = [chat_presence(user_id), chat_presence_connections(user_id)]
-        return bool(await self._disconnect(keys=keys, args=self._args(conn_id)))
+        # Sockets closing in one loop tick (a client fleet dropping at once) share one round trip.
+        return bool(await tick_pipeline(self._redis).evalsha(self._disconnect, keys, self._args(conn_id)))
 
     async def disconnect_many(self, sockets: list[tuple[str, str]]) -> list[bool]:
         """`disconnect` for each (user id, connection id), in order, in one pipelined round trip."""

@@ -12,6 +12,9 @@ What it creates (emails `<prefix>-<kind>-<n>@loadtest.invalid`, all with `--pass
   also fan presence changes out to the conversation);
 - `--pairs` conversations of one tenant and one property manager (chat rooms);
 - one "broadcast" conversation with `--publishers` participants (recovery scenario);
+- `--groups` tenants who each talk with 3 property managers (a pool of one manager per 10
+  such tenants), one conversation each: the realistic connect (notifications + their 3
+  conversations); the JSON lists them under `groups` with their conversation ids;
 - with `--leases N` (locust: work for the job worker), for the first N pairs: a property owned by
   one landlord (`<prefix>-landlord-0`) and managed by the pair's manager, a unit, an active
   two-year lease of the pair's tenant that began on the 1st two months ago, its monthly rent as
@@ -59,6 +62,7 @@ DOMAIN = "loadtest.invalid"
 # The daily jobs a `--leases` seed has new work for; both are idempotent, so rerunning today is safe.
 RERUN_TODAY = ("finance.recurring_charges", "finance.late_payments")
 RENT = Decimal("1450.00")
+GROUP_SIZE = 3  # conversations of each `--groups` tenant
 
 
 def _emails(prefix: str, kind: str, count: int) -> list[str]:
@@ -73,6 +77,7 @@ class Command(BaseCommand):
         parser.add_argument("--watchers", type=int, default=1000, help="admin subscribers for fan-out/recovery")
         parser.add_argument("--pairs", type=int, default=200, help="tenant + manager conversations")
         parser.add_argument("--publishers", type=int, default=4, help="participants of the broadcast conversation")
+        parser.add_argument("--groups", type=int, default=0, help="tenants in 3 conversations each (connects)")
         parser.add_argument("--leases", type=int, default=0, help="pairs whose tenant gets a lease with rent")
         parser.add_argument("--password", default="loadtest-password-1")
         parser.add_argument("--prefix", default="lt")
@@ -87,6 +92,8 @@ class Command(BaseCommand):
             ("tenant", options["pairs"], UserType.TENANT),
             ("manager", options["pairs"], UserType.PROPERTY_MANAGER),
             ("pub", options["publishers"], UserType.TENANT),
+            ("group", options["groups"], UserType.TENANT),
+            ("groupmgr", (options["groups"] + 9) // 10, UserType.PROPERTY_MANAGER),
             ("landlord", 1 if options["leases"] > 0 else 0, UserType.LANDLORD),
         ]
         users: dict[str, list[User]] = {}
@@ -132,6 +139,10 @@ class Command(BaseCommand):
                 "conversationId": str(conversations["broadcast"].pk),
                 "publishers": [person(u) for u in users["pub"]],
             },
+            "groups": [
+                person(u) | {"conversations": [str(conversations[f"group-{n}-{k}"].pk) for k in range(GROUP_SIZE)]}
+                for n, u in enumerate(users["group"])
+            ],
         }
         text = json.dumps(result)
         if options["out"]:
@@ -146,6 +157,10 @@ class Command(BaseCommand):
     def _conversations(self, prefix: str, users: dict[str, list[User]]) -> dict[str, Conversation]:
         wanted = {f"pair-{n}": [t, m] for n, (t, m) in enumerate(zip(users["tenant"], users["manager"], strict=True))}
         wanted["broadcast"] = list(users["pub"])
+        managers = users["groupmgr"]
+        for n, tenant in enumerate(users["group"]):
+            for k in range(GROUP_SIZE):
+                wanted[f"group-{n}-{k}"] = [tenant, managers[(n * GROUP_SIZE + k) % len(managers)]]
         subjects = {name: f"{prefix}:{name}" for name in wanted}
         existing = {c.subject: c for c in Conversation.objects.filter(subject__in=subjects.values())}
         missing = [Conversation(subject=s) for s in subjects.values() if s not in existing]

@@ -1,5 +1,6 @@
 """Topic authorization: the protocol's table, for every kind of user and topic family."""
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from apps.common.policy import Actor
-from apps.messaging.topic_access import CachedTopicAuthorizer, topic_allowed
+from apps.messaging.topic_access import CachedTopicAuthorizer, topic_allowed, topic_allowed_many
 from apps.properties.models import Property, PropertyManager
 from apps.properties.services import property_manager_add
 from realtime import topics
@@ -201,3 +202,51 @@ def test_a_bare_orm_save_of_a_membership_drops_nothing(
     assert callbacks == []  # nothing at all hangs on the row's save
     assert clean_redis.hget(f"user:access:{outsider.pk}", world.names["property"]) == "0"
     assert decide(world, "other_manager", "property", cached=True) is False
+
+
+def _request(world: World, who: str, what: str) -> tuple[str, topics.Topic]:
+    user = world.users[who]
+    name = topics.notifications(str(user.pk)) if what == "own_notifications" else world.names[what]
+    topic = topics.parse(name)
+    assert topic is not None, name
+    return str(user.pk), topic
+
+
+def test_decisions_made_together_match_the_matrix(world: World) -> None:
+    """A burst's decisions, made in one call (one query for the users), are each one's own."""
+    deactivated = make_user(user_type="admin")
+    deactivated.is_active = False
+    deactivated.save(update_fields=["is_active"])
+    world.users["deactivated"] = deactivated
+    expected = {**ALLOWED, "deactivated": {"system"}}  # broadcasts are everyone's; nothing else
+    asked = [(who, what) for who in sorted(expected) for what in world.names]
+    decisions = topic_allowed_many([_request(world, who, what) for who, what in asked])
+    assert [(who, what, d) for (who, what), d in zip(asked, decisions, strict=True)] == [
+        (who, what, what in expected[who]) for who, what in asked
+    ]
+
+
+def test_a_malformed_user_id_fails_only_its_own_decision(world: World) -> None:
+    good = _request(world, "manager", "chat")
+    bad = ("not-a-user-id", good[1])
+    assert topic_allowed_many([bad, good]) == [False, True]
+
+
+def test_uncached_decisions_of_one_tick_are_made_and_cached_together(world: World, clean_redis: redis.Redis) -> None:
+    authorizer = CachedTopicAuthorizer()
+    asked = [(who, what) for who in ("tenant", "manager", "admin", "other_manager") for what in ("chat", "property")]
+
+    async def burst() -> list[bool]:
+        viewers = []
+        for who, what in asked:
+            uid, topic = _request(world, who, what)
+            viewers.append(authorizer.allowed(Viewer(user_id=uid, user_type=world.users[who].user_type), topic))
+        results = list(await asyncio.gather(*viewers))
+        (batcher,) = authorizer._batchers.values()
+        assert batcher.flushes == 1  # every miss of the tick decided in one go
+        return results
+
+    assert async_to_sync(burst)() == [what in ALLOWED[who] for who, what in asked]
+    for who, what in asked:
+        uid, topic = _request(world, who, what)
+        assert clean_redis.hget(f"user:access:{uid}", topic.name) == ("1" if what in ALLOWED[who] else "0")
