@@ -16,9 +16,14 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
 
 from consumers.routing import websocket_application  # noqa: E402
+from pms.health import DrainOnSigterm  # noqa: E402
 from pms.wiring import WithOutboxRelay  # noqa: E402
 
 # Origins are checked by the socket consumer itself (consumers/origin.py); no session or
 # auth middleware wraps sockets: they cost ~9.5 KiB each and a token does the job.
 # The outbox relay (apps/events/relay.py) runs as a task on the server's loop.
-application = WithOutboxRelay(ProtocolTypeRouter({"http": http_app, "websocket": websocket_application}))
+# On its first scope the process arms draining: SIGTERM answers /readyz 503 for PMS_DRAIN_SECONDS
+# before the server closes sockets with 1012 (pms/health.py).
+application = DrainOnSigterm(
+    WithOutboxRelay(ProtocolTypeRouter({"http": http_app, "websocket": websocket_application}))
+)

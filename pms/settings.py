@@ -217,6 +217,10 @@ REALTIME.update(
         if os.environ.get(variable)
     }
 )
+# On SIGTERM, /readyz answers 503 (draining) this many seconds before the server closes its sockets
+# with 1012 and exits, so a load balancer stops sending it new connections first (pms/health.py).
+# 0: close at once. The default covers deploy/haproxy.cfg's check (every 1 s, down after 2 failures).
+DRAIN_SECONDS = float(env_decimal("PMS_DRAIN_SECONDS", "5"))
 # Honour X-Forwarded-For only behind a trusted proxy (docker compose sets it).
 TRUST_X_FORWARDED_FOR = env_bool("PMS_TRUST_X_FORWARDED_FOR", False)
 
