@@ -30,5 +30,8 @@ USER pms
 
 EXPOSE 8000
 
-CMD ["uvicorn", "pms.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
+# N uvicorn processes on port 8000, each on a SO_REUSEPORT socket of its own (pms/launch.py):
+# N = $WEB_CONCURRENCY, else the cores the container may use. SIGTERM (docker stop) drains each
+# for PMS_DRAIN_SECONDS (/readyz 503) before the 1012 close: give `docker stop` more than that.
+CMD ["python", "-m", "pms.launch", "pms.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
      "--ws", "pms.wsprotocol:LeanWebSocketsProtocol", "--loop", "uvloop", "--http", "httptools"]

@@ -56,9 +56,16 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def uvicorn_env() -> dict[str, str]:
+    """This environment without WEB_CONCURRENCY: uvicorn reads it as `--workers` and would start
+    a supervisor of its own in each process (or fail on an empty value)."""
+    return {name: value for name, value in os.environ.items() if name != "WEB_CONCURRENCY"}
+
+
 def uvicorn_on(sock: socket.socket, options: list[str]) -> subprocess.Popen[bytes]:
     fd = sock.fileno()
-    return subprocess.Popen([sys.executable, "-m", "uvicorn", "--fd", str(fd), *options], pass_fds=(fd,))
+    args = [sys.executable, "-m", "uvicorn", "--fd", str(fd), *options]
+    return subprocess.Popen(args, pass_fds=(fd,), env=uvicorn_env())
 
 
 def exit_status(code: int) -> int:
@@ -67,7 +74,8 @@ def exit_status(code: int) -> int:
 
 def run(host: str, port: int, workers: int, options: list[str]) -> int:
     if workers == 1:
-        os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port), *options])
+        args = [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port), *options]
+        os.execve(sys.executable, args, uvicorn_env())
     sockets = [reuseport_socket(host, port) for _ in range(workers)]
     processes = [uvicorn_on(sock, options) for sock in sockets]
     started = [time.monotonic()] * workers
