@@ -15,8 +15,10 @@ sockets: 250/250-like for both patterns (docs/deployment.md has the runs and the
 
 The sockets are bound and held by this parent, so a process that dies is started again on the
 same socket and nothing queued for it is lost. SIGTERM and SIGINT go to every process (each
-drains on SIGTERM, see pms/health.py); the parent exits when they all have, with the first
-non-zero status (a signal death counts as 128 + signal).
+drains on SIGTERM, see pms/health.py); the parent exits when they all have: 0 if each stopped
+cleanly (exit 0, or the signal it was sent), else the first other status (a signal death
+counts as 128 + signal). A process that dies within STARTUP_SECONDS of its start is broken
+(settings, the app's import): the launcher stops them all rather than restart it in a loop.
 """
 
 import argparse
@@ -77,10 +79,7 @@ def run(host: str, port: int, workers: int, options: list[str]) -> int:
         args = [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port), *options]
         os.execve(sys.executable, args, uvicorn_env())
     sockets = [reuseport_socket(host, port) for _ in range(workers)]
-    processes = [uvicorn_on(sock, options) for sock in sockets]
-    started = [time.monotonic()] * workers
-    print(f"[pms.launch] {workers} uvicorn processes on {host}:{port} (SO_REUSEPORT), pids", end=" ", flush=True)
-    print(" ".join(str(process.pid) for process in processes), flush=True)
+    processes: list[subprocess.Popen[bytes]] = []
     stopping: list[int] = []
 
     def forward(signum: int, frame: object) -> None:
@@ -89,26 +88,35 @@ def run(host: str, port: int, workers: int, options: list[str]) -> int:
             if process.poll() is None:
                 process.send_signal(signum)
 
+    # Before the first process starts: a signal in between must not orphan them.
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    status = 0
+    processes.extend(uvicorn_on(sock, options) for sock in sockets)
+    started = [time.monotonic()] * workers
+    print(f"[pms.launch] {workers} uvicorn processes on {host}:{port} (SO_REUSEPORT), pids", end=" ", flush=True)
+    print(" ".join(str(process.pid) for process in processes), flush=True)
+    if stopping:  # signalled while they were being started
+        forward(stopping[0], None)
+    failed = 0  # the first exit status that is not a clean stop
+    clean = (0, 128 + signal.SIGTERM, 128 + signal.SIGINT)
     while True:
         for index, process in enumerate(processes):
             code = process.poll()
             if code is None:
                 continue
             if stopping:
-                status = status or exit_status(code)
+                if exit_status(code) not in clean and not failed:
+                    failed = exit_status(code)
             elif time.monotonic() - started[index] < STARTUP_SECONDS:
                 print(f"[pms.launch] process {process.pid} exited with {code} while starting; stopping", flush=True)
+                failed = exit_status(code) or 1
                 forward(signal.SIGTERM, None)
-                status = exit_status(code) or 1
             else:  # died on its own: start it again on the same socket
                 print(f"[pms.launch] process {process.pid} exited with {code}; starting another", flush=True)
                 processes[index] = uvicorn_on(sockets[index], options)
                 started[index] = time.monotonic()
         if stopping and all(process.poll() is not None for process in processes):
-            return 0 if status in (128 + signal.SIGTERM, 128 + signal.SIGINT) else status
+            return failed
         time.sleep(POLL_SECONDS)
 
 
