@@ -10,6 +10,8 @@ The balancer runs the shipped file unchanged; only its addresses come from the e
   process comes back into rotation and takes the next connections;
 - `/readyz` failing because a store is down for one process takes it out of rotation for new
   connections (its open sockets stay), and it returns when the store does.
+- one user with sockets on both processes behaves as on one: online while either is open,
+  logout closes both (4409), the login rate limit counts failures made on either.
 
 Every wait is on a condition (HAProxy's own view of its servers, the processes' /metrics),
 bounded; nothing relies on a sleep.
@@ -535,3 +537,77 @@ async def test_a_process_whose_store_is_down_leaves_the_rotation_and_returns(
     assert [await asyncio.to_thread(open_sockets, server) for server in (a, b)] == [5, 3]
     for client in [*first, *later, *back]:
         await client.ws.close()
+
+
+def post(url: str, body: dict[str, Any] | None = None, token: str | None = None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(  # noqa: S310
+        url, data=json.dumps(body or {}).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=WAIT) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+@dataclass
+class Ids:
+    tenant_id: str
+    tenant_email: str
+    manager_email: str
+
+
+@pytest.fixture
+def ids(transactional_db: None) -> Ids:
+    tenant = make_user()
+    manager = make_user(user_type="property_manager")
+    make_conversation(participants=(tenant, manager))  # so the manager may see the tenant's presence
+    return Ids(str(tenant.pk), tenant.email, manager.email)
+
+
+async def test_one_user_on_both_processes_behaves_as_on_one(
+    ids: Ids, processes: Processes, start_balancer: Callable[[int, int], Balancer]
+) -> None:
+    a = processes.start("a", free_port())
+    b = processes.start("b", free_port())
+    balancer = start_balancer(a.port, b.port)
+    await both_up(balancer)
+    token = await asyncio.to_thread(balancer.login, ids.tenant_email)
+    phone, laptop = await balancer.client(token), await balancer.client(token)
+    for client in (phone, laptop):
+        await client.ok({"type": "presence.query", "userIds": []})
+    assert [await asyncio.to_thread(open_sockets, server) for server in (a, b)] == [1, 1]  # one on each
+    watcher = await balancer.client(await asyncio.to_thread(balancer.login, ids.manager_email))
+
+    async def tenant_status() -> str:
+        return str((await watcher.ok({"type": "presence.query", "userIds": [ids.tenant_id]}))[ids.tenant_id]["status"])
+
+    # Presence: online while either socket is open, on whichever process.
+    assert await tenant_status() == "online"
+    counts = [await asyncio.to_thread(open_sockets, server) for server in (a, b)]
+    await phone.ws.close()
+
+    async def phone_gone() -> bool:
+        return sum([await asyncio.to_thread(open_sockets, server) for server in (a, b)]) == sum(counts) - 1
+
+    await wait_until(phone_gone, "the phone's socket closed on its process")
+    assert await tenant_status() == "online"  # the laptop, on the other process, still holds it
+
+    # Revocation: logging out through the balancer closes the session's sockets on every process.
+    assert await asyncio.to_thread(post, f"{balancer.http_url}/api/v1/auth/logout", None, token) == 204
+    assert await laptop.close_code() == 4409
+
+    async def offline() -> bool:
+        return await tenant_status() == "offline"
+
+    await wait_until(offline, "the tenant offline once the last socket closed")
+
+    # The login rate limit counts failures from one address across processes (Redis), 5 per window:
+    # sent to A and B in turn (directly: the balancer would pick by its own rule), the 6th is refused.
+    wrong = {"email": ids.tenant_email, "password": "not the password"}
+    statuses = [await asyncio.to_thread(post, f"{server.http_url}/api/v1/auth/login", wrong) for server in (a, b) * 3]
+    assert statuses == [401] * 5 + [429], statuses
+    await watcher.ws.close()
