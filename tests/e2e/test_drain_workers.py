@@ -105,6 +105,14 @@ def launched(server_env: dict[str, str], tmp_path: Path) -> Iterator[ServerProce
         while len(children(process.pid)) < 2 or server.logs().count("Uvicorn running on") < 2:
             assert time.monotonic() < deadline, server.logs()
             time.sleep(0.1)
+        # Both processes have answered once (a first request loads the URLs and the API): each
+        # new connection is hashed anew, so asking until both pids answered takes a few tries.
+        answered: set[int] = set()
+        while answered != set(children(process.pid)):
+            assert time.monotonic() < deadline, server.logs()
+            status, body = readyz(server)
+            if status == 200:
+                answered.add(body["pid"])
         yield server
     finally:
         if process.poll() is None:
