@@ -30,6 +30,9 @@ USER pms
 
 EXPOSE 8000
 
-# uvicorn with the production flags (pms/server.py): WebSocket limits, and proxy headers trusted
-# only when PMS_TRUST_X_FORWARDED_FOR=1 (from PMS_FORWARDED_ALLOW_IPS), never by default.
+# N uvicorn processes on port 8000 with the production flags (pms/server.py), each on a
+# SO_REUSEPORT socket of its own (pms/launch.py): N = $WEB_CONCURRENCY, else the cores the
+# container may use. Proxy headers are trusted only when PMS_TRUST_X_FORWARDED_FOR=1 (from
+# PMS_FORWARDED_ALLOW_IPS). SIGTERM (docker stop) drains each process for PMS_DRAIN_SECONDS
+# (/readyz 503) before the 1012 close: give `docker stop` more than that.
 CMD ["python", "-m", "pms.server", "--host", "0.0.0.0", "--port", "8000"]

@@ -21,9 +21,14 @@ from pms.bodylimit import BodyLimit  # noqa: E402
 http_app = BodyLimit(django_http_app, limit=settings.MAX_UPLOAD_BYTES + settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 from consumers.routing import websocket_application  # noqa: E402
+from pms.health import DrainOnSigterm  # noqa: E402
 from pms.wiring import WithOutboxRelay  # noqa: E402
 
 # Origins are checked by the socket consumer itself (consumers/origin.py); no session or
 # auth middleware wraps sockets: they cost ~9.5 KiB each and a token does the job.
 # The outbox relay (apps/events/relay.py) runs as a task on the server's loop.
-application = WithOutboxRelay(ProtocolTypeRouter({"http": http_app, "websocket": websocket_application}))
+# On its first scope the process arms draining: SIGTERM answers /readyz 503 for PMS_DRAIN_SECONDS
+# before the server closes sockets with 1012 (pms/health.py).
+application = DrainOnSigterm(
+    WithOutboxRelay(ProtocolTypeRouter({"http": http_app, "websocket": websocket_application}))
+)

@@ -1,8 +1,9 @@
 """Zero set-up stack for running and testing: real PostgreSQL and Redis from PyPI wheels,
 the MongoDB wire-compatible stand-in, each started only when no URL is configured.
 
-    python -m pms.devstack serve [--host H] [--port P] [--workers N] [--demo]
+    python -m pms.devstack serve [--host H] [--port P] [--workers N] [--job-workers N] [--demo]
                                      # embedded stack + migrate + job worker(s) + uvicorn
+                                     # --workers: server processes sharing the port (default: cores)
                                      # --demo: `manage.py seed_demo` first, its logins printed
     python -m pms.devstack test [pytest args...]         # ensure PostgreSQL/Redis/Mongo, run pytest
 
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
-from pms.server import uvicorn_args
+from pms import launch
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("PMS_DATA_DIR", ROOT / ".pms-data"))
@@ -232,6 +233,13 @@ def start_workers(count: int) -> list[subprocess.Popen[bytes]]:
     return workers
 
 
+def uvicorn_command(host: str, port: int, workers: int) -> list[str]:
+    """The server command line, the production one (pms/server.py: the uvicorn flags, proxy headers
+    trusted only when configured): `workers` uvicorn processes on host:port, each on a SO_REUSEPORT
+    socket of its own (pms/launch.py)."""
+    return [PYTHON, "-m", "pms.server", "--workers", str(workers), "--host", host, "--port", str(port)]
+
+
 def seed_demo() -> list[str]:
     """Run `manage.py seed_demo` (idempotent: a second start finds the world and says so); its output lines."""
     result = subprocess.run(
@@ -243,7 +251,7 @@ def seed_demo() -> list[str]:
     return result.stdout.splitlines()
 
 
-def serve(host: str, port: int, workers: int = 1, demo: bool = False) -> int:
+def serve(host: str, port: int, workers: int = 1, job_workers: int = 1, demo: bool = False) -> int:
     engines = []
     if not os.environ.get("PMS_DATABASE_URL"):
         os.environ["PMS_DATABASE_URL"] = start_embedded_postgres("pms")
@@ -278,14 +286,15 @@ def serve(host: str, port: int, workers: int = 1, demo: bool = False) -> int:
         demo_lines = seed_demo()
     banner = "\n".join(f"    {line}" for line in engines)
     say(f"stores:\n{banner}")
-    started = start_workers(workers)
+    started = start_workers(job_workers)
     if started:
         pids = ", ".join(str(worker.pid) for worker in started)
         cron = os.environ.get("PMS_JOBS_CRON", "5 * * * *")
         say(f"job workers started: {len(started)} (procrastinate, pid {pids}), daily jobs on cron {cron!r} UTC")
     else:
-        say("no job worker started (--workers 0): scheduled work waits for `python manage.py procrastinate worker`")
-    say(f"serving on http://{host}:{port}/  (uvicorn, websockets-sansio)")
+        say("no job worker started (--job-workers 0): scheduled work waits for `python manage.py procrastinate worker`")
+    processes = f"{workers} processes sharing the port" if workers > 1 else "1 process"
+    say(f"serving on http://{host}:{port}/  (uvicorn, websockets-sansio, {processes})")
     say(f"  health  http://{host}:{port}/healthz   ready  http://{host}:{port}/readyz")
     say(f"  API     http://{host}:{port}/api/v1/docs   login  POST /api/v1/auth/login")
     say(f"  admin   http://{host}:{port}/admin/  (credentials printed above)")
@@ -293,11 +302,7 @@ def serve(host: str, port: int, workers: int = 1, demo: bool = False) -> int:
     if demo_lines:
         # Last before the server's own log, so the logins are what a newcomer sees.
         print("\n".join(demo_lines), flush=True)
-    # The production command line (pms/server.py), proxy headers trusted only when configured.
-    server = subprocess.Popen(
-        [PYTHON, "-m", "uvicorn", *uvicorn_args(host, port)],
-        cwd=ROOT,
-    )
+    server = subprocess.Popen(uvicorn_command(host, port, workers), cwd=ROOT)
 
     def forward(signum: int, frame: object) -> None:
         server.send_signal(signum)
@@ -346,7 +351,16 @@ def main() -> int:
     serve_parser.add_argument("--host", default=os.environ.get("PMS_HOST", "127.0.0.1"))
     serve_parser.add_argument("--port", type=int, default=int(os.environ.get("PMS_PORT", "8000")))
     serve_parser.add_argument(
-        "--workers", type=int, default=int(os.environ.get("PMS_WORKERS", "1")), help="job workers to start (0: none)"
+        "--workers",
+        type=int,
+        default=launch.default_workers(),
+        help="server processes sharing the port (default: $WEB_CONCURRENCY, else the number of cores)",
+    )
+    serve_parser.add_argument(
+        "--job-workers",
+        type=int,
+        default=int(os.environ.get("PMS_JOB_WORKERS", "1")),
+        help="job workers to start (0: none)",
     )
     serve_parser.add_argument(
         "--demo", action="store_true", help="create the demo world (manage.py seed_demo) and print its logins"
@@ -354,7 +368,9 @@ def main() -> int:
     sub.add_parser("test", help="run the test suite (extra arguments go to pytest)")
     args, rest = parser.parse_known_args()
     if args.command == "serve":
-        return serve(args.host, args.port, args.workers, args.demo)
+        if args.workers < 1:
+            parser.error("--workers must be at least 1")
+        return serve(args.host, args.port, args.workers, args.job_workers, args.demo)
     return run_tests(rest)
 
 

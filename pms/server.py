@@ -1,7 +1,10 @@
-"""The production server's command line, built in one place: `python -m pms.server [--host H] [--port P]`.
+"""The production server's command line, built in one place:
+`python -m pms.server [--workers N] [--host H] [--port P]`.
 
 scripts/serve (pms/devstack.py), the Dockerfile and docker-compose.yml all start uvicorn through
-this module, so they share the flags below and the proxy-header rule:
+this module, so they share the flags below and the proxy-header rule. `--workers` (default:
+`$WEB_CONCURRENCY`, else the cores) uvicorn processes share the port, each on a SO_REUSEPORT
+socket of its own (pms/launch.py says why not uvicorn's own `--workers`).
 
 - uvicorn trusts `X-Forwarded-For`/`X-Forwarded-Proto` from 127.0.0.1 unless told otherwise,
   so any local process (or a client reaching the app through a local port forward) could
@@ -18,6 +21,8 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
+
+from pms import launch
 
 TRUE = frozenset({"1", "true", "yes", "on"})
 DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1"
@@ -48,20 +53,18 @@ def proxy_options(environ: Mapping[str, str]) -> list[str]:
     return ["--forwarded-allow-ips", allowed]
 
 
-def uvicorn_args(host: str, port: int, environ: Mapping[str, str] | None = None) -> list[str]:
-    """The arguments after `uvicorn` that serve `pms.asgi:application` on host:port."""
-    env = os.environ if environ is None else environ
-    return ["pms.asgi:application", "--host", host, "--port", str(port), *UVICORN_OPTIONS, *proxy_options(env)]
-
-
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=launch.default_workers())
     parser.add_argument("--host", default=os.environ.get("PMS_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PMS_PORT", "8000")))
     args = parser.parse_args(argv)
-    # exec: uvicorn becomes this process (signals, exit code and pid are its own).
-    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", *uvicorn_args(args.host, args.port)])
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    options = ["pms.asgi:application", *UVICORN_OPTIONS, *proxy_options(os.environ)]
+    # One worker: uvicorn is exec'd and becomes this process (signals, exit code and pid are its own).
+    return launch.run(args.host, args.port, args.workers, options)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

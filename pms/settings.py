@@ -240,6 +240,10 @@ REALTIME.update(
         if os.environ.get(variable)
     }
 )
+# On SIGTERM, /readyz answers 503 (draining) this many seconds before the server closes its sockets
+# with 1012 and exits, so a load balancer stops sending it new connections first (pms/health.py).
+# 0: close at once. The default covers deploy/haproxy.cfg's check (every 1 s, down after 2 failures).
+DRAIN_SECONDS = float(env_decimal("PMS_DRAIN_SECONDS", "5"))
 # Honour X-Forwarded-For only behind a trusted proxy that appends the address it saw (the last
 # entry is the one taken). The server's own proxy-header handling follows the same switch:
 # pms/server.py gives uvicorn `--forwarded-allow-ips` PMS_FORWARDED_ALLOW_IPS when on, none when off.

@@ -129,6 +129,8 @@ def server_env(transactional_db: None, realtime_test_stores: None) -> dict[str, 
         PMS_HOUSEKEEPING_SECONDS=str(HOUSEKEEPING_SECONDS),
         PMS_ALLOWED_HOSTS="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
+        # SIGTERM closes with 1012 at once; test_drain.py and test_haproxy.py set a drain grace.
+        PMS_DRAIN_SECONDS="0",
     )
     assert settings.MONGO_DATABASE == "pms_test", "not the test stores"
     return env

@@ -29,7 +29,7 @@ def start_production_server(server_env: dict[str, str], tmp_path: Path) -> Itera
     def start(**env: str) -> ServerProcess:
         port = free_port()
         log_path = tmp_path / f"pms-server-{port}.log"
-        command = [sys.executable, "-m", "pms.server", "--host", "127.0.0.1", "--port", str(port)]
+        command = [sys.executable, "-m", "pms.server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port)]
         with log_path.open("wb") as log:
             process = subprocess.Popen(  # noqa: S603
                 command,

@@ -1,11 +1,15 @@
 """/healthz and /readyz."""
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from django.test import Client
 
+from pms import health
 from realtime import connections
 
 pytestmark = pytest.mark.django_db
@@ -46,3 +50,26 @@ def test_readyz_names_the_stores_that_fail(client: Client, broken_redis_and_mong
     assert body["failed"] == ["redis", "mongo"]
     assert body["checks"]["postgres"]["ok"] is True
     assert "error" in body["checks"]["redis"]
+
+
+@pytest.fixture
+def draining_process() -> Iterator[None]:
+    health.DRAIN.started_at = time.monotonic() - 1.5
+    yield
+    health.DRAIN.started_at = None
+
+
+def test_a_draining_process_is_not_ready_but_alive(client: Client, draining_process: None) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "draining" and body["drainingFor"] >= 1.5 and body["pid"] == os.getpid()
+    assert client.get("/healthz").status_code == 200
+
+
+def test_draining_is_armed_only_where_a_server_handler_can_be_deferred() -> None:
+    # Here: no running loop to defer the stop on, and grace 0 means "stop at once".
+    before = signal.getsignal(signal.SIGTERM)
+    assert health.arm_drain_on_sigterm(5.0) is False
+    assert health.arm_drain_on_sigterm(0.0) is False
+    assert signal.getsignal(signal.SIGTERM) is before
