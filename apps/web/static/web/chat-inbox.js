@@ -1,0 +1,207 @@
+/**
+ * The chat inbox of anyone signed in: a tenant's conversations with their managers, a manager's
+ * or landlord's conversations across their tenants. Data: `GET /conversations` (participants and
+ * my `unreadCount` per conversation) and `GET /conversations/{id}` to recount one. Live: the
+ * topic `chat:messages:{id}` of each conversation listed (a socket may hold 200 topics):
+ * - `chat.message` from someone else adds one unread (stored events reach `onEvent` once each,
+ *   live or recovered after a reconnect), shows its text and moves the conversation to the top;
+ * - `chat.read` by me (this page's conversation view, another device) recounts it over HTTP;
+ * - `presence` moves the dots; `presence.query` asks again after every (re)connect;
+ * - `chat.typing` shows "typing…" for 5 s;
+ * - `recovered: false` recounts that conversation over HTTP.
+ */
+import { api, apiAll, handleApiFailure, requireSession, showMessage, startPage } from "./app.js";
+
+const TYPING_SHOWN_MS = 5000;
+const PRESENCE_RANK = { online: 2, away: 1, offline: 0 };
+const UNREAD_CAP = 999;
+
+const session = requireSession();
+const me = session.user.id;
+document.getElementById("home-link").href = session.user.userType === "tenant" ? "/requests/" : "/board/";
+
+const list = document.getElementById("inbox");
+const empty = document.getElementById("inbox-empty");
+const pageMessage = document.getElementById("page-message");
+const announce = document.getElementById("announce");
+
+const rows = new Map(); // conversation id -> {conversation, element, unread, preview, typingTimer}
+const presence = new Map(); // userId -> status
+const names = new Map(); // userId -> name
+
+function others(conversation) {
+  return conversation.participants.filter((person) => person.userId !== me);
+}
+
+function bestPresence(conversation) {
+  let best = "offline";
+  for (const person of others(conversation)) {
+    const status = presence.get(person.userId) || "offline";
+    if ((PRESENCE_RANK[status] ?? 0) > PRESENCE_RANK[best]) best = status;
+  }
+  return best;
+}
+
+function rowElement(row) {
+  const { conversation } = row;
+  const item = document.createElement("li");
+  item.className = "inbox-row";
+  item.dataset.id = conversation.id;
+  const link = document.createElement("a");
+  link.href = `/chat/${conversation.id}/`;
+  const status = bestPresence(conversation);
+  const dot = document.createElement("span");
+  dot.className = "dot";
+  dot.dataset.status = status;
+  dot.setAttribute("aria-hidden", "true");
+  const who = document.createElement("span");
+  who.className = "inbox-who";
+  who.textContent = others(conversation).map((person) => names.get(person.userId)).join(", ") || "Only you";
+  const state = document.createElement("span");
+  state.className = "sr-only inbox-presence";
+  state.textContent = ` (${status})`;
+  const subject = document.createElement("span");
+  subject.className = "inbox-subject";
+  subject.textContent = conversation.subject || "";
+  const preview = document.createElement("span");
+  preview.className = "inbox-preview";
+  preview.textContent = row.typing ? "typing…" : row.preview || "";
+  link.append(dot, who, state, subject, preview);
+  if (row.unread > 0) {
+    const badge = document.createElement("span");
+    badge.className = "unread";
+    badge.textContent = row.unread >= UNREAD_CAP ? `${UNREAD_CAP}+` : String(row.unread);
+    const hint = document.createElement("span");
+    hint.className = "sr-only";
+    hint.textContent = " unread";
+    badge.append(hint);
+    link.append(badge);
+  }
+  item.append(link);
+  return item;
+}
+
+function render(id) {
+  const row = rows.get(id);
+  const fresh = rowElement(row);
+  const hadFocus = row.element && row.element.contains(document.activeElement);
+  if (row.element?.isConnected) row.element.replaceWith(fresh);
+  else list.append(fresh);
+  row.element = fresh;
+  if (hadFocus) fresh.querySelector("a").focus();
+  empty.hidden = rows.size > 0;
+}
+
+function toTop(id) {
+  const row = rows.get(id);
+  if (list.firstElementChild !== row.element) {
+    const hadFocus = row.element.contains(document.activeElement);
+    list.prepend(row.element);
+    if (hadFocus) row.element.querySelector("a").focus();
+  }
+}
+
+function remember(conversation) {
+  for (const person of conversation.participants) {
+    names.set(person.userId, `${person.firstName} ${person.lastName}`.trim() || "Someone");
+  }
+}
+
+/** One conversation's unread count again over HTTP (exact). */
+async function recount(id) {
+  try {
+    const conversation = await api(`/conversations/${id}`);
+    remember(conversation);
+    const row = rows.get(id);
+    if (!row) return;
+    row.conversation = conversation;
+    row.unread = conversation.unreadCount;
+    render(id);
+  } catch (error) {
+    if (error.status === 404) {
+      rows.get(id)?.element.remove();
+      rows.delete(id);
+      return;
+    }
+    handleApiFailure(error, pageMessage);
+  }
+}
+
+function onEvent(id, frame) {
+  const row = rows.get(id);
+  if (!row) return;
+  const data = frame.data || {};
+  switch (frame.event) {
+    case "chat.message":
+      row.preview = data.message || (data.attachments?.length ? "Attachment" : "");
+      row.typing = false;
+      if (data.senderId !== me && !data.isDeleted) {
+        row.unread += 1;
+        announce.textContent = `New message from ${names.get(data.senderId) || "someone"}.`;
+      }
+      render(id);
+      toTop(id);
+      return;
+    case "chat.read":
+      if (data.userId === me) recount(id);
+      return;
+    case "chat.typing":
+      if (data.userId === me) return;
+      clearTimeout(row.typingTimer);
+      row.typing = true;
+      row.typingTimer = setTimeout(() => {
+        row.typing = false;
+        render(id);
+      }, TYPING_SHOWN_MS);
+      render(id);
+      return;
+    case "presence":
+      presence.set(data.userId, data.status);
+      render(id);
+      return;
+    default:
+      return;
+  }
+}
+
+async function askPresence() {
+  const userIds = [...new Set([...rows.values()].flatMap((row) => others(row.conversation).map((p) => p.userId)))];
+  if (!userIds.length) return;
+  try {
+    const answers = await client.command({ type: "presence.query", userIds: userIds.slice(0, 200) });
+    for (const userId of userIds) presence.set(userId, answers[userId]?.status || "offline");
+    for (const id of rows.keys()) render(id);
+  } catch {
+    // not connected: asked again after the reconnect
+  }
+}
+
+const client = startPage(session, { onConnected: askPresence });
+
+async function main() {
+  try {
+    const conversations = await apiAll("/conversations");
+    for (const conversation of conversations) {
+      remember(conversation);
+      rows.set(conversation.id, { conversation, element: null, unread: conversation.unreadCount, preview: "" });
+      render(conversation.id);
+    }
+    empty.hidden = rows.size > 0;
+    askPresence();
+    for (const conversation of conversations.slice(0, 200)) {
+      let first = true; // the list was just loaded: the first subscription needs no recount
+      client.subscribe(`chat:messages:${conversation.id}`, {
+        onEvent: (frame) => onEvent(conversation.id, frame),
+        onReset: () => {
+          if (!first) recount(conversation.id);
+          first = false;
+        },
+      });
+    }
+    showMessage(pageMessage, "");
+  } catch (error) {
+    handleApiFailure(error, pageMessage);
+  }
+}
+
+main();
