@@ -96,6 +96,14 @@ async def open_chat(page: Page, chat: Chat, email: str, viewport_home: str) -> N
     await expect(page.locator("#conn")).to_have_text("Live")
 
 
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for a condition of the test's own state (polled; fails after `timeout` seconds)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
 def bubble(page: Page, text: str) -> Any:
     return page.locator(".msg", has=page.locator(".msg-text", has_text=text))
 
@@ -264,15 +272,14 @@ async def test_a_send_whose_reply_was_lost_is_retried_with_the_same_client_messa
     def route(ws: WebSocketRoute) -> None:
         sockets.append(ws)
         upstream = ws.connect_to_server()
-        first = len(sockets) == 1
         cut: dict[str, Any] = {"ref": None, "done": False}
 
         def from_page(message: str | bytes) -> None:
             frame = json.loads(message)
             if frame.get("type") == "chat.send":
-                sends.append(frame)
-                if first:
+                if not sends:  # the first send: this socket is cut once it is stored
                     cut["ref"] = frame["ref"]
+                sends.append(frame)
             upstream.send(message)
 
         def from_server(message: str | bytes) -> None:
@@ -286,7 +293,7 @@ async def test_a_send_whose_reply_was_lost_is_retried_with_the_same_client_messa
                 # The server has stored it; neither its reply nor its event reaches the page.
                 cut["done"] = True
                 asyncio.ensure_future(ws.close(code=4000, reason="cut"))
-                asyncio.ensure_future(upstream.close())
+                upstream.close()
                 return
             ws.send(message)
 
@@ -300,8 +307,8 @@ async def test_a_send_whose_reply_was_lost_is_retried_with_the_same_client_messa
     await tenant.get_by_role("button", name="Send").click()
     await expect(tenant.locator("#conn")).to_have_text("Live", timeout=30000)
     await expect(bubble(tenant, "Only once, please.").locator(".msg-status")).to_have_text("Sent", timeout=15000)
-    assert len(sockets) >= 2
-    assert len(sends) == 2
+    await until(lambda: len(sends) == 2)  # the route may see the page's frame after the page shows "Sent"
+    assert len(sockets) >= 2  # the chat page's first socket and the one after the cut
     assert sends[0]["clientMessageId"] == sends[1]["clientMessageId"]
     await expect(bubble(tenant, "Only once, please.")).to_have_count(1)
     stored = await asyncio.to_thread(history, chat.server, chat.tenant_token, chat.conversation_id)
