@@ -24,10 +24,12 @@ from realtime import keys, topics
 from tests.apps.api_world import World, build_world
 from tests.e2e.conftest import ServerFactory, ServerProcess, kill, login
 from tests.e2e.test_notifications import call
+from tests.factories import make_lease, make_unit, make_user
 from tests.web.conftest import DESKTOP, PHONE, PageFactory, screenshot_path
 from tests.web.test_pages import sign_in
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Two browser contexts, a server killed and restarted: a minute is tight on a busy 2-core machine.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 KEEP_SCREENSHOTS = os.environ.get("PMS_SCREENSHOTS") == "1"
 
 
@@ -51,16 +53,26 @@ def _rename(user: User, first: str, last: str) -> None:
     User.objects.filter(pk=user.pk).update(first_name=first, last_name=last)
 
 
-def _chat(start_servers: ServerFactory, count: int) -> Chat:
+def _chat(start_servers: ServerFactory, count: int, *, neighbour: bool = False) -> Chat:
     """The api_world with names, `count` uvicorn processes, a conversation the tenant started with
-    their manager (over HTTP, like the app would)."""
+    their manager (over HTTP, like the app would). `neighbour`: a second tenant of the property
+    has talked with the manager before (the inbox then holds two conversations)."""
     world = build_world()
     _rename(world.tenant, "Ana", "Souza")
     _rename(world.manager, "Diego", "Ramirez")
     _rename(world.landlord, "Margaret", "Chen")
+    ben = make_user(first_name="Ben", last_name="Carter") if neighbour else None
+    if ben is not None:
+        make_lease(unit=make_unit(property=world.prop, unit_number="102"), tenants=(ben,))
     servers = start_servers(count)
     tenant_token = login(servers[0], world.tenant.email)["token"]
     manager_token = login(servers[-1], world.manager.email)["token"]
+    if ben is not None:
+        ben_token = login(servers[0], ben.email)["token"]
+        body = {"participants": [str(world.manager.pk)], "subject": "Heating", "propertyId": str(world.prop.pk)}
+        earlier = call(servers[0], "POST", "/conversations", ben_token, body)["id"]
+        send_over_http(servers[0], ben_token, earlier, "The back bedroom radiator is cold.", "ben-1")
+        send_over_http(servers[0], manager_token, earlier, "Cascade Heating comes tomorrow at 9.", "diego-1")
     body = {"participants": [str(world.manager.pk)], "subject": "Kitchen faucet", "propertyId": str(world.prop.pk)}
     conversation = call(servers[0], "POST", "/conversations", tenant_token, body)
     return Chat(world, servers, conversation["id"], tenant_token, manager_token)
@@ -69,6 +81,12 @@ def _chat(start_servers: ServerFactory, count: int) -> Chat:
 @pytest.fixture
 def chat(start_servers: ServerFactory) -> Chat:
     return _chat(start_servers, 1)
+
+
+@pytest.fixture
+def chat_with_neighbour(start_servers: ServerFactory) -> Chat:
+    """As `chat`, and the manager has an earlier conversation with another tenant."""
+    return _chat(start_servers, 1, neighbour=True)
 
 
 @pytest.fixture
@@ -94,13 +112,15 @@ async def open_chat(page: Page, chat: Chat, email: str, viewport_home: str) -> N
     await expect(page).to_have_url(f"{chat.server.http_url}{viewport_home}")
     await page.goto(chat.url())
     await expect(page.locator("#conn")).to_have_text("Live")
+    await expect(page.get_by_role("log", name="Messages")).to_have_attribute("aria-busy", "false")  # history loaded
 
 
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait for a condition of the test's own state (polled; fails after `timeout` seconds)."""
+async def until(condition: Callable[[], bool], timeout: float = 10.0, what: Callable[[], object] = str) -> None:
+    """Wait for a condition of the test's own state (polled; fails after `timeout` seconds, saying `what()`)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met in {timeout} s: {what()}")
         await asyncio.sleep(0.05)
 
 
@@ -117,8 +137,9 @@ def test_the_chat_pages_are_served_as_shells_without_data(client: Client) -> Non
 
 
 async def test_tenant_and_manager_chat_both_ways_with_typing_read_receipts_presence_and_unread(
-    chat: Chat, new_page: PageFactory, tmp_path: Path
+    chat_with_neighbour: Chat, new_page: PageFactory, tmp_path: Path
 ) -> None:
+    chat = chat_with_neighbour
     server = chat.server
     manager = await new_page(DESKTOP)
     await sign_in(manager, server, chat.world.manager.email)
@@ -129,6 +150,9 @@ async def test_tenant_and_manager_chat_both_ways_with_typing_read_receipts_prese
     await expect(row).to_contain_text("Ana Souza")
     await expect(row).to_contain_text("Kitchen faucet")
     await expect(row.locator(".unread")).to_have_count(0)
+    earlier = manager.locator(".inbox-row", has_text="Ben Carter")
+    await expect(earlier.locator(".inbox-preview")).to_have_text("You: Cascade Heating comes tomorrow at 9.")
+    await expect(earlier.locator(".unread")).to_have_text("1 unread")  # Ben's message, never opened
     await expect(row.locator(".dot")).to_have_attribute("data-status", "offline")
 
     tenant = await new_page(PHONE)
@@ -138,6 +162,7 @@ async def test_tenant_and_manager_chat_both_ways_with_typing_read_receipts_prese
     await tenant.get_by_role("link", name="Diego Ramirez").click()
     await expect(tenant).to_have_url(chat.url())
     await expect(tenant.get_by_role("heading", level=1)).to_have_text("Diego Ramirez · Kitchen faucet")
+    await expect(tenant.get_by_role("log", name="Messages")).to_have_attribute("aria-busy", "false")
     # Each side sees the other's presence live.
     await expect(row.locator(".dot")).to_have_attribute("data-status", "online")
     await expect(tenant.locator(".person .dot")).to_have_attribute("data-status", "online")
@@ -150,6 +175,7 @@ async def test_tenant_and_manager_chat_both_ways_with_typing_read_receipts_prese
     await expect(mine.locator(".msg-status")).to_have_text("Sent")
     await expect(row.locator(".unread")).to_have_text("1 unread")
     await expect(row.locator(".inbox-preview")).to_have_text("The kitchen faucet drips all night.")
+    await expect(manager.locator(".inbox-row").first).to_have_attribute("data-id", chat.conversation_id)
     await manager.screenshot(path=str(screenshot_path("chat-inbox.png", tmp_path, KEEP_SCREENSHOTS)))
 
     # The manager opens it: it is marked read, and the tenant sees "Read".
@@ -186,7 +212,7 @@ async def test_tenant_and_manager_chat_both_ways_with_typing_read_receipts_prese
     await expect(manager.locator(f'.inbox-row[data-id="{chat.conversation_id}"] .dot')).to_have_attribute(
         "data-status", "online"
     )
-    await expect(manager.locator(".inbox-row .unread")).to_have_count(0)
+    await expect(manager.locator(f'.inbox-row[data-id="{chat.conversation_id}"] .unread')).to_have_count(0)
     # The tenant leaves: her dot goes out on the manager's inbox.
     await tenant.context.close()
     await expect(manager.locator(f'.inbox-row[data-id="{chat.conversation_id}"] .dot')).to_have_attribute(
@@ -197,7 +223,12 @@ async def test_tenant_and_manager_chat_both_ways_with_typing_read_receipts_prese
 async def test_history_pages_upward_when_scrolled_to_the_top(chat: Chat, new_page: PageFactory) -> None:
     for number in range(1, 46):
         await asyncio.to_thread(
-            send_over_http, chat.server, chat.manager_token, chat.conversation_id, f"Note {number:02d}", f"note-{number}"
+            send_over_http,
+            chat.server,
+            chat.manager_token,
+            chat.conversation_id,
+            f"Note {number:02d}",
+            f"note-{number}",
         )
     tenant = await new_page(PHONE)
     await open_chat(tenant, chat, chat.world.tenant.email, "/requests/")
@@ -257,7 +288,10 @@ async def test_after_a_kill_and_restart_the_chat_shows_what_was_missed_once_and_
         "He will call you before.",
         "Thank you!",
     ]
-    assert await tenant.evaluate("() => Object.keys(sessionStorage).filter((key) => key.startsWith('pms.chat.outbox'))") == []
+    assert (
+        await tenant.evaluate("() => Object.keys(sessionStorage).filter((key) => key.startsWith('pms.chat.outbox'))")
+        == []
+    )
 
 
 async def test_a_send_whose_reply_was_lost_is_retried_with_the_same_client_message_id_and_stored_once(
@@ -268,6 +302,7 @@ async def test_a_send_whose_reply_was_lost_is_retried_with_the_same_client_messa
     `clientMessageId` after the reconnect, and the message is stored and shown once."""
     sends: list[dict[str, Any]] = []
     sockets: list[WebSocketRoute] = []
+    closing: list[asyncio.Future[None]] = []
 
     def route(ws: WebSocketRoute) -> None:
         sockets.append(ws)
@@ -292,8 +327,10 @@ async def test_a_send_whose_reply_was_lost_is_retried_with_the_same_client_messa
             if cut["ref"] is not None and stored:
                 # The server has stored it; neither its reply nor its event reaches the page.
                 cut["done"] = True
-                asyncio.ensure_future(ws.close(code=4000, reason="cut"))
-                upstream.close()
+                closing.append(asyncio.ensure_future(ws.close(code=4000, reason="cut")))
+                closed = upstream.close()  # the server side's close is synchronous in Playwright 1.63
+                if asyncio.iscoroutine(closed):  # (typed as a coroutine like the page side's)
+                    closing.append(asyncio.ensure_future(closed))
                 return
             ws.send(message)
 
@@ -307,7 +344,9 @@ async def test_a_send_whose_reply_was_lost_is_retried_with_the_same_client_messa
     await tenant.get_by_role("button", name="Send").click()
     await expect(tenant.locator("#conn")).to_have_text("Live", timeout=30000)
     await expect(bubble(tenant, "Only once, please.").locator(".msg-status")).to_have_text("Sent", timeout=15000)
-    await until(lambda: len(sends) == 2)  # the route may see the page's frame after the page shows "Sent"
+    await until(
+        lambda: len(sends) == 2, what=lambda: sends
+    )  # the route may see the page's frame after the page shows "Sent"
     assert len(sockets) >= 2  # the chat page's first socket and the one after the cut
     assert sends[0]["clientMessageId"] == sends[1]["clientMessageId"]
     await expect(bubble(tenant, "Only once, please.")).to_have_count(1)

@@ -1,7 +1,8 @@
 /**
  * The chat inbox of anyone signed in: a tenant's conversations with their managers, a manager's
- * or landlord's conversations across their tenants. Data: `GET /conversations` (participants and
- * my `unreadCount` per conversation) and `GET /conversations/{id}` to recount one. Live: the
+ * or landlord's conversations across their tenants, newest message first. Data:
+ * `GET /conversations` (participants, my `unreadCount` and the `lastMessage` of each) and
+ * `GET /conversations/{id}` to recount one. Live: the
  * topic `chat:messages:{id}` of each conversation listed (a socket may hold 200 topics):
  * - `chat.message` from someone else adds one unread (stored events reach `onEvent` once each,
  *   live or recovered after a reconnect), shows its text and moves the conversation to the top;
@@ -65,8 +66,14 @@ function rowElement(row) {
   subject.textContent = conversation.subject || "";
   const preview = document.createElement("span");
   preview.className = "inbox-preview";
-  preview.textContent = row.typing ? "typing…" : row.preview || "";
-  link.append(dot, who, state, subject, preview);
+  preview.textContent = row.typing ? "typing…" : previewOf(row.last);
+  const when = document.createElement("time");
+  when.className = "inbox-time";
+  if (row.last?.createdAt) {
+    when.dateTime = row.last.createdAt;
+    when.textContent = timeOf(row.last.createdAt);
+  }
+  link.append(dot, who, state, when, subject, preview);
   if (row.unread > 0) {
     const badge = document.createElement("span");
     badge.className = "unread";
@@ -79,6 +86,26 @@ function rowElement(row) {
   }
   item.append(link);
   return item;
+}
+
+function previewOf(message) {
+  if (!message) return "";
+  const prefix = message.senderId === me ? "You: " : "";
+  if (message.isDeleted) return `${prefix}Message deleted`;
+  if (message.message) return `${prefix}${message.message}`;
+  return `${prefix}${message.attachmentCount || message.attachments?.length ? "Attachment" : ""}`;
+}
+
+function timeOf(iso) {
+  const when = new Date(iso);
+  return when.toDateString() === new Date().toDateString()
+    ? when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : when.toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
+/** Newest message first (a conversation without messages by its last change). */
+function recency(row) {
+  return Date.parse(row.last?.createdAt || row.conversation.updatedAt || row.conversation.createdAt || 0) || 0;
 }
 
 function render(id) {
@@ -116,6 +143,7 @@ async function recount(id) {
     if (!row) return;
     row.conversation = conversation;
     row.unread = conversation.unreadCount;
+    if (conversation.lastMessage && !(row.last?.id > conversation.lastMessage.id)) row.last = conversation.lastMessage;
     render(id);
   } catch (error) {
     if (error.status === 404) {
@@ -133,7 +161,7 @@ function onEvent(id, frame) {
   const data = frame.data || {};
   switch (frame.event) {
     case "chat.message":
-      row.preview = data.message || (data.attachments?.length ? "Attachment" : "");
+      if (!(row.last?.id > data.id)) row.last = data; // ids are ObjectIds: hex order is stored order
       row.typing = false;
       if (data.senderId !== me && !data.isDeleted) {
         row.unread += 1;
@@ -141,6 +169,13 @@ function onEvent(id, frame) {
       }
       render(id);
       toTop(id);
+      return;
+    case "chat.edited":
+    case "chat.deleted":
+      if (row.last?.id === data.id) {
+        row.last = frame.event === "chat.edited" ? data : { ...row.last, isDeleted: true, message: null };
+        render(id);
+      }
       return;
     case "chat.read":
       if (data.userId === me) recount(id);
@@ -183,9 +218,10 @@ async function main() {
     const conversations = await apiAll("/conversations");
     for (const conversation of conversations) {
       remember(conversation);
-      rows.set(conversation.id, { conversation, element: null, unread: conversation.unreadCount, preview: "" });
-      render(conversation.id);
+      const row = { conversation, element: null, unread: conversation.unreadCount, last: conversation.lastMessage };
+      rows.set(conversation.id, row);
     }
+    for (const row of [...rows.values()].sort((a, b) => recency(b) - recency(a))) render(row.conversation.id);
     empty.hidden = rows.size > 0;
     askPresence();
     for (const conversation of conversations.slice(0, 200)) {

@@ -19,7 +19,9 @@
  *   A refused send (`bad_request`, `forbidden`, ...) shows "Not sent" with a Retry button.
  * - Reconnect: realtime.js resubscribes with `since`; recovered events go through the same
  *   id check (once each). `recovered: false` (or the first subscription) reloads the newest page
- *   and the read positions over HTTP. Presence is asked again after every (re)connect.
+ *   and the read positions over HTTP (messages that arrived live meanwhile are kept, older ones
+ *   are dropped: there may be a gap before the page). Presence is asked again after every
+ *   (re)connect.
  * - Read receipts: the newest message of someone else that has been on screen while the page
  *   was visible is marked read (`chat.read`, only forward); my own messages show "Read" once
  *   another participant's read position reached them (`chat.read` events, `isRead`, the
@@ -222,11 +224,19 @@ async function reload() {
       api(`/conversations/${conversationId}/messages?limit=${PAGE}`),
     ]);
     showPeople(conversation);
-    for (const entry of stored.values()) entry.element.remove();
-    stored.clear();
+    // Older messages than the page may have a gap before it: they go (scrolling up loads them
+    // again). Newer ones arrived live while the page was read: they stay.
+    const oldest = page.messages[0]?.id;
+    for (const [id, entry] of stored) {
+      if (oldest && id < oldest) {
+        entry.element.remove();
+        stored.delete(id);
+      }
+    }
     for (const message of page.messages) put(message);
     hasMore = page.hasMore;
     olderButton.hidden = !hasMore;
+    log.setAttribute("aria-busy", "false"); // the history is in
     toBottom();
     showMessage(pageMessage, "");
     markSeen();
