@@ -10,6 +10,9 @@
  * - `presence` moves the dots; `presence.query` asks again after every (re)connect;
  * - `chat.typing` shows "typing…" for 5 s;
  * - `recovered: false` recounts that conversation over HTTP.
+ * A subscription refused as `rate_limited` (an inbox of more than ~40 conversations sends more
+ * `subscribe` frames at once than the burst of 40 the server allows) is asked again a little
+ * later, with jitter, and recounted over HTTP then (it may have missed events meanwhile).
  */
 import { api, apiAll, handleApiFailure, requireSession, showMessage, startPage } from "./app.js";
 
@@ -211,7 +214,37 @@ async function askPresence() {
   }
 }
 
-const client = startPage(session, { onConnected: askPresence });
+const followed = new Map(); // topic -> conversation id
+
+function follow(id, { recountFirst }) {
+  let first = !recountFirst; // the list was just loaded: the first subscription needs no recount
+  const topic = `chat:messages:${id}`;
+  followed.set(topic, id);
+  client.subscribe(topic, {
+    onEvent: (frame) => onEvent(id, frame),
+    onReset: () => {
+      if (!first) recount(id);
+      first = false;
+    },
+  }).catch(() => {}); // a refusal is reported to onUnsubscribed
+}
+
+function onUnsubscribed(topic, reason) {
+  const id = followed.get(topic);
+  if (!id) return;
+  if (reason === "rate_limited" || reason === "unavailable") {
+    setTimeout(() => follow(id, { recountFirst: true }), 1000 + Math.random() * 2000);
+    return;
+  }
+  if (reason === "forbidden") {
+    rows.get(id)?.element.remove(); // no longer in the conversation
+    rows.delete(id);
+    followed.delete(topic);
+    empty.hidden = rows.size > 0;
+  }
+}
+
+const client = startPage(session, { onConnected: askPresence, onUnsubscribed });
 
 async function main() {
   try {
@@ -224,16 +257,7 @@ async function main() {
     for (const row of [...rows.values()].sort((a, b) => recency(b) - recency(a))) render(row.conversation.id);
     empty.hidden = rows.size > 0;
     askPresence();
-    for (const conversation of conversations.slice(0, 200)) {
-      let first = true; // the list was just loaded: the first subscription needs no recount
-      client.subscribe(`chat:messages:${conversation.id}`, {
-        onEvent: (frame) => onEvent(conversation.id, frame),
-        onReset: () => {
-          if (!first) recount(conversation.id);
-          first = false;
-        },
-      });
-    }
+    for (const conversation of conversations.slice(0, 200)) follow(conversation.id, { recountFirst: false });
     showMessage(pageMessage, "");
   } catch (error) {
     handleApiFailure(error, pageMessage);

@@ -183,6 +183,7 @@ function put(message) {
   if (message.clientMessageId) element.dataset.clientMessageId = message.clientMessageId;
   const entry = { message, element };
   if (known) {
+    onScreen.unobserve(known.element);
     known.element.replaceWith(element);
   } else {
     // before the first stored message with a greater id, else before the pending ones
@@ -229,6 +230,7 @@ async function reload() {
     const oldest = page.messages[0]?.id;
     for (const [id, entry] of stored) {
       if (oldest && id < oldest) {
+        onScreen.unobserve(entry.element);
         entry.element.remove();
         stored.delete(id);
       }
@@ -518,9 +520,17 @@ const client = startPage(session, {
   },
   onUnsubscribed: (lost, reason) => {
     if (lost !== topic) return;
+    if (reason === "rate_limited" || reason === "unavailable") {
+      setTimeout(follow, 1000 + Math.random() * 2000); // again shortly; the reload fills any gap
+      return;
+    }
     showMessage(pageMessage, reason === "forbidden" ? "You are no longer in this conversation." : describeError({ code: reason }));
     form.hidden = true;
   },
 });
+function follow() {
+  client.subscribe(topic, { onEvent, onReset: reload }).catch(() => {}); // a refusal is reported to onUnsubscribed
+}
+
 restoreOutbox();
-client.subscribe(topic, { onEvent, onReset: reload });
+follow();
