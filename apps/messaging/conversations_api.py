@@ -6,6 +6,7 @@ so a message posted here is stored once per `clientMessageId` and goes out live 
 `chat.message` to every subscribed socket, exactly like `chat.send`.
 """
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -56,6 +57,15 @@ class ParticipantOut(Schema):
     lastReadAt: datetime | None
 
 
+class LastMessageOut(Schema):
+    id: str
+    senderId: str
+    message: str | None = Field(description="null when deleted")
+    attachmentCount: int
+    createdAt: str | None
+    isDeleted: bool
+
+
 class ConversationOut(Schema):
     id: UUID
     subject: str | None
@@ -66,6 +76,9 @@ class ConversationOut(Schema):
     participants: list[ParticipantOut]
     unreadCount: int = Field(
         description="Messages after my last-read position, sent by others, not deleted (at most 999)."
+    )
+    lastMessage: LastMessageOut | None = Field(
+        None, description="The newest message (a deleted one as a tombstone); null when there is none."
     )
 
 
@@ -87,10 +100,26 @@ class ParticipantIn(Schema):
     userId: UUID
 
 
-def _conversation_out(conversation: Conversation, unread: int) -> dict[str, Any]:
+def _last_message_out(message: dict[str, Any] | None) -> dict[str, Any] | None:
+    if message is None:
+        return None
+    return {
+        "id": message["id"],
+        "senderId": message["senderId"],
+        "message": message["message"],
+        "attachmentCount": len(message.get("attachments") or []),
+        "createdAt": message["createdAt"],
+        "isDeleted": message["isDeleted"],
+    }
+
+
+def _conversation_out(
+    conversation: Conversation, unread: int, last_message: dict[str, Any] | None = None
+) -> dict[str, Any]:
     participants = sorted(conversation.participants.all(), key=lambda p: (p.joined_at, str(p.pk)))
     return {
         "id": conversation.pk,
+        "lastMessage": _last_message_out(last_message),
         "subject": conversation.subject,
         "propertyId": conversation.property_id,
         "createdBy": conversation.created_by_id,
@@ -113,18 +142,22 @@ def _conversation_out(conversation: Conversation, unread: int) -> dict[str, Any]
 
 
 async def _with_unread(caller: Principal, conversations: list[Conversation]) -> list[dict[str, Any]]:
-    """Each conversation in wire form with the caller's unread count (0 where they do not take part)."""
+    """Each conversation in wire form with the caller's unread count (0 where they do not take part)
+    and its newest message (the caller may read each one's history: they are listed for them)."""
     mine = {c.pk: c for c in conversations if any(str(p.user_id) == caller.user_id for p in c.participants.all())}
-    counts = await selectors.aconversation_unread_counts(
-        user_id=caller.user_id,
-        positions={str(pk): c.my_last_read for pk, c in mine.items()},  # type: ignore[attr-defined]
+    counts, last = await asyncio.gather(
+        selectors.aconversation_unread_counts(
+            user_id=caller.user_id,
+            positions={str(pk): c.my_last_read for pk, c in mine.items()},  # type: ignore[attr-defined]
+        ),
+        selectors.aconversation_last_messages(conversation_ids=[str(c.pk) for c in conversations]),
     )
-    return [_conversation_out(c, counts.get(str(c.pk), 0)) for c in conversations]
+    return [_conversation_out(c, counts.get(str(c.pk), 0), last.get(str(c.pk))) for c in conversations]
 
 
 @router.get("/conversations", response=ConversationPage)
 async def conversation_list(request: HttpRequest, page: Query[PageParams]) -> dict[str, Any]:
-    """My conversations, most recently changed first, each with my unread count."""
+    """My conversations, most recently changed first, each with my unread count and its newest message."""
     caller = _caller(request)
 
     def read() -> tuple[int, list[Conversation]]:

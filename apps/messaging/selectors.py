@@ -21,6 +21,7 @@ from apps.common import policy
 from apps.common.visibility import not_found
 from apps.messaging.models import Conversation, ConversationParticipant
 from realtime import connections
+from realtime.chat_schema import to_message
 from realtime.documents import CHAT_MESSAGES
 
 UNREAD_COUNT_CONCURRENCY = 8
@@ -88,3 +89,24 @@ async def aconversation_unread_counts(*, user_id: str, positions: dict[str, str 
         return conversation_id, len(found)
 
     return dict(await asyncio.gather(*(count(cid, last) for cid, last in positions.items())))
+
+
+async def aconversation_last_messages(*, conversation_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The newest message of each conversation, in the wire form of chat history (a deleted one as
+    its tombstone); conversations without messages are left out. For inboxes: the caller already
+    decided which conversations the user may see.
+
+    One `find` per conversation, newest `_id` first, limit 1: the `(conversationId, _id)` order
+    `ChatService.history` pages with, so each is one index step; at most
+    UNREAD_COUNT_CONCURRENCY at a time, like the unread counts.
+    """
+    messages = connections.get_mongo()[connections.current_settings().mongo_database][CHAT_MESSAGES]
+    limit = asyncio.Semaphore(UNREAD_COUNT_CONCURRENCY)
+
+    async def newest(conversation_id: str) -> tuple[str, dict[str, Any] | None]:
+        async with limit:
+            found = await messages.find({"conversationId": conversation_id}).sort("_id", -1).limit(1).to_list()
+        return conversation_id, to_message(found[0]) if found else None
+
+    pairs = await asyncio.gather(*(newest(cid) for cid in dict.fromkeys(conversation_ids)))
+    return {cid: message for cid, message in pairs if message is not None}

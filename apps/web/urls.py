@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.web.views import BoardPage, SignInPage, TenantRequestsPage
+from apps.web.views import BoardPage, ChatInboxPage, ChatPage, SignInPage, TenantRequestsPage
 
 app_name = "web"
 
@@ -8,4 +8,6 @@ urlpatterns = [
     path("", SignInPage.as_view(), name="signin"),
     path("requests/", TenantRequestsPage.as_view(), name="requests"),
     path("board/", BoardPage.as_view(), name="board"),
+    path("chat/", ChatInboxPage.as_view(), name="chat-inbox"),
+    path("chat/<uuid:conversation_id>/", ChatPage.as_view(), name="chat"),
 ]

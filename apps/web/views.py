@@ -19,3 +19,15 @@ class BoardPage(TemplateView):
     """The managers' and landlords' maintenance board: one column per status, live."""
 
     template_name = "web/board.html"
+
+
+class ChatInboxPage(TemplateView):
+    """Everyone's chat inbox: their conversations with unread counts and presence, live."""
+
+    template_name = "web/inbox.html"
+
+
+class ChatPage(TemplateView):
+    """One conversation: live messages, history upward, typing, read receipts, presence."""
+
+    template_name = "web/chat.html"

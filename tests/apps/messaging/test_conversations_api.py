@@ -161,6 +161,36 @@ async def test_history_pages_with_before(world: World, apis: dict[str, AsyncApi]
     assert (await apis["tenant"].get(f"/conversations/{cid}/messages", before="nope")).status_code == 422
 
 
+async def test_each_conversation_carries_its_newest_message_for_inboxes(
+    world: World, apis: dict[str, AsyncApi]
+) -> None:
+    cid = (await start(apis["tenant"], world.manager))["id"]
+    quiet = (await start(apis["tenant"], world.landlord))["id"]
+    await send(apis["tenant"], cid, "The sink leaks")
+    newest = (await send(apis["manager"], cid, "A plumber comes at 9")).json()
+
+    def last(body: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+        return {c["id"]: c["lastMessage"] for c in body["items"]}
+
+    expected = {
+        "id": newest["id"],
+        "senderId": str(world.manager.pk),
+        "message": "A plumber comes at 9",
+        "attachmentCount": 0,
+        "createdAt": newest["createdAt"],
+        "isDeleted": False,
+    }
+    assert last((await apis["tenant"].get("/conversations")).json()) == {cid: expected, quiet: None}
+    assert last((await apis["manager"].get("/conversations")).json()) == {cid: expected}
+    assert (await apis["tenant"].get(f"/conversations/{cid}")).json()["lastMessage"] == expected
+    # A deleted newest message is shown as its tombstone, never its text.
+    chat = (await get_realtime()).chat
+    assert chat is not None
+    await chat.delete(message_id=newest["id"], deleter_id=str(world.manager.pk))
+    tombstone = (await apis["tenant"].get(f"/conversations/{cid}")).json()["lastMessage"]
+    assert tombstone == {**expected, "message": None, "isDeleted": True}
+
+
 async def test_unread_counts_follow_read_positions(world: World, apis: dict[str, AsyncApi]) -> None:
     cid = (await start(apis["tenant"], world.manager))["id"]
     other = (await start(apis["tenant"], world.landlord))["id"]

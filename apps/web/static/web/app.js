@@ -101,14 +101,16 @@ export function describeError(error) {
 
 /**
  * Header wiring and the socket: the user's name, the connection state (always visible), sign-out.
- * Returns the started RealtimeClient; subscribe to topics on it.
+ * Returns the started RealtimeClient; subscribe to topics on it. `hooks`: more RealtimeClient
+ * options (`onConnected`, `onSubscribed`, ...), e.g. to ask for presence after each reconnect.
  */
-export function startPage(session) {
+export function startPage(session, hooks = {}) {
   const who = document.getElementById("who");
   if (who) who.textContent = `${session.user.firstName} ${session.user.lastName}`.trim() || session.user.email;
   const conn = document.getElementById("conn");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const client = new RealtimeClient({
+    ...hooks,
     url: `${scheme}://${location.host}/ws/`,
     getToken: () => loadSession()?.token,
     refreshToken: async () => {
