@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.web.views import BoardPage, SignInPage, TenantRequestsPage
+from apps.web.views import AccountPage, BoardPage, SignInPage, TenantRequestsPage
 
 app_name = "web"
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("", SignInPage.as_view(), name="signin"),
     path("requests/", TenantRequestsPage.as_view(), name="requests"),
     path("board/", BoardPage.as_view(), name="board"),
+    path("account/", AccountPage.as_view(), name="account"),
 ]

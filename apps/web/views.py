@@ -19,3 +19,9 @@ class BoardPage(TemplateView):
     """The managers' and landlords' maintenance board: one column per status, live."""
 
     template_name = "web/board.html"
+
+
+class AccountPage(TemplateView):
+    """A tenant's lease(s) and charges (due, paid, late), live."""
+
+    template_name = "web/account.html"

@@ -131,6 +131,8 @@ export function startPage(session) {
     }
   });
   client.start();
+  // The notification bell (templates/web/notifications_bell.html) on every page that has one.
+  if (document.getElementById("bell")) import("./bell.js").then((bell) => bell.startBell(client, session));
   return client;
 }
 
