@@ -5,6 +5,7 @@ without a reload when the daily job makes this month's rent, when a payment is r
 the lease changes."""
 
 import asyncio
+import os
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -22,11 +23,13 @@ from tests.e2e.conftest import ServerFactory, ServerProcess, login
 from tests.e2e.test_notifications import call
 from tests.e2e.test_worker import EVERY_SECOND, start_workers, stop
 from tests.factories import make_lease, make_property, make_unit, make_user
-from tests.web.conftest import PHONE, PageFactory
+from tests.web.conftest import PHONE, PageFactory, screenshot_path
+from tests.web.test_bell import new_page, patient_expect  # noqa: F401  (fixtures)
 from tests.web.test_pages import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+KEEP_SCREENSHOTS = os.environ.get("PMS_SCREENSHOTS") == "1"
 DUE_IN_DAYS = 5  # inside the charge lead days (7): the worker's first tick makes the charge
 
 
@@ -96,7 +99,10 @@ def scene(start_servers: ServerFactory) -> Scene:
 
 
 async def test_the_tenant_sees_lease_and_charges_and_they_change_live(
-    scene: Scene, new_page: PageFactory, server_env: dict[str, str], tmp_path: Path
+    scene: Scene,
+    new_page: PageFactory,  # noqa: F811  (the fixture imported from test_bell)
+    server_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     server = scene.server
     page = await new_page(PHONE)
@@ -118,6 +124,7 @@ async def test_the_tenant_sees_lease_and_charges_and_they_change_live(
     await expect(page.locator(f'tr[data-id="{scene.late.pk}"] .status')).to_have_text("Late")
     await expect(page.locator(f'tr[data-id="{scene.paid.pk}"] .status')).to_have_text("Paid")
     await expect(page.locator("#balance")).to_have_text("Open charges: $82.40")
+    await expect(page.get_by_role("list", name="Late fees")).to_contain_text("$25.00 late fee on Utility due")
 
     # The daily job (a real worker process) makes the rent due in DUE_IN_DAYS days: it appears.
     workers = start_workers(1, {**server_env, "PMS_JOBS_CRON": EVERY_SECOND}, tmp_path)
@@ -143,9 +150,13 @@ async def test_the_tenant_sees_lease_and_charges_and_they_change_live(
     await asyncio.to_thread(call, server, "PATCH", f"/leases/{scene.lease.pk}", token, {"monthlyRent": "1495.00"})
     await expect(lease.locator("[data-field=rent]")).to_have_text("$1,495.00 a month")
     assert page.url == f"{server.http_url}/account/"
+    await page.screenshot(path=str(screenshot_path("tenant-account.png", tmp_path, KEEP_SCREENSHOTS)), full_page=True)
 
 
-async def test_the_account_page_is_for_tenants(scene: Scene, new_page: PageFactory) -> None:
+async def test_the_account_page_is_for_tenants(
+    scene: Scene,
+    new_page: PageFactory,  # noqa: F811  (the fixture imported from test_bell)
+) -> None:
     page = await new_page()
     await sign_in(page, scene.server, scene.manager.email)
     await expect(page).to_have_url(f"{scene.server.http_url}/board/")

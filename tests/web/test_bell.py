@@ -8,7 +8,10 @@ second; the manager moves it, and the tenant's page shows the new status AND the
 (the bell's count goes up, its list shows it)."""
 
 import asyncio
+import os
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
@@ -16,10 +19,34 @@ from playwright.async_api import Page, expect
 from tests.apps.api_world import World
 from tests.e2e.conftest import ServerProcess, login
 from tests.e2e.test_notifications import call
-from tests.web.conftest import DESKTOP, PHONE, PageFactory
+from tests.web.conftest import DESKTOP, PHONE, PageFactory, screenshot_path
 from tests.web.test_pages import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
+KEEP_SCREENSHOTS = os.environ.get("PMS_SCREENSHOTS") == "1"
+# Six test runs share this 2-core machine (load averages of 10 measured): a page load or a live
+# change may take longer than Playwright's 5 s there, so these tests wait (on conditions) for up to
+# PATIENCE_MS. A broken page still fails, only later.
+PATIENCE_MS = 15000
+
+
+@pytest.fixture
+def new_page(new_page: PageFactory) -> PageFactory:
+    """conftest's `new_page`, with actions, navigations and expectations waiting up to PATIENCE_MS."""
+
+    async def open_page(viewport: dict[str, int] = DESKTOP) -> Page:
+        page = await new_page(viewport)
+        page.context.set_default_timeout(PATIENCE_MS)
+        return page
+
+    return open_page
+
+
+@pytest.fixture(autouse=True)
+def patient_expect() -> Iterator[None]:
+    expect.set_options(timeout=PATIENCE_MS)
+    yield
+    expect.set_options(timeout=5000)
 
 
 async def unread_over_http(server: ServerProcess, token: str) -> int:
@@ -31,7 +58,7 @@ async def token_of(page: Page) -> str:
 
 
 async def test_the_manager_moves_a_request_and_the_tenant_sees_the_status_and_the_notification(
-    world_server: tuple[World, ServerProcess], new_page: PageFactory
+    world_server: tuple[World, ServerProcess], new_page: PageFactory, tmp_path: Path
 ) -> None:
     world, server = world_server
     board = await new_page(DESKTOP)
@@ -63,6 +90,7 @@ async def test_the_manager_moves_a_request_and_the_tenant_sees_the_status_and_th
     await expect(item).to_contain_text("is now in progress")
     await expect(item).to_contain_text("Unread")
     assert await unread_over_http(server, await token_of(tenant)) == 1
+    await tenant.screenshot(path=str(screenshot_path("tenant-bell.png", tmp_path, KEEP_SCREENSHOTS)))
 
 
 async def test_the_bell_lists_live_and_marks_one_and_all_read_on_every_device(

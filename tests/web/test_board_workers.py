@@ -19,7 +19,7 @@ from tests.e2e.conftest import ServerFactory, ServerProcess, login
 from tests.e2e.test_notifications import call
 from tests.factories import make_user
 from tests.web.conftest import DESKTOP, PHONE, PageFactory, screenshot_path
-from tests.web.test_bell import token_of
+from tests.web.test_bell import new_page, patient_expect, token_of  # noqa: F401  (fixtures)
 from tests.web.test_pages import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,7 +40,9 @@ def worker_world(start_servers: ServerFactory) -> tuple[World, User, ServerProce
 
 
 async def test_the_manager_assigns_a_request_to_a_worker_who_shows_online_and_working(
-    worker_world: tuple[World, User, ServerProcess], new_page: PageFactory, tmp_path: Path
+    worker_world: tuple[World, User, ServerProcess],
+    new_page: PageFactory,  # noqa: F811  (the fixture imported from test_bell)
+    tmp_path: Path,
 ) -> None:
     world, worker, server = worker_world
     board = await new_page(DESKTOP)
@@ -97,7 +99,8 @@ async def test_the_manager_assigns_a_request_to_a_worker_who_shows_online_and_wo
 
 
 async def test_a_landlord_can_assign_to_a_vendor_and_the_card_names_the_company(
-    world_server: tuple[World, ServerProcess], new_page: PageFactory
+    world_server: tuple[World, ServerProcess],
+    new_page: PageFactory,  # noqa: F811  (the fixture imported from test_bell)
 ) -> None:
     world, server = world_server
     vendor = await asyncio.to_thread(make_vendor, server, world)

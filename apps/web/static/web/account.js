@@ -1,6 +1,6 @@
 /**
  * A tenant's "My lease and charges". Data: `GET /leases` (with each lease's unit and property),
- * `GET /transactions` (their charges, latest due date first).
+ * `GET /transactions` (their charges, latest due date first), `GET /late-fees` (fees on them).
  * Live: `lease:changes:{leaseId}` for each active lease (`lease.updated` shows the lease as it is
  * now); a charge has no topic of its own, so the notifications that concern one (`charge_created`
  * by the daily job or staff, `payment_recorded`, `charge_late`, `late_fee_applied`, heard from the
@@ -18,6 +18,7 @@ const chargeRows = document.querySelector("#charges tbody");
 const leases = new Map(); // id -> lease
 const places = new Map(); // unit id -> {unit, property}
 let charges = [];
+let lateFees = [];
 
 const CHARGE_NOTICES = new Set(["transaction", "late_fee"]); // notifications' referenceType
 const STATUS = { pending: "Due", paid: "Paid", late: "Late", partial: "Partly paid", waived: "Waived" };
@@ -94,9 +95,10 @@ function renderCharges() {
       row.dataset.id = charge.id;
       row.dataset.status = charge.paymentStatus;
       const what = document.createElement("td");
-      what.textContent = charge.description
-        ? `${TYPES[charge.transactionType] || charge.transactionType}: ${charge.description}`
-        : TYPES[charge.transactionType] || charge.transactionType;
+      const type = TYPES[charge.transactionType] || charge.transactionType;
+      const described = charge.description?.toLowerCase().includes(type.toLowerCase());
+      const label = described ? charge.description : `${type}: ${charge.description}`;
+      what.textContent = charge.description ? label : type;
       const amount = document.createElement("td");
       amount.className = "amount";
       amount.textContent = money.format(Number(charge.amount));
@@ -118,9 +120,27 @@ function renderCharges() {
   document.getElementById("balance").textContent = charges.length ? `Open charges: ${money.format(owed)}` : "";
 }
 
+function renderLateFees() {
+  const byId = new Map(charges.map((charge) => [charge.id, charge]));
+  document.getElementById("late-fees").replaceChildren(
+    ...lateFees.map((fee) => {
+      const item = document.createElement("li");
+      item.dataset.id = fee.id;
+      const charge = byId.get(fee.transactionId);
+      const type = charge ? TYPES[charge.transactionType] || charge.transactionType : "";
+      const on = charge ? ` on ${type} due ${formatDay(charge.dueDate)}` : "";
+      const state = fee.isWaived ? "waived" : `${fee.daysLate} days late`;
+      item.textContent = `${money.format(Number(fee.amount))} late fee${on} (${state})`;
+      return item;
+    }),
+  );
+  document.getElementById("fees-title").hidden = lateFees.length === 0;
+}
+
 async function loadCharges() {
-  charges = await apiAll("/transactions");
+  [charges, lateFees] = await Promise.all([apiAll("/transactions"), apiAll("/late-fees").catch(() => [])]);
   renderCharges();
+  renderLateFees();
 }
 
 async function loadLeases() {

@@ -52,7 +52,8 @@ export function startBell(client, session) {
     text.textContent = notification.message || "";
     const meta = document.createElement("p");
     meta.className = "meta";
-    meta.textContent = `${notification.isRead ? "Read" : "Unread"} · ${notification.createdAt ? age(notification.createdAt) : ""}`;
+    const when = notification.createdAt ? ` · ${age(notification.createdAt)}` : "";
+    meta.textContent = `${notification.isRead ? "Read" : "Unread"}${when}`;
     item.append(title, text, meta);
     if (!notification.isRead) {
       const mark = document.createElement("button");
@@ -116,6 +117,7 @@ export function startBell(client, session) {
       const reply = await api("/notifications/read", { method: "POST", body });
       markedRead(ids || [], !ids);
       setUnread(reply.unread);
+      if (control && !control.isConnected) panel.querySelector("h2").focus(); // its item was redrawn
       announce.textContent = ids ? "Marked read." : "All notifications marked read.";
       showMessage(message, "");
     } catch (error) {

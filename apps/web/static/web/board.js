@@ -315,12 +315,16 @@ function refreshWorkers() {
       if (workers.length && cameOnline.length) {
         announce.textContent = `${cameOnline.map((worker) => worker.firstName).join(", ")} came online.`;
       }
+      // What cards show of the workers (assignee names, the assign choices): redraw them on a change only.
+      const shownOnCards = (items) =>
+        JSON.stringify(items.map((w) => [w.id, w.firstName, w.lastName, w.vendorId, w.active]));
+      const cardsChanged = shownOnCards(answer.items) !== shownOnCards(workers);
       workers = answer.items;
       document.getElementById("workers").replaceChildren(...workers.map(workerItem));
       document.getElementById("workers-empty").hidden = workers.length > 0;
       const online = workers.filter((worker) => worker.active).length;
       document.getElementById("workers-count").textContent = `(${online} online)`;
-      for (const request of cards.values()) {
+      for (const request of cardsChanged ? cards.values() : []) {
         const card = document.querySelector(`.board-card[data-id="${request.id}"]`);
         if (card && !card.contains(document.activeElement)) place(request);
       }
