@@ -98,6 +98,7 @@ def scene(start_servers: ServerFactory) -> Scene:
     return Scene(tenant, manager, prop, unit, lease, paid, late, due, server)
 
 
+@pytest.mark.timeout(180)  # a job worker process starts inside it
 async def test_the_tenant_sees_lease_and_charges_and_they_change_live(
     scene: Scene,
     new_page: PageFactory,  # noqa: F811  (the fixture imported from test_bell)

@@ -39,6 +39,7 @@ def worker_world(start_servers: ServerFactory) -> tuple[World, User, ServerProce
     return world, worker, server
 
 
+@pytest.mark.timeout(180)
 async def test_the_manager_assigns_a_request_to_a_worker_who_shows_online_and_working(
     worker_world: tuple[World, User, ServerProcess],
     new_page: PageFactory,  # noqa: F811  (the fixture imported from test_bell)
@@ -112,6 +113,7 @@ async def test_a_landlord_can_assign_to_a_vendor_and_the_card_names_the_company(
     body = {"unitId": str(world.unit.pk), "category": "plumbing", "description": "Toilet runs all night"}
     await asyncio.to_thread(call, server, "POST", "/maintenance-requests", token, body)
     card = board.locator(".board-card", has_text="Toilet runs all night")
+    await expect(card).to_contain_text(f"Unit {world.unit.unit_number}")
     await card.get_by_label("Assign to").select_option(label=vendor["companyName"])
     await card.get_by_role("button", name="Assign").click()
     await expect(board.locator(".column[data-status=assigned] .board-card .assignee")).to_have_text(

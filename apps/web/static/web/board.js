@@ -187,10 +187,14 @@ async function knowVendor(vendorId) {
 /** Put `request`'s card in its column (newest first), replacing the old one. */
 function place(request) {
   cards.set(request.id, request);
-  document.querySelector(`.board-card[data-id="${request.id}"]`)?.remove();
+  const old = document.querySelector(`.board-card[data-id="${request.id}"]`);
+  const chosen = old?.querySelector(".assign select")?.value; // a choice not submitted yet survives a redraw
+  old?.remove();
   const target = column(request.status);
   if (!target) return;
   const card = cardFor(request);
+  const choice = card.querySelector(".assign select");
+  if (chosen && choice && [...choice.options].some((option) => option.value === chosen)) choice.value = chosen;
   const newer = [...target.children].find(
     (other) => Date.parse(cards.get(other.dataset.id)?.createdAt) < Date.parse(request.createdAt),
   );
