@@ -75,6 +75,7 @@ async def test_the_manager_assigns_a_request_to_a_worker_who_shows_online_and_wo
     await card.get_by_role("button", name="Assign").click()
     assigned = board.locator(".column[data-status=assigned] .board-card", has_text="The hallway outlet sparks")
     await expect(assigned.locator(".assignee")).to_have_text("Assigned to: Sam Okafor")
+    await expect(assigned.get_by_label("Assign to")).to_have_value("")  # ready for another assignment
     await expect(board.locator(".column[data-status=submitted] .board-card")).to_have_count(0)
     await expect(sam).to_contain_text("electrical, unit")
     await expect(tenant.locator(".request .status")).to_have_text("Assigned")

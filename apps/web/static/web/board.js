@@ -163,6 +163,8 @@ async function assign(requestId, choice, button) {
     const order = await api("/work-orders", { method: "POST", body });
     await knowVendor(order.vendorId);
     workOrders.set(order.id, order);
+    const choice = document.getElementById(`assign-${requestId}`);
+    if (choice) choice.value = ""; // done: the redrawn card starts from "Choose…"
     if (cards.has(requestId)) place(cards.get(requestId));
     announce.textContent = `Assigned to ${assigneeOf(requestId)}.`;
     document.getElementById(`assign-${requestId}`)?.focus();
