@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 
+from apps.accounts.models import User
 from apps.accounts.services import Principal
 from apps.common.http import token_auth
 from apps.common.pagination import Page, PageParams, apaginate, paginate
@@ -31,15 +32,20 @@ from apps.maintenance.schemas import (
     MaintenanceRequestIn,
     MaintenanceRequestOut,
     MaintenanceRequestPatch,
+    MaintenanceWorkerOut,
+    MaintenanceWorkersOut,
     VendorFilters,
     VendorIn,
     VendorOut,
     VendorPatch,
+    WorkerOrderOut,
     WorkOrderFilters,
     WorkOrderIn,
     WorkOrderOut,
     WorkOrderPatch,
 )
+from realtime.connections import get_redis
+from realtime.workers import ActiveWorkers
 
 router = Router(tags=["maintenance"], auth=token_auth)
 
@@ -288,13 +294,15 @@ async def work_order_list(
 
 @router.post("/work-orders", response={201: WorkOrderOut})
 async def work_order_create(request: HttpRequest, payload: WorkOrderIn) -> Status:
-    """Assign a request to a vendor (staff of the request's property; `assignedBy` is the caller)."""
-    fields = _changes(payload, WORK_ORDER_FIELDS | {"requestId": "request_id"})
+    """Assign a request to a vendor, or to a maintenance worker with `workerId` (staff of the request's
+    property; `assignedBy` is the caller)."""
+    fields = _changes(payload, WORK_ORDER_FIELDS | {"requestId": "request_id", "workerId": "worker_id"})
     fields.pop("request_id")
     vendor_id = fields.pop("vendor_id", None)
+    worker_id = fields.pop("worker_id", None)
     fields.setdefault("status", payload.status)
     order = await sync_to_async(services.work_order_create)(
-        caller=_caller(request), request_id=payload.requestId, vendor_id=vendor_id, fields=fields
+        caller=_caller(request), request_id=payload.requestId, vendor_id=vendor_id, worker_id=worker_id, fields=fields
     )
     return Status(201, work_order_out(order))
 
@@ -311,3 +319,39 @@ async def work_order_update(request: HttpRequest, work_order_id: UUID, payload: 
         caller=_caller(request), work_order_id=work_order_id, changes=_changes(payload, WORK_ORDER_FIELDS)
     )
     return work_order_out(order)
+
+
+# --- maintenance workers ---------------------------------------------------------------------
+
+
+@router.get("/maintenance-workers", response=MaintenanceWorkersOut)
+async def maintenance_worker_list(request: HttpRequest) -> MaintenanceWorkersOut:
+    """The maintenance workers (role `maintenance_staff`) with who is active now (a socket open:
+    `maintenance:active:workers`) and their open work orders (landlords, property managers, admins)."""
+    caller = _caller(request)
+
+    def read() -> tuple[list[User], dict[str, UUID], list[WorkOrder]]:
+        workers = selectors.maintenance_worker_list(caller=caller)
+        vendors = selectors.worker_vendor_ids(emails=[worker.email for worker in workers])
+        orders = selectors.open_work_orders_of_vendors(caller=caller, vendor_ids=list(vendors.values()))
+        return workers, vendors, orders
+
+    workers, vendors, orders = await sync_to_async(read)()
+    active = await ActiveWorkers(get_redis()).members() if workers else set()
+    items = []
+    for worker in workers:
+        vendor_id = vendors.get(worker.email.lower())
+        mine = [order for order in orders if vendor_id is not None and order.vendor_id == vendor_id]
+        items.append(
+            MaintenanceWorkerOut(
+                id=worker.pk,
+                firstName=worker.first_name,
+                lastName=worker.last_name,
+                email=worker.email,
+                active=str(worker.pk) in active,
+                working=any(order.status == "in_progress" for order in mine),
+                vendorId=vendor_id,
+                workOrders=[WorkerOrderOut(id=o.pk, requestId=o.request_id, status=o.status) for o in mine],
+            )
+        )
+    return MaintenanceWorkersOut(items=items)

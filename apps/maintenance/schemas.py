@@ -210,6 +210,9 @@ class WorkOrderOut(Schema):
 class WorkOrderIn(Schema):
     requestId: UUID
     vendorId: UUID | None = None
+    workerId: UUID | None = Field(
+        None, description="a maintenance worker (role maintenance_staff) instead of vendorId: their vendor record"
+    )
     scheduledDate: date | None = None
     scheduledTimeStart: LocalTime | None = None
     scheduledTimeEnd: LocalTime | None = None
@@ -251,3 +254,31 @@ class WorkOrderFilters(Schema):
     status: WorkOrderStatusName | None = None
     scheduledFrom: date | None = None
     scheduledTo: date | None = None
+
+
+# --- maintenance workers -------------------------------------------------------------------
+
+
+class WorkerOrderOut(Schema):
+    id: UUID
+    requestId: UUID | None
+    status: str | None
+
+
+class MaintenanceWorkerOut(Schema):
+    """A maintenance worker: `active` while they have a socket open (`maintenance:active:workers`),
+    `vendorId` their vendor record (null before their first work order), `workOrders` their open
+    work orders the caller may see (`working`: one of them is in progress)."""
+
+    id: UUID
+    firstName: str
+    lastName: str
+    email: str
+    active: bool
+    working: bool
+    vendorId: UUID | None
+    workOrders: list[WorkerOrderOut]
+
+
+class MaintenanceWorkersOut(Schema):
+    items: list[MaintenanceWorkerOut]

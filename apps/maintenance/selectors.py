@@ -18,6 +18,7 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.db.models import Count, Q, QuerySet
 
+from apps.accounts.models import User
 from apps.accounts.services import Principal
 from apps.common import policy
 from apps.common.cache import aread_hash, decode_hash
@@ -48,6 +49,8 @@ COUNT_FIELDS: dict[str, type] = {
 
 VENDORS_FORBIDDEN = "Tenants have no access to vendors."
 WORK_ORDERS_FORBIDDEN = "Tenants have no access to work orders."
+WORKERS_FORBIDDEN = "Only landlords, property managers and admins may see the maintenance workers."
+OPEN_WORK_ORDER_STATUSES = ("assigned", "scheduled", "in_progress")
 
 
 def is_maintenance_worker(caller: Principal) -> bool:
@@ -240,3 +243,43 @@ def access_work_order(*, caller: Principal, work_order_id: UUID, for_update: boo
     if found is None:
         raise not_found()
     return found
+
+
+# --- maintenance workers -----------------------------------------------------------------
+
+
+def maintenance_worker_list(*, caller: Principal) -> list[User]:
+    """The active users holding the role `maintenance_staff`, by name; `forbidden` without
+    `maintenance.manage` (whoever assigns work: landlords, property managers, admins). Workers are
+    the platform's, not a property's (no column ties them to one), so every assigner sees all."""
+    policy.require(caller, "maintenance.manage", WORKERS_FORBIDDEN)
+    return list(
+        User.objects.filter(is_active=True, roles__role_name=MAINTENANCE_STAFF_ROLE)
+        .distinct()
+        .order_by("first_name", "last_name", "pk")
+    )
+
+
+def worker_vendor_ids(*, emails: list[str]) -> dict[str, UUID]:
+    """Lower-cased email -> the vendor record with that email (a worker's own record; the seed links
+    vendors to no user, ours: the vendor's email is the user's, as notices.py reads it)."""
+    found: dict[str, UUID] = {}
+    if not emails:
+        return found
+    match = Q()
+    for email in emails:
+        match |= Q(email__iexact=email)
+    rows = Vendor.objects.filter(match).order_by("created_at", "pk").values_list("pk", "email")
+    for vendor_id, vendor_email in rows:
+        if vendor_email:
+            found.setdefault(vendor_email.lower(), vendor_id)
+    return found
+
+
+def open_work_orders_of_vendors(*, caller: Principal, vendor_ids: list[UUID]) -> list[WorkOrder]:
+    """The caller's visible open work orders (assigned, scheduled, in progress) of these vendors."""
+    return list(
+        work_order_visible(caller=caller)
+        .filter(vendor_id__in=vendor_ids, status__in=OPEN_WORK_ORDER_STATUSES)
+        .order_by("-assigned_at", "-pk")
+    )

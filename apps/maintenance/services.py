@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from apps.accounts.models import User
 from apps.accounts.services import Principal
 from apps.common import policy
 from apps.common.validation import invalid
@@ -53,6 +54,9 @@ VENDOR_DELETE_ADMIN_ONLY = "Only admins may delete vendors; they are shared by e
 VENDOR_IN_USE = "The vendor has work orders; it cannot be deleted."
 WORKER_FIELDS_ONLY = "Maintenance staff may change only the status and completion notes of a work order."
 UNKNOWN_VENDOR = "No such vendor."
+UNKNOWN_WORKER = "No such maintenance worker (an active user with the role maintenance_staff)."
+VENDOR_OR_WORKER = "Give vendorId or workerId, not both."
+IN_HOUSE = "in_house"
 
 TENANT_EDITABLE = frozenset({"description", "category"})
 WORKER_EDITABLE = frozenset({"status", "completion_notes"})
@@ -225,6 +229,30 @@ def _vendor(vendor_id: UUID | None) -> Vendor | None:
     return vendor
 
 
+def _worker_vendor(worker_id: UUID) -> Vendor:
+    """The vendor record standing for a maintenance worker: the one with their email (the reading
+    notices.py uses to reach a vendor's user), created as an in-house record on their first work
+    order. The worker's row is locked first, so two first assignments create one record."""
+    worker = (
+        User.objects.select_for_update()
+        .filter(pk=worker_id, is_active=True, roles__role_name=selectors.MAINTENANCE_STAFF_ROLE)
+        .first()
+    )
+    if worker is None:
+        raise invalid("workerId", UNKNOWN_WORKER)
+    vendor = Vendor.objects.filter(email__iexact=worker.email).order_by("created_at", "pk").first()
+    if vendor is None:
+        name = f"{worker.first_name} {worker.last_name}".strip() or worker.email
+        vendor = Vendor.objects.create(
+            company_name=f"{name} (in-house)",
+            contact_name=name,
+            email=worker.email,
+            phone=worker.phone or "-",
+            service_category=IN_HOUSE,
+        )
+    return vendor
+
+
 def _set_work_order_times(order: WorkOrder, previous: str | None) -> None:
     if order.status == WorkOrderStatus.COMPLETED and previous != WorkOrderStatus.COMPLETED:
         order.completed_at = timezone.now()
@@ -236,16 +264,25 @@ def _set_work_order_times(order: WorkOrder, previous: str | None) -> None:
 
 @transaction.atomic
 def work_order_create(
-    *, caller: Principal, request_id: UUID, vendor_id: UUID | None, fields: dict[str, Any]
+    *,
+    caller: Principal,
+    request_id: UUID,
+    vendor_id: UUID | None,
+    fields: dict[str, Any],
+    worker_id: UUID | None = None,
 ) -> WorkOrder:
-    """Assign a request to a vendor (staff of the request's property or an admin; `assigned_by` is the caller).
+    """Assign a request to a vendor, or to a maintenance worker (`worker_id`: their vendor record,
+    see `_worker_vendor`); staff of the request's property or an admin; `assigned_by` is the caller.
 
     A request still `submitted` moves to `assigned`.
     """
+    if vendor_id is not None and worker_id is not None:
+        raise invalid("workerId", VENDOR_OR_WORKER)
     request = selectors.access_maintenance_request(caller=caller, request_id=request_id, for_update=True)
     if not selectors.maintenance_request_is_managed_by(caller=caller, request=request):
         raise ProtocolError(errors.FORBIDDEN, STAFF_ONLY)
-    order = WorkOrder(request=request, vendor=_vendor(vendor_id), assigned_by_id=caller.user_id, **fields)
+    vendor = _worker_vendor(worker_id) if worker_id is not None else _vendor(vendor_id)
+    order = WorkOrder(request=request, vendor=vendor, assigned_by_id=caller.user_id, **fields)
     _set_work_order_times(order, None)
     order.save()
     events.record_work_order_saved(order)

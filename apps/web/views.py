@@ -21,6 +21,12 @@ class BoardPage(TemplateView):
     template_name = "web/board.html"
 
 
+class AccountPage(TemplateView):
+    """A tenant's lease(s) and charges (due, paid, late), live."""
+
+    template_name = "web/account.html"
+
+
 class ChatInboxPage(TemplateView):
     """Everyone's chat inbox: their conversations with unread counts and presence, live."""
 

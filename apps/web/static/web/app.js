@@ -133,6 +133,8 @@ export function startPage(session, hooks = {}) {
     }
   });
   client.start();
+  // The notification bell (templates/web/notifications_bell.html) on every page that has one.
+  if (document.getElementById("bell")) import("./bell.js").then((bell) => bell.startBell(client, session));
   return client;
 }
 

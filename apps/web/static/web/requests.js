@@ -1,8 +1,8 @@
 /**
  * A tenant's "My maintenance requests". Data: `GET /leases` (their active units), `GET` and
- * `POST /maintenance-requests`, the unread count; live: their `notifications:{userId}` topic.
- * A notification about one of their requests (assigned, status changed, completed) makes the
- * page fetch that request again, so its status changes in place; the bell counts unread.
+ * `POST /maintenance-requests`; live: their notifications, heard from the bell (bell.js owns the
+ * `notifications:{userId}` topic). A notification about one of their requests (assigned, status
+ * changed, completed) makes the page fetch that request again, so its status changes in place.
  */
 import { STATUS_LABELS, age, api, apiAll, handleApiFailure, requireSession, showMessage, startPage } from "./app.js";
 
@@ -13,7 +13,6 @@ const list = document.getElementById("requests");
 const empty = document.getElementById("empty");
 const pageMessage = document.getElementById("page-message");
 const formMessage = document.getElementById("form-message");
-const unread = document.getElementById("unread");
 const form = document.getElementById("request-form");
 const requests = new Map(); // id -> request
 const units = new Map(); // unitId -> unit number
@@ -67,30 +66,20 @@ async function loadRequests() {
   render();
 }
 
-async function loadUnread() {
-  unread.textContent = String((await api("/notifications/unread-count")).unread);
-}
-
 /** The notifications topic's state over HTTP: first subscription and after `recovered: false`. */
 async function reload() {
   try {
-    await Promise.all([loadRequests(), loadUnread()]);
+    await loadRequests();
     showMessage(pageMessage, "");
   } catch (error) {
     handleApiFailure(error, pageMessage);
   }
 }
 
-async function onNotification(frame) {
-  if (frame.event === "notification.read") {
-    unread.textContent = String(frame.data.unread);
-    return;
-  }
-  if (frame.event !== "notification") return;
-  if (!frame.data.isRead) unread.textContent = String(Number(unread.textContent) + 1);
-  if (frame.data.referenceType === "maintenance_request" && frame.data.referenceId) {
+async function onNotification(notification) {
+  if (notification.referenceType === "maintenance_request" && notification.referenceId) {
     try {
-      const request = await api(`/maintenance-requests/${frame.data.referenceId}`);
+      const request = await api(`/maintenance-requests/${notification.referenceId}`);
       requests.set(request.id, request);
       render();
     } catch (error) {
@@ -131,5 +120,6 @@ form.addEventListener("submit", async (submitted) => {
 });
 
 loadUnits().then(render).catch((error) => handleApiFailure(error, pageMessage));
-const client = startPage(session);
-client.subscribe(`notifications:${session.user.id}`, { onEvent: onNotification, onReset: reload });
+document.addEventListener("pms:notification", (event) => onNotification(event.detail));
+document.addEventListener("pms:notifications-reset", reload);
+startPage(session);
