@@ -136,18 +136,7 @@ def parse_text(message: Any) -> str:
     text = message.strip()
     if len(text) > MAX_MESSAGE_CHARS:
         raise bad_request(MESSAGE_TOO_LONG)
-    if not _encodable(text):
-        raise bad_request(MESSAGE_NOT_ENCODABLE)
     return text
-
-
-def _encodable(text: str) -> bool:
-    """Whether `text` is valid Unicode for UTF-8 (no lone surrogates), as BSON and the codecs need."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _attachment(value: Any) -> dict[str, Any]:
@@ -196,7 +185,7 @@ def parse_participants(value: Any) -> list[str]:
 
 def parse_client_message_id(value: Any) -> str:
     """A client's idempotency key: 1 to MAX_CLIENT_MESSAGE_ID_CHARS characters."""
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_MESSAGE_ID_CHARS or not _encodable(value):
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_MESSAGE_ID_CHARS or not unicode_text(value):
         raise bad_request(BAD_CLIENT_MESSAGE_ID)
     if not unicode_text(value):
         raise bad_request(TEXT_NOT_UNICODE.format(field="clientMessageId"))

@@ -503,10 +503,13 @@ async def test_typing_is_ephemeral_and_unavailable_without_redis(
 
 
 async def test_one_send_that_cannot_be_stored_fails_alone_and_its_batch_is_stored(
-    service: ChatService, db: Any, publisher: FakePublisher
+    service: ChatService, db: Any, publisher: FakePublisher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The schema refuses such text at the edge (chat_schema.unicode_text); a document that slips
+    # past it anyway (here: the attachment check switched off) must fail alone in its batch.
+    monkeypatch.setattr(chat, "parse_attachments", lambda value: list(value or []))
     conv = conversation()
-    bad = file(url="https://files.example/\ud800")  # passes the attachment checks, BSON refuses it
+    bad = file(url="https://files.example/\ud800")  # BSON refuses it
     sends = [send(service, conv, f"m{i}") for i in range(9)]
     sends.insert(3, send(service, conv, "with a bad file", attachments=[bad]))
     outcomes = await asyncio.gather(*sends, return_exceptions=True)
