@@ -17,8 +17,9 @@ The sockets are bound and held by this parent, so a process that dies is started
 same socket and nothing queued for it is lost. SIGTERM and SIGINT go to every process (each
 drains on SIGTERM, see pms/health.py); the parent exits when they all have: 0 if each stopped
 cleanly (exit 0, or the signal it was sent), else the first other status (a signal death
-counts as 128 + signal). A process that dies within STARTUP_SECONDS of its start is broken
-(settings, the app's import): the launcher stops them all rather than restart it in a loop.
+counts as 128 + signal). A process that could not start (uvicorn's exit status 3: the app's
+import or settings are broken) stops them all rather than being restarted in a loop; any other
+death is restarted, at most once a second per socket.
 """
 
 import argparse
@@ -30,7 +31,8 @@ import sys
 import time
 
 POLL_SECONDS = 0.2
-STARTUP_SECONDS = 10.0  # a process that dies sooner is broken (settings, app import): stop, don't loop
+STARTUP_FAILURE = 3  # uvicorn's exit status when the app cannot be imported or the socket used
+RESTART_SECONDS = 1.0  # a process is started again at most this often per socket
 BACKLOG = 2048  # uvicorn's default
 
 
@@ -107,11 +109,11 @@ def run(host: str, port: int, workers: int, options: list[str]) -> int:
             if stopping:
                 if exit_status(code) not in clean and not failed:
                     failed = exit_status(code)
-            elif time.monotonic() - started[index] < STARTUP_SECONDS:
-                print(f"[pms.launch] process {process.pid} exited with {code} while starting; stopping", flush=True)
-                failed = exit_status(code) or 1
+            elif code == STARTUP_FAILURE:
+                print(f"[pms.launch] process {process.pid} could not start (exit {code}); stopping", flush=True)
+                failed = code
                 forward(signal.SIGTERM, None)
-            else:  # died on its own: start it again on the same socket
+            elif time.monotonic() - started[index] >= RESTART_SECONDS:  # else wait: no hot loop
                 print(f"[pms.launch] process {process.pid} exited with {code}; starting another", flush=True)
                 processes[index] = uvicorn_on(sockets[index], options)
                 started[index] = time.monotonic()

@@ -45,7 +45,8 @@ def get(server: ServerProcess, path: str) -> tuple[int, dict[str, Any]]:
         with urllib.request.urlopen(f"{server.http_url}{path}", timeout=WAIT) as response:  # noqa: S310
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        with error:
+            return error.code, json.loads(error.read())
 
 
 async def close_code(client: Client, timeout: float) -> int | None:

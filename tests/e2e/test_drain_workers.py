@@ -37,7 +37,7 @@ from tests.e2e.conftest import (
 )
 from tests.factories import make_user
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]  # 2 processes start per test
 
 DRAIN_SECONDS = 10.0  # time enough to see both processes answer draining on a busy machine
 SOCKETS = 60
@@ -75,7 +75,8 @@ def readyz(server: ServerProcess) -> tuple[int, dict[str, Any]]:
         with urllib.request.urlopen(f"{server.http_url}/readyz", timeout=WAIT) as response:  # noqa: S310
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        with error:
+            return error.code, json.loads(error.read())
     except (OSError, urllib.error.URLError):
         return 0, {}
 

@@ -59,6 +59,7 @@ from tests.factories import DEFAULT_PASSWORD, make_conversation, make_user
 HAPROXY = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")  # Debian's package puts it in sbin
 pytestmark = [
     pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(240),  # a rolling restart with a 10 s drain, on a busy 2-core machine
     pytest.mark.skipif(HAPROXY is None, reason="haproxy not installed (scripts/test installs it as root)"),
 ]
 
@@ -80,7 +81,8 @@ def http_get(url: str) -> tuple[int, str]:
         with urllib.request.urlopen(url, timeout=WAIT) as response:  # noqa: S310
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+        with error:
+            return error.code, error.read().decode()
 
 
 def open_sockets(server: ServerProcess) -> int:
@@ -444,6 +446,12 @@ async def test_rolling_restart_of_one_process_loses_no_message(
     assert await asyncio.to_thread(open_sockets, a) == 2
     for client in fresh:
         await client.ws.close()
+    for task in tasks:  # stop the receivers before closing their sockets, or they reconnect
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for receiver in receivers:
+        assert receiver.client is not None
+        await receiver.client.ws.close()
 
 
 class TcpForwarder:
@@ -485,6 +493,7 @@ class TcpForwarder:
         self.server.close()
         for pipe in list(self.pipes):
             pipe.transport.abort()
+            pipe.close()
         await self.server.wait_closed()
 
 
@@ -550,7 +559,8 @@ def post(url: str, body: dict[str, Any] | None = None, token: str | None = None)
         with urllib.request.urlopen(request, timeout=WAIT) as response:  # noqa: S310
             return int(response.status)
     except urllib.error.HTTPError as error:
-        return int(error.code)
+        with error:
+            return int(error.code)
 
 
 @dataclass

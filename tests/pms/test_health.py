@@ -3,6 +3,12 @@
 import os
 import signal
 import time
+
+# Imported before any garbage is collected: pytest's unraisable-exception hook imports it on
+# first use, and a collection during that import (the loop-bound clients pyproject.toml's
+# filterwarnings ignores) re-entered the hook on a half-imported module and failed a setup here
+# after the multi-process tests ran.
+import tracemalloc  # noqa: F401
 from collections.abc import Iterator
 from dataclasses import replace
 
