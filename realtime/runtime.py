@@ -274,7 +274,8 @@ class Realtime:
         at the floor or of a later one is dispatched (Redis delivers a channel's messages in
         the order their offsets were given: none older can follow), or until the reader has
         dispatched everything Redis published before the read (a broker barrier,
-        `_close_floors`), whichever comes first.
+        `_close_floors`; only if the topic's position then covers the floor: after a lost
+        pub/sub connection, the gap repair still has to pass it), whichever comes first.
         """
         # Counted while Redis confirms, so a last local subscriber leaving meanwhile does not
         # UNSUBSCRIBE the channel this socket is about to join (`_release`).
