@@ -274,7 +274,8 @@ class Realtime:
         at the floor or of a later one is dispatched (Redis delivers a channel's messages in
         the order their offsets were given: none older can follow), or until the reader has
         dispatched everything Redis published before the read (a broker barrier,
-        `_close_floors`), whichever comes first.
+        `_close_floors`; only if the topic's position then covers the floor: after a lost
+        pub/sub connection, the gap repair still has to pass it), whichever comes first.
         """
         # Counted while Redis confirms, so a last local subscriber leaving meanwhile does not
         # UNSUBSCRIBE the channel this socket is about to join (`_release`).
@@ -355,7 +356,14 @@ class Realtime:
 
         The barrier's PING goes out after those reads completed, so once the reader has
         answered it, every late live copy of an event in their `missed` was dispatched
-        (and skipped). One barrier covers every floor set before it was sent.
+        (and skipped): the topic's position (`_last`) is at or past the floor. One barrier
+        covers every floor set before it was sent.
+
+        Not so when the pub/sub connection was down or replaced meanwhile: the barrier then
+        returns without proving anything, and the events up to the floor that the process
+        never heard live are delivered by the gap repair, from the topic's position, to every
+        local socket of the topic. A window whose floor its topic's position has not reached
+        stays open; the repair's (or a live) event at or after the floor ends it.
         """
         try:
             while self._floors:
@@ -363,7 +371,13 @@ class Realtime:
                 await self.broker.barrier()
                 for topic, conn, floor in floors:
                     recovering = self._recovering.get(topic)
-                    if recovering is not None and recovering.get(conn) is floor:
+                    last = self._last.get(topic)
+                    if (
+                        recovering is not None
+                        and recovering.get(conn) is floor
+                        and last is not None
+                        and _not_after(floor, last)
+                    ):
                         self._end_recovery(topic, conn)
         except Exception:
             logger.exception("closing recovery windows failed; they close on their topic's next event")

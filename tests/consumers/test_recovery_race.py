@@ -292,3 +292,74 @@ async def test_reconnect_storm_sees_every_offset_exactly_once_in_order(connect, 
         duplicates = sorted({o for o in offsets if offsets.count(o) > 1}, key=_key)
         assert not duplicates, f"client {index} got {len(duplicates)} offsets twice: {duplicates[:5]}"
         assert offsets == expected, f"client {index}: out of order or missing"
+
+
+class _HeldReconnect:
+    """Holds the broker's next reconnect until `release()`: Redis serves commands (history
+    reads, publishes) while this process has no pub/sub connection, as in the moments after
+    Redis comes back and before the broker's backoff ends."""
+
+    def __init__(self, broker: Any) -> None:
+        self._broker = broker
+        self._open = asyncio.Event()
+        self._connect = broker._connect
+
+    async def _held_connect(self) -> Any:
+        await self._open.wait()
+        return await self._connect()
+
+    async def __aenter__(self) -> "_HeldReconnect":
+        self._broker._connect = self._held_connect
+        return self
+
+    def release(self) -> None:
+        self._open.set()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._open.set()
+        del self._broker._connect
+
+
+async def test_gap_repair_after_a_reconnect_skips_what_a_socket_recovered_while_pubsub_was_down(
+    connect, new_user
+) -> None:
+    """A socket that resubscribes with `since` while the process has no pub/sub connection gets
+    the gap in `missed`; the gap repair on reconnect delivers the same events to the process's
+    other sockets of the topic (which missed them), and must not deliver them to it again.
+    Its recovery window cannot end by a broker barrier then (no connection: the barrier
+    returns at once, proving nothing): only once the topic's position covers its floor."""
+    topic, token = await _conversation_topic(new_user)
+    publisher = RedisHistory(get_redis())
+    realtime = await get_realtime()
+    broker = realtime.broker
+    staying = await connect(token)  # subscribed before the loss: its gap is repaired
+    await _subscribe(staying, topic, "stay")
+    first = await publisher.publish(topic, "chat.message", {"n": 1})
+    assert await _receive(staying) == first  # the process's position in the topic: `first`
+    raw = get_redis()
+    async with _HeldReconnect(broker) as held:
+        host, port = broker._conn._writer.get_extra_info("sockname")[:2]
+        await raw.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")
+
+        async def disconnected() -> None:
+            while broker.connected:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(disconnected(), 5)
+        gap = [await publisher.publish(topic, "chat.message", {"n": n}) for n in (2, 3)]  # no one hears them live
+        rejoining = await connect(token)  # the topic is held: no SUBSCRIBE, straight to the history read
+        data = await _subscribe(rejoining, topic, "rejoin", since=first["offset"])
+        assert data["recovered"] is True and data["missed"] == gap
+
+        async def floors_closed() -> None:
+            while realtime._closing_floors:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(floors_closed(), 2)  # the barrier came back at once: no connection
+        held.release()
+        assert [await _receive(staying) for _ in gap] == gap  # repaired from history
+    after = await publisher.publish(topic, "chat.message", {"n": 4})
+    assert await _receive(staying) == after
+    assert await _receive(rejoining) == after  # not the gap a second time
+    assert await _nothing_more(rejoining, 0.3)
+    assert topic not in realtime._recovering  # the repair's pass over the floor ended the window
