@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from bson import ObjectId
 
+from realtime.codecs import encodable_text
 from realtime.errors import BAD_REQUEST, ProtocolError
 
 MAX_MESSAGE_CHARS = 10_000
@@ -97,17 +98,6 @@ def event_data(doc: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def unicode_text(value: str) -> bool:
-    """True when `value` encodes as UTF-8 (holds no lone surrogate); ASCII answers at once."""
-    if value.isascii():
-        return True
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def bad_request(message: str) -> ProtocolError:
     """The `bad_request` error with `message` (one of this module's constants)."""
     return ProtocolError(BAD_REQUEST, message)
@@ -122,7 +112,7 @@ def parse_object_id(value: Any, message: str) -> ObjectId:
 
 def require_id(value: Any, message: str) -> str:
     """`value` when it is a non-blank string of Unicode text; else bad_request(`message`)."""
-    if not isinstance(value, str) or not value.strip() or not unicode_text(value):
+    if not isinstance(value, str) or not value.strip() or not encodable_text(value):
         raise bad_request(message)
     return value
 
@@ -131,7 +121,7 @@ def parse_text(message: Any) -> str:
     """The stripped text, at most MAX_MESSAGE_CHARS (may be empty: the caller decides)."""
     if not isinstance(message, str):
         raise bad_request(MESSAGE_NOT_TEXT)
-    if not unicode_text(message):
+    if not encodable_text(message):
         raise bad_request(TEXT_NOT_UNICODE.format(field="message"))
     text = message.strip()
     if len(text) > MAX_MESSAGE_CHARS:
@@ -160,7 +150,7 @@ def _attachment(value: Any) -> dict[str, Any]:
         valid = False
     if not valid:
         raise bad_request(BAD_URL)
-    if not (unicode_text(name) and unicode_text(url)):
+    if not (encodable_text(name) and encodable_text(url)):
         raise bad_request(TEXT_NOT_UNICODE.format(field="attachment fileName and url"))
     return {"fileName": name, "fileSize": size, "mimeType": mime, "url": url}
 
@@ -185,10 +175,8 @@ def parse_participants(value: Any) -> list[str]:
 
 def parse_client_message_id(value: Any) -> str:
     """A client's idempotency key: 1 to MAX_CLIENT_MESSAGE_ID_CHARS characters."""
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_MESSAGE_ID_CHARS or not unicode_text(value):
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_MESSAGE_ID_CHARS or not encodable_text(value):
         raise bad_request(BAD_CLIENT_MESSAGE_ID)
-    if not unicode_text(value):
-        raise bad_request(TEXT_NOT_UNICODE.format(field="clientMessageId"))
     return value
 
 

@@ -60,7 +60,8 @@ class UnencodableText(ProtocolError):
         self.field = field
 
 
-def _encodable(text: str) -> bool:
+def encodable_text(text: str) -> bool:
+    """True when `text` encodes as UTF-8 (holds no lone surrogate); ASCII answers at once."""
     if text.isascii():
         return True
     try:
@@ -77,18 +78,18 @@ def unencodable_field(frame: dict[str, Any]) -> str | None:
     Iterative, so a frame nested as deep as the decoder allowed cannot exhaust the stack.
     """
     for name, value in frame.items():
-        if isinstance(name, str) and not _encodable(name):
+        if isinstance(name, str) and not encodable_text(name):
             return ""
         field = name if isinstance(name, str) else ""
         stack = [value]
         while stack:
             item = stack.pop()
             if isinstance(item, str):
-                if not _encodable(item):
+                if not encodable_text(item):
                     return field
             elif isinstance(item, dict):
                 for key, inner in item.items():
-                    if isinstance(key, str) and not _encodable(key):
+                    if isinstance(key, str) and not encodable_text(key):
                         return field
                     stack.append(inner)
             elif isinstance(item, list):
@@ -215,7 +216,7 @@ class JsonCodec(FrameCodec):
             # rather than a frame that JSON.parse rejects.
             text = self._encoder.encode(_finite(frame))
         # The server writes text frames as UTF-8: a lone surrogate would fail that write.
-        if not _encodable(text):
+        if not encodable_text(text):
             text = _SURROGATE.sub(REPLACEMENT, text)
         return text
 

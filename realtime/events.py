@@ -7,7 +7,7 @@ from typing import Any
 
 import msgpack
 
-from realtime.codecs import iso_utc, wire_value
+from realtime.codecs import iso_utc, wire_value, without_surrogates
 
 MESSAGE_EVENT = "message"
 # Our own publishes (history_publish.lua) are MessagePack maps with exactly these keys in
@@ -15,7 +15,6 @@ MESSAGE_EVENT = "message"
 # `realtime.history` (its offsets: "<16 hex epoch>-<ms>-<seq>").
 _OWN_KEYS = ["type", "topic", "event", "data", "ts", "offset"]
 _OWN_OFFSET = re.compile(r"[0-9a-f]{16}-[0-9]{1,15}-[0-9]{1,15}")
-_SURROGATE = re.compile("[\ud800-\udfff]")  # unpaired: a pair never survives decoding as two
 
 
 def utc_now_iso() -> str:
@@ -57,11 +56,11 @@ def normalize_external(topic: str, payload: bytes | str) -> dict[str, Any]:
     if isinstance(value, dict):
         if from_msgpack and _is_own(topic, value):
             return value
-        value = _repaired(value)
+        value = without_surrogates(value)
         event = value.get("event")
         if isinstance(event, str) and event:
             return make_event(topic, event, value.get("data", {}), ts=_checked_ts(value.get("ts")))
-    return make_event(topic, MESSAGE_EVENT, _repaired(value))
+    return make_event(topic, MESSAGE_EVENT, without_surrogates(value))
 
 
 def _is_own(topic: str, value: dict[str, Any]) -> bool:
@@ -96,17 +95,6 @@ def _checked_ts(value: Any) -> str | None:
         return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     except (OverflowError, ValueError):
         return None
-
-
-def _repaired(value: Any) -> Any:
-    """`value` with every unpaired surrogate in its strings (keys too) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_repaired(k): _repaired(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_repaired(v) for v in value]
-    return value
 
 
 def _decode(payload: bytes | str) -> tuple[Any, bool]:

@@ -30,6 +30,7 @@ from django.db import connection
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from pms.server import UVICORN_OPTIONS
 from tests.factories import DEFAULT_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,22 +42,7 @@ HOUSEKEEPING_SECONDS = 0.5
 EPHEMERAL_EVENTS = frozenset({"presence", "chat.typing"})
 
 # The production command line (pms/devstack.py `serve`, Dockerfile): same flags, free port.
-UVICORN_ARGS = [
-    "--ws",
-    "pms.wsprotocol:LeanWebSocketsProtocol",
-    "--loop",
-    "uvloop",
-    "--http",
-    "httptools",
-    "--lifespan",
-    "off",
-    "--ws-ping-interval",
-    "25",
-    "--ws-ping-timeout",
-    "60",
-    "--ws-max-size",
-    "1048576",
-]
+UVICORN_ARGS = UVICORN_OPTIONS  # the production flags (pms/server.py)
 
 
 def free_port() -> int:
