@@ -14,7 +14,6 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 
-from apps.accounts.models import User
 from apps.accounts.services import Principal
 from apps.common.http import token_auth
 from apps.common.pagination import Page, PageParams, apaginate, paginate
@@ -44,8 +43,6 @@ from apps.maintenance.schemas import (
     WorkOrderOut,
     WorkOrderPatch,
 )
-from realtime.connections import get_redis
-from realtime.workers import ActiveWorkers
 
 router = Router(tags=["maintenance"], auth=token_auth)
 
@@ -328,30 +325,18 @@ async def work_order_update(request: HttpRequest, work_order_id: UUID, payload: 
 async def maintenance_worker_list(request: HttpRequest) -> MaintenanceWorkersOut:
     """The maintenance workers (role `maintenance_staff`) with who is active now (a socket open:
     `maintenance:active:workers`) and their open work orders (landlords, property managers, admins)."""
-    caller = _caller(request)
-
-    def read() -> tuple[list[User], dict[str, UUID], list[WorkOrder]]:
-        workers = selectors.maintenance_worker_list(caller=caller)
-        vendors = selectors.worker_vendor_ids(emails=[worker.email for worker in workers])
-        orders = selectors.open_work_orders_of_vendors(caller=caller, vendor_ids=list(vendors.values()))
-        return workers, vendors, orders
-
-    workers, vendors, orders = await sync_to_async(read)()
-    active = await ActiveWorkers(get_redis()).members() if workers else set()
-    items = []
-    for worker in workers:
-        vendor_id = vendors.get(worker.email.lower())
-        mine = [order for order in orders if vendor_id is not None and order.vendor_id == vendor_id]
-        items.append(
-            MaintenanceWorkerOut(
-                id=worker.pk,
-                firstName=worker.first_name,
-                lastName=worker.last_name,
-                email=worker.email,
-                active=str(worker.pk) in active,
-                working=any(order.status == "in_progress" for order in mine),
-                vendorId=vendor_id,
-                workOrders=[WorkerOrderOut(id=o.pk, requestId=o.request_id, status=o.status) for o in mine],
-            )
+    statuses = await selectors.amaintenance_worker_statuses(caller=_caller(request))
+    items = [
+        MaintenanceWorkerOut(
+            id=status.worker.pk,
+            firstName=status.worker.first_name,
+            lastName=status.worker.last_name,
+            email=status.worker.email,
+            active=status.active,
+            working=status.working,
+            vendorId=status.vendor_id,
+            workOrders=[WorkerOrderOut(id=o.pk, requestId=o.request_id, status=o.status) for o in status.work_orders],
         )
+        for status in statuses
+    ]
     return MaintenanceWorkersOut(items=items)

@@ -11,6 +11,7 @@ Objects outside the caller's view raise `not_found`; collections a caller can ne
 raise `forbidden`.
 """
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -33,7 +34,9 @@ from apps.maintenance.models import (
 )
 from apps.properties.models import Property
 from realtime import errors, keys
+from realtime.connections import get_redis
 from realtime.errors import ProtocolError
+from realtime.workers import ActiveWorkers
 
 MAINTENANCE_STAFF_ROLE = "maintenance_staff"
 COUNTS_TTL_SECONDS = 5 * 60
@@ -283,3 +286,44 @@ def open_work_orders_of_vendors(*, caller: Principal, vendor_ids: list[UUID]) ->
         .filter(vendor_id__in=vendor_ids, status__in=OPEN_WORK_ORDER_STATUSES)
         .order_by("-assigned_at", "-pk")
     )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    """One maintenance worker as an assigner sees them: online (a socket open now), working (an
+    open work order of theirs is `in_progress`) and their open work orders, newest first."""
+
+    worker: User
+    vendor_id: UUID | None
+    active: bool
+    work_orders: list[WorkOrder]
+
+    @property
+    def working(self) -> bool:
+        return any(order.status == "in_progress" for order in self.work_orders)
+
+
+async def amaintenance_worker_statuses(*, caller: Principal) -> list[WorkerStatus]:
+    """Every maintenance worker with who is online (`maintenance:active:workers`, one Redis read)
+    and their open work orders the caller may see (three PostgreSQL reads); `forbidden` as
+    `maintenance_worker_list`. A worker's work orders are those of the vendor record with their email."""
+
+    def read() -> tuple[list[User], dict[str, UUID], list[WorkOrder]]:
+        workers = maintenance_worker_list(caller=caller)
+        vendors = worker_vendor_ids(emails=[worker.email for worker in workers])
+        orders = open_work_orders_of_vendors(caller=caller, vendor_ids=list(vendors.values()))
+        return workers, vendors, orders
+
+    workers, vendors, orders = await sync_to_async(read)()
+    active = await ActiveWorkers(get_redis()).members() if workers else set()
+    by_vendor: dict[UUID | None, list[WorkOrder]] = {}
+    for order in orders:
+        by_vendor.setdefault(order.vendor_id, []).append(order)
+    statuses = []
+    for worker in workers:
+        vendor_id = vendors.get(worker.email.lower())
+        mine = by_vendor.get(vendor_id, []) if vendor_id is not None else []
+        statuses.append(
+            WorkerStatus(worker=worker, vendor_id=vendor_id, active=str(worker.pk) in active, work_orders=mine)
+        )
+    return statuses
