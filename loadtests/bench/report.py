@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loadtests.bench import scale_report
 from loadtests.bench.servers import ROOT
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -412,6 +413,7 @@ def write(paths: list[Path]) -> Path:
             if any(_runs(results, "connects", k) for k in ("base", *KINDS))
             else []
         ),
+        *scale_report.section(results, scale_report.chart(results)),
         *(
             ["Runs left out of the tables (kept in the raw JSON with the reason):", "", *excluded, ""]
             if excluded
