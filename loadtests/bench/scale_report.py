@@ -167,6 +167,62 @@ def summary_table(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def summary_rows(results: list[dict[str, Any]]) -> list[tuple[str, dict[str, list[Any]], str]]:
+    """Rows for the document's summary table (ours only): one value per run, "1 process → 2"."""
+
+    def change(run: dict[str, Any], fn: Any) -> str:
+        values = [fn(row) for row in run["rows"]]
+        return " → ".join(_fmt(v) for v in values)
+
+    def fan_us(row: dict[str, Any]) -> Any:
+        return (_step(row["fanout"]["steps"], 10) or {}).get("server_us_per_delivery")
+
+    def chat_us(row: dict[str, Any]) -> Any:
+        steps = row["chat"]["steps"]
+        top = [s["server_us_per_message"] for s in steps if s["rate"] == max(x["rate"] for x in steps)]
+        return statistics.median(top) if top else None
+
+    def lost(row: dict[str, Any]) -> int:
+        return sum(s["lost"] + s["duplicated"] for s in row["fanout"]["steps"] + row["chat"]["steps"])
+
+    def via(run: dict[str, Any]) -> str:
+        direct = [b["total_us_per_connect"] for b in run["bursts"] if b["route"].startswith("direct")]
+        balanced = [b["total_us_per_connect"] for b in run["bursts"] if not b["route"].startswith("direct")]
+        refused = sum(b["clients"] - b["opened"] for b in run["bursts"] if not b["route"].startswith("direct"))
+        return (
+            f"{_fmt(statistics.median(direct))} → {_fmt(statistics.median(balanced))} ({refused:,} refused)"
+            if direct and balanced
+            else "–"
+        )
+
+    procs = [run for run, _meta in _runs(results, "processes")]
+    bursts = [run for run, _meta in _runs(results, "balancer")]
+    rows: list[tuple[str, dict[str, list[Any]], str]] = []
+    if procs:
+        rows += [
+            (
+                "1 → 2 processes (pms.launch): fan-out server µs CPU per delivery at 10 events/s",
+                {"ours": [change(r, fan_us) for r in procs]},
+                "flat",
+            ),
+            (
+                "1 → 2 processes: chat server µs CPU per message (steps at the highest rate)",
+                {"ours": [change(r, chat_us) for r in procs]},
+                "flat",
+            ),
+            ("1 → 2 processes: deliveries lost or duplicated", {"ours": [change(r, lost) for r in procs]}, "0"),
+        ]
+    if bursts:
+        rows.append(
+            (
+                "connects straight → through HAProxy to 2 processes: µs CPU per connect (app + HAProxy)",
+                {"ours": [via(r) for r in bursts]},
+                "",
+            )
+        )
+    return rows
+
+
 def balancer_table(results: list[dict[str, Any]]) -> list[str]:
     lines = [
         (
@@ -311,11 +367,30 @@ def section(results: list[dict[str, Any]], made: str | None = None) -> list[str]
     return lines
 
 
+def summary_into(text: str, rows: list[tuple[str, dict[str, list[Any]], str]]) -> str:
+    """The document with this section's rows of the summary table replaced (or added at its end)."""
+    from loadtests.bench.report import summary_line  # report imports this module
+
+    lines = text.split("\n")
+    names = [f"| {name} |" for name, _vals, _target in rows]
+    kept = [line for line in lines if not any(line.startswith(n) for n in names)]
+    if "## Summary" not in kept:
+        return "\n".join(kept)
+    start = kept.index("## Summary")
+    end = start + 1
+    while end < len(kept) and not kept[end].startswith("|"):
+        end += 1
+    while end < len(kept) and kept[end].startswith("|"):
+        end += 1
+    kept[end:end] = [summary_line(*row) for row in rows]
+    return "\n".join(kept)
+
+
 def replace_section(paths: list[Path]) -> Path:
     results = [json.loads(Path(p).read_text()) for p in paths]
     made = chart(results)
     new = section(results, made)
-    text = DOC.read_text() if DOC.exists() else ""
+    text = summary_into(DOC.read_text() if DOC.exists() else "", summary_rows(results))
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
         tail = rest.split(END, 1)[1]

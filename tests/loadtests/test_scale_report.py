@@ -84,7 +84,9 @@ def test_summary_gives_the_median_of_the_warm_chat_steps_and_the_ratio_per_proce
 
 def test_the_section_is_replaced_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     doc = tmp_path / "benchmarks.md"
-    doc.write_text("# Benchmarks\n\nbefore\n\n## Analysis\n\nhand-written\n")
+    doc.write_text(
+        "# Benchmarks\n\n## Summary\n\n| figure | ours |\n|---|---|\n| idle | 1 |\n\nbefore\n\n## Analysis\n\nhand-written\n"
+    )
     results = tmp_path / "bench.json"
     import json
 
@@ -96,6 +98,9 @@ def test_the_section_is_replaced_in_place(tmp_path: Path, monkeypatch: pytest.Mo
     first = doc.read_text()
     assert first.index("before") < first.index(scale_report.BEGIN) < first.index("## Analysis")
     assert "500 / 500 of 1,000" in first
+    summary = first.split("\n\n")[2].split("\n")
+    assert summary[2] == "| idle | 1 |"
+    assert summary[5].startswith("| 1 → 2 processes: deliveries lost or duplicated | 0 → 0 |")
     assert (tmp_path / "charts" / scale_report.CHART).exists()
     scale_report.replace_section([results])
     assert doc.read_text() == first  # a second run replaces the section, adds no second one
