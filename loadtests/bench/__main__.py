@@ -1,6 +1,6 @@
 """Benchmark: our server against the Channels tutorial peer and a bare `websockets` server.
 
-    python -m loadtests.bench [--quick] [--scenarios 1,2,3,4,5,6] [--servers ours,peer,bare]
+    python -m loadtests.bench [--quick] [--scenarios 1,2,3,4,5,6,7,8] [--servers ours,peer,bare]
                               [--repeat N] [--workers 4] [--no-report]
 
 Starts every server itself (one process each, loopback), seeds our users with
@@ -28,12 +28,22 @@ from typing import Any
 
 import psutil
 
-from loadtests.bench import scenarios
+from loadtests.bench import scale, scenarios
 from loadtests.bench.pool import Pool
 from loadtests.bench.servers import ROOT, Stack, make_workdir
 
 RESULTS = ROOT / "loadtests" / "results"
-NAMES = {1: "idle", 2: "fanout", 3: "chat", 4: "two_processes", 5: "storm", 6: "connects"}
+NAMES = {
+    1: "idle",
+    2: "fanout",
+    3: "chat",
+    4: "two_processes",
+    5: "storm",
+    6: "connects",
+    7: "processes",
+    8: "balancer",
+}
+SCALE = {7: scale.processes, 8: scale.balancer}  # ours only; they start their own servers
 
 
 def versions() -> dict[str, str]:
@@ -132,13 +142,17 @@ async def run(args: argparse.Namespace) -> Path:
                 for kind in kinds:
                     if number == 4 and kind == "bare":
                         continue  # one in-memory process: nothing to share across processes
+                    if number in SCALE and kind != "ours":
+                        continue
                     scenarios.say(
                         f"scenario {number} ({NAMES[number]}) on {kind}, run {repeat + 1}"
                         f"  [{time.perf_counter() - t0:.0f} s]"
                     )
-                    servers = [stack.start(kind) for _ in range(2 if number == 4 else 1)]
+                    servers = [] if number in SCALE else [stack.start(kind) for _ in range(2 if number == 4 else 1)]
                     try:
-                        if number == 1:
+                        if number in SCALE:
+                            data = await SCALE[number](stack, pool, seed, sizes)
+                        elif number == 1:
                             data = await scenarios.idle(stack, pool, servers[0], seed, sizes)
                         elif number in (2, 4):
                             data = await scenarios.fanout(stack, pool, servers, seed, sizes)
@@ -178,7 +192,7 @@ async def run(args: argparse.Namespace) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="each scenario once, smaller sizes (< 10 min)")
-    parser.add_argument("--scenarios", default="1,2,3,4,5,6")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7,8")
     parser.add_argument("--servers", default="ours,peer,bare")
     parser.add_argument("--repeat", type=int, help="runs of each scenario (default: 1 quick, 2 full)")
     parser.add_argument("--workers", type=int, default=4, help="load-generator processes")

