@@ -63,7 +63,7 @@ pytestmark = [
     pytest.mark.skipif(HAPROXY is None, reason="haproxy not installed (scripts/test installs it as root)"),
 ]
 
-DRAIN_SECONDS = 10.0  # covers HAProxy's 2 failed checks 1 s apart with room for a busy machine
+DRAIN_SECONDS = 10.0  # covers HAProxy's 3 failed checks 1 s apart with room for a busy machine
 ROTATION_WAIT = 15.0  # HAProxy marks a server up or down within 2-3 s; bounded generously
 CONFIG = ROOT / "deploy" / "haproxy.cfg"
 
