@@ -217,8 +217,10 @@ class ChatService:
                 raise ProtocolError(UNAVAILABLE, NOT_STORED) from exc
         # A repeat (retried send) announces too: the history answers with the first offset if
         # the event went out, and publishes it now if it did not (exactly once per message).
-        frame = await self.announcer.announce(self._message_change(stored))
-        return to_message(stored | {"offset": frame["offset"] if frame else stored.get("offset")})
+        change = self._message_change(stored)
+        frame = await self.announcer.announce(change)
+        # The reply is the event's data plus the offset (`to_message` of the stored document, built once).
+        return change.data | {"offset": frame["offset"] if frame else stored.get("offset")}
 
     def _message_change(self, doc: dict[str, Any]) -> Change:
         return Change(

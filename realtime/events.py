@@ -100,18 +100,16 @@ def _checked_ts(value: Any) -> str | None:
 def _decode(payload: bytes | str) -> tuple[Any, bool]:
     """The decoded payload and whether it was MessagePack: maps first; then JSON; then a
     MessagePack scalar or array; then text; then hex."""
-    if isinstance(payload, str):
-        text: str | None = payload
-        raw = payload.encode("utf-8", "surrogatepass")
-    else:
-        raw = bytes(payload)
+    raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else bytes(payload)
+    unpacked, from_msgpack = _unpack(raw)
+    if from_msgpack and isinstance(unpacked, dict):
+        return unpacked, True  # every publish of ours: decoded once, no text decode of the payload
+    text: str | None = payload if isinstance(payload, str) else None
+    if text is None:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            text = None
-    unpacked, from_msgpack = _unpack(raw)
-    if from_msgpack and isinstance(unpacked, dict):
-        return unpacked, True
+            pass
     if text is not None:
         try:
             # A short text such as "5" is also a MessagePack fixint: JSON wins for non-maps.

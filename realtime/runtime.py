@@ -95,6 +95,7 @@ class Realtime:
         self.broker = broker_factory(self._on_message)
         self.positions = Positions(history, self.broker)
         self.sessions: set[SocketSession] = set()
+        self._users: dict[str, int] = {}  # user id -> how many of `sessions` are theirs
         # Per topic, its local sockets in their recovery window (see `subscribe`): the live
         # events held back while the socket's `subscribe` reads history, then, once the reply
         # is out, the reply's offset, at or before which live events are skipped. Only topics
@@ -224,7 +225,10 @@ class Realtime:
 
     async def add(self, session: SocketSession) -> None:
         """A socket authenticated: count it and track it for control messages."""
-        self.sessions.add(session)
+        if session not in self.sessions:
+            self.sessions.add(session)
+            user_id = session.identity.user_id
+            self._users[user_id] = self._users.get(user_id, 0) + 1
         metrics.incr("sockets.opened")
         if self.presence is not None:
             # Off the connect path: presence (and telling the user's conversations) must not
@@ -235,7 +239,14 @@ class Realtime:
 
     async def remove(self, session: SocketSession) -> None:
         """The socket closed: forget it and release the topics it alone held in this process."""
-        self.sessions.discard(session)
+        if session in self.sessions:
+            self.sessions.discard(session)
+            user_id = session.identity.user_id
+            left = self._users[user_id] - 1
+            if left:
+                self._users[user_id] = left
+            else:
+                del self._users[user_id]
         self._warned.pop(session, None)
         for topic in self.hub.topics_of(session.conn):
             self._end_recovery(topic, session.conn)
@@ -247,6 +258,10 @@ class Realtime:
             if opening is not None and not opening.done():
                 await asyncio.wait({opening})  # never record "offline" before "online"
             await self.presence.closed(session)
+
+    def has_socket(self, user_id: str) -> bool:
+        """True while the user has an authenticated socket open in this process (so is not offline)."""
+        return user_id in self._users
 
     # --- subscriptions ---------------------------------------------------------------
 

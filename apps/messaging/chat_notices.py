@@ -13,6 +13,7 @@ process (an `away` user has one). The marker lives as long as the notification
 (`NOTICE_DAYS`) and is dropped by the recipient's `chat.read` of that conversation, which
 also marks that chat notification read, so the next message after a read notifies again. A crash between the marker and the outbox
 INSERT loses that one notification (the marker is dropped again when the INSERT fails).
+A recipient with a socket open in this process is online without asking Redis.
 Best effort in one more way: a recipient seen online is not asked about again for
 `ONLINE_CACHE_SECONDS` (per process), so a message within seconds of their last socket
 closing may not notify them; the next one after that does.
@@ -95,7 +96,12 @@ class ChatNoticer:
         if not latest:
             return
         now = time.monotonic()
-        unknown = [user for user in dict.fromkeys(user for _, user in latest) if self._online_until.get(user, 0) <= now]
+        # A socket of theirs open in this process answers without Redis (the sender's peers, mostly).
+        unknown = [
+            user
+            for user in dict.fromkeys(user for _, user in latest)
+            if not realtime.has_socket(user) and self._online_until.get(user, 0) <= now
+        ]
         if not unknown:
             return
         presence = await realtime.presence.presence.query(unknown)

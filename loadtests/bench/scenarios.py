@@ -469,12 +469,20 @@ async def chat(stack: Stack, pool: Pool, server: Server, seed: dict[str, Any] | 
         for i, rate in enumerate(fixed or sizes.chat_rates):
             step = 300 + i
             await pool.all("begin", step=step, expected=0)
+            # BENCH_CPROFILE / BENCH_PY_SPY: one profile per step, from the first send to the last delivery.
+            spy = start_py_spy(server, f"chat-{server.label or kind}-{i + 1}-{rate}")
+            profiling = kind == "ours" and bool(os.environ.get("BENCH_CPROFILE"))
+            if profiling:
+                server.proc.send_signal(signal.SIGUSR1)
             meter = Meter([server], stack, pool)
             sent_parts = await pool.all("chat", step=step, rate=rate / pool.size, duration=sizes.chat_step_seconds)
             publish_wall = meter.read()["wall_s"]
             sent = sum(p["sent"] for p in sent_parts)
             waited = await drain(pool, sent, sizes.drain_max, want_acks=sent if kind == "ours" else 0)
             usage = meter.read()
+            if profiling:
+                server.proc.send_signal(signal.SIGUSR2)
+            stop_py_spy(spy)
             got = await collect(pool)
             # Ours confirms storage with a reply; the peers confirm nothing, so "sent" is what counts there.
             expected = sent

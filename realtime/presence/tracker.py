@@ -46,6 +46,8 @@ class PresenceTracker:
         self._flushing: asyncio.Task[None] | None = None
         self._pending_closes: list[tuple[SocketSession, asyncio.Future[None]]] = []
         self._closing: asyncio.Task[None] | None = None
+        self._pending_active: list[SocketSession] = []
+        self._activating: asyncio.Future[None] | None = None
 
     def open_later(self, session: SocketSession) -> asyncio.Future[None]:
         """Register the socket with the sockets opening in the same loop turns: one round trip
@@ -84,17 +86,41 @@ class PresenceTracker:
                         done.set_result(None)
 
     async def active(self, session: SocketSession) -> None:
-        """A command came: refresh `lastActive` (rate-limited per socket)."""
+        """A command came: refresh `lastActive` (rate-limited per socket), off the command's path.
+
+        The refreshes of one loop turn go out together (one round trip per `HEARTBEAT_BATCH`,
+        then one announcement for the users who came back from `away`); the command does not
+        wait for them. `activity_flushed()` waits until those queued so far are written.
+        """
         now = time.monotonic()
         if now - self._last_activity.get(session.conn_id, 0.0) < ACTIVITY_REFRESH_SECONDS:
             return
         self._last_activity[session.conn_id] = now
-        try:
-            if await self.presence.touch(session.identity.user_id, session.conn_id, True):
-                await self._announce(session.identity.user_id)
-        except Exception:
-            metrics.incr("presence.failed")
-            logger.warning("presence refresh failed for %s", session.identity.user_id, exc_info=True)
+        self._pending_active.append(session)
+        if self._activating is None or self._activating.done():
+            self._activating = asyncio.ensure_future(self._flush_active())
+
+    async def activity_flushed(self) -> None:
+        """Returns once every activity refresh queued so far was written (or failed and logged)."""
+        while self._activating is not None and not self._activating.done():
+            await asyncio.shield(self._activating)
+
+    async def _flush_active(self) -> None:
+        await asyncio.sleep(0)  # the other commands of this loop turn join the batch
+        while self._pending_active:
+            # A socket closed meanwhile is left out: its refresh would register it again.
+            batch = [s for s in self._pending_active if s.conn_id in self._last_activity]
+            self._pending_active = []
+            for start in range(0, len(batch), HEARTBEAT_BATCH):
+                chunk = batch[start : start + HEARTBEAT_BATCH]
+                try:
+                    changed = await self.presence.touch_many([(s.identity.user_id, s.conn_id, True) for s in chunk])
+                    await self._announce_many(
+                        sorted({s.identity.user_id for s, flag in zip(chunk, changed, strict=True) if flag})
+                    )
+                except Exception:
+                    metrics.incr("presence.failed")
+                    logger.warning("presence refresh failed for %d active sockets", len(chunk), exc_info=True)
 
     async def heartbeat(self, sessions: list[SocketSession]) -> None:
         """Keep every local socket registered; announce users who turned away."""
@@ -154,6 +180,8 @@ class PresenceTracker:
         ]
         if opening:
             await asyncio.wait(opening)
+        if self._activating is not None and not self._activating.done():
+            await asyncio.wait({self._activating})  # a refresh in flight must not follow the close
         sockets = [(s.identity.user_id, s.conn_id) for s in sessions]
         gone: list[bool] | None = None
         for attempt, delay in enumerate((*CLOSE_RETRY_DELAYS, None)):

@@ -209,3 +209,42 @@ async def test_the_heartbeat_announces_an_idle_user_away_once(parts, clock: Driv
         await pubsub.aclose()
         await raw.aclose()
     assert [(f["event"], f["data"]["userId"], f["data"]["status"]) for f in heard] == [("presence", user, AWAY)]
+
+
+async def test_commands_of_one_loop_turn_refresh_activity_in_one_call_off_the_command_path(
+    parts, clock: DrivenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracker, store, directory = parts
+    users = [str(uuid.uuid4()) for _ in range(20)]
+    sockets = [session(user_id) for user_id in users]
+    await asyncio.gather(*(tracker.open_later(s) for s in sockets))
+    clock.now += 301  # idle past away_after: the heartbeat turns them away
+    await tracker.heartbeat(sockets)
+    raw, pubsub = await listen([topics.chat_messages(directory.conversation_of(u)) for u in users])
+    try:
+        # Commands of one loop turn, each past the per-socket refresh interval.
+        monkeypatch.setattr(tracker_module, "ACTIVITY_REFRESH_SECONDS", 0.0)
+        for s in sockets:
+            await tracker.active(s)
+        assert store.touch_batches == [20]  # the heartbeat's call only: the commands did not wait
+        await asyncio.wait_for(tracker.activity_flushed(), 5)
+        assert store.touch_batches == [20, 20]
+        heard = await frames(pubsub, 20)
+    finally:
+        await pubsub.aclose()
+        await raw.aclose()
+    assert sorted(f["data"]["userId"] for f in heard) == sorted(users)
+    assert {f["data"]["status"] for f in heard} == {ONLINE}  # back from away, told once each
+    assert {info["status"] for info in (await store.query(users)).values()} == {ONLINE}
+
+
+async def test_a_socket_closed_before_its_activity_refresh_is_not_registered_again(parts) -> None:
+    tracker, store, _ = parts
+    phone = session(str(uuid.uuid4()))
+    await tracker.open_later(phone)
+    tracker._last_activity[phone.conn_id] = 0.0  # its refresh is due
+    await tracker.active(phone)
+    await tracker.closed(phone)  # in the same loop turn, before the refresh went out
+    await asyncio.wait_for(tracker.activity_flushed(), 5)
+    assert store.touch_batches == []
+    assert (await store.query([phone.identity.user_id]))[phone.identity.user_id]["status"] == OFFLINE

@@ -84,3 +84,31 @@ async def test_a_participant_with_a_socket_open_gets_none(world: World, connect:
     await settled()
     assert await sync_to_async(chat_notifications)(world.manager, cid) == []
     assert len(await sync_to_async(chat_notifications)(world.landlord, cid)) == 1  # the landlord has no socket
+
+
+async def test_a_recipient_with_a_socket_in_this_process_is_online_without_asking_redis(
+    world: World,
+    connect: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await connect(await token_for(world.manager))
+    realtime = await get_realtime()
+    assert realtime.presence is not None and realtime.has_socket(str(world.manager.pk))
+    opening = set(realtime._opening.values())  # its presence registration (and announcement) first
+    if opening:
+        await asyncio.wait(opening, timeout=10)
+    asked: list[list[str]] = []
+    query = realtime.presence.presence.query
+
+    async def counting_query(user_ids: list[str]) -> Any:
+        asked.append(list(user_ids))
+        return await query(user_ids)
+
+    monkeypatch.setattr(realtime.presence.presence, "query", counting_query)
+    tenant = await AsyncApi.login(world.tenant)
+    cid = (await start(tenant, world.manager, world.landlord))["id"]
+    await send(tenant, cid, "Hello both")
+    await settled()
+    assert asked == [[str(world.landlord.pk)]]  # the manager's socket here answered for them
+    assert await sync_to_async(chat_notifications)(world.manager, cid) == []
+    assert len(await sync_to_async(chat_notifications)(world.landlord, cid)) == 1
