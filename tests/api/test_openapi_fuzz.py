@@ -59,7 +59,6 @@ from apps.properties.models import Amenity
 from tests.e2e.conftest import (  # noqa: F401  (fixtures: a real uvicorn against the test database)
     ServerFactory,
     ServerProcess,
-    fast_password_hashing,
     login,
     server_env,
     start_servers,
@@ -145,7 +144,7 @@ def seed_world() -> Seed:
     today = datetime.date(2026, 3, 1)
     admin = make_user(user_type="admin", roles=("admin",))
     tenant = make_user()
-    # Users who never log in: no password hashing (the servers use the production hashers).
+    # Users who never log in: no password at all.
     landlord = make_user(user_type="landlord", password=None)
     manager = make_user(user_type="property_manager", password=None, roles=("maintenance",))
     other_landlord = make_user(user_type="landlord", password=None)
@@ -312,8 +311,14 @@ def operations(schema: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def fuzz_server(start_servers: ServerFactory, server_env: dict[str, str]) -> ServerProcess:  # noqa: F811
-    """One uvicorn process with the rate limits out of the fuzzer's way (they have tests of their own)."""
-    server_env.update(PMS_API_RATE_LIMIT="1000000", PMS_LOGIN_RATE_LIMIT="1000000")
+    """One uvicorn process with the rate limits out of the fuzzer's way (they have tests of their own),
+    hashing passwords with the suite's fast hasher (tests/api/fuzz_settings.py says why), as this
+    module's seeded users do (tests/conftest.py `fast_password_hashing`, not e2e's production one)."""
+    server_env.update(
+        PMS_API_RATE_LIMIT="1000000",
+        PMS_LOGIN_RATE_LIMIT="1000000",
+        DJANGO_SETTINGS_MODULE="tests.api.fuzz_settings",
+    )
     [server] = start_servers(1)
     return server
 

@@ -148,6 +148,9 @@ def server_env(transactional_db: None, realtime_test_stores: None, redis_process
         PMS_HOUSEKEEPING_SECONDS=str(HOUSEKEEPING_SECONDS),
         PMS_ALLOWED_HOSTS="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
+        # SIGTERM at teardown closes with 1012 at once (no fault here is a drain): the default
+        # 5 s grace per server made every teardown ~10 s (two servers stopped one after the other).
+        PMS_DRAIN_SECONDS="0",
     )
     assert settings.MONGO_DATABASE == "pms_test", "not the test stores"
     return env

@@ -132,6 +132,7 @@ def store_servers(
         PMS_HOUSEKEEPING_SECONDS="20",  # the durable path must not wait for a round
         PMS_ALLOWED_HOSTS="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
+        PMS_DRAIN_SECONDS="0",  # teardown's SIGTERM closes at once: no drain is under test here
     )
     started: list[ServerProcess] = []
 
