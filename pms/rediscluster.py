@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 REDIS_SERVER = "redis-server"
@@ -54,6 +55,10 @@ def _wait(check: Callable[[], bool], what: str, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {timeout} s")
         time.sleep(0.05)
+
+
+def _answers(node: Node) -> bool:
+    return node.cli("PING").strip() == "PONG"
 
 
 @dataclass
@@ -112,7 +117,7 @@ class LocalCluster:
             for _ in range(self.masters * (1 + self.replicas)):
                 self.nodes.append(self._spawn(_free_port()))
             for node in self.nodes:
-                _wait(lambda node=node: node.cli("PING").strip() == "PONG", f"redis node {node.address}", timeout)
+                _wait(partial(_answers, node), f"redis node {node.address}", timeout)
             subprocess.run(
                 [
                     REDIS_CLI,
@@ -183,7 +188,12 @@ class LocalCluster:
     def master_of_slot(self, slot: int, timeout: float = 10.0) -> Node:
         """The live master that says it serves `slot` (its own line of `CLUSTER NODES`)."""
         found: list[Node] = []
-        _wait(lambda: bool(found.extend(self._claiming(slot)) or found), f"a live master of slot {slot}", timeout)
+
+        def claimed() -> bool:
+            found[:] = self._claiming(slot)
+            return bool(found)
+
+        _wait(claimed, f"a live master of slot {slot}", timeout)
         return found[0]
 
     def _claiming(self, slot: int) -> list[Node]:
