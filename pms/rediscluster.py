@@ -138,10 +138,17 @@ class LocalCluster:
             raise
         return self
 
+    def restart(self, node: Node, timeout: float = 30.0) -> None:
+        """Start a killed node again on its port and folder: its `nodes.conf` keeps its identity,
+        so it rejoins, as a replica of the master that took its slots over."""
+        index = self.nodes.index(node)
+        self.nodes[index] = self._spawn(node.port)
+        self.wait_ok(timeout)
+
     def _spawn(self, port: int) -> Node:
         assert self.root is not None
         folder = self.root / str(port)
-        folder.mkdir()
+        folder.mkdir(exist_ok=True)
         args = [
             REDIS_SERVER,
             "--port", str(port),

@@ -101,6 +101,14 @@ def async_cluster_client(url: str, **options: Any) -> aredis.Redis:
     return cast(aredis.Redis, client)
 
 
+def new_async_redis(url: str, **options: Any) -> aredis.Redis:
+    """A new asyncio client of its own for `url` (a cluster client for `redis+cluster://`); the
+    caller closes it. For short-lived loops that must not share the loop's client."""
+    if cluster_url(url):
+        return async_cluster_client(url, **options)
+    return aredis.Redis.from_url(url, **options)
+
+
 def _backoff() -> ExponentialBackoff:
     return ExponentialBackoff(cap=0.5, base=0.05)
 
