@@ -672,6 +672,10 @@ class ShardedBroker:
                 continue
             pinged = False
             if not isinstance(response, list):
+                # PONG on a connection holding no shard channel (not in subscribed mode): the
+                # PING's argument as it was sent, or b"PONG".
+                if isinstance(response, bytes) and response.startswith(_BARRIER):
+                    self._release(shard, response)
                 continue
             kind = response[0]
             if kind == b"smessage":

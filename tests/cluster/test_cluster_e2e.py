@@ -61,7 +61,7 @@ async def test_chat_and_external_spublish_reach_both_processes_and_since_recover
     nonce = uuid.uuid4().hex
     publisher = connections.new_async_redis(settings.REDIS_URL)
     try:
-        receivers = await publisher.spublish(  # type: ignore[attr-defined]
+        receivers = await publisher.spublish(
             topics.SYSTEM_BROADCASTS, json.dumps({"event": "broadcast", "data": {"n": nonce}})
         )
     finally:
@@ -140,4 +140,3 @@ async def test_a_master_killed_mid_traffic_loses_no_acknowledged_message_and_soc
     else:
         assert data["missed"] == []
     redis_cluster.restart(victim)  # back as a replica, for the tests after this one
-
