@@ -19,6 +19,7 @@ from django.conf import settings as django_settings
 from pms import wiring
 from pms.rediscluster import LocalCluster
 from realtime import connections
+from tests.e2e import conftest as e2e_conftest
 from tests.e2e.conftest import fast_password_hashing, open_client, server_env, start_servers  # noqa: F401
 
 
@@ -51,3 +52,10 @@ def clean_redis(realtime_test_stores: None, redis_cluster: LocalCluster) -> Iter
     assert connections.is_cluster(client)
     client.flushdb(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
     yield client
+
+
+@pytest.fixture(autouse=True)
+def patient_server_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers here start beside six redis-server processes: up to 60 s to answer /healthz (the first
+    request imports the URLconf, which took over 20 s on the loaded 2-core CI machine)."""
+    monkeypatch.setattr(e2e_conftest, "START_TIMEOUT", 60.0)
