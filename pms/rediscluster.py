@@ -16,6 +16,7 @@ Nothing here is imported by the application.
 from __future__ import annotations
 
 import argparse
+import atexit
 import shutil
 import signal
 import socket
@@ -113,6 +114,7 @@ class LocalCluster:
         if shutil.which(REDIS_SERVER) is None or shutil.which(REDIS_CLI) is None:
             raise RuntimeError("redis-server/redis-cli not found: apt-get install redis-server")
         self.root = Path(tempfile.mkdtemp(prefix="pms-redis-cluster-"))
+        atexit.register(self.stop)  # redis-server outlives its parent: never leave nodes behind
         try:
             for _ in range(self.masters * (1 + self.replicas)):
                 self.nodes.append(self._spawn(_free_port()))
