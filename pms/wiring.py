@@ -14,7 +14,7 @@ from apps.events import relay as outbox_relay
 from apps.messaging.directory import ParticipantDirectory
 from apps.messaging.topic_access import CachedTopicAuthorizer
 from realtime import connections, runtime
-from realtime.broker import RedisBroker
+from realtime.broker import make_broker
 from realtime.chat import ChatService
 from realtime.config import RealtimeSettings
 from realtime.history import RedisHistory
@@ -68,7 +68,7 @@ def build_realtime() -> runtime.Realtime:
         config,
         history=history,
         authorizer=CachedTopicAuthorizer(),
-        broker_factory=lambda on_message: RedisBroker(config.redis_url, on_message),
+        broker_factory=lambda on_message: make_broker(config.redis_url, on_message),
         directory=directory,
         chat=ChatService(database, history),
         notifications=NotificationService(database, redis, history),

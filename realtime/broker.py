@@ -20,17 +20,19 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aredis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from realtime import metrics
-from realtime.connections import DRIVER_INFO
+from realtime.connections import DRIVER_INFO, ClusterAddress, async_cluster_client, cluster_url
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,13 @@ def _redacted(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = f"{parts.username}:***@" if parts.username else "***@"
     return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def make_broker(redis_url: str, on_message: MessageCallback) -> RedisBroker | ShardedBroker:
+    """The broker for `redis_url`: sharded pub/sub on a Redis Cluster (`redis+cluster://`), else classic."""
+    if cluster_url(redis_url):
+        return ShardedBroker(redis_url, on_message)
+    return RedisBroker(redis_url, on_message)
 
 
 class RedisBroker:
@@ -348,3 +357,349 @@ class RedisBroker:
                     fut.set_result(None)
             elif kind == b"pong" and response[1].startswith(_BARRIER):
                 self._release_barriers(response[1])
+
+
+class _Shard:
+    """One pub/sub connection to one master of a Redis Cluster, for one broker generation."""
+
+    __slots__ = ("name", "conn", "barriers", "unsubscribing")
+
+    def __init__(self, name: str, conn: AbstractConnection) -> None:
+        self.name = name
+        self.conn = conn
+        self.barriers: deque[tuple[bytes, asyncio.Future[None]]] = deque()
+        self.unsubscribing: dict[str, int] = {}  # SUNSUBSCRIBEs sent and not yet answered, per channel
+
+
+class _TopologyChanged(RedisError):
+    """A slot this broker listens on moved (MOVED reply, or Redis unsubscribed a held channel)."""
+
+
+class ShardedBroker:
+    """Redis Cluster pub/sub for one process: SPUBLISH, and SSUBSCRIBE on the master owning each channel.
+
+    Same contract as `RedisBroker` (at-most-once live delivery per generation, every held
+    channel resubscribed, `on_connected` on every (re)connect, `barrier`, `generation`), so
+    the gap repair of `realtime.runtime` and the positions of `realtime.positions` work
+    unchanged. An event reaches only the shard that owns its channel's slot, and only the
+    processes listening there.
+
+    One generation is one set of connections, one per master, made from one reading of the
+    slot map. Any change ends it for every shard at once: a connection lost (a master killed
+    or restarted), a MOVED reply to an SSUBSCRIBE, or an unsolicited SUNSUBSCRIBE (Redis drops
+    the shard subscriptions of a slot that migrated or of a master demoted to replica). The
+    broker then re-reads the slot map, reconnects and resubscribes everything, and the owner
+    repairs every topic from history. Correctness first; the cost: a failover on one shard
+    costs a history read for the topics of every shard, and while the failed master's slot
+    has no master (about `cluster-node-timeout` plus the election) the reconnect is retried
+    every `backoff_max` and no shard delivers live events (they come from history after).
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        on_message: MessageCallback,
+        *,
+        client_name: str | None = "pms-broker",
+        command_timeout: float = 5.0,
+        ping_interval: float = 15.0,
+        confirm_timeout: float = 2.0,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 0.5,
+    ) -> None:
+        self._on_message = on_message
+        self._address = ClusterAddress(redis_url)
+        self._where = ",".join(f"{host}:{port}" for host, port in self._address.nodes)
+        self._client_name = client_name
+        self._command_timeout = command_timeout
+        self._ping_interval = ping_interval
+        self._confirm_timeout = confirm_timeout
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        # Publishing and the slot map (redis-py's cluster client: MOVED and failover retries).
+        self._cluster = async_cluster_client(
+            redis_url, socket_timeout=command_timeout, socket_connect_timeout=command_timeout
+        )
+        self._channels: set[str] = set()
+        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._shards: dict[str, _Shard] = {}  # node name -> shard of the current generation
+        self._ended = asyncio.Event()  # set to end the current generation
+        self._barrier_seq = itertools.count(1)
+        self.generation = 0
+        self._lock = asyncio.Lock()  # one writer at a time on the shard connections
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self.on_connected: ConnectedCallback | None = None
+
+    @property
+    def channels(self) -> frozenset[str]:
+        return frozenset(self._channels)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._shards)
+
+    async def start(self) -> None:
+        if self._stopped:
+            raise RuntimeError("a stopped broker cannot be restarted")
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="redis-sharded-broker")
+
+    async def stop(self) -> None:
+        self._stopped = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
+        for fut in self._pending.values():
+            fut.cancel()
+        self._pending.clear()
+        await self._cluster.aclose()
+
+    async def publish(self, channel: str, payload: bytes) -> int:
+        """One SPUBLISH (to the master owning the channel's slot); returns its receivers on that shard."""
+        receivers: int = await self._cluster.spublish(channel, payload)
+        return receivers
+
+    async def subscribe(self, channel: str) -> bool:
+        """As `RedisBroker.subscribe`: True once the owning shard confirmed the SSUBSCRIBE."""
+        self._channels.add(channel)
+        fut = self._pending.get(channel)
+        if fut is None:
+            fut = self._pending[channel] = asyncio.get_running_loop().create_future()
+        await self._send_for(channel, "SSUBSCRIBE")
+        await asyncio.wait({fut}, timeout=self._confirm_timeout)
+        return fut.done() and not fut.cancelled()
+
+    def confirmed(self, channel: str) -> bool:
+        return channel in self._channels and channel not in self._pending
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        fut = self._pending.pop(channel, None)
+        if fut is not None:
+            fut.cancel()
+        await self._send_for(channel, "SUNSUBSCRIBE")
+
+    async def barrier(self) -> None:
+        """As `RedisBroker.barrier`, on every shard: a PING each, answered after what it had queued."""
+        waits: list[asyncio.Future[None]] = []
+        async with self._lock:
+            for shard in list(self._shards.values()):
+                if not shard.conn.is_connected:
+                    continue
+                token = _BARRIER + str(next(self._barrier_seq)).encode()
+                fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                shard.barriers.append((token, fut))
+                waits.append(fut)
+                try:
+                    await shard.conn.send_command("PING", token, check_health=False)
+                except (RedisError, OSError) as exc:
+                    logger.info("redis shard %s: PING not sent (%r); the broker reconnects", shard.name, exc)
+        if waits:
+            await asyncio.shield(asyncio.gather(*waits))
+
+    def _owner(self, channel: str) -> str | None:
+        """The name of the master that owns `channel`'s slot, as the slot map says now."""
+        try:
+            node = self._cluster.nodes_manager.get_node_from_slot(key_slot(channel.encode()))  # type: ignore[attr-defined]
+        except (RedisError, KeyError, IndexError):  # no slot map yet, or the slot is not covered
+            return None
+        return str(node.name)
+
+    async def _send_for(self, channel: str, command: str) -> None:
+        async with self._lock:
+            owner = self._owner(channel)
+            shard = self._shards.get(owner) if owner is not None else None
+            if shard is None:
+                if self._shards and command == "SSUBSCRIBE":
+                    # The slot map moved under this generation: reconnect, which subscribes it.
+                    self._end_generation(f"no shard connection for {channel!r} (owner {owner})")
+                return
+            if not shard.conn.is_connected:
+                return
+            if command == "SUNSUBSCRIBE":
+                shard.unsubscribing[channel] = shard.unsubscribing.get(channel, 0) + 1
+            try:
+                await shard.conn.send_command(command, channel, check_health=False)
+            except (RedisError, OSError) as exc:
+                logger.info("redis shard %s: %s not sent (%r); the broker reconnects", shard.name, command, exc)
+
+    def _end_generation(self, reason: str) -> None:
+        """Ends this generation: the runner reconnects every shard with a fresh slot map."""
+        logger.warning("redis cluster pub/sub %s: %s; resubscribing on every shard", self._where, reason)
+        self._ended.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self._backoff_initial
+        first = True
+        while True:
+            shards: list[_Shard] = []
+            readers: list[asyncio.Task[Any]] = []
+            connected_at = loop.time()
+            self._ended.clear()
+            try:
+                if first:
+                    await self._cluster.initialize()
+                    first = False
+                else:
+                    await self._cluster.nodes_manager.initialize()  # type: ignore[attr-defined]
+                shards, channels = await self._connect()
+                connected_at = loop.time()
+                self._notify_connected(channels)
+                readers = [loop.create_task(self._read(shard)) for shard in shards]
+                readers.append(loop.create_task(self._ended.wait()))
+                done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # raises the reader's error
+                raise _TopologyChanged("the slot map changed")
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                metrics.incr("broker.connection_errors")
+                if shards and loop.time() - connected_at >= self._backoff_max:
+                    delay = self._backoff_initial
+                logger.warning(
+                    "redis cluster pub/sub %s lost (%s: %s); reconnecting in %.1fs and resubscribing %d channels",
+                    self._where,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    len(self._channels),
+                )
+            except Exception:
+                metrics.incr("broker.connection_errors")
+                logger.exception("redis cluster pub/sub %s failed; reconnecting in %.1fs", self._where, delay)
+            finally:
+                for task in readers:
+                    task.cancel()
+                if readers:
+                    await asyncio.wait(readers)
+                self._shards = {}
+                for shard in shards:
+                    self._release(shard, None)
+                    await shard.conn.disconnect(nowait=True)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._backoff_max)
+            metrics.incr("broker.reconnects")
+
+    def _notify_connected(self, channels: frozenset[str]) -> None:
+        callback = self.on_connected
+        if callback is None:
+            return
+        try:
+            callback(channels)
+        except Exception:
+            metrics.incr("broker.callback_errors")
+            logger.exception("broker on_connected callback failed")
+
+    async def _connect(self) -> tuple[list[_Shard], frozenset[str]]:
+        """One connection per master of the slot map, each held channel's SSUBSCRIBE written to its owner."""
+        masters = {
+            node.name: node
+            for node in self._cluster.nodes_manager.nodes_cache.values()  # type: ignore[attr-defined]
+            if node.server_type == "primary"
+        }
+        shards: list[_Shard] = []
+        try:
+            for name, node in masters.items():
+                conn = Connection(
+                    host=node.host,
+                    port=node.port,
+                    username=self._address.username,
+                    password=self._address.password,
+                    protocol=2,
+                    socket_timeout=None,
+                    socket_connect_timeout=self._command_timeout,
+                    retry=Retry(NoBackoff(), 0),
+                    client_name=self._client_name,
+                    driver_info=DRIVER_INFO,
+                )
+                await conn.connect()
+                shards.append(_Shard(name, conn))
+            by_name = {shard.name: shard for shard in shards}
+            async with self._lock:
+                channels = list(self._channels)
+                by_slot: dict[tuple[str, int], list[str]] = {}
+                for channel in channels:
+                    slot = key_slot(channel.encode())
+                    owner = self._owner(channel)
+                    if owner not in by_name:
+                        raise _TopologyChanged(f"slot {slot} has no reachable master ({owner})")
+                    by_slot.setdefault((str(owner), slot), []).append(channel)
+                for (owner, _), names in by_slot.items():  # SSUBSCRIBE takes channels of one slot
+                    await by_name[owner].conn.send_command("SSUBSCRIBE", *names, check_health=False)
+                self._shards = by_name
+                self.generation += 1
+        except BaseException:
+            for shard in shards:
+                await shard.conn.disconnect(nowait=True)
+            raise
+        logger.info(
+            "redis cluster pub/sub %s connected to %d masters; %d channels subscribed",
+            self._where,
+            len(shards),
+            len(channels),
+        )
+        return shards, frozenset(channels)
+
+    def _release(self, shard: _Shard, token: bytes | None) -> None:
+        barriers = shard.barriers
+        while barriers:
+            sent, fut = barriers.popleft()
+            if not fut.done():
+                fut.set_result(None)
+            if sent == token:
+                return
+
+    async def _read(self, shard: _Shard) -> None:
+        channels = self._channels
+        on_message = self._on_message
+        conn = shard.conn
+        pinged = False
+        while True:
+            try:
+                response = await conn.read_response(timeout=self._ping_interval)
+            except ResponseError as exc:  # MOVED (slot not here any more) or another refusal
+                raise _TopologyChanged(f"{shard.name}: {exc}") from exc
+            if response is None:
+                if pinged:
+                    raise RedisConnectionError(f"{shard.name}: no reply to PING within {self._ping_interval}s")
+                async with self._lock:
+                    await conn.send_command("PING", check_health=False)
+                pinged = True
+                continue
+            pinged = False
+            if not isinstance(response, list):
+                # PONG on a connection holding no shard channel (not in subscribed mode): the
+                # PING's argument as it was sent, or b"PONG".
+                if isinstance(response, bytes) and response.startswith(_BARRIER):
+                    self._release(shard, response)
+                continue
+            kind = response[0]
+            if kind == b"smessage":
+                name = response[1].decode()
+                if name not in channels:
+                    continue
+                metrics.incr("broker.messages")
+                try:
+                    on_message(name, response[2])
+                except Exception:
+                    metrics.incr("broker.callback_errors")
+                    logger.exception("broker callback failed for a message on %s", name)
+            elif kind == b"ssubscribe":
+                fut = self._pending.pop(response[1].decode(), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+            elif kind == b"sunsubscribe":
+                name = response[1].decode()
+                sent = shard.unsubscribing.get(name, 0)
+                if sent > 1:
+                    shard.unsubscribing[name] = sent - 1
+                elif sent == 1:
+                    del shard.unsubscribing[name]
+                elif name in channels:  # not ours: Redis moved the slot or demoted this master
+                    raise _TopologyChanged(f"{shard.name} unsubscribed {name!r}")
+            elif kind == b"pong" and response[1].startswith(_BARRIER):
+                self._release(shard, response[1])

@@ -1,13 +1,25 @@
-"""Clients of Redis and MongoDB, one per event loop (asyncio clients are bound to their loop)."""
+"""Clients of Redis and MongoDB, one per event loop (asyncio clients are bound to their loop).
+
+Redis Cluster: `PMS_REDIS_URL=redis+cluster://[user:password@]host:port[,host:port...]` names
+seed nodes of a cluster (any subset of its nodes; the topology is read from them). Then
+`get_redis`/`get_sync_redis` hand out redis-py's `RedisCluster`, typed as the plain client:
+it answers the same commands, routed by key slot. The code paths that differ check
+`is_cluster(client)`: raw pipelined round trips (`realtime.pipelined`), pub/sub (SPUBLISH and
+SSUBSCRIBE per shard, `realtime.broker.ShardedBroker`), SCAN (every master), and multi-key
+commands, which only ever name keys of one hash slot (`realtime.keys`).
+"""
 
 import asyncio
 import threading
 import weakref
-from typing import Any
+from typing import Any, cast
+from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio as aredis
+import redis.asyncio.cluster
 import redis.asyncio.retry
+import redis.cluster
 import redis.retry
 from pymongo import AsyncMongoClient
 from redis.backoff import ExponentialBackoff
@@ -33,6 +45,70 @@ _RETRIES = 2
 _RETRY_ON = [RedisConnectionError]
 
 
+CLUSTER_SCHEME = "redis+cluster"
+
+
+class ClusterAddress:
+    """The seed nodes and credentials of a `redis+cluster://` URL."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != CLUSTER_SCHEME:
+            raise ValueError(f"not a {CLUSTER_SCHEME}:// URL")
+        credentials, _, hosts = parts.netloc.rpartition("@")
+        user, _, password = credentials.partition(":")
+        self.username = unquote(user) or None
+        self.password = unquote(password) or None
+        self.nodes: list[tuple[str, int]] = []
+        for host in hosts.split(","):
+            name, _, port = host.strip().rpartition(":")
+            if not name or not port.isdigit():
+                raise ValueError(f"{CLUSTER_SCHEME}:// URL: expected host:port, got {host!r}")
+            self.nodes.append((name.strip("[]"), int(port)))
+
+
+def cluster_url(url: str) -> bool:
+    """True when `url` names a Redis Cluster (`redis+cluster://host:port,...`)."""
+    return url.startswith(CLUSTER_SCHEME + "://")
+
+
+def is_cluster(client: object) -> bool:
+    """True for a Redis Cluster client (asyncio or blocking) handed out here."""
+    return isinstance(client, (redis.asyncio.cluster.RedisCluster, redis.cluster.RedisCluster))
+
+
+def publish_command(client: object) -> str:
+    """The publish command for `client`: SPUBLISH on a cluster (the sharded channel the brokers
+    listen on, delivered by the shard owning its slot only), else PUBLISH. Same channel names."""
+    return "SPUBLISH" if is_cluster(client) else "PUBLISH"
+
+
+def async_cluster_client(url: str, **options: Any) -> aredis.Redis:
+    """An asyncio `RedisCluster` for a `redis+cluster://` URL, typed as the plain client it stands in for.
+
+    redis-py's own cluster retries apply (a command that meets a failed master refreshes the
+    slot map and runs again, with backoff, while a replica is promoted).
+    """
+    address = ClusterAddress(url)
+    client = redis.asyncio.cluster.RedisCluster(
+        startup_nodes=[redis.asyncio.cluster.ClusterNode(host, port) for host, port in address.nodes],
+        username=address.username,
+        password=address.password,
+        require_full_coverage=False,
+        driver_info=DRIVER_INFO,
+        **options,
+    )
+    return cast(aredis.Redis, client)
+
+
+def new_async_redis(url: str, **options: Any) -> aredis.Redis:
+    """A new asyncio client of its own for `url` (a cluster client for `redis+cluster://`); the
+    caller closes it. For short-lived loops that must not share the loop's client."""
+    if cluster_url(url):
+        return async_cluster_client(url, **options)
+    return aredis.Redis.from_url(url, **options)
+
+
 def _backoff() -> ExponentialBackoff:
     return ExponentialBackoff(cap=0.5, base=0.05)
 
@@ -55,6 +131,15 @@ def get_redis() -> aredis.Redis:
     """The asyncio Redis client of the running loop (decoded str responses)."""
     loop = asyncio.get_running_loop()
     client = _async_redis.get(loop)
+    if client is None and cluster_url(_settings.redis_url):
+        client = async_cluster_client(
+            _settings.redis_url,
+            decode_responses=True,
+            max_connections=_settings.redis_max_connections,
+            socket_timeout=_settings.redis_socket_timeout,
+            socket_connect_timeout=_settings.redis_socket_timeout,
+        )
+        _async_redis[loop] = client
     if client is None:
         pool = aredis.BlockingConnectionPool.from_url(
             _settings.redis_url,
@@ -76,6 +161,21 @@ def get_sync_redis() -> redis.Redis:
     """A thread-safe blocking Redis client for sync code (admin, signals, commands)."""
     global _sync_redis
     with _lock:
+        if _sync_redis is None and cluster_url(_settings.redis_url):
+            address = ClusterAddress(_settings.redis_url)
+            _sync_redis = cast(
+                redis.Redis,
+                redis.cluster.RedisCluster(
+                    startup_nodes=[redis.cluster.ClusterNode(host, port) for host, port in address.nodes],
+                    username=address.username,
+                    password=address.password,
+                    require_full_coverage=False,
+                    decode_responses=True,
+                    socket_timeout=_settings.redis_socket_timeout,
+                    socket_connect_timeout=_settings.redis_socket_timeout,
+                    driver_info=DRIVER_INFO,
+                ),
+            )
         if _sync_redis is None:
             _sync_redis = redis.Redis.from_url(
                 _settings.redis_url,

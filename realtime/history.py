@@ -40,11 +40,22 @@ from redis.exceptions import NoScriptError
 
 from realtime import keys
 from realtime.codecs import pack
+from realtime.connections import publish_command
 from realtime.events import make_event
 from realtime.pipelined import evalsha_many
 
 _LUA = Path(__file__).parent / "lua"
 _PUBLISH = (_LUA / "history_publish.lua").read_text()
+# On Redis Cluster the same script publishes with SPUBLISH: the channel is the stream keys' hash
+# tag, so it hashes to their slot and the script stays on one shard, atomic.
+_SPUBLISH = _PUBLISH.replace('redis.call("PUBLISH"', 'redis.call("SPUBLISH"')
+assert _SPUBLISH.count('redis.call("SPUBLISH"') == 1
+
+
+def _publish_script(client: Any) -> str:
+    return _SPUBLISH if publish_command(client) == "SPUBLISH" else _PUBLISH
+
+
 _POSITION = (_LUA / "history_position.lua").read_text()
 _SINCE = (_LUA / "history_since.lua").read_text()
 
@@ -104,7 +115,8 @@ class RedisHistory:
         self.max_events = max_events
         self.max_age_seconds = max_age_seconds
         self._max_age_ms = max_age_seconds * 1000
-        self._publish = redis.register_script(_PUBLISH)
+        self._publish = redis.register_script(_publish_script(redis))
+        self._publish_command = publish_command(redis)
         self._position = redis.register_script(_POSITION)
         self._since = redis.register_script(_SINCE)
 
@@ -171,7 +183,7 @@ class RedisHistory:
     async def publish_ephemeral(self, topic: str, event: str, data: Any) -> dict[str, Any]:
         """PUBLISH the event on channel `topic` without storing it or giving it an offset; returns the frame."""
         frame = make_event(topic, event, data)
-        await self._redis.publish(topic, pack(frame))
+        await self._redis.execute_command(self._publish_command, topic, pack(frame))
         return frame
 
     async def publish_ephemeral_many(self, events: list[tuple[str, str, Any]]) -> None:
@@ -180,7 +192,7 @@ class RedisHistory:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for topic, event, data in events:
-                pipe.publish(topic, pack(make_event(topic, event, data)))
+                pipe.execute_command(self._publish_command, topic, pack(make_event(topic, event, data)))
             await pipe.execute()
 
     async def position(self, topic: str) -> str:
@@ -285,7 +297,7 @@ def publish_sync(
         raise ValueError("history bounds must be positive")
     frame = make_event(topic, event, data, ts=ts)
     payload = pack(frame)
-    script = redis_client_sync.register_script(_PUBLISH)
+    script = redis_client_sync.register_script(_publish_script(redis_client_sync))
     offset = script(
         keys=[keys.topic_epoch(topic), keys.topic_history(topic)],
         args=[topic, payload, max_events, max_age_seconds * 1000, _new_epoch()],

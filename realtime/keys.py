@@ -1,4 +1,12 @@
-"""Every Redis key of the schema design, built in one place (never format keys inline)."""
+"""Every Redis key of the schema design, built in one place (never format keys inline).
+
+Redis Cluster: every script and transaction names keys of one hash slot only. The seed's
+names stay exact; a key of ours that a script uses together with a seed key carries that
+key's full name as its hash tag (`{...}`): Redis hashes only the tag, so the companion lands
+in the seed key's slot (`chat:presence:conns:{chat:presence:<userId>}` beside
+`chat:presence:<userId>`). A topic's history keys carry the topic (the channel name) as their
+tag, so the script that appends and publishes (SPUBLISH on a cluster) stays on one shard.
+"""
 
 
 def user_session(session_id: str) -> str:
@@ -52,8 +60,9 @@ def chat_presence(user_id: str) -> str:
 
 
 def chat_presence_connections(user_id: str) -> str:
-    """Ours: the user's live sockets, a sorted set of connection ids scored by expiry (ms)."""
-    return f"chat:presence:conns:{user_id}"
+    """Ours: the user's live sockets, a sorted set of connection ids scored by expiry (ms); in
+    the slot of `chat:presence:{userId}` (its hash tag), which the presence scripts touch with it."""
+    return f"chat:presence:conns:{{{chat_presence(user_id)}}}"
 
 
 def notifications_count(user_id: str) -> str:
@@ -63,8 +72,8 @@ def notifications_count(user_id: str) -> str:
 
 def notifications_count_until(user_id: str) -> str:
     """Ours: when the earliest notification counted in `notifications:count:{userId}` expires
-    (ms since the epoch); the counter is recounted from then on."""
-    return f"notifications:count-until:{user_id}"
+    (ms since the epoch); the counter is recounted from then on. In the counter's slot (its hash tag)."""
+    return f"notifications:count-until:{{{notifications_count(user_id)}}}"
 
 
 def notifications_count_user(key: str) -> str:
@@ -79,8 +88,10 @@ def chat_notified(conversation_id: str, user_id: str) -> str:
 
 
 def maintenance_worker(user_id: str) -> str:
-    """A worker's liveness key; its expiry takes the worker out of the active set at the next sweep."""
-    return f"maintenance:worker:{user_id}"
+    """A worker's liveness key; its expiry takes the worker out of the active set at the next sweep.
+    In the slot of `maintenance:active:workers` (its hash tag): the sweep script and the join/leave
+    transactions touch both."""
+    return f"maintenance:worker:{{{MAINTENANCE_ACTIVE_WORKERS}}}:{user_id}"
 
 
 # The seed's application caches (read through and dropped by apps/common/cache.py users).

@@ -19,6 +19,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from realtime.coalesce import Coalescer
+from realtime.connections import is_cluster
 
 Call = tuple[list[str], list[Any]]
 
@@ -70,6 +71,8 @@ async def round_trip(client: aredis.Redis, commands: list[tuple[Any, ...]], time
     """
     if not commands:
         return []
+    if is_cluster(client):
+        return await _cluster_round_trip(client, commands, timeout)
     packed = b"".join([hiredis.pack_command(command) for command in commands])
     try:
         return await _round_trip(client, packed, commands, timeout)
@@ -104,6 +107,44 @@ async def _round_trip(
         raise
     finally:
         await pool.release(conn)
+
+
+async def _cluster_round_trip(client: aredis.Redis, commands: list[tuple[Any, ...]], timeout: float) -> list[Any]:
+    """`round_trip` on Redis Cluster: redis-py's cluster pipeline, one round trip per master involved.
+
+    Correctness first, at a cost: commands are packed by redis-py in Python (not hiredis) and
+    routed by slot, with MOVED/ASK and failover retries. An MGET whose keys span slots goes
+    out as one GET per key, its replies joined back into one list (no CROSSSLOT error).
+    """
+    expanded: list[tuple[Any, ...]] = []
+    spans: list[tuple[int, int | None]] = []  # (first reply, number of GETs of a split MGET, else None)
+    for command in commands:
+        if command[0] == "MGET":
+            spans.append((len(expanded), len(command) - 1))
+            expanded.extend(("GET", key) for key in command[1:])
+        else:
+            spans.append((len(expanded), None))
+            expanded.append(command)
+    pipe = client.pipeline(transaction=False)
+    for command in expanded:
+        pipe.execute_command(*command)
+    try:
+        async with asyncio.timeout(timeout):
+            raw = await pipe.execute(raise_on_error=False)
+    except TimeoutError as exc:
+        raise RedisTimeoutError(f"no reply within {timeout} s") from exc
+    for reply in raw:
+        if isinstance(reply, (RedisConnectionError, RedisTimeoutError)):
+            raise reply  # the batch failed, as on one server
+    replies: list[Any] = []
+    for start, count in spans:
+        if count is None:
+            replies.append(raw[start])
+        else:
+            part = raw[start : start + count]
+            error = next((reply for reply in part if isinstance(reply, Exception)), None)
+            replies.append(error if error is not None else part)
+    return replies
 
 
 class TickPipeline:

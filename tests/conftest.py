@@ -22,19 +22,44 @@ def redis_url_with_db(url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
+# PMS_TEST_REDIS_CLUSTER=1: the whole run on a local 3-shard Redis Cluster (pms/rediscluster.py)
+# instead of one Redis, as production's `redis+cluster://` would run it.
+ON_REDIS_CLUSTER = os.environ.get("PMS_TEST_REDIS_CLUSTER") == "1"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def realtime_test_stores() -> Iterator[None]:
     """Point the realtime core at Redis DB 15 (keys only; pub/sub ignores DB numbers) and MongoDB `pms_test`."""
-    url = redis_url_with_db(django_settings.REDIS_URL, TEST_REDIS_DB)
+    cluster = None
+    if ON_REDIS_CLUSTER:
+        from pms.rediscluster import LocalCluster
+
+        cluster = LocalCluster().start()
+        url = cluster.url
+    else:
+        url = redis_url_with_db(django_settings.REDIS_URL, TEST_REDIS_DB)
     django_settings.REDIS_URL = url
     django_settings.MONGO_DATABASE = "pms_test"
     wiring.configure(replace(wiring.realtime_settings(), redis_url=url, mongo_database="pms_test"))
     yield
+    if cluster is not None:
+        cluster.stop()
 
 
 @pytest.fixture(autouse=True)
 def clean_redis(realtime_test_stores: None) -> Iterator[redis.Redis]:
     """Flush the test Redis DB before each test (only the run's test DB, never the developer's data)."""
+    if ON_REDIS_CLUSTER:
+        from redis.cluster import RedisCluster
+
+        from realtime.connections import ClusterAddress
+
+        nodes = ClusterAddress(django_settings.REDIS_URL).nodes
+        cluster_client = RedisCluster(host=nodes[0][0], port=nodes[0][1], decode_responses=True)
+        cluster_client.flushdb(target_nodes=RedisCluster.PRIMARIES)
+        yield cluster_client  # type: ignore[misc]  # answers the same commands
+        cluster_client.close()
+        return
     client = redis.Redis.from_url(django_settings.REDIS_URL, decode_responses=True)
     client.flushdb()
     yield client

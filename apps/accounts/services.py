@@ -31,7 +31,7 @@ from apps.common.policy import permissions_for
 from apps.events.outbox import delete_recording_events, record_saved
 from realtime import keys, topics
 from realtime.codecs import pack_control
-from realtime.connections import get_redis, get_sync_redis
+from realtime.connections import get_redis, get_sync_redis, is_cluster, publish_command
 from realtime.errors import CONFLICT, NOT_FOUND, RATE_LIMITED, UNAUTHORIZED, ProtocolError
 from realtime.pipelined import tick_pipeline
 from realtime.ratelimit import SlidingWindowLimiter
@@ -307,7 +307,9 @@ async def asession_refresh(*, principal: Principal, ip: str, user_agent: str | N
     try:
         # Re-read from PostgreSQL with the shortened expiry on its next use.
         await adrop([keys.user_session(principal.session_id)])
-        await get_redis().publish(
+        client = get_redis()
+        await client.execute_command(
+            publish_command(client),
             topics.CONTROL_CHANNEL,
             pack_control("session.rotated", sessionId=principal.session_id, expiresAt=old_expires_at.isoformat()),
         )
@@ -346,11 +348,19 @@ def session_revocations_relay() -> int:
         if not session_ids:
             return handled
         try:
-            with get_sync_redis().pipeline(transaction=True) as pipe:
-                pipe.delete(*[keys.user_session(session_id) for session_id in session_ids])
+            client = get_sync_redis()
+            publish = publish_command(client)
+            # One MULTI on one Redis. On a cluster (no MULTI across slots): the drops first, then the news.
+            with client.pipeline(transaction=not is_cluster(client)) as pipe:
+                for session_id in session_ids:  # one DEL each: the blocking cluster pipeline takes no multi-key DEL
+                    pipe.delete(keys.user_session(session_id))
                 pipe.incr(EPOCH_KEY)
+                if is_cluster(client):
+                    pipe.execute()
                 for session_id in session_ids:
-                    pipe.publish(topics.CONTROL_CHANNEL, pack_control("session.revoked", sessionId=session_id))
+                    pipe.execute_command(
+                        publish, topics.CONTROL_CHANNEL, pack_control("session.revoked", sessionId=session_id)
+                    )
                 pipe.execute()
         except redis.RedisError:
             SessionRevocation.objects.bulk_create(SessionRevocation(session_id=sid) for sid in session_ids)
@@ -438,7 +448,9 @@ def user_caches_drop(*, user_id: str) -> None:
                 *session_keys,
             ]
         )
-        client.publish(topics.CONTROL_CHANNEL, pack_control("permissions.changed", userId=user_id))
+        client.execute_command(
+            publish_command(client), topics.CONTROL_CHANNEL, pack_control("permissions.changed", userId=user_id)
+        )
     except redis.RedisError:
         logger.error("Redis down: cached permissions of %s may stay stale until their TTL", user_id)
 

@@ -33,7 +33,7 @@ from apps.common.cache import drop_now
 from apps.events.outbox import register_deleted
 from realtime import keys, topics
 from realtime.codecs import pack_control
-from realtime.connections import get_sync_redis
+from realtime.connections import get_sync_redis, publish_command
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,9 @@ def access_drop_now(*, user_ids: Iterable[Any]) -> None:
     try:
         client = get_sync_redis()
         for user_id in ids:
-            client.publish(topics.CONTROL_CHANNEL, pack_control(ACCESS_CHANGED, userId=user_id))
+            client.execute_command(
+                publish_command(client), topics.CONTROL_CHANNEL, pack_control(ACCESS_CHANGED, userId=user_id)
+            )
     except redis.RedisError:
         logger.error("Redis down: processes not told to re-check the subscriptions of %s", ids)
 

@@ -18,7 +18,7 @@ from typing import Any, cast
 import redis
 from django.db import transaction
 
-from realtime.connections import get_redis, get_sync_redis
+from realtime.connections import get_redis, get_sync_redis, is_cluster
 from realtime.pipelined import Call, LuaScript, evalsha_many, tick_pipeline
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,12 @@ return 1
 
 
 async def current_epoch() -> str | None:
-    """Read after a miss and before loading the source; give it to `afill`. None when Redis is down."""
+    """Read after a miss and before loading the source; give it to `afill`. None when Redis is down,
+    and always on a Redis Cluster: the fill script must read the epoch and write the cache key
+    atomically, which a cluster allows only within one slot, so there fills are off and every
+    miss reads the source (correct, slower; a per-slot epoch would bring them back)."""
+    if is_cluster(get_redis()):
+        return None
     try:
         return str(await tick_pipeline(get_redis()).execute("GET", EPOCH_KEY) or "0")
     except redis.RedisError:
@@ -198,12 +203,14 @@ async def aread_json_list(key: str, ttl: int, load: Callable[[], Awaitable[list[
 
 async def adrop(keys: list[str]) -> int:
     """Delete `keys` now and refuse fills racing the drop (async); returns how many existed. Raises RedisError."""
-    async with get_redis().pipeline(transaction=True) as pipe:
+    client = get_redis()
+    # One MULTI on one Redis; a cluster cannot span slots in one, and needs none (no fills there).
+    async with client.pipeline(transaction=not is_cluster(client)) as pipe:
         if keys:
             pipe.delete(*keys)
         pipe.incr(EPOCH_KEY)
         replies = await pipe.execute()
-    return int(replies[0]) if keys else 0
+    return sum(int(reply) for reply in replies[:-1])  # the DELs (one per slot on a cluster), then INCR
 
 
 def drop_now(keys: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
@@ -211,9 +218,9 @@ def drop_now(keys: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
     keys, patterns = list(keys), list(patterns)
     try:
         client = get_sync_redis()
-        with client.pipeline(transaction=True) as pipe:
-            if keys:
-                pipe.delete(*keys)
+        with client.pipeline(transaction=not is_cluster(client)) as pipe:  # as in `adrop`
+            for key in keys:  # one DEL each: the blocking cluster pipeline takes no multi-key DEL
+                pipe.delete(key)
             pipe.incr(EPOCH_KEY)  # before the pattern deletes: a fill racing them is refused too
             pipe.execute()
         for pattern in patterns:

@@ -35,7 +35,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import redis.asyncio as aredis
 from asgiref.sync import sync_to_async
 from bson import ObjectId
 from django.db import DEFAULT_DB_ALIAS
@@ -196,7 +195,7 @@ async def adeliver_pending(
     # Not connections.get_redis()/get_mongo(): those are the loop's shared clients, which a
     # short-lived loop (async_to_sync) would leave open.
     config = connections.current_settings()
-    redis = aredis.Redis.from_url(
+    redis = connections.new_async_redis(
         config.redis_url,
         decode_responses=True,
         socket_timeout=config.redis_socket_timeout,

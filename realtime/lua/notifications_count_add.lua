@@ -1,6 +1,6 @@
 -- Move an unread counter by ARGV[1], never below 0, only if it exists and is still valid: a
 -- missing, corrupt or lapsed counter is left missing for the caller to set from a MongoDB count.
--- KEYS[1] = notifications:count:{userId}; KEYS[2] = its companion notifications:count-until:{userId}
+-- KEYS[1] = notifications:count:{userId}; KEYS[2] = its companion notifications:count-until:{notifications:count:<userId>} (same slot)
 -- (ms since the epoch at which the earliest counted notification expires: the count is wrong
 -- from then on). ARGV[2] = now (ms, the caller's clock); ARGV[3] = the expiry (ms) of the
 -- notification being added, or "". Both keys keep the counter's TTL.

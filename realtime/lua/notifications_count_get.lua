@@ -1,7 +1,7 @@
 -- Read an unread counter: its value, or false when it is missing, corrupt, or lapsed (the
 -- earliest counted notification has expired since it was counted: both keys are dropped and
 -- the caller recounts in MongoDB).
--- KEYS[1] = notifications:count:{userId}; KEYS[2] = notifications:count-until:{userId};
+-- KEYS[1] = notifications:count:{userId}; KEYS[2] = notifications:count-until:{notifications:count:<userId>} (same slot);
 -- ARGV[1] = now (ms since the epoch, the caller's clock).
 local current = redis.call("GET", KEYS[1])
 local untilms = tonumber(redis.call("GET", KEYS[2]) or "")

@@ -1,5 +1,5 @@
 -- Set an unread counter to a fresh MongoDB count unless it moved since it was read (compare and set).
--- KEYS[1] = notifications:count:{userId}; KEYS[2] = notifications:count-until:{userId}.
+-- KEYS[1] = notifications:count:{userId}; KEYS[2] = notifications:count-until:{notifications:count:<userId>} (same slot).
 -- ARGV[1] = the value read before counting ("" = missing), ARGV[2] = the count,
 -- ARGV[3] = when the earliest counted notification expires (ms since the epoch) or "",
 -- ARGV[4] = the counter's TTL (ms). Returns the counter's value after the call.

@@ -1,6 +1,6 @@
 -- Prepended to presence_{connect,touch,disconnect}.lua when they are loaded (one chunk each).
 -- KEYS[1] = chat:presence:{userId}, the seed's hash {status, lastActive}
--- KEYS[2] = chat:presence:conns:{userId}, live sockets: member = connection id, score = expiry (ms)
+-- KEYS[2] = chat:presence:conns:{chat:presence:<userId>} (same slot), live sockets: member = connection id, score = expiry (ms)
 -- ARGV[1] = now (ms), ARGV[2] = ttl (ms), ARGV[3] = connection id,
 -- ARGV[4] = now as fixed-width ISO 8601 UTC, ARGV[5] = the away cutoff (now - away_after) in that format.
 -- Fixed-width ISO strings compare as the times do, so no date parsing is needed here.

@@ -1,5 +1,5 @@
 -- Remove active workers whose liveness key expired, atomically with respect to heartbeats.
--- KEYS[1] = maintenance:active:workers; KEYS[i+1] = maintenance:worker:{ARGV[i]}
+-- KEYS[1] = maintenance:active:workers; KEYS[i+1] = maintenance:worker:{maintenance:active:workers}:ARGV[i] (realtime/keys.py)
 -- Returns the removed user ids.
 local removed = {}
 for i, user_id in ipairs(ARGV) do

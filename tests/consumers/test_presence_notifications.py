@@ -8,7 +8,7 @@ import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from realtime import topics
+from realtime import keys, topics
 from realtime.runtime import get_realtime
 from tests.consumers.conftest import close_code, token_for
 from tests.consumers.test_chat import next_event, request
@@ -83,7 +83,7 @@ async def test_maintenance_staff_are_active_workers_while_connected(connect, new
             break
         await asyncio.sleep(0.02)
     assert str(worker.pk) in raw_redis.smembers("maintenance:active:workers")
-    assert 0 < raw_redis.ttl(f"maintenance:worker:{worker.pk}") <= 90
+    assert 0 < raw_redis.ttl(keys.maintenance_worker(str(worker.pk))) <= 90
     await socket.disconnect()
     assert str(worker.pk) not in raw_redis.smembers("maintenance:active:workers")
 
