@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 
+from redis.exceptions import RedisError
+
 from realtime import metrics, topics
 from realtime.directory import Directory
 from realtime.history import RedisHistory
@@ -110,12 +112,19 @@ class PresenceTracker:
                     for session in chunk:
                         if WORKER_ROLE in session.identity.roles:
                             await self.workers.heartbeat(session.identity.user_id)
+            except RedisError as exc:
+                # Redis down or restarting: an expected fault, one line per round (no traceback);
+                # the next round registers the sockets again.
+                metrics.incr("presence.failed")
+                logger.warning("presence heartbeat failed for %d sockets (%r)", len(chunk), exc)
             except Exception:
                 metrics.incr("presence.failed")
                 logger.warning("presence heartbeat failed for %d sockets", len(chunk), exc_info=True)
         if self.workers is not None:
             try:
                 await self.workers.sweep()
+            except RedisError as exc:
+                logger.warning("worker sweep failed (%r)", exc)
             except Exception:
                 logger.warning("worker sweep failed", exc_info=True)
 
