@@ -12,7 +12,7 @@ from apps.accounts.services import asession_revocations_relay
 from apps.common.integration import arecover_intents
 from apps.events import relay as outbox_relay
 from apps.messaging.directory import ParticipantDirectory
-from apps.messaging.topic_access import CachedTopicAuthorizer
+from apps.messaging.topic_access import CachedTopicAuthorizer, PolicyAuditor
 from realtime import connections, runtime
 from realtime.broker import make_broker
 from realtime.chat import ChatService
@@ -68,6 +68,7 @@ def build_realtime() -> runtime.Realtime:
         config,
         history=history,
         authorizer=CachedTopicAuthorizer(),
+        auditor=PolicyAuditor(),
         broker_factory=lambda on_message: make_broker(config.redis_url, on_message),
         directory=directory,
         chat=ChatService(database, history),

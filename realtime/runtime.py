@@ -3,7 +3,9 @@
 Every event reaches this process once per topic (one Redis subscription per topic that
 has local subscribers), is encoded once per codec and written to each local socket.
 Control messages (session revoked, access changed) ride the same broker on the control
-channel, so every process acts on them.
+channel, so every process acts on them; after each broker (re)connect the process re-checks
+its sockets against the source of truth, since those it missed meanwhile are gone
+(`realtime.audit`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from realtime import closecodes, connections, metrics, topics
+from realtime.audit import Auditor, Holding, Verdict
 from realtime.chat import ChatService
 from realtime.chat_schema import iso
 from realtime.codecs import encode_once, unpack_control
@@ -37,6 +40,10 @@ RESYNC_EVERY_ROUNDS = 15  # unread counters re-counted every 15 housekeeping rou
 # A gap repair whose history read fails is tried this often (0.2 s, 0.4 s, ... apart) before
 # the topic's position counts as lost (its sockets closed 1012, to recover with `since`).
 REPAIR_ATTEMPTS = 4
+# A socket audit after a reconnect whose check fails (PostgreSQL down too) is tried this often,
+# 0.5 s, 1 s, 2 s, 4 s, 5 s... apart (about a minute in all), before it waits for the next reconnect.
+AUDIT_ATTEMPTS = 15
+AUDIT_BACKOFF_MAX = 5.0
 
 
 Held = list[tuple[dict[str, Any], dict[str, Any]]]  # (frame, messages by codec) in arrival order
@@ -82,8 +89,10 @@ class Realtime:
         chat: ChatService | None = None,
         notifications: NotificationService | None = None,
         presence: PresenceTracker | None = None,
+        auditor: Auditor | None = None,
     ) -> None:
         self.settings = settings
+        self.auditor = auditor
         self.history = history
         self.authorizer = authorizer
         self.directory = directory
@@ -124,6 +133,10 @@ class Realtime:
         # Topics resubscribed while their first local subscriber's history read was still out:
         # held like the others, repaired from that read's offset once it is known (`_seed`).
         self._awaiting_seed: set[str] = set()
+        # Socket audits after a reconnect (`_audit`): the one running, and whether another
+        # reconnect came while it ran (then one more runs after it).
+        self._auditing: asyncio.Task[None] | None = None
+        self._audit_again = False
         if hasattr(self.broker, "on_connected"):
             self.broker.on_connected = self._on_broker_connected
 
@@ -505,8 +518,10 @@ class Realtime:
 
         Every topic with a position is held (its live events wait in `_repairing`) until
         `_repair` has delivered, from history, what was published while no connection was
-        subscribed. Runs in the broker's reader, before it reads the new connection.
+        subscribed. Control messages published meanwhile are lost: the sockets are audited
+        (`_audit`). Runs in the broker's reader, before it reads the new connection.
         """
+        self._audit_soon()
         held = [topic for topic in channels if self.hub.subscribers(topic)]
         targets = [topic for topic in held if topic in self._last]
         if not held:
@@ -626,6 +641,9 @@ class Realtime:
             self._shorten(str(message.get("sessionId")), str(message.get("expiresAt")))
         elif kind in ("access.changed", "permissions.changed"):
             await self.recheck_access(str(message.get("userId")))
+        await self._run_hooks(kind, message)
+
+    async def _run_hooks(self, kind: str, message: dict[str, Any]) -> None:
         for hook in self._hooks:
             try:
                 await hook(kind, message)
@@ -658,10 +676,100 @@ class Realtime:
                     logger.exception("re-checking %s for %s failed; keeping it", name, user_id)
                     continue
                 if not allowed:
-                    await self.unsubscribe(session, name)
-                    session.conn.send_direct(
-                        encode_once({"type": "unsubscribed", "topic": name, "reason": "forbidden"})[session.conn.codec]
-                    )
+                    await self._forbid(session, name)
+
+    async def _forbid(self, session: SocketSession, name: str) -> None:
+        """The socket may no longer see topic `name`: drop it and tell the client (`unsubscribed`)."""
+        if not self.is_subscribed(session, name):
+            return
+        await self.unsubscribe(session, name)
+        session.conn.send_direct(
+            encode_once({"type": "unsubscribed", "topic": name, "reason": "forbidden"})[session.conn.codec]
+        )
+
+    # --- socket audit after a broker reconnect (realtime/audit.py) -------------------------
+
+    def _audit_soon(self) -> None:
+        """Audit the sockets once the current audit (if any) is over; a no-op with none open."""
+        if self.auditor is None or not self.sessions:
+            return
+        if self._auditing is not None and not self._auditing.done():
+            self._audit_again = True
+            return
+        self._auditing = asyncio.ensure_future(self._audit_until_done())
+        self._tasks.add(self._auditing)
+        self._auditing.add_done_callback(self._tasks.discard)
+
+    async def _audit_until_done(self) -> None:
+        while True:
+            self._audit_again = False
+            await self._audit()
+            if not self._audit_again:
+                return
+
+    async def _audit(self) -> None:
+        """Apply what the control messages missed during a disconnect would have done, for every
+        local socket at once (one batched check; see `realtime.audit`).
+
+        A socket whose session is gone closes with 4409; one whose session now ends sooner
+        gets the shorter expiry (4401 then, from housekeeping); every topic its user may no
+        longer see is dropped with `unsubscribed`. Sockets opened after the check started
+        are not touched (they authenticated and subscribed after the reconnect, so any
+        later control message reaches them), nor one that renewed its session meanwhile.
+        """
+        assert self.auditor is not None
+        sessions = list(self.sessions)
+        holdings = []
+        for session in sessions:
+            held = tuple(
+                topic for topic in map(topics.parse, sorted(self.hub.topics_of(session.conn))) if topic is not None
+            )
+            holdings.append(Holding(session.identity.session_id, session.identity.user_id, held))
+        if not holdings:
+            return
+        verdict: Verdict | None = None
+        for attempt in range(AUDIT_ATTEMPTS):
+            try:
+                verdict = await self.auditor.audit(holdings)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = min(0.5 * 2**attempt, AUDIT_BACKOFF_MAX)
+                logger.warning("socket audit of %d sockets failed (%r); retrying in %.1fs", len(holdings), exc, delay)
+                await asyncio.sleep(delay)
+        if verdict is None:
+            metrics.incr("audit.failed")
+            logger.error("socket audit of %d sockets gave up; the next broker reconnect tries again", len(holdings))
+            return
+        revoked = shortened = forbidden = 0
+        for session, holding in zip(sessions, holdings, strict=True):
+            if session not in self.sessions or session.identity.session_id != holding.session_id:
+                continue  # closed, or renewed (its new session came after the reconnect)
+            ends = verdict.sessions.get(holding.session_id)
+            if ends is None:
+                revoked += 1
+                self._spawn(session_close(session, closecodes.SESSION_REVOKED))
+                continue
+            if ends < session.identity.expires_at:
+                shortened += 1
+                session.identity = dataclasses.replace(session.identity, expires_at=ends)
+            for topic in holding.topics:
+                if (holding.user_id, topic.name) in verdict.denied:
+                    forbidden += 1
+                    await self._forbid(session, topic.name)
+        for user_id in sorted({user_id for user_id, _ in verdict.denied}):
+            await self._run_hooks("access.changed", {"kind": "access.changed", "userId": user_id})
+        metrics.incr("audit.runs")
+        metrics.incr("audit.revoked", revoked)
+        logger.info(
+            "socket audit after a broker reconnect: %d sockets, %d closed (session gone), "
+            "%d sessions shortened, %d subscriptions forbidden",
+            len(holdings),
+            revoked,
+            shortened,
+            forbidden,
+        )
 
     def close_where(self, predicate: Callable[[SocketSession], bool], code: int) -> int:
         """Close every local socket matching `predicate` with `code`; returns how many."""

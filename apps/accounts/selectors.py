@@ -1,12 +1,13 @@
 """Reads of users and their roles (the users screens and API; `actor_current` for the access policy)."""
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import Q, QuerySet, Value
 
-from apps.accounts.models import User, UserRole
+from apps.accounts.models import Session, User, UserRole
 from apps.common.policy import Actor
 from apps.common.visibility import not_found
 
@@ -44,6 +45,20 @@ def actors_current(*, user_ids: "list[Any]") -> dict[str, Actor]:
         str(pk): Actor(user_id=str(pk), user_type=user_type, roles=tuple(sorted(roles)))
         for pk, user_type, roles in rows
     }
+
+
+def session_expiries(*, session_ids: list[Any]) -> dict[str, datetime]:
+    """Each session that still exists with its user active, by id: its expiry as PostgreSQL has it
+    now (shortened by a refresh). Revoked sessions and those of deactivated users are absent; ids
+    that are not session ids too. One query, for the socket audit after a broker reconnect."""
+    valid = []
+    for session_id in session_ids:
+        try:
+            valid.append(uuid.UUID(str(session_id)))
+        except ValueError:
+            continue
+    rows = Session.objects.filter(pk__in=valid, user__is_active=True).values_list("pk", "expires_at")
+    return {str(pk): expires_at for pk, expires_at in rows}
 
 
 def user_list(*, user_type: str | None = None, is_active: bool | None = None, q: str | None = None) -> QuerySet[User]:

@@ -16,6 +16,7 @@ subscriptions, by the services that change a membership feeding it
 
 import asyncio
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -23,14 +24,16 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Q
 
-from apps.accounts.selectors import actor_current, actors_current
+from apps.accounts.selectors import actor_current, actors_current, session_expiries
 from apps.common import policy
-from apps.common.cache import afill_many, current_epoch
+from apps.common.access import access_cache_keys
+from apps.common.cache import afill_many, current_epoch, drop_now
 from apps.common.policy import Subject
 from apps.leasing.models import Lease
 from apps.messaging.models import Conversation, ConversationParticipant
 from apps.properties.models import Property, Unit
 from realtime import keys, topics
+from realtime.audit import Holding, Verdict
 from realtime.coalesce import Coalescer
 from realtime.connections import get_redis
 from realtime.pipelined import tick_pipeline
@@ -165,3 +168,40 @@ async def _decide_many(requests: list[Request]) -> list[bool]:
     # Not cached if a membership change's drop ran meanwhile: a decision may predate it.
     await afill_many(fills, settings.PERMISSIONS_CACHE_TTL_SECONDS, epoch)
     return decisions
+
+
+def audit_holdings(holdings: Sequence[Holding]) -> Verdict:
+    """`realtime.audit.Auditor`'s check, from PostgreSQL alone: one query for the sessions, the
+    batched policy decisions (`topic_allowed_many`) for each distinct (user, topic) of the live ones.
+
+    It also drops what an outage may have left stale in Redis for what it found gone: the
+    cached session of each revoked session (a new socket with its token is then checked in
+    PostgreSQL) and the cached access of each user who lost a topic (so a `subscribe` right
+    after the `unsubscribed` is decided afresh, not from a "1" whose drop Redis refused).
+    """
+    live = session_expiries(session_ids=[holding.session_id for holding in holdings])
+    requests = list(
+        dict.fromkeys(
+            (holding.user_id, topic)
+            for holding in holdings
+            if holding.session_id in live
+            for topic in holding.topics
+            if topic.family != topics.SYSTEM
+        )
+    )
+    decisions = topic_allowed_many(requests) if requests else []
+    denied = frozenset(
+        (uid, topic.name) for (uid, topic), allowed in zip(requests, decisions, strict=True) if not allowed
+    )
+    stale = [keys.user_session(h.session_id) for h in holdings if h.session_id not in live]
+    stale += [key for uid in sorted({uid for uid, _ in denied}) for key in access_cache_keys(uid)]
+    if stale:
+        drop_now(stale)
+    return Verdict(sessions=live, denied=denied)
+
+
+class PolicyAuditor:
+    """`realtime.audit.Auditor` backed by PostgreSQL and the access policy (no cache read)."""
+
+    async def audit(self, holdings: Sequence[Holding]) -> Verdict:
+        return await sync_to_async(audit_holdings)(holdings)

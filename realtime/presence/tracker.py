@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 
+from redis.exceptions import RedisError
+
 from realtime import metrics, topics
 from realtime.directory import Directory
 from realtime.history import RedisHistory
@@ -48,6 +50,10 @@ class PresenceTracker:
         self._closing: asyncio.Task[None] | None = None
         self._pending_active: list[SocketSession] = []
         self._activating: asyncio.Future[None] | None = None
+        # Connection ids closed while a heartbeat runs: its touch (which re-registers a socket)
+        # may reach Redis after their disconnect (a stalled Redis answers both late), so they are
+        # unregistered again once it is done; else the user would stay `online` for the TTL.
+        self._closed_during_heartbeat: set[str] | None = None
 
     def open_later(self, session: SocketSession) -> asyncio.Future[None]:
         """Register the socket with the sockets opening in the same loop turns: one round trip
@@ -123,7 +129,19 @@ class PresenceTracker:
                     logger.warning("presence refresh failed for %d active sockets", len(chunk), exc_info=True)
 
     async def heartbeat(self, sessions: list[SocketSession]) -> None:
-        """Keep every local socket registered; announce users who turned away."""
+        """Keep every local socket registered; announce users who turned away. Sockets that close
+        while it runs are unregistered again after it (`_closed_during_heartbeat`)."""
+        closed: set[str] = set()
+        self._closed_during_heartbeat = closed
+        try:
+            await self._heartbeat(sessions)
+        finally:
+            self._closed_during_heartbeat = None
+        late = [session for session in sessions if session.conn_id in closed]
+        if late:
+            await asyncio.gather(*(self.closed(session) for session in late))
+
+    async def _heartbeat(self, sessions: list[SocketSession]) -> None:
         announced: set[str] = set()
         for start in range(0, len(sessions), HEARTBEAT_BATCH):
             chunk = sessions[start : start + HEARTBEAT_BATCH]
@@ -136,12 +154,19 @@ class PresenceTracker:
                     for session in chunk:
                         if WORKER_ROLE in session.identity.roles:
                             await self.workers.heartbeat(session.identity.user_id)
+            except RedisError as exc:
+                # Redis down or restarting: an expected fault, one line per round (no traceback);
+                # the next round registers the sockets again.
+                metrics.incr("presence.failed")
+                logger.warning("presence heartbeat failed for %d sockets (%r)", len(chunk), exc)
             except Exception:
                 metrics.incr("presence.failed")
                 logger.warning("presence heartbeat failed for %d sockets", len(chunk), exc_info=True)
         if self.workers is not None:
             try:
                 await self.workers.sweep()
+            except RedisError as exc:
+                logger.warning("worker sweep failed (%r)", exc)
             except Exception:
                 logger.warning("worker sweep failed", exc_info=True)
 
@@ -151,6 +176,8 @@ class PresenceTracker:
         the conversations of whoever went offline. Returns once this socket's write is done
         (successful or given up and logged)."""
         self._last_activity.pop(session.conn_id, None)
+        if self._closed_during_heartbeat is not None:
+            self._closed_during_heartbeat.add(session.conn_id)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending_closes.append((session, done))
         if self._closing is None or self._closing.done():

@@ -195,7 +195,9 @@ async def test_killed_process_users_go_offline_by_expiry(room: Room, open_client
 
     kill(room.a)  # SIGKILL: no close frames, no presence cleanup
     killed_at = time.monotonic()
-    deadline = killed_at + PRESENCE_TTL_SECONDS + HOUSEKEEPING_SECONDS + 3.5
+    # Redis expires the registration after the TTL; the bound past it is generous (a shared,
+    # busy machine), the poll returns as soon as the status turns.
+    deadline = killed_at + PRESENCE_TTL_SECONDS + HOUSEKEEPING_SECONDS + 30
     status = "online"
     while time.monotonic() < deadline:
         status = (await watcher.ok(query))[room.tenant_id]["status"]

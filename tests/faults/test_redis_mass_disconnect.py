@@ -107,6 +107,11 @@ async def test_a_thousand_sockets_closing_at_once_leave_every_user_offline_with_
     print(f"[mass disconnect] {len(sockets)} sockets closed; every user offline after {took:.1f} s")
     assert "Traceback" not in burst_log, burst_log[-5000:]
     assert "No connection available" not in burst_log
-    # At most one line per batch of closes (500 sockets), not one per socket.
     failures = burst_log.count("presence update failed for")
-    assert failures <= len(sockets) // 500 + 1, burst_log[-5000:]
+    if stall:
+        # Writes Redis could not answer are retried: at most one line per batch of closes (500
+        # sockets), never one per socket.
+        assert failures <= len(sockets) // 500 + 1, burst_log[-5000:]
+    else:
+        # Redis healthy: not one failed write (the issue measured 879 of 1,000).
+        assert failures == 0, burst_log[-5000:]
