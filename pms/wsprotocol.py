@@ -47,7 +47,11 @@ from websockets.utils import accept_key
 
 # What websockets' HTTP parser accepts as a header name and value (RFC 9110 token and field value).
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
-_VALUE = re.compile(rb"[\x09\x20-\x7e\x80-\xff]*")
+# One header line as websockets' parser reads it: the name, then the value after its leading
+# whitespace (an `\r` or `\n` is in no value; trailing whitespace is stripped after). Possessive,
+# so a hostile line costs linear time. Matched for the whole block at once.
+_HEADER = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+):[ \t]*+([\x09\x20-\x7e\x80-\xff]*+)\r\n")
+_HEADERS = re.compile(rb"(?:" + _HEADER.pattern + rb")*")
 # Headers websockets reads as one value (a second one is a 400), and those it refuses or weighs.
 _ONCE = frozenset({b"connection", b"upgrade", b"sec-websocket-key", b"sec-websocket-version", b"origin"})
 _NOT_LEAN = frozenset({b"content-length", b"transfer-encoding"})
@@ -173,25 +177,24 @@ def parse_handshake(data: bytes, *, deflate: bool) -> Handshake | None:
     would answer 101 without negotiating anything (no `Sec-WebSocket-Extensions` to weigh when
     `deflate` is on), else None: the caller then takes upstream's path, which answers every
     other case (405, 426, 400, 431, ...) exactly as before."""
-    head, sep, rest = data.partition(b"\r\n\r\n")
-    if not sep or rest:
-        return None
-    lines = head.split(b"\r\n")
-    request_line = lines[0]
-    if len(lines) > MAX_NUM_HEADERS + 1 or len(request_line) > MAX_LINE_LENGTH:
+    request_line, sep, rest = data.partition(b"\r\n")
+    if not sep or len(request_line) > MAX_LINE_LENGTH or not rest.endswith(b"\r\n\r\n"):
         return None
     method, _, remainder = request_line.partition(b" ")
     target, _, protocol = remainder.partition(b" ")
     if method != b"GET" or protocol != b"HTTP/1.1" or not target.isascii():
         return None
+    block = rest[:-2]  # every header line, each ending in CRLF
+    if len(block) > MAX_LINE_LENGTH or not _HEADERS.fullmatch(block):
+        return None  # (a block this short has no line longer than websockets allows)
+    lines: list[tuple[bytes, bytes]] = _HEADER.findall(block)
+    if len(lines) > MAX_NUM_HEADERS:
+        return None
     headers: list[tuple[bytes, bytes]] = []
     once: dict[bytes, bytes] = {}  # the headers that must come at most once
     subprotocols: list[str] = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        value = value.strip(b" \t")
-        if not colon or len(line) > MAX_LINE_LENGTH or not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
-            return None
+    for name, raw_value in lines:
+        value = raw_value.rstrip(b" \t")
         headers.append((name, value))
         lowered = name.lower()
         if lowered in _ONCE:
