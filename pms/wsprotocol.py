@@ -224,43 +224,44 @@ def parse_handshake(data: bytes, *, deflate: bool) -> Handshake | None:
 
 class SwitchingProtocols:
     """The 101 response in the shape uvicorn's accept branch handles (`headers`: `del ...["Date"]`,
-    `update`) and websockets' `send_response` writes (`serialize`), without `Headers` objects."""
+    `update`) and websockets' `send_response` writes (`serialize`; `raw_items` when it logs at
+    DEBUG), without `Headers` objects: the same bytes as upstream's."""
 
-    __slots__ = ("headers", "_accept")
+    __slots__ = ("headers",)
 
     status_code = 101
     reason_phrase = "Switching Protocols"
     body = b""
 
     def __init__(self, accept: str) -> None:
-        self._accept = accept
-        self.headers = _ExtraHeaders()
+        self.headers = _ResponseHeaders(
+            [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)]
+        )
 
     def serialize(self) -> bytes:
-        lines = [
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
-            self._accept.encode(),
-            b"\r\n",
-        ]
-        for name, value in self.headers.items:
+        lines = [b"HTTP/1.1 101 Switching Protocols\r\n"]
+        for name, value in self.headers.raw_items():
             lines += [name.encode(), b": ", value.encode(), b"\r\n"]
         lines.append(b"\r\n")
         return b"".join(lines)
 
 
-class _ExtraHeaders:
-    """The headers uvicorn adds to the 101 (its default headers, the app's, the subprotocol), in order."""
+class _ResponseHeaders:
+    """websockets' own 101 headers, then those uvicorn adds (its default headers, the app's, the subprotocol)."""
 
     __slots__ = ("items",)
 
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self.items = items
 
     def __delitem__(self, name: str) -> None:
         pass  # uvicorn drops websockets' own `Date`; this response has none
 
     def update(self, headers: list[tuple[str, str]]) -> None:
         self.items.extend(headers)
+
+    def raw_items(self) -> list[tuple[str, str]]:
+        return self.items
 
 
 class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):

@@ -1,10 +1,16 @@
-"""The lean uvicorn protocol's queue and event behave as the asyncio ones uvicorn expects."""
+"""The lean uvicorn protocol: its queue and event behave as the asyncio ones uvicorn expects, and its
+opening handshake answers exactly as upstream's or leaves the request to upstream."""
 
 import asyncio
+from typing import Any
 
 import pytest
+from uvicorn.config import Config
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.frames import Frame, Opcode
 
-from pms.wsprotocol import LeanEvent, LeanReceiveQueue
+from pms.wsprotocol import LeanEvent, LeanReceiveQueue, LeanWebSocketsProtocol, parse_handshake
 
 
 async def test_queue_is_fifo_and_wakes_a_waiting_getter() -> None:
@@ -59,14 +65,6 @@ async def test_event_waits_until_set_and_keeps_no_waiters() -> None:
 
 # --- the lean opening handshake -------------------------------------------------------
 
-from typing import Any  # noqa: E402
-
-from uvicorn.config import Config  # noqa: E402
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol  # noqa: E402
-from uvicorn.server import ServerState  # noqa: E402
-from websockets.frames import Frame, Opcode  # noqa: E402
-
-from pms.wsprotocol import LeanWebSocketsProtocol, parse_handshake  # noqa: E402
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 REQUEST = (
@@ -140,8 +138,8 @@ async def _open(protocol_class: type[WebSocketsSansIOProtocol], request: bytes, 
 @pytest.mark.parametrize("early", [b"", Frame(Opcode.TEXT, b"first").serialize(mask=True, extensions=[])])
 async def test_lean_handshake_answers_and_scopes_exactly_as_upstream(early: bytes) -> None:
     assert parse_handshake(REQUEST, deflate=True) is not None
-    upstream, upstream_transport, upstream_seen = await _open(WebSocketsSansIOProtocol, REQUEST, early=early)
-    lean, lean_transport, lean_seen = await _open(LeanWebSocketsProtocol, REQUEST, early=early)
+    _, upstream_transport, upstream_seen = await _open(WebSocketsSansIOProtocol, REQUEST, early=early)
+    _, lean_transport, lean_seen = await _open(LeanWebSocketsProtocol, REQUEST, early=early)
     assert lean_transport.written[0] == upstream_transport.written[0]
     assert lean_transport.written[0].startswith(b"HTTP/1.1 101 ")
     assert b"Sec-WebSocket-Protocol: pms.v1.json\r\n" in lean_transport.written[0]
