@@ -12,6 +12,17 @@ reader (the ASGI app) and rarely more than a few items, so a list and one future
 and the handshake headers (the request's and the scope's copy) are dropped once the accept
 is sent: an app must read headers before it accepts, as consumers/socket.py does.
 
+The opening handshake takes a lean path too (`LeanWebSocketsProtocol._fast_handshake`). uvicorn's
+httptools protocol parses the request, writes it out again and hands it to this protocol, whose
+upstream path parses it a second time with websockets' HTTP parser (Python generators, a
+`Headers` multi-dict), runs `ServerProtocol.accept` (a second `Headers` with a `Date` uvicorn then
+deletes) and builds the 101 from it: a fifth of the server's CPU per connect under cProfile
+(docs/benchmarks.md, "Connects"). A request that is plainly valid (one `GET ... HTTP/1.1`, every
+line as websockets' parser would accept it, `Connection: upgrade`, `Upgrade: websocket`, a
+16-byte key, version 13, no extension to negotiate) is split with `bytes` methods and answered
+with the same bytes upstream writes; any other request, and every refusal, takes upstream's path
+unchanged.
+
 One behaviour differs: a text frame that is not UTF-8 closes the socket 1007 (RFC 6455) as
 upstream does, but is logged as one INFO line rather than an ERROR with a traceback: it is
 the client's fault, and any client could otherwise fill the server's log with tracebacks.
@@ -24,9 +35,32 @@ the server with this class.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import re
 from typing import Any
+from urllib.parse import unquote
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
+from websockets.utils import accept_key
+
+# What websockets' HTTP parser accepts as a header name and value (RFC 9110 token and field value).
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+# One header line as websockets' parser reads it: the name, then the value after its leading
+# whitespace (an `\r` or `\n` is in no value; trailing whitespace is stripped after). Possessive,
+# so a hostile line costs linear time. Matched for the whole block at once.
+_HEADER = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+):[ \t]*+([\x09\x20-\x7e\x80-\xff]*+)\r\n")
+_HEADERS = re.compile(rb"(?:" + _HEADER.pattern + rb")*")
+# Headers websockets reads as one value (a second one is a 400), and those it refuses or weighs.
+_ONCE = frozenset({b"connection", b"upgrade", b"sec-websocket-key", b"sec-websocket-version", b"origin"})
+_NOT_LEAN = frozenset({b"content-length", b"transfer-encoding"})
+
+
+def _token_list(value: bytes) -> list[bytes] | None:
+    """The tokens of a comma-separated list of RFC 9110 tokens, None if it is anything else."""
+    tokens = [token.strip(b" \t") for token in value.split(b",")]
+    return tokens if all(_TOKEN.fullmatch(token) for token in tokens) else None
 
 
 class LeanReceiveQueue:
@@ -118,11 +152,166 @@ class LeanEvent:
         return True
 
 
+class Handshake:
+    """A parsed opening handshake that the lean path can answer (see `parse_handshake`)."""
+
+    __slots__ = ("raw_path", "query_string", "headers", "subprotocols", "accept")
+
+    def __init__(
+        self,
+        raw_path: str,
+        query_string: str,
+        headers: list[tuple[bytes, bytes]],
+        subprotocols: list[str],
+        accept: str,
+    ) -> None:
+        self.raw_path = raw_path
+        self.query_string = query_string
+        self.headers = headers
+        self.subprotocols = subprotocols
+        self.accept = accept
+
+
+def parse_handshake(data: bytes, *, deflate: bool) -> Handshake | None:
+    """The handshake in `data` if it is one request that websockets' `ServerProtocol.accept`
+    would answer 101 without negotiating anything (no `Sec-WebSocket-Extensions` to weigh when
+    `deflate` is on), else None: the caller then takes upstream's path, which answers every
+    other case (405, 426, 400, 431, ...) exactly as before."""
+    request_line, sep, rest = data.partition(b"\r\n")
+    if not sep or len(request_line) > MAX_LINE_LENGTH or not rest.endswith(b"\r\n\r\n"):
+        return None
+    method, _, remainder = request_line.partition(b" ")
+    target, _, protocol = remainder.partition(b" ")
+    if method != b"GET" or protocol != b"HTTP/1.1" or not target.isascii():
+        return None
+    block = rest[:-2]  # every header line, each ending in CRLF
+    if len(block) > MAX_LINE_LENGTH or not _HEADERS.fullmatch(block):
+        return None  # (a block this short has no line longer than websockets allows)
+    lines: list[tuple[bytes, bytes]] = _HEADER.findall(block)
+    if len(lines) > MAX_NUM_HEADERS:
+        return None
+    headers: list[tuple[bytes, bytes]] = []
+    once: dict[bytes, bytes] = {}  # the headers that must come at most once
+    subprotocols: list[str] = []
+    for name, raw_value in lines:
+        value = raw_value.rstrip(b" \t")
+        headers.append((name, value))
+        lowered = name.lower()
+        if lowered in _ONCE:
+            if lowered in once:
+                return None
+            once[lowered] = value
+        elif lowered == b"sec-websocket-protocol":
+            if _token_list(value) is None:
+                return None  # websockets answers 400
+            subprotocols.extend(token.strip() for token in value.decode("latin-1").split(","))
+        elif lowered in _NOT_LEAN or (lowered == b"sec-websocket-extensions" and deflate):
+            return None
+    connection = _token_list(once.get(b"connection", b""))
+    if not connection or b"upgrade" not in [token.lower() for token in connection]:
+        return None
+    if once.get(b"upgrade", b"").lower() != b"websocket" or once.get(b"sec-websocket-version") != b"13":
+        return None
+    key = once.get(b"sec-websocket-key", b"")
+    try:
+        if len(base64.b64decode(key, validate=True)) != 16:
+            return None
+    except binascii.Error:
+        return None
+    raw_path, _, query_string = target.decode("ascii").partition("?")
+    return Handshake(raw_path, query_string, headers, subprotocols, accept_key(key.decode("ascii")))
+
+
+class SwitchingProtocols:
+    """The 101 response in the shape uvicorn's accept branch handles (`headers`: `del ...["Date"]`,
+    `update`) and websockets' `send_response` writes (`serialize`; `raw_items` when it logs at
+    DEBUG), without `Headers` objects: the same bytes as upstream's."""
+
+    __slots__ = ("headers",)
+
+    status_code = 101
+    reason_phrase = "Switching Protocols"
+    body = b""
+
+    def __init__(self, accept: str) -> None:
+        self.headers = _ResponseHeaders(
+            [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)]
+        )
+
+    def serialize(self) -> bytes:
+        lines = [b"HTTP/1.1 101 Switching Protocols\r\n"]
+        for name, value in self.headers.raw_items():
+            lines += [name.encode(), b": ", value.encode(), b"\r\n"]
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+
+class _ResponseHeaders:
+    """websockets' own 101 headers, then those uvicorn adds (its default headers, the app's, the subprotocol)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self.items = items
+
+    def __delitem__(self, name: str) -> None:
+        pass  # uvicorn drops websockets' own `Date`; this response has none
+
+    def update(self, headers: list[tuple[str, str]]) -> None:
+        self.items.extend(headers)
+
+    def raw_items(self) -> list[tuple[str, str]]:
+        return self.items
+
+
 class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = LeanReceiveQueue()  # type: ignore[assignment]
         self.writable = LeanEvent(True)  # type: ignore[assignment]
+        # Bytes that arrive between a lean handshake and the app's answer (None: not in that state).
+        self._early: list[bytes] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._early is not None:
+            # Parsed as frames once accepted, dropped if refused; reading waits until then.
+            if not self._early:
+                self.transport.pause_reading()
+            self._early.append(data)
+            return
+        if not self.handshake_initiated and self._fast_handshake(data):
+            return
+        super().data_received(data)
+
+    def _fast_handshake(self, data: bytes) -> bool:
+        """Start the app on a plainly valid handshake without websockets' HTTP parser (module doc)."""
+        handshake = parse_handshake(data, deflate=bool(self.config.ws_per_message_deflate))
+        if handshake is None:
+            return False
+        self.handshake_initiated = True
+        self.response = SwitchingProtocols(handshake.accept)  # type: ignore[assignment]
+        self._early = []
+        self.scope = {
+            "type": "websocket",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": self.scheme,
+            "server": self.server,
+            "client": self.client,
+            "root_path": self.root_path,
+            "path": self.root_path + unquote(handshake.raw_path),
+            "raw_path": self.root_path.encode("ascii") + handshake.raw_path.encode("ascii"),
+            "query_string": handshake.query_string.encode("ascii"),
+            "headers": handshake.headers,
+            "subprotocols": handshake.subprotocols,
+            "state": self.app_state.copy(),
+            "extensions": {"websocket.http.response": {}},
+        }
+        self.queue.put_nowait({"type": "websocket.connect"})
+        task = self.loop.create_task(self.run_asgi())
+        task.add_done_callback(self.on_task_complete)
+        self.tasks.add(task)
+        return True
 
     def send_receive_event_to_app(self) -> None:
         if self.curr_msg_data_type != "text" or self.close_sent:
@@ -156,4 +345,13 @@ class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
         # again, and the app read the handshake headers before it accepted.
         self.response = None  # type: ignore[assignment]
         self.scope["headers"] = []
+        early, self._early = self._early, None
+        if early is not None:
+            # After a lean handshake websockets' parser still waits for the request: it parses
+            # frames from here on, starting with any that came before the 101 went out.
+            self.conn.parser = self.conn.parse()
+            next(self.conn.parser)
+            if early:
+                self.transport.resume_reading()
+                super().data_received(b"".join(early))
         super().start_keepalive()
