@@ -1,7 +1,8 @@
 """Shared fixtures: real PostgreSQL (pytest-django), real Redis on a test DB number, fast hashers."""
 
+import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,6 +65,25 @@ def clean_redis(realtime_test_stores: None) -> Iterator[redis.Redis]:
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest.fixture
+async def close_loop_clients() -> AsyncIterator[None]:
+    """Close the test loop's Redis and MongoDB clients when the test ends. A cluster client left to the
+    garbage collector warns (`Unclosed ClusterNode`) inside whichever later test collects it."""
+    yield
+    from realtime import connections
+
+    await connections.aclose_loop_clients()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every coroutine test that may open a cluster client (tests/cluster, or the whole run with
+    PMS_TEST_REDIS_CLUSTER=1) closes its loop's clients in its own loop."""
+    for item in items:
+        on_cluster = ON_REDIS_CLUSTER or "tests/cluster/" in item.nodeid
+        if on_cluster and inspect.iscoroutinefunction(getattr(item, "function", None)):
+            item.fixturenames.append("close_loop_clients")  # type: ignore[attr-defined]  # a marker is too late here
 
 
 @pytest.fixture(autouse=True)
