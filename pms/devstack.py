@@ -329,12 +329,32 @@ def claim_test_redis_db() -> int:
     return 15
 
 
+def test_workers(pytest_args: list[str]) -> list[str]:
+    """pytest-xdist's arguments: `PMS_TEST_WORKERS` processes (default: one per core), each test
+    file on one worker (module fixtures such as started servers are not duplicated). None when
+    the caller chose (`-n`), asked for one (`PMS_TEST_WORKERS=1`), or runs a few tests (`-k`, a
+    node id, one test file: a second worker's start-up would cost more than it saves)."""
+    if any(arg.startswith(("-n", "--numprocesses", "--dist")) for arg in pytest_args):
+        return []
+    count = int(os.environ.get("PMS_TEST_WORKERS") or os.cpu_count() or 1)
+    paths = [arg for arg in pytest_args if not arg.startswith("-")]
+    few = "-k" in pytest_args or any("::" in path for path in paths) or (len(paths) == 1 and paths[0].endswith(".py"))
+    if count < 2 or few:
+        return []
+    return ["-n", str(count), "--dist", "loadfile"]
+
+
 def run_tests(pytest_args: list[str]) -> int:
     ensure_test_postgres()
     ensure_test_redis()
-    # A test database and a Redis DB of this run's own: several runs may share the machine.
+    # A test database and Redis DBs of this run's own: several runs may share the machine, and
+    # each xdist worker takes one DB of the list (pytest-django suffixes the database per worker).
     os.environ.setdefault("PMS_TEST_DATABASE_NAME", f"test_pms_{os.getpid()}")
-    os.environ.setdefault("PMS_TEST_REDIS_DB", str(claim_test_redis_db()))
+    workers = test_workers(pytest_args)
+    pytest_args = [*workers, *pytest_args]
+    if "PMS_TEST_REDIS_DB" not in os.environ:
+        dbs = [claim_test_redis_db() for _ in range(int(workers[1]) if workers else 1)]
+        os.environ["PMS_TEST_REDIS_DB"] = ",".join(map(str, dbs))
     if not os.environ.get("PMS_MONGO_URL"):
         os.environ["PMS_MONGO_URL"] = start_mongo_standin()
         say(f"MongoDB stand-in (nx-27017) at {os.environ['PMS_MONGO_URL']}")

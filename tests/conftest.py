@@ -12,7 +12,16 @@ from django.conf import settings as django_settings
 
 from pms import wiring
 
-TEST_REDIS_DB = int(os.environ.get("PMS_TEST_REDIS_DB", "15"))
+# pytest-xdist's worker ("gw0", "gw1", ...; "" without xdist): each worker has a Redis DB of its
+# own (devstack claims one per worker: PMS_TEST_REDIS_DB="15,14"), a MongoDB database of its own,
+# and pytest-django's per-worker PostgreSQL database. Pub/sub channels are global in a Redis;
+# their names carry entity UUIDs, so runs sharing it do not hear each other's topics.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_REDIS_DBS = [int(db) for db in os.environ.get("PMS_TEST_REDIS_DB", "15").split(",")]
+TEST_REDIS_DB = _REDIS_DBS[int(XDIST_WORKER[2:] or 0) % len(_REDIS_DBS)]
+if XDIST_WORKER and int(XDIST_WORKER[2:]) >= len(_REDIS_DBS):
+    raise RuntimeError(f"worker {XDIST_WORKER} has no Redis DB of its own in PMS_TEST_REDIS_DB (run scripts/test)")
+TEST_MONGO_DATABASE = f"pms_test_{XDIST_WORKER}" if XDIST_WORKER else "pms_test"
 
 
 def redis_url_with_db(url: str, db: int) -> str:
@@ -30,7 +39,7 @@ ON_REDIS_CLUSTER = os.environ.get("PMS_TEST_REDIS_CLUSTER") == "1"
 
 @pytest.fixture(scope="session", autouse=True)
 def realtime_test_stores() -> Iterator[None]:
-    """Point the realtime core at Redis DB 15 (keys only; pub/sub ignores DB numbers) and MongoDB `pms_test`."""
+    """Point the realtime core at the test Redis DB (keys only; pub/sub ignores DB numbers) and MongoDB `pms_test`."""
     cluster = None
     if ON_REDIS_CLUSTER:
         from pms.rediscluster import LocalCluster
@@ -40,8 +49,8 @@ def realtime_test_stores() -> Iterator[None]:
     else:
         url = redis_url_with_db(django_settings.REDIS_URL, TEST_REDIS_DB)
     django_settings.REDIS_URL = url
-    django_settings.MONGO_DATABASE = "pms_test"
-    wiring.configure(replace(wiring.realtime_settings(), redis_url=url, mongo_database="pms_test"))
+    django_settings.MONGO_DATABASE = TEST_MONGO_DATABASE
+    wiring.configure(replace(wiring.realtime_settings(), redis_url=url, mongo_database=TEST_MONGO_DATABASE))
     yield
     if cluster is not None:
         cluster.stop()

@@ -19,6 +19,7 @@ from django.conf import settings as django_settings
 from pms import wiring
 from pms.rediscluster import LocalCluster
 from realtime import connections
+from tests.conftest import TEST_MONGO_DATABASE
 from tests.e2e import conftest as e2e_conftest
 from tests.e2e.conftest import fast_password_hashing, open_client, server_env, start_servers  # noqa: F401
 
@@ -38,8 +39,8 @@ def realtime_test_stores(redis_cluster: LocalCluster) -> Iterator[None]:
     redis_cluster.wait_ok()  # a previous test may have failed a master over
     before_url, before_config = django_settings.REDIS_URL, connections.current_settings()
     django_settings.REDIS_URL = redis_cluster.url
-    django_settings.MONGO_DATABASE = "pms_test"
-    wiring.configure(replace(before_config, redis_url=redis_cluster.url, mongo_database="pms_test"))
+    django_settings.MONGO_DATABASE = TEST_MONGO_DATABASE
+    wiring.configure(replace(before_config, redis_url=redis_cluster.url, mongo_database=TEST_MONGO_DATABASE))
     yield
     django_settings.REDIS_URL = before_url
     wiring.configure(before_config)

@@ -16,6 +16,7 @@ from redis.crc import key_slot
 
 from pms.rediscluster import LocalCluster
 from realtime import connections, topics
+from tests.conftest import TEST_MONGO_DATABASE
 from tests.e2e.conftest import Client, ClientFactory, ServerFactory, alogin
 from tests.e2e.test_two_processes import Room, as_event_data, chat_message, send_frame
 from tests.factories import make_conversation, make_user
@@ -36,7 +37,7 @@ def room(start_servers: ServerFactory, redis_cluster: LocalCluster) -> Room:
 async def stored_ids(conversation_id: str) -> set[str]:
     client: AsyncMongoClient[Any] = AsyncMongoClient(settings.MONGO_URL, serverSelectionTimeoutMS=3000)
     try:
-        cursor = client["pms_test"]["chat_messages"].find({"conversationId": conversation_id}, {"_id": 1})
+        cursor = client[TEST_MONGO_DATABASE]["chat_messages"].find({"conversationId": conversation_id}, {"_id": 1})
         return {str(document["_id"]) async for document in cursor}
     finally:
         await client.close()

@@ -15,6 +15,7 @@ from realtime.pipelined import round_trip, tick_pipeline
 from realtime.presence.redis import RedisPresence
 from realtime.ratelimit import SlidingWindowLimiter
 from realtime.workers import ActiveWorkers
+from tests.conftest import TEST_MONGO_DATABASE
 
 
 def _users(count: int) -> list[str]:
@@ -79,7 +80,7 @@ async def test_notification_counters_and_scan_over_every_master(redis_cluster: L
     mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(connections.current_settings().mongo_url)
     redis = connections.get_redis()
     try:
-        service = NotificationService(mongo["pms_test"], redis, RedisHistory(redis))
+        service = NotificationService(mongo[TEST_MONGO_DATABASE], redis, RedisHistory(redis))
         users = _users(9)
         assert [await service.unread_count(user) for user in users] == [0] * len(users)
         found = await service.resync_all()  # SCAN `notifications:count:*` on every master

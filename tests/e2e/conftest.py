@@ -31,6 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from pms.server import UVICORN_OPTIONS
+from tests.conftest import TEST_MONGO_DATABASE
 from tests.factories import DEFAULT_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +113,7 @@ def server_env(transactional_db: None, realtime_test_stores: None) -> dict[str, 
         PMS_DATABASE_URL=_database_url(),
         PMS_REDIS_URL=settings.REDIS_URL,  # the run's test Redis DB (tests/conftest.py `realtime_test_stores`)
         PMS_MONGO_URL=settings.MONGO_URL,
-        PMS_MONGO_DATABASE=settings.MONGO_DATABASE,  # "pms_test"
+        PMS_MONGO_DATABASE=settings.MONGO_DATABASE,  # TEST_MONGO_DATABASE
         PMS_PRESENCE_TTL_SECONDS=str(PRESENCE_TTL_SECONDS),
         PMS_HOUSEKEEPING_SECONDS=str(HOUSEKEEPING_SECONDS),
         PMS_ALLOWED_HOSTS="127.0.0.1,localhost",
@@ -120,7 +121,7 @@ def server_env(transactional_db: None, realtime_test_stores: None) -> dict[str, 
         # SIGTERM closes with 1012 at once; test_drain.py and test_haproxy.py set a drain grace.
         PMS_DRAIN_SECONDS="0",
     )
-    assert settings.MONGO_DATABASE == "pms_test", "not the test stores"
+    assert settings.MONGO_DATABASE == TEST_MONGO_DATABASE, "not the test stores"
     return env
 
 

@@ -22,6 +22,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
+from tests.conftest import TEST_MONGO_DATABASE
 from tests.factories import DEFAULT_PASSWORD, make_conversation, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +71,7 @@ def server(transactional_db: Any, settings: Any) -> Iterator[str]:
         "PMS_DATABASE_URL": _database_url(),
         "PMS_REDIS_URL": django_settings.REDIS_URL,
         "PMS_MONGO_URL": django_settings.MONGO_URL,
-        "PMS_MONGO_DATABASE": "pms_test",
+        "PMS_MONGO_DATABASE": TEST_MONGO_DATABASE,
         "DJANGO_SETTINGS_MODULE": "pms.settings",
         # Every session is "expiring" from the first housekeeping round: the examples renew theirs.
         "PMS_HOUSEKEEPING_SECONDS": "0.5",

@@ -19,6 +19,7 @@ from django.conf import settings
 from pymongo import AsyncMongoClient
 
 from realtime import topics
+from tests.conftest import TEST_MONGO_DATABASE
 from tests.e2e.conftest import (
     HOUSEKEEPING_SECONDS,
     PRESENCE_TTL_SECONDS,
@@ -83,7 +84,7 @@ def chat_message(message_id: str) -> Any:
 async def stored_count(conversation_id: str) -> int:
     client: AsyncMongoClient[Any] = AsyncMongoClient(settings.MONGO_URL, serverSelectionTimeoutMS=3000)
     try:
-        return await client["pms_test"]["chat_messages"].count_documents({"conversationId": conversation_id})
+        return await client[TEST_MONGO_DATABASE]["chat_messages"].count_documents({"conversationId": conversation_id})
     finally:
         await client.close()
 

@@ -28,6 +28,7 @@ from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.conftest import TEST_MONGO_DATABASE
 from tests.e2e.conftest import (  # noqa: F401  (fixtures used by name)
     HOUSEKEEPING_SECONDS,
     PRESENCE_TTL_SECONDS,
@@ -152,7 +153,7 @@ def server_env(transactional_db: None, realtime_test_stores: None, redis_process
         # 5 s grace per server made every teardown ~10 s (two servers stopped one after the other).
         PMS_DRAIN_SECONDS="0",
     )
-    assert settings.MONGO_DATABASE == "pms_test", "not the test stores"
+    assert settings.MONGO_DATABASE == TEST_MONGO_DATABASE, "not the test stores"
     return env
 
 

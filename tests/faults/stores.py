@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from tests.conftest import TEST_MONGO_DATABASE
 from tests.e2e.conftest import (
     ROOT,
     UVICORN_ARGS,
@@ -125,7 +126,7 @@ def store_servers(
         PMS_DATABASE_URL=_database_url(),
         PMS_REDIS_URL=f"redis://127.0.0.1:{own_redis.port}/0",
         PMS_MONGO_URL=f"mongodb://127.0.0.1:{own_mongo.port}/",
-        PMS_MONGO_DATABASE="pms_test",
+        PMS_MONGO_DATABASE=TEST_MONGO_DATABASE,
         PMS_MONGO_TIMEOUT_MS=str(STORE_TIMEOUT_MS),
         PMS_MONGO_SOCKET_TIMEOUT_MS=str(STORE_TIMEOUT_MS),
         PMS_MONGO_HEARTBEAT_MS="500",

@@ -135,7 +135,11 @@ async def _open(protocol_class: type[WebSocketsSansIOProtocol], request: bytes, 
     return protocol, transport, seen
 
 
-@pytest.mark.parametrize("early", [b"", Frame(Opcode.TEXT, b"first").serialize(mask=True, extensions=[])])
+@pytest.mark.parametrize(
+    "early",
+    [b"", Frame(Opcode.TEXT, b"first").serialize(mask=True, extensions=[])],
+    ids=["alone", "with-a-frame"],  # the frame's mask is random: stable ids for xdist's collection
+)
 async def test_lean_handshake_answers_and_scopes_exactly_as_upstream(early: bytes) -> None:
     assert parse_handshake(REQUEST, deflate=True) is not None
     _, upstream_transport, upstream_seen = await _open(WebSocketsSansIOProtocol, REQUEST, early=early)

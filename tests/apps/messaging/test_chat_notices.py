@@ -8,6 +8,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from pymongo import MongoClient
 
+from apps.events.models import NoticeOutbox
 from apps.messaging import chat_notices
 from realtime import topics
 from realtime.runtime import get_realtime
@@ -35,8 +36,13 @@ def chat_notifications(user: Any, conversation_id: str) -> list[dict[str, Any]]:
 
 
 async def settled() -> None:
-    """Every send so far was considered and its notices delivered (the batch task of this loop)."""
+    """Every send so far was considered (the batch task of this loop) and its notices delivered: the
+    relay task stores them after the commit, so wait (bounded) until the notice outbox is empty."""
     await chat_notices.noticer(await get_realtime()).drain()
+    pending = NoticeOutbox.objects.all().aexists
+    async with asyncio.timeout(15):
+        while await pending():
+            await asyncio.sleep(0.02)
 
 
 async def test_an_offline_participant_gets_one_notification_per_conversation_until_read(world: World) -> None:

@@ -94,10 +94,14 @@ function cardFor(request) {
   select.addEventListener("change", () => move(request.id, select.value, select));
   const assignee = document.createElement("p");
   assignee.className = "assignee";
-  assignee.textContent = `Assigned to: ${assigneeOf(request.id) || "nobody yet"}`;
+  assignee.textContent = assigneeLine(request.id);
   card.append(title, " ", priority, where, text, assignee, label, select);
   if (!CLOSED_REQUEST.has(request.status)) card.append(assignForm(request));
   return card;
+}
+
+function assigneeLine(requestId) {
+  return `Assigned to: ${assigneeOf(requestId) || "nobody yet"}`;
 }
 
 /** Who `requestId`'s open work orders are with: workers by name, other vendors by company. */
@@ -332,7 +336,11 @@ function refreshWorkers() {
       document.getElementById("workers-count").textContent = `(${online} online)`;
       for (const request of cardsChanged ? cards.values() : []) {
         const card = document.querySelector(`.board-card[data-id="${request.id}"]`);
-        if (card && !card.contains(document.activeElement)) place(request);
+        if (!card) continue;
+        // A card holding the focus is not redrawn (the user is choosing in it); its names still are:
+        // a worker's in-house vendor record, met before this read, now shows as the worker.
+        if (card.contains(document.activeElement)) card.querySelector(".assignee").textContent = assigneeLine(request.id);
+        else place(request);
       }
     })
     .catch((error) => {
