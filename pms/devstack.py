@@ -330,8 +330,9 @@ def claim_test_redis_db() -> int:
 
 
 def test_workers(pytest_args: list[str]) -> list[str]:
-    """pytest-xdist's arguments: `PMS_TEST_WORKERS` processes (default: one per core), each test
-    file on one worker (module fixtures such as started servers are not duplicated). None when
+    """pytest-xdist's arguments: `PMS_TEST_WORKERS` processes (default: one per core), an idle worker
+    taking tests from a busy one's queue (`worksteal`: by file, the two OpenAPI fuzz tests alone held
+    one worker 260 s while the other had finished; a module's fixtures may start once per worker). None when
     the caller chose (`-n`), asked for one (`PMS_TEST_WORKERS=1`), or runs a few tests (`-k`, a
     node id, one test file: a second worker's start-up would cost more than it saves)."""
     if any(arg.startswith(("-n", "--numprocesses", "--dist")) for arg in pytest_args):
@@ -341,7 +342,7 @@ def test_workers(pytest_args: list[str]) -> list[str]:
     few = "-k" in pytest_args or any("::" in path for path in paths) or (len(paths) == 1 and paths[0].endswith(".py"))
     if count < 2 or few:
         return []
-    return ["-n", str(count), "--dist", "loadfile"]
+    return ["-n", str(count), "--dist", "worksteal"]
 
 
 def run_tests(pytest_args: list[str]) -> int:
