@@ -140,6 +140,12 @@ class RedisBroker:
         """True while the pubsub connection is up and its channels were (re)sent to Redis."""
         return self._conn is not None
 
+    def connection_for(self, channel: str) -> AbstractConnection | None:
+        """The pub/sub connection `channel`'s messages arrive on now (the one connection, whatever
+        the channel), None while disconnected. For diagnostics and fault-injection tests: the
+        reader owns it, nothing else may read from or write to it."""
+        return self._conn
+
     async def start(self) -> None:
         """Starts the reader task; returns at once, even when Redis is down (it keeps retrying)."""
         if self._stopped:
@@ -438,6 +444,13 @@ class ShardedBroker:
     @property
     def connected(self) -> bool:
         return bool(self._shards)
+
+    def connection_for(self, channel: str) -> AbstractConnection | None:
+        """As `RedisBroker.connection_for`: the connection to the master that owns `channel`'s slot
+        in this generation, None while disconnected or when no shard connection owns it."""
+        owner = self._owner(channel)
+        shard = self._shards.get(owner) if owner is not None else None
+        return shard.conn if shard is not None else None
 
     async def start(self) -> None:
         if self._stopped:

@@ -797,12 +797,18 @@ async def session_close(session: SocketSession, code: int) -> None:
 _factory: Callable[[], Realtime] | None = None
 _instances: dict[asyncio.AbstractEventLoop, Realtime] = {}
 _starting: dict[asyncio.AbstractEventLoop, asyncio.Future[Realtime]] = {}
+# Cores built before the last `install`, still running: `get_realtime` builds a new one, and
+# `stop_realtime` on their loop still stops them (a test that reconfigures while sockets are open).
+_retired: dict[asyncio.AbstractEventLoop, list[Realtime]] = {}
 
 
 def install(factory: Callable[[], Realtime]) -> None:
-    """Set how the composition root builds the core (`pms.wiring`); drops built instances."""
+    """Set how the composition root builds the core (`pms.wiring`). Built instances are no longer
+    handed out; they run until `stop_realtime` on their loop."""
     global _factory
     _factory = factory
+    for loop, instance in _instances.items():
+        _retired.setdefault(loop, []).append(instance)
     _instances.clear()
     _starting.clear()
 
@@ -843,8 +849,11 @@ def current() -> Realtime | None:
 
 
 async def stop_realtime() -> None:
-    """Stop and forget the running loop's core (tests, shutdown)."""
-    instance = _instances.pop(asyncio.get_running_loop(), None)
+    """Stop and forget the running loop's core, and those built before the last `install` (tests, shutdown)."""
+    loop = asyncio.get_running_loop()
+    instance = _instances.pop(loop, None)
+    for retired in _retired.pop(loop, []):
+        await retired.stop()
     if instance is not None:
         await instance.stop()
     await connections.aclose_loop_clients()

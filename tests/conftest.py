@@ -56,19 +56,32 @@ def realtime_test_stores() -> Iterator[None]:
         cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def session_cluster_client(realtime_test_stores: None) -> Iterator[redis.Redis | None]:
+    """With PMS_TEST_REDIS_CLUSTER=1, one blocking cluster client for the whole run (else None). A new
+    one per test read the slot map and parsed the COMMAND table each time, leaving its objects to
+    the garbage collector: 4,250 objects of cyclic garbage per socket test instead of 630."""
+    if not ON_REDIS_CLUSTER:
+        yield None
+        return
+    from redis.cluster import RedisCluster
+
+    from realtime.connections import ClusterAddress
+
+    nodes = ClusterAddress(django_settings.REDIS_URL).nodes
+    cluster_client = RedisCluster(host=nodes[0][0], port=nodes[0][1], decode_responses=True)
+    yield cluster_client  # type: ignore[misc]  # answers the same commands
+    cluster_client.close()
+
+
 @pytest.fixture(autouse=True)
-def clean_redis(realtime_test_stores: None) -> Iterator[redis.Redis]:
+def clean_redis(session_cluster_client: redis.Redis | None) -> Iterator[redis.Redis]:
     """Flush the test Redis DB before each test (only the run's test DB, never the developer's data)."""
-    if ON_REDIS_CLUSTER:
+    if session_cluster_client is not None:
         from redis.cluster import RedisCluster
 
-        from realtime.connections import ClusterAddress
-
-        nodes = ClusterAddress(django_settings.REDIS_URL).nodes
-        cluster_client = RedisCluster(host=nodes[0][0], port=nodes[0][1], decode_responses=True)
-        cluster_client.flushdb(target_nodes=RedisCluster.PRIMARIES)
-        yield cluster_client  # type: ignore[misc]  # answers the same commands
-        cluster_client.close()
+        session_cluster_client.flushdb(target_nodes=RedisCluster.PRIMARIES)
+        yield session_cluster_client
         return
     client = redis.Redis.from_url(django_settings.REDIS_URL, decode_responses=True)
     client.flushdb()

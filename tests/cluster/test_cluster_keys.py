@@ -46,6 +46,26 @@ async def test_the_factory_hands_out_a_cluster_client_and_keys_spread_over_every
     assert await tick_pipeline(client).execute("MGET", keys.user_session(users[1]), "missing") == [users[1], None]
 
 
+async def test_cluster_clients_of_a_process_read_the_command_table_once(redis_cluster: LocalCluster) -> None:
+    """A new client (a new loop, a short-lived one) reuses the process's table of the same cluster
+    and decoding; it still finds every command's keys, and a table of bytes is never handed to a
+    decoding client (COMMAND's nested values differ)."""
+    url = redis_cluster.url
+    clients = [connections.new_async_redis(url, decode_responses=decode) for decode in (True, True, False)]
+    try:
+        for client in clients:
+            await client.initialize()
+        tables = [client.commands_parser.commands for client in clients]  # type: ignore[attr-defined]
+        assert tables[1] is tables[0] and tables[2] is not tables[0]
+        key = f"table-test:{uuid.uuid4()}"
+        assert await clients[1].hset(key, "f", "v") == 1
+        assert await clients[2].hget(key, "f") == b"v"
+        assert await clients[0].execute_command("SPUBLISH", key, "x") == 0
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
 async def test_presence_scripts_and_query_across_users(redis_cluster: LocalCluster) -> None:
     presence = RedisPresence(connections.get_redis())
     users = _users(12)

@@ -6,7 +6,6 @@ from typing import Any
 import pytest
 import redis
 from asgiref.sync import sync_to_async
-from django.conf import settings
 
 from realtime import keys, topics
 from realtime.runtime import get_realtime
@@ -18,10 +17,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def raw_redis() -> Any:
-    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-    yield client
-    client.close()
+def raw_redis(clean_redis: redis.Redis) -> redis.Redis:
+    """A blocking client of the test Redis (a cluster client with PMS_TEST_REDIS_CLUSTER=1)."""
+    return clean_redis
 
 
 async def presence_of(socket: Any, user_id: str) -> dict[str, Any]:

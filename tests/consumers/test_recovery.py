@@ -7,7 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from realtime import topics
-from realtime.connections import get_redis
+from realtime.connections import get_redis, publish_command
 from realtime.history import RedisHistory
 from tests.consumers.conftest import token_for
 from tests.factories import make_conversation
@@ -107,14 +107,20 @@ async def test_msgpack_socket_gets_the_same_events_as_binary_frames(connect, new
 
 
 async def test_external_publish_reaches_subscribers_live_without_offset(connect, new_user) -> None:
+    """A publisher outside the server (PUBLISH, or SPUBLISH on a cluster) reaches the sockets as is."""
     user = await new_user()
     socket = await connect(await token_for(user))
     await subscribe(socket, topics.SYSTEM_BROADCASTS)
-    await get_redis().publish(topics.SYSTEM_BROADCASTS, '{"event": "broadcast", "data": {"text": "maintenance at 5"}}')
+    redis = get_redis()
+
+    async def publish(payload: str) -> None:
+        await redis.execute_command(publish_command(redis), topics.SYSTEM_BROADCASTS, payload)
+
+    await publish('{"event": "broadcast", "data": {"text": "maintenance at 5"}}')
     event = await socket.receive_json_from(timeout=2)
     assert event["event"] == "broadcast" and event["data"] == {"text": "maintenance at 5"}
     assert "offset" not in event
-    await get_redis().publish(topics.SYSTEM_BROADCASTS, "plain words")
+    await publish("plain words")
     event = await socket.receive_json_from(timeout=2)
     assert event["event"] == "message" and event["data"] == "plain words"
 

@@ -10,13 +10,14 @@ not reach the socket a second time.
 
 import asyncio
 import random
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from asgiref.sync import sync_to_async
+from redis.asyncio.cluster import RedisCluster
 
 from realtime import metrics, topics
-from realtime.connections import get_redis
+from realtime.connections import get_redis, is_cluster
 from realtime.history import RedisHistory, parse_offset
 from realtime.runtime import get_realtime
 from tests.consumers.conftest import token_for
@@ -65,12 +66,13 @@ class _LaggingReader:
 
     The broker's real Redis connection keeps receiving; only the reader's dispatch of
     messages on `topic` waits, like a reader that is behind. Installed on the live pub/sub
-    connection; a PING flushes the read already in progress so the next one is gated.
+    connection the topic arrives on (on a cluster: the shard owning its slot); a broker
+    barrier (a PING answered on it) flushes the read already in progress so the next one is gated.
     """
 
     def __init__(self, broker: Any, topic: str) -> None:
         self._broker = broker
-        self._conn = broker._conn
+        self._conn = broker.connection_for(topic)
         assert self._conn is not None, "the broker is not connected"
         self._channel = topic.encode()
         self._open = asyncio.Event()
@@ -81,14 +83,20 @@ class _LaggingReader:
     async def _read_response(self, *args: Any, **kwargs: Any) -> Any:
         self._entered.set()
         response = await self._original(*args, **kwargs)
-        if isinstance(response, list) and response[:2] == [b"message", self._channel] and not self._open.is_set():
+        # `message` from SUBSCRIBE, `smessage` from SSUBSCRIBE (a cluster shard).
+        if (
+            isinstance(response, list)
+            and response[0] in (b"message", b"smessage")
+            and response[1:2] == [self._channel]
+            and not self._open.is_set()
+        ):
             self.waiting += 1
             await self._open.wait()
         return response
 
     async def __aenter__(self) -> "_LaggingReader":
         self._conn.read_response = self._read_response
-        await self._broker._send("PING")  # completes the read in flight; the next one is ours
+        await self._broker.barrier()  # completes the read in flight; the next one is ours
         await asyncio.wait_for(self._entered.wait(), 2)
         return self
 
@@ -294,6 +302,17 @@ async def test_reconnect_storm_sees_every_offset_exactly_once_in_order(connect, 
         assert offsets == expected, f"client {index}: out of order or missing"
 
 
+async def _kill(conn: Any) -> None:
+    """CLIENT KILL of the pub/sub connection `conn`, sent to the Redis (the cluster node) it is on."""
+    assert conn is not None, "the broker is not connected"
+    host, port = conn._writer.get_extra_info("sockname")[:2]  # this end's address, as Redis lists it
+    raw = get_redis()
+    options: dict[str, Any] = {}
+    if is_cluster(raw):
+        options["target_nodes"] = cast(RedisCluster, raw).get_node(conn.host, conn.port)
+    await raw.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}", **options)
+
+
 class _HeldReconnect:
     """Holds the broker's next reconnect until `release()`: Redis serves commands (history
     reads, publishes) while this process has no pub/sub connection, as in the moments after
@@ -336,10 +355,8 @@ async def test_gap_repair_after_a_reconnect_skips_what_a_socket_recovered_while_
     await _subscribe(staying, topic, "stay")
     first = await publisher.publish(topic, "chat.message", {"n": 1})
     assert await _receive(staying) == first  # the process's position in the topic: `first`
-    raw = get_redis()
     async with _HeldReconnect(broker) as held:
-        host, port = broker._conn._writer.get_extra_info("sockname")[:2]
-        await raw.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")
+        await _kill(broker.connection_for(topic))
 
         async def disconnected() -> None:
             while broker.connected:
