@@ -69,7 +69,9 @@ def build_realtime() -> runtime.Realtime:
         history=history,
         authorizer=CachedTopicAuthorizer(),
         auditor=PolicyAuditor(),
-        broker_factory=lambda on_message: make_broker(config.redis_url, on_message),
+        broker_factory=lambda on_message: make_broker(
+            config.redis_url, on_message, command_timeout=config.redis_socket_timeout
+        ),
         directory=directory,
         chat=ChatService(database, history),
         notifications=NotificationService(database, redis, history),

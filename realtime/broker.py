@@ -5,6 +5,21 @@ subscriber is normal, DESIGN.md "Known pitfalls"), pings it when it has been sil
 any connection error logs, backs off (0.1 s doubling to 0.5 s), reconnects and resubscribes
 every channel it holds (channels_redis `pubsub.py` style, without redis-py's hidden retries).
 
+A Redis that stops answering without closing the connection (frozen by SIGSTOP, a stalled
+host, a network path that drops packets) is a failed connection too: after `ping_interval`
+(2 s) of silence the reader sends a PING, and when nothing at all arrives for `pong_timeout`
+(2 s) after it, it reconnects, so `on_connected` follows within about 4 s of the freeze's
+start. That bound stays under `command_timeout`, the publishers' own wait: a freeze long
+enough to fail a publish (a control message lost) always ends the connection, and the owner
+audits its sockets once Redis answers again (`realtime.audit`). A reconnect's handshake is
+bounded by `command_timeout`, and the reader waits at most `pong_timeout` to send its PING,
+so a frozen Redis holds the reader no longer than that.
+
+The pub/sub connections keep no socket timeout: with one, redis-py bounds each write with
+`asyncio.wait_for`, which on Python 3.11 can swallow a cancel that lands as the write
+completes; a reader cancelled so at the end of a generation never ended (the cluster test of
+a killed master hung). Our bounds use `asyncio.timeout`, which does not.
+
 The cap is low on purpose (issue #15): every message published between the loss and the
 resubscribe must be read back from history before the process's sockets see newer live
 events, so the resubscribe must follow Redis's return at once. A retry against a Redis that
@@ -53,11 +68,46 @@ def _redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=user + netloc))
 
 
-def make_broker(redis_url: str, on_message: MessageCallback) -> RedisBroker | ShardedBroker:
-    """The broker for `redis_url`: sharded pub/sub on a Redis Cluster (`redis+cluster://`), else classic."""
+# Liveness of a pub/sub connection: a PING after this much silence, and a failure when nothing
+# answers for as long after it. Idle cost: one PING (14 bytes) and its PONG (20 bytes) per 2 s
+# per connection (one per master on a cluster), nothing while messages flow; a PING is one of
+# the cheapest commands Redis runs.
+_LIVENESS_SECONDS = 2.0
+
+
+def _liveness(command_timeout: float, ping_interval: float | None, pong_timeout: float | None) -> tuple[float, float]:
+    """(ping_interval, pong_timeout): the given ones, checked, or the defaults scaled to `command_timeout`.
+
+    Their sum, the longest a freeze can last unseen, must stay under `command_timeout`: a
+    publisher gives up (and a control message is lost) only after Redis was silent that long,
+    so every freeze that can lose one ends the connection, and `on_connected` follows.
+    """
+    if command_timeout <= 0:
+        raise ValueError(f"command_timeout must be positive, not {command_timeout}")
+    default = min(_LIVENESS_SECONDS, command_timeout * 0.4)  # 2 s and 2 s under the default 5 s
+    ping = default if ping_interval is None else ping_interval
+    pong = default if pong_timeout is None else pong_timeout
+    if ping <= 0 or pong <= 0:
+        raise ValueError(f"ping_interval ({ping}) and pong_timeout ({pong}) must be positive")
+    if ping + pong >= command_timeout:
+        raise ValueError(
+            f"ping_interval + pong_timeout ({ping} + {pong} s) must stay under command_timeout "
+            f"({command_timeout} s), or a freeze that fails publishes could go unnoticed"
+        )
+    return ping, pong
+
+
+def make_broker(
+    redis_url: str, on_message: MessageCallback, *, command_timeout: float = 5.0
+) -> RedisBroker | ShardedBroker:
+    """The broker for `redis_url`: sharded pub/sub on a Redis Cluster (`redis+cluster://`), else classic.
+
+    `command_timeout` is the Redis socket timeout the rest of the process uses (its publishers'
+    wait); the broker's own waits and its liveness bound follow from it (`_liveness`).
+    """
     if cluster_url(redis_url):
-        return ShardedBroker(redis_url, on_message)
-    return RedisBroker(redis_url, on_message)
+        return ShardedBroker(redis_url, on_message, command_timeout=command_timeout)
+    return RedisBroker(redis_url, on_message, command_timeout=command_timeout)
 
 
 class RedisBroker:
@@ -78,7 +128,8 @@ class RedisBroker:
         *,
         client_name: str | None = "pms-broker",
         command_timeout: float = 5.0,
-        ping_interval: float = 15.0,
+        ping_interval: float | None = None,
+        pong_timeout: float | None = None,
         confirm_timeout: float = 2.0,
         backoff_initial: float = 0.1,
         backoff_max: float = 0.5,
@@ -86,12 +137,14 @@ class RedisBroker:
     ) -> None:
         self._on_message = on_message
         self._where = _redacted(redis_url)
-        self._ping_interval = ping_interval
+        self._ping_interval, self._pong_timeout = _liveness(command_timeout, ping_interval, pong_timeout)
         self._confirm_timeout = confirm_timeout
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
-        # Only used to build connections from the URL (TCP or unix socket). No read timeout:
-        # liveness comes from our own PING; no retries: the reader alone decides to reconnect.
+        # Only used to build connections from the URL (TCP or unix socket). No socket timeout:
+        # liveness comes from our own PING, the handshake is bounded in `_connect` (see the
+        # module docstring); no retries: the reader alone decides to reconnect.
+        self._command_timeout = command_timeout
         self._pubsub_pool = aredis.ConnectionPool.from_url(
             redis_url,
             protocol=2,
@@ -310,7 +363,8 @@ class RedisBroker:
         """A new pub/sub connection with every held channel's SUBSCRIBE written (not yet confirmed)."""
         conn: AbstractConnection = self._pubsub_pool.make_connection()
         try:
-            await conn.connect()
+            async with asyncio.timeout(self._command_timeout):  # a frozen Redis accepts, never answers
+                await conn.connect()
             async with self._lock:
                 # Snapshot under the lock: a channel added later is sent by its own `subscribe`.
                 channels = list(self._channels)
@@ -328,22 +382,33 @@ class RedisBroker:
         return conn, frozenset(channels)
 
     async def _read(self, conn: AbstractConnection) -> None:
-        """Dispatches replies until the connection fails; silent for two ping intervals counts as failed."""
+        """Dispatches replies until the connection fails.
+
+        Silent for `ping_interval`: a PING goes out. From then until its PONG, nothing at all
+        arriving for `pong_timeout` counts as failed (Redis frozen or cut off, the TCP
+        connection still open). Messages still arriving ahead of the PONG each restart that
+        wait: a Redis draining a backlog is alive, and a backlog is finite.
+        """
         channels = self._channels
         on_message = self._on_message
-        pinged = False
+        pinged = False  # a PING of ours is out, not yet answered
         while True:
-            response = await conn.read_response(timeout=self._ping_interval)
-            if response is None:  # silent for a whole interval
+            response = await conn.read_response(timeout=self._pong_timeout if pinged else self._ping_interval)
+            if response is None:
                 if pinged:
-                    raise RedisConnectionError(f"no reply to PING within {self._ping_interval}s")
-                await self._send("PING")
+                    raise RedisConnectionError(f"no reply to PING within {self._pong_timeout}s")
+                try:
+                    async with asyncio.timeout(self._pong_timeout):  # a writer stuck on a frozen Redis holds the lock
+                        await self._send("PING")
+                except TimeoutError as exc:
+                    raise RedisConnectionError(f"PING not sent within {self._pong_timeout}s") from exc
                 pinged = True
                 continue
-            pinged = False
             if not isinstance(response, list):
                 # PONG outside subscribed mode: b"PONG", or a barrier's token as it was sent.
-                if isinstance(response, bytes) and response.startswith(_BARRIER):
+                if response == b"PONG":
+                    pinged = False
+                elif isinstance(response, bytes) and response.startswith(_BARRIER):
                     self._release_barriers(response)
                 continue
             kind = response[0]
@@ -361,8 +426,11 @@ class RedisBroker:
                 fut = self._pending.pop(response[1].decode(), None)
                 if fut is not None and not fut.done():
                     fut.set_result(None)
-            elif kind == b"pong" and response[1].startswith(_BARRIER):
-                self._release_barriers(response[1])
+            elif kind == b"pong":
+                if not response[1]:  # our PING's (a barrier's PONG, sent before it, proves nothing)
+                    pinged = False
+                elif response[1].startswith(_BARRIER):
+                    self._release_barriers(response[1])
 
 
 class _Shard:
@@ -408,7 +476,8 @@ class ShardedBroker:
         *,
         client_name: str | None = "pms-broker",
         command_timeout: float = 5.0,
-        ping_interval: float = 15.0,
+        ping_interval: float | None = None,
+        pong_timeout: float | None = None,
         confirm_timeout: float = 2.0,
         backoff_initial: float = 0.1,
         backoff_max: float = 0.5,
@@ -418,7 +487,7 @@ class ShardedBroker:
         self._where = ",".join(f"{host}:{port}" for host, port in self._address.nodes)
         self._client_name = client_name
         self._command_timeout = command_timeout
-        self._ping_interval = ping_interval
+        self._ping_interval, self._pong_timeout = _liveness(command_timeout, ping_interval, pong_timeout)
         self._confirm_timeout = confirm_timeout
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
@@ -623,14 +692,15 @@ class ShardedBroker:
                     username=self._address.username,
                     password=self._address.password,
                     protocol=2,
-                    socket_timeout=None,
+                    socket_timeout=None,  # see the module docstring; the handshake is bounded below
                     socket_connect_timeout=self._command_timeout,
                     retry=Retry(NoBackoff(), 0),
                     client_name=self._client_name,
                     driver_info=DRIVER_INFO,
                 )
-                await conn.connect()
-                shards.append(_Shard(name, conn))
+                shards.append(_Shard(name, conn))  # disconnected below if anything fails
+                async with asyncio.timeout(self._command_timeout):  # a frozen master accepts, never answers
+                    await conn.connect()
             by_name = {shard.name: shard for shard in shards}
             async with self._lock:
                 channels = list(self._channels)
@@ -667,27 +737,33 @@ class ShardedBroker:
                 return
 
     async def _read(self, shard: _Shard) -> None:
+        """One shard's reader, with `RedisBroker._read`'s liveness: a frozen master fails its
+        connection within `ping_interval + pong_timeout`, which ends the generation for all."""
         channels = self._channels
         on_message = self._on_message
         conn = shard.conn
-        pinged = False
+        pinged = False  # a PING of ours is out, not yet answered
         while True:
             try:
-                response = await conn.read_response(timeout=self._ping_interval)
+                response = await conn.read_response(timeout=self._pong_timeout if pinged else self._ping_interval)
             except ResponseError as exc:  # MOVED (slot not here any more) or another refusal
                 raise _TopologyChanged(f"{shard.name}: {exc}") from exc
             if response is None:
                 if pinged:
-                    raise RedisConnectionError(f"{shard.name}: no reply to PING within {self._ping_interval}s")
-                async with self._lock:
-                    await conn.send_command("PING", check_health=False)
+                    raise RedisConnectionError(f"{shard.name}: no reply to PING within {self._pong_timeout}s")
+                try:
+                    async with asyncio.timeout(self._pong_timeout), self._lock:
+                        await conn.send_command("PING", check_health=False)
+                except TimeoutError as exc:
+                    raise RedisConnectionError(f"{shard.name}: PING not sent within {self._pong_timeout}s") from exc
                 pinged = True
                 continue
-            pinged = False
             if not isinstance(response, list):
                 # PONG on a connection holding no shard channel (not in subscribed mode): the
                 # PING's argument as it was sent, or b"PONG".
-                if isinstance(response, bytes) and response.startswith(_BARRIER):
+                if response == b"PONG":
+                    pinged = False
+                elif isinstance(response, bytes) and response.startswith(_BARRIER):
                     self._release(shard, response)
                 continue
             kind = response[0]
@@ -714,5 +790,8 @@ class ShardedBroker:
                     del shard.unsubscribing[name]
                 elif name in channels:  # not ours: Redis moved the slot or demoted this master
                     raise _TopologyChanged(f"{shard.name} unsubscribed {name!r}")
-            elif kind == b"pong" and response[1].startswith(_BARRIER):
-                self._release(shard, response[1])
+            elif kind == b"pong":
+                if not response[1]:  # our PING's
+                    pinged = False
+                elif response[1].startswith(_BARRIER):
+                    self._release(shard, response[1])

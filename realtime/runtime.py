@@ -713,11 +713,19 @@ class Realtime:
 
         A socket whose session is gone closes with 4409; one whose session now ends sooner
         gets the shorter expiry (4401 then, from housekeeping); every topic its user may no
-        longer see is dropped with `unsubscribed`. Sockets opened after the check started
-        are not touched (they authenticated and subscribed after the reconnect, so any
-        later control message reaches them), nor one that renewed its session meanwhile.
+        longer see is dropped with `unsubscribed`. It starts once Redis has run the new
+        connection's SUBSCRIBEs (a broker barrier). Sockets opened after that are not touched
+        (they authenticated and subscribed with the control channel heard, so any later control
+        message reaches them), nor one that renewed its session meanwhile.
         """
         assert self.auditor is not None
+        # Only once Redis has run the new connection's SUBSCRIBEs (the barrier's PING is answered
+        # after them) is the control channel heard again. Without this wait the check could read
+        # PostgreSQL before Redis took them, and a change committed in between, whose PUBLISH
+        # Redis ran before the SUBSCRIBE, would be neither seen nor heard. The barrier also
+        # returns when that connection fails; the next connection audits again. Cost: one
+        # round trip to Redis per audit.
+        await self.broker.barrier()
         sessions = list(self.sessions)
         holdings = []
         for session in sessions:

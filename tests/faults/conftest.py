@@ -200,6 +200,54 @@ def session_token(user: Any) -> str:
     return f"{session.pk}.{secret}"
 
 
+class Socket:
+    """A protocol client that keeps every frame it reads, and the close code the server sent."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.frames: list[dict[str, Any]] = []
+        self.closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                self.frames.append(json.loads(raw))
+        except ConnectionClosed:
+            pass
+        rcvd = self.ws.protocol.close_rcvd
+        self.closed.set_result(rcvd.code if rcvd is not None else None)
+
+    async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
+        ref = f"r{len(self.frames)}-{time.monotonic_ns()}"
+        await self.ws.send(json.dumps({**frame, "ref": ref}))
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            for frame_in in self.frames:
+                if frame_in.get("type") == "reply" and frame_in.get("ref") == ref:
+                    return frame_in
+            if self.closed.done():
+                raise ConnectionError("closed before the reply")
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no reply to {frame}")
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+
+async def open_socket(server: ServerProcess, token: str) -> Socket:
+    """A JSON socket authenticated with `token` (the `Authorization` header)."""
+    ws = await connect(
+        server.ws_url,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        subprotocols=["pms.v1.json"],  # type: ignore[list-item]
+        open_timeout=WAIT,
+        close_timeout=2,
+    )
+    return Socket(ws)
+
+
 @dataclass(eq=False)
 class Participant:
     """One user's protocol client on one conversation topic, reconnecting with `since` like an app.

@@ -17,7 +17,6 @@ server and one `redis-server`, killed with SIGKILL and restarted.
 """
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,66 +27,17 @@ from asgiref.sync import sync_to_async
 from django.db import connections as db_connections
 from django.db import transaction
 from django.utils import timezone
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from apps.accounts.models import Session, SessionRevocation
 from apps.messaging.models import ConversationParticipant
 from tests.e2e.conftest import ServerFactory, ServerProcess
 from tests.factories import make_conversation, make_user
-from tests.faults.conftest import WAIT, RedisProcess, session_token, start_own_servers
+from tests.faults.conftest import RedisProcess, open_socket, session_token, start_own_servers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
 DOWN_SECONDS = 2.0  # several broker reconnects fail first (0.5 s backoff cap), as in a longer outage
 CUT = 30.0  # bound on each outcome after Redis is back (the audit runs within a second here)
-
-
-class Socket:
-    """A protocol client that keeps every frame it reads, and the close code the server sent."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.frames: list[dict[str, Any]] = []
-        self.closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                self.frames.append(json.loads(raw))
-        except ConnectionClosed:
-            pass
-        rcvd = self.ws.protocol.close_rcvd
-        self.closed.set_result(rcvd.code if rcvd is not None else None)
-
-    async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
-        ref = f"r{len(self.frames)}-{time.monotonic_ns()}"
-        await self.ws.send(json.dumps({**frame, "ref": ref}))
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            for frame_in in self.frames:
-                if frame_in.get("type") == "reply" and frame_in.get("ref") == ref:
-                    return frame_in
-            if self.closed.done():
-                raise ConnectionError("closed before the reply")
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no reply to {frame}")
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await asyncio.gather(self._reader, return_exceptions=True)
-
-
-async def _open(server: ServerProcess, token: str) -> Socket:
-    ws = await connect(
-        server.ws_url,
-        additional_headers={"Authorization": f"Bearer {token}"},
-        subprotocols=["pms.v1.json"],  # type: ignore[list-item]
-        open_timeout=WAIT,
-        close_timeout=2,
-    )
-    return Socket(ws)
 
 
 async def _until(condition: Any, what: str) -> None:
@@ -151,10 +101,10 @@ async def test_control_messages_lost_in_a_redis_outage_still_cut_access_after_it
 ) -> None:
     server, tokens = world.server, world.tokens
     topic = f"chat:messages:{world.conversation_id}"
-    revoked = await _open(server, tokens["revoked"])
-    shortened = await _open(server, tokens["shortened"])
-    removed = await _open(server, tokens["removed"])
-    healthy = await _open(server, tokens["healthy"])
+    revoked = await open_socket(server, tokens["revoked"])
+    shortened = await open_socket(server, tokens["shortened"])
+    removed = await open_socket(server, tokens["removed"])
+    healthy = await open_socket(server, tokens["healthy"])
     sockets = [revoked, shortened, removed, healthy]
     try:
         for socket in (removed, healthy):
@@ -183,7 +133,7 @@ async def test_control_messages_lost_in_a_redis_outage_still_cut_access_after_it
         assert again["ok"] is False and again["error"]["code"] == "forbidden", again
 
         # A new socket with the revoked token is refused (its cached session was dropped).
-        late = await _open(server, tokens["revoked"])
+        late = await open_socket(server, tokens["revoked"])
         sockets.append(late)
         await _until(lambda: late.closed.done(), "the revoked token's new socket closed")
         assert late.closed.result() == 4401

@@ -1,16 +1,18 @@
-"""The broker on a real Redis: one subscription per channel per process, raw publishers, unsubscribe, reconnect."""
+"""The broker on a real Redis: one subscription per channel per process, raw publishers, unsubscribe, reconnect,
+and a connection that stops answering (a frozen Redis) given up within its liveness bound."""
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis.asyncio as aredis
 from django.conf import settings
 
 from realtime import metrics, topics
-from realtime.broker import MessageCallback, RedisBroker
+from realtime.broker import MessageCallback, RedisBroker, make_broker
 
 Received = asyncio.Queue[tuple[str, bytes]]
 
@@ -245,3 +247,126 @@ async def test_barrier_outside_subscribed_mode_and_without_redis_returns() -> No
     finally:
         await idle.stop()
         await down.stop()
+
+
+class FreezableProxy:
+    """A TCP relay to the suite's Redis that can stop passing bytes with every connection kept open.
+
+    To a client that is a frozen Redis (SIGSTOP): connects succeed, nothing is answered, and
+    what was sent meanwhile arrives once it thaws. The Redis the other tests share is untouched.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = urlsplit(url)
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server: asyncio.Server | None = None
+        self._relays: set[asyncio.Task[Any]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        """Listens on a free port; returns the Redis URL that goes through the relay."""
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return urlunsplit(self._url._replace(netloc=f"127.0.0.1:{port}"))
+
+    def freeze(self) -> None:
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
+    async def stop(self) -> None:
+        """Closes every connection; each relay then ends by itself (asyncio logs a cancelled one)."""
+        assert self._server is not None
+        self._server.close()
+        self.thaw()
+        for writer in self._writers:
+            writer.close()
+        await asyncio.wait_for(asyncio.gather(*self._relays, return_exceptions=True), 5)
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._relays.add(task)
+        self._writers.append(writer)
+        upstream_reader, upstream_writer = await asyncio.open_connection(self._url.hostname, self._url.port)
+        self._writers.append(upstream_writer)
+        await asyncio.gather(self._pump(reader, upstream_writer), self._pump(upstream_reader, writer))
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                await self._flowing.wait()
+                sink.write(data)
+                await sink.drain()
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+
+async def test_the_liveness_bound_stays_under_the_command_timeout() -> None:
+    """A publisher gives up after `command_timeout`: every freeze that long must end the connection."""
+    broker = make_broker("redis://127.0.0.1:1/0", lambda ch, data: None)
+    tight = make_broker("redis://127.0.0.1:1/0", lambda ch, data: None, command_timeout=1.0)
+    try:
+        assert (broker._ping_interval, broker._pong_timeout) == (2.0, 2.0)
+        assert tight._ping_interval + tight._pong_timeout < 1.0
+    finally:
+        await broker.stop()
+        await tight.stop()
+    with pytest.raises(ValueError, match="must stay under command_timeout"):
+        RedisBroker("redis://127.0.0.1:1/0", lambda ch, data: None, command_timeout=5.0, ping_interval=15.0)
+    with pytest.raises(ValueError, match="must stay under command_timeout"):
+        RedisBroker("redis://127.0.0.1:1/0", lambda ch, data: None, command_timeout=2.0, pong_timeout=2.0)
+    with pytest.raises(ValueError, match="positive"):
+        RedisBroker("redis://127.0.0.1:1/0", lambda ch, data: None, pong_timeout=0)
+
+
+async def test_a_connection_that_stops_answering_is_given_up_and_reconnected_when_redis_answers(
+    raw: aredis.Redis,
+) -> None:
+    """Frozen, the connection stays open and silent: the reader gives it up within ping_interval +
+    pong_timeout (default 2 s + 2 s), and `on_connected` follows as soon as Redis answers again."""
+    proxy = FreezableProxy(settings.REDIS_URL)
+    url = await proxy.start()
+    name = f"pms-test-{uuid.uuid4().hex}"
+    received: Received = asyncio.Queue()
+    broker = RedisBroker(url, lambda channel, data: received.put_nowait((channel, data)), client_name=name)
+    bound = broker._ping_interval + broker._pong_timeout
+    connects: asyncio.Queue[frozenset[str]] = asyncio.Queue()
+    broker.on_connected = connects.put_nowait
+    loop = asyncio.get_running_loop()
+    await broker.start()
+    try:
+        assert await asyncio.wait_for(connects.get(), 5) == frozenset()
+        channel = fresh_channel()
+        assert await broker.subscribe(channel)
+        generation = broker.generation
+
+        proxy.freeze()
+        frozen_at = loop.time()
+        async with asyncio.timeout(bound + 2.0):  # 2 s of slack: two busy cores shared with other suites
+            while broker.connected:
+                await asyncio.sleep(0.02)
+        assert loop.time() - frozen_at >= broker._ping_interval  # no PING before the silence
+        # Reconnecting cannot complete while it is frozen: the handshake waits for its answers.
+        await asyncio.sleep(0.5)  # a window for a wrong early `on_connected`, not a wait for a condition
+        assert connects.empty() and not broker.connected
+
+        proxy.thaw()
+        assert await asyncio.wait_for(connects.get(), 5) == frozenset({channel})
+        assert broker.generation == generation + 1
+        await broker.barrier()  # the new connection's SUBSCRIBE has run
+
+        async def one_subscriber() -> bool:  # the old connection's goes once the relay passes its close on
+            return await numsub(raw, channel) == 1
+
+        await wait_until(one_subscriber)
+        assert await raw.publish(channel, b"after the freeze") == 1
+        assert await asyncio.wait_for(received.get(), 2) == (channel, b"after the freeze")
+    finally:
+        await broker.stop()
+        await proxy.stop()
