@@ -43,13 +43,19 @@ def _per(cpu_s: float, count: int) -> float | None:
     return round(cpu_s * 1e6 / count, 1) if count else None
 
 
-def _runs(results: list[dict[str, Any]], scenario: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(run, the meta of its file) for every valid run of the scenario, in file order."""
+def _runs(
+    results: list[dict[str, Any]], scenario: str, redis: str | None = None
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(run, the meta of its file) for every valid run of the scenario, in file order; `redis`
+    ("single" or "cluster", scenario 7's `BENCH_REDIS_URL` kind) keeps only the runs against it."""
     return [
         (r, res["meta"])
         for res in results
         for r in res["runs"]
-        if r["scenario"] == scenario and "error" not in r and "invalid" not in r
+        if r["scenario"] == scenario
+        and "error" not in r
+        and "invalid" not in r
+        and (redis is None or r.get("redis", "single") == redis)
     ]
 
 
@@ -62,7 +68,7 @@ def _step(steps: list[dict[str, Any]], rate: int) -> dict[str, Any] | None:
     return next((s for s in steps if s["rate"] == rate), None)
 
 
-def processes_table(results: list[dict[str, Any]]) -> list[str]:
+def processes_table(results: list[dict[str, Any]], redis: str = "single") -> list[str]:
     lines = [
         (
             "| file | processes | workload | step | delivered | deliveries/s | p50 / p99 ms | lost | dup "
@@ -71,7 +77,7 @@ def processes_table(results: list[dict[str, Any]]) -> list[str]:
         ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for run, meta in _runs(results, "processes"):
+    for run, meta in _runs(results, "processes", redis):
         for row in run["rows"]:
             for s in row["fanout"]["steps"]:
                 u = s["usage"]
@@ -96,9 +102,9 @@ def processes_table(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def spread_lines(results: list[dict[str, Any]]) -> list[str]:
+def spread_lines(results: list[dict[str, Any]], redis: str = "single") -> list[str]:
     out = []
-    for run, meta in _runs(results, "processes"):
+    for run, meta in _runs(results, "processes", redis):
         for row in run["rows"]:
             if row["processes"] > 1 and row.get("fanout_spread"):
                 out.append(
@@ -108,10 +114,10 @@ def spread_lines(results: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def per_count(results: list[dict[str, Any]]) -> dict[int, dict[str, list[float]]]:
-    """Per process count, the figures of the chart, one value per run."""
+def per_count(results: list[dict[str, Any]], redis: str = "single") -> dict[int, dict[str, list[float]]]:
+    """Per process count, the figures of the chart, one value per run (against one Redis, or `redis`)."""
     out: dict[int, dict[str, list[float]]] = {}
-    for run, _meta in _runs(results, "processes"):
+    for run, _meta in _runs(results, "processes", redis):
         for row in run["rows"]:
             figures = out.setdefault(row["processes"], {})
 
@@ -140,8 +146,8 @@ def per_count(results: list[dict[str, Any]]) -> dict[int, dict[str, list[float]]
     return out
 
 
-def summary_table(results: list[dict[str, Any]]) -> list[str]:
-    data = per_count(results)
+def summary_table(results: list[dict[str, Any]], redis: str = "single") -> list[str]:
+    data = per_count(results, redis)
     if not data:
         return []
     counts = sorted(data)
@@ -164,6 +170,33 @@ def summary_table(results: list[dict[str, Any]]) -> list[str]:
             a, b = medians[0], medians[-1]
             ratio = f" {b / a:.2f}× |" if a and b else " – |"
         lines.append(f"| {name} | " + " | ".join(cells) + " |" + ratio)
+    return lines
+
+
+def cluster_table(results: list[dict[str, Any]]) -> list[str]:
+    """Per process count and figure: the median against one Redis, against the cluster, and their ratio.
+    Only files of the days that have a cluster run count on either side: the same code, the same machine."""
+    days = {res["meta"]["started"][:10] for res in results if _runs([res], "processes", "cluster")}
+    same_days = [res for res in results if res["meta"]["started"][:10] in days]
+    single, cluster = per_count(same_days, "single"), per_count(same_days, "cluster")
+    counts = sorted(set(single) & set(cluster))
+    if not counts:
+        return []
+    lines = [
+        "| figure (median of runs) | " + " | ".join(f"{c} proc.: one Redis → cluster" for c in counts) + " |",
+        "|---|" + "---|" * len(counts),
+    ]
+    names = sorted({n for c in counts for n in cluster[c]} & {n for c in counts for n in single[c]})
+    for name in names:
+        cells = []
+        for c in counts:
+            a, b = single[c].get(name), cluster[c].get(name)
+            if not a or not b:
+                cells.append("–")
+                continue
+            ma, mb = statistics.median(a), statistics.median(b)
+            cells.append(f"{_fmt(ma)} → {_fmt(mb)} ({mb / ma:.2f}×)" if ma else f"{_fmt(ma)} → {_fmt(mb)}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -195,7 +228,8 @@ def summary_rows(results: list[dict[str, Any]]) -> list[tuple[str, dict[str, lis
             else "–"
         )
 
-    procs = [run for run, _meta in _runs(results, "processes")]
+    procs = [run for run, _meta in _runs(results, "processes", "single")]
+    sharded = [run for run, _meta in _runs(results, "processes", "cluster")]
     bursts = [run for run, _meta in _runs(results, "balancer")]
     rows: list[tuple[str, dict[str, list[Any]], str]] = []
     if procs:
@@ -211,6 +245,24 @@ def summary_rows(results: list[dict[str, Any]]) -> list[tuple[str, dict[str, lis
                 "flat",
             ),
             ("1 → 2 processes: deliveries lost or duplicated", {"ours": [change(r, lost) for r in procs]}, "0"),
+        ]
+    if sharded:
+        rows += [
+            (
+                "1 → 2 processes on a 3-shard Redis Cluster: fan-out server µs CPU per delivery at 10 events/s",
+                {"ours": [change(r, fan_us) for r in sharded]},
+                "flat",
+            ),
+            (
+                "1 → 2 processes on a 3-shard Redis Cluster: chat server µs CPU per message",
+                {"ours": [change(r, chat_us) for r in sharded]},
+                "flat",
+            ),
+            (
+                "1 → 2 processes on a 3-shard Redis Cluster: deliveries lost or duplicated",
+                {"ours": [change(r, lost) for r in sharded]},
+                "0",
+            ),
         ]
     if bursts:
         rows.append(
@@ -330,8 +382,8 @@ def section(results: list[dict[str, Any]], made: str | None = None) -> list[str]
                 "N processes on N ports because it is what `scripts/serve` and the image run (the clients are not "
                 "told which process they reach, so the bench measures the production spread, not one it arranged). "
                 "Server CPU adds up every process (and the launcher). Redis CPU per delivery is the bench's one "
-                "`redis-server` (`BENCH_REDIS_URL` points the bench at another Redis: the 3-shard cluster column "
-                "waits for cluster mode in the server, see the notes below)."
+                "`redis-server` (`BENCH_REDIS_URL` points the bench at another Redis; the 3-shard cluster's runs "
+                "are in 7b)."
             ),
             "",
             *(
@@ -345,6 +397,42 @@ def section(results: list[dict[str, Any]], made: str | None = None) -> list[str]
             "Every step:",
             "",
             *processes_table(results),
+            "",
+        ]
+    if _runs(results, "processes", "cluster"):
+        lines += [
+            "### 7b. The same against a 3-shard Redis Cluster",
+            "",
+            (
+                "`BENCH_REDIS_URL=redis+cluster://...` naming the six nodes of `python -m pms.rediscluster` (three "
+                "masters, three replicas, Debian's `redis-server`) on the same cores: events go out with SPUBLISH, "
+                "each process holds one SSUBSCRIBE connection per master. Redis CPU adds up all six nodes "
+                "(replicas included: each applies its master's writes)."
+            ),
+            "",
+            *(
+                [
+                    "Fan-out subscribers per process: " + "; ".join(spread_lines(results, "cluster")) + ".",
+                    "",
+                ]
+                if spread_lines(results, "cluster")
+                else []
+            ),
+            *summary_table(results, "cluster"),
+            "",
+            *(
+                [
+                    "One Redis against the cluster, same figures, runs of the same days only (alternated):",
+                    "",
+                    *cluster_table(results),
+                    "",
+                ]
+                if cluster_table(results)
+                else []
+            ),
+            "Every step:",
+            "",
+            *processes_table(results, "cluster"),
             "",
         ]
     if _runs(results, "balancer"):

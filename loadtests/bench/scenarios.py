@@ -91,15 +91,35 @@ FULL = Sizes(
 # --- publishers -------------------------------------------------------------------------
 
 
+def _cluster_nodes(url: str) -> list[tuple[str, int]] | None:
+    """The seed nodes of a `redis+cluster://h:p,h:p` URL (as the server reads it), else None."""
+    if not url.startswith("redis+cluster://"):
+        return None
+    hosts = url.removeprefix("redis+cluster://").split("/", 1)[0].rsplit("@", 1)[-1]
+    return [(host, int(port)) for host, port in (node.rsplit(":", 1) for node in hosts.split(","))]
+
+
+def bench_redis(url: str) -> aioredis.Redis:
+    """The bench's own client of the server's Redis: a cluster client for `redis+cluster://`."""
+    nodes = _cluster_nodes(url)
+    if nodes is None:
+        return aioredis.Redis.from_url(url)
+    cluster = aioredis.RedisCluster(startup_nodes=[aioredis.cluster.ClusterNode(h, p) for h, p in nodes])
+    return cluster  # type: ignore[return-value]  # answers the commands used here
+
+
 class RedisPublisher:
-    """Another service publishing on our Redis channel (PROTOCOL.md: external publishes)."""
+    """Another service publishing on our Redis channel (PROTOCOL.md: external publishes; on a
+    cluster with SPUBLISH, as docs/deployment.md tells external publishers)."""
 
     def __init__(self, url: str, channel: str) -> None:
-        self.redis = aioredis.Redis.from_url(url)
+        self.redis = bench_redis(url)
+        self.command = "SPUBLISH" if _cluster_nodes(url) else "PUBLISH"
         self.channel = channel
 
     async def send(self, text: str) -> None:
-        await self.redis.publish(self.channel, json.dumps({"event": "broadcast", "data": {"m": text}}))
+        payload = json.dumps({"event": "broadcast", "data": {"m": text}})
+        await self.redis.execute_command(self.command, self.channel, payload)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -636,7 +656,18 @@ def connect_specs(kind: str, seed: dict[str, Any] | None, phase: str, n: int) ->
 
 
 async def forget_access_decisions(url: str) -> int:
-    """Delete every cached topic decision (`user:access:*`): the next subscribes decide afresh."""
+    """Delete every cached topic decision (`user:access:*`): the next subscribes decide afresh.
+    On a cluster, on every master (the server caches no decision there, so there are none)."""
+    nodes = _cluster_nodes(url)
+    if nodes is not None:
+        cluster = bench_redis(url)
+        try:
+            await cluster.initialize()
+            masters = list(cluster.get_primaries())  # type: ignore[attr-defined]
+        finally:
+            await cluster.aclose()
+        counts = [await forget_access_decisions(f"redis://{node.host}:{node.port}/0") for node in masters]
+        return sum(counts)
     client = aioredis.Redis.from_url(url)
     deleted = 0
     try:

@@ -104,3 +104,33 @@ def test_the_section_is_replaced_in_place(tmp_path: Path, monkeypatch: pytest.Mo
     assert (tmp_path / "charts" / scale_report.CHART).exists()
     scale_report.replace_section([results])
     assert doc.read_text() == first  # a second run replaces the section, adds no second one
+
+
+def test_cluster_runs_get_their_own_table_and_a_same_day_comparison() -> None:
+    cluster_run = {
+        "scenario": "processes",
+        "redis": "cluster",
+        "rows": [row(1, 30.0, [1500.0]), row(2, 33.0, [1600.0])],
+    }
+    older = {
+        "meta": {"started": "2026-11-30T10:00:00+00:00", "command": "python -m loadtests.bench --scenarios 7"},
+        "runs": [
+            {"scenario": "processes", "redis": "single", "rows": [row(1, 90.0, [9000.0]), row(2, 90.0, [9000.0])]}
+        ],
+    }
+    results = [
+        older,
+        *RESULTS,
+        {"meta": {"started": "2026-12-02T18:10:00+00:00", "command": "same, BENCH_REDIS_URL"}, "runs": [cluster_run]},
+    ]
+    assert scale_report.per_count(results, "cluster")[2]["fan-out µs/delivery at 10 events/s"] == [33.0]
+    assert scale_report.per_count(results)[2]["fan-out µs/delivery at 10 events/s"] == [90.0, 22.0]  # one Redis only
+    compared = scale_report.cluster_table(results)
+    fan = next(line for line in compared if line.startswith("| fan-out µs/delivery at 10 events/s"))
+    assert (
+        fan == "| fan-out µs/delivery at 10 events/s | 20.0 → 30.0 (1.50×) | 22.0 → 33.0 (1.50×) |"
+    )  # not the 11-30 run
+    text = "\n".join(scale_report.section(results))
+    assert text.index("### 7. ") < text.index("### 7b. The same against a 3-shard Redis Cluster")
+    assert "| 18:10 | 2 | fan-out, 1,000 subscribers |" in text
+    assert "on a 3-shard Redis Cluster: fan-out" in scale_report.summary_rows(results)[3][0]
