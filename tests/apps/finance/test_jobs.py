@@ -94,6 +94,7 @@ def test_quarterly_and_annual_step_from_the_start_month_within_the_dates() -> No
 
 
 @pytest.mark.django_db
+@pytest.mark.timeout(240)  # 24-40 s alone (427 days run twice, then the job 427 times); over 60 s beside a second suite
 def test_a_one_year_lease_yields_exactly_twelve_charges_even_when_the_job_runs_twice() -> None:
     lease, _ = lease_with_rent()
     run_weekly(date(2026, 12, 1), date(2028, 1, 31))
