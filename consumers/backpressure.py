@@ -9,7 +9,7 @@ transport's unwritten bytes (Twisted `FileDescriptor`: `dataBuffer[offset:]` plu
 """
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -28,3 +28,13 @@ def buffered_bytes_probe(send: Any) -> Callable[[], int] | None:
         return len(transport.dataBuffer) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
 
     return buffered
+
+
+def batch_writer_probe(send: Any) -> Callable[[Sequence[dict[str, Any]]], bool] | None:
+    """The server's synchronous "write these messages with one transport write" for this socket, or None.
+
+    uvicorn hands the app its protocol's bound `send`; our protocol class (`pms.wsprotocol`,
+    `LeanWebSocketsProtocol.write_frames`) has such a method, upstream ones and daphne do not.
+    """
+    writer = getattr(getattr(send, "__self__", None), "write_frames", None)
+    return writer if callable(writer) else None

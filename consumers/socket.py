@@ -17,7 +17,7 @@ from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 
 from apps.accounts.services import Principal, asession_authenticate
-from consumers.backpressure import buffered_bytes_probe
+from consumers.backpressure import batch_writer_probe, buffered_bytes_probe
 from consumers.commands import COMMANDS, NO_REPLY, CommandContext
 from consumers.commands.session import identity_of
 from consumers.origin import origin_allowed
@@ -155,6 +155,7 @@ class SocketConsumer(AsyncConsumer):
             max_backlog_events=settings.max_backlog_events,
             max_backlog_bytes=settings.max_backlog_bytes,
             buffered=buffered_bytes_probe(self.base_send),
+            write_batch=batch_writer_probe(self.base_send),
         )
         self.session = SocketSession(conn=conn, identity=identity_of(principal), settings=settings, closer=self.close)
         await self.realtime.add(self.session)
@@ -267,20 +268,25 @@ class SocketConsumer(AsyncConsumer):
         if handler is None:
             self._send_error(ref, ProtocolError(errors.BAD_REQUEST, UNKNOWN_TYPE.format(type=kind[:64])))
             return
-        context = CommandContext(realtime=self.realtime, session=self.session, ref=ref, reply=self._reply)
+        session = self.session
+        context = CommandContext(realtime=self.realtime, session=session, ref=ref, reply=self._reply)
         metrics.incr(f"commands.{kind}")
         try:
-            data = await handler(context, frame)
-        except ProtocolError as exc:
-            self._send_error(ref, exc)
-            return
-        except Exception:
-            logger.exception("command %s failed for user %s", kind, self.session.identity.user_id)
-            metrics.incr("commands.failed")
-            self._send_error(ref, ProtocolError(errors.UNAVAILABLE, INTERNAL))
-            return
-        if data is not NO_REPLY and ref is not None:
-            self._reply(ref, data)
+            try:
+                data = await handler(context, frame)
+            except ProtocolError as exc:
+                self._send_error(ref, exc)
+                return
+            except Exception:
+                logger.exception("command %s failed for user %s", kind, session.identity.user_id)
+                metrics.incr("commands.failed")
+                self._send_error(ref, ProtocolError(errors.UNAVAILABLE, INTERNAL))
+                return
+            if data is not NO_REPLY and ref is not None:
+                self._reply(ref, data)
+        finally:
+            # What the handler's `hold_for` held goes out now, with the reply, in one write.
+            session.conn.release()
 
     # --- writing -----------------------------------------------------------------------
 

@@ -37,6 +37,12 @@ COUNTERS = (
         "hub.backlog_dropped",
     ),
     ("pms_send_failures_total", "Socket writes that failed (the socket was gone).", "hub.send_failed"),
+    (
+        "pms_batched_writes_total",
+        "Socket writes that carried several frames (a command's reply with the events held for it).",
+        "hub.batched_writes",
+    ),
+    ("pms_batched_frames_total", "Frames written by those batched writes.", "hub.batched_frames"),
     ("pms_commands_failed_total", "Socket commands that failed with an internal error.", "commands.failed"),
     ("pms_broker_reconnects_total", "Reconnections of the Redis pub/sub reader.", "broker.reconnects"),
     (

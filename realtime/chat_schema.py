@@ -69,6 +69,9 @@ def to_message(doc: dict[str, Any]) -> dict[str, Any]:
     """The protocol's view of a stored document; a deleted one is a tombstone (no text, no attachments)."""
     deleted = bool(doc.get("isDeleted"))
     attachments = [] if deleted else doc.get("attachments") or []
+    created_at = doc.get("createdAt")
+    updated_at = doc.get("updatedAt")
+    created = iso(created_at)
     return {
         "id": str(doc["_id"]),
         "conversationId": doc["conversationId"],
@@ -82,8 +85,8 @@ def to_message(doc: dict[str, Any]) -> dict[str, Any]:
         # bool(): nx-27017 reads a boolean written by $set back as 1.
         "isRead": bool(doc.get("isRead")),
         "readAt": iso(doc.get("readAt")),
-        "createdAt": iso(doc.get("createdAt")),
-        "updatedAt": iso(doc.get("updatedAt")),
+        "createdAt": created,
+        "updatedAt": created if updated_at is created_at else iso(updated_at),  # one time for a new message
         "isDeleted": deleted,
         "deletedAt": iso(doc.get("deletedAt")),
         "clientMessageId": doc.get("clientMessageId"),

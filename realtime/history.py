@@ -150,10 +150,13 @@ class RedisHistory:
         """
         payloads = [pack(make_event(topic, event, data)) for topic, event, data in events]
         names = event_keys if event_keys is not None else [""] * len(events)
+        # One fresh token for the batch: only a topic that has no epoch takes it, and topics
+        # sharing a token is harmless (an offset is only ever compared within its topic).
+        epoch = _new_epoch()
         calls = [
             (
                 [keys.topic_epoch(topic), keys.topic_history(topic), keys.topic_event_keys(topic)],
-                [topic, payload, self.max_events, self._max_age_ms, _new_epoch(), name],
+                [topic, payload, self.max_events, self._max_age_ms, epoch, name],
             )
             for (topic, _, _), payload, name in zip(events, payloads, names, strict=True)
         ]

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 # Names in use: hub.slow_closed, hub.backlog_dropped, hub.send_failed, hub.writer_started,
-# hub.close_failed, hub.codec_missing, broker.reconnects, broker.connection_errors,
+# hub.close_failed, hub.codec_missing, hub.batched_writes, hub.batched_frames,
+# broker.reconnects, broker.connection_errors,
 # broker.callback_errors, broker.messages, sockets.opened, sockets.closed,
 # events.in.<family>, events.out.<family>, commands.<type>, commands.failed,
 # recovery.late_duplicates_skipped.

@@ -369,7 +369,7 @@ class Realtime:
                     caught_up = caught_up or seen == floor
                     continue
                 caught_up = True
-            conn.deliver(messages)
+            conn.deliver(messages, frame)
         if floor is None or caught_up:
             self._end_recovery(result.topic, conn)
             return
@@ -493,7 +493,7 @@ class Realtime:
         for conn in self.hub.subscribers(channel):
             state = recovering.get(conn)
             if state is None:
-                conn.deliver(messages)
+                conn.deliver(messages, frame)
                 delivered += 1
             elif isinstance(state, list):
                 state.append((frame, messages))
@@ -505,7 +505,7 @@ class Realtime:
                             del recovering[conn]
                         continue
                     del recovering[conn]
-                conn.deliver(messages)
+                conn.deliver(messages, frame)
                 delivered += 1
         if not recovering:
             del self._recovering[channel]

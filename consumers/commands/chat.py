@@ -7,6 +7,7 @@ from consumers.commands import CommandContext, command
 from consumers.commands.fields import required_str, required_uuid
 from realtime import errors, topics
 from realtime.errors import ProtocolError
+from realtime.hub import FrameMatch
 
 NOT_A_PARTICIPANT = services.CALLER_NOT_A_PARTICIPANT
 BAD_LIMIT = "`limit` must be an integer from 1 to 100."
@@ -31,12 +32,35 @@ def _chat(ctx: CommandContext) -> Any:
     return services.chat_service(ctx.realtime)
 
 
+def _own_message(topic: str, sender_id: str, client_message_id: str) -> FrameMatch:
+    """Matches the `chat.message` event of this sender's send with this clientMessageId."""
+
+    def match(frame: dict[str, Any]) -> bool:
+        if frame.get("topic") != topic or frame.get("event") != "chat.message":
+            return False
+        data = frame.get("data")
+        return (
+            isinstance(data, dict)
+            and data.get("clientMessageId") == client_message_id
+            and data.get("senderId") == sender_id
+        )
+
+    return match
+
+
 @command("chat.send")
 async def handle_chat_send(ctx: CommandContext, frame: dict[str, Any]) -> Any:
     conversation_id = required_uuid(frame, "conversationId")
     attachments = frame.get("attachments")
     if attachments is not None and not isinstance(attachments, list):
         raise ProtocolError(errors.BAD_REQUEST, BAD_ATTACHMENTS)
+    client_message_id = frame.get("clientMessageId")
+    if isinstance(client_message_id, str):
+        # The sender's socket gets the message's event and the reply; when the event comes
+        # first (it usually does: Redis publishes it before the script's reply), both go out
+        # in one write (`Connection.hold_for`; the consumer releases when the command ends).
+        own = _own_message(topics.chat_messages(conversation_id), ctx.session.identity.user_id, client_message_id)
+        ctx.session.conn.hold_for(own)
     return await services.achat_send(
         realtime=ctx.realtime,
         conversation_id=conversation_id,

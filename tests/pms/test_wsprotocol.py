@@ -2,6 +2,7 @@
 opening handshake answers exactly as upstream's or leaves the request to upstream."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -100,9 +101,17 @@ class FakeTransport(asyncio.Transport):
         self.paused = False
 
 
-async def _open(protocol_class: type[WebSocketsSansIOProtocol], request: bytes, *, accept: bool = True, early=b""):
+async def _open(
+    protocol_class: type[WebSocketsSansIOProtocol],
+    request: bytes,
+    *,
+    accept: bool = True,
+    early=b"",
+    linger: asyncio.Event | None = None,
+):
     """Hand `request` to the protocol as uvicorn's HTTP protocol does; the app accepts (or refuses) and
-    reads one message after the connect."""
+    reads one message after the connect, then returns (uvicorn then closes the transport) or, with
+    `linger`, keeps the socket open until it is set."""
     seen: dict[str, Any] = {}
     accepted = asyncio.Event()
 
@@ -116,6 +125,8 @@ async def _open(protocol_class: type[WebSocketsSansIOProtocol], request: bytes, 
             return
         await send({"type": "websocket.accept", "subprotocol": "pms.v1.json"})
         seen["message"] = await receive()
+        if linger is not None:
+            await linger.wait()
 
     config = Config(app=app, ws_ping_interval=None, lifespan="off")
     config.load()
@@ -189,3 +200,86 @@ def test_anything_but_a_plain_handshake_takes_upstreams_path(change: tuple[bytes
 def test_extensions_are_ignored_as_upstream_does_when_deflate_is_off() -> None:
     request = REQUEST.replace(b"host:", b"sec-websocket-extensions: permessage-deflate\r\nhost:", 1)
     assert parse_handshake(request, deflate=False) is not None
+
+
+# --- frames written without websockets' framing ------------------------------------------------
+
+
+@pytest.fixture
+async def linger() -> AsyncIterator[asyncio.Event]:
+    """Keeps the apps of a test's sockets open until the test ends."""
+    event = asyncio.Event()
+    yield event
+    event.set()
+    await asyncio.sleep(0)
+
+
+def _sends(*payloads: str | bytes) -> list[dict[str, Any]]:
+    return [
+        {"type": "websocket.send", "bytes": p} if isinstance(p, bytes) else {"type": "websocket.send", "text": p}
+        for p in payloads
+    ]
+
+
+# Lengths around the three length encodings (7 bits, 16 bits, 64 bits), text and binary, non-ASCII text.
+PAYLOADS: list[str | bytes] = [
+    "",
+    "x" * 125,
+    "é" * 63,
+    "y" * 126,
+    b"\x00" * 65535,
+    "z" * 65536,
+    b"\x01\x02",
+    '{"type":"reply"}',
+]
+
+
+async def test_write_frames_writes_the_bytes_upstreams_send_writes_in_one_write(linger: asyncio.Event) -> None:
+    upstream, upstream_transport, _ = await _open(WebSocketsSansIOProtocol, REQUEST, linger=linger)
+    lean, lean_transport, _ = await _open(LeanWebSocketsProtocol, REQUEST, linger=linger)
+    assert len(upstream_transport.written) == len(lean_transport.written) == 1  # the 101
+    for message in _sends(*PAYLOADS):
+        await upstream.send(message)
+    assert lean.write_frames(_sends(*PAYLOADS)) is True
+    assert len(lean_transport.written) == 2  # every frame in one transport write
+    assert lean_transport.written[1] == b"".join(upstream_transport.written[1:])
+
+
+async def test_write_frames_writes_what_websockets_queued_first(linger: asyncio.Event) -> None:
+    lean, transport, _ = await _open(LeanWebSocketsProtocol, REQUEST, linger=linger)
+    lean.conn.send_ping(b"keepalive")
+    ping = Frame(Opcode.PING, b"keepalive").serialize(mask=False, extensions=[])
+    assert lean.write_frames(_sends("a")) is True
+    assert transport.written[1] == ping + Frame(Opcode.TEXT, b"a").serialize(mask=False, extensions=[])
+
+
+async def test_write_frames_writes_nothing_unless_the_socket_takes_writes_now(linger: asyncio.Event) -> None:
+    lean, transport, _ = await _open(LeanWebSocketsProtocol, REQUEST, linger=linger)
+    lean.writable.clear()  # the transport pushed back: the ASGI send waits, the caller uses it
+    assert lean.write_frames(_sends("a")) is False
+    lean.writable.set()
+    assert lean.write_frames([{"type": "websocket.close", "code": 1000}]) is False
+    await lean.send({"type": "websocket.close", "code": 1000})
+    written = len(transport.written)
+    assert lean.write_frames(_sends("a")) is False
+    assert len(transport.written) == written
+
+
+async def test_write_frames_raises_on_text_utf8_cannot_carry_with_nothing_written(linger: asyncio.Event) -> None:
+    lean, transport, _ = await _open(LeanWebSocketsProtocol, REQUEST, linger=linger)
+    with pytest.raises(UnicodeEncodeError):
+        lean.write_frames(_sends("fine", "\ud800"))
+    assert len(transport.written) == 1 and lean.write_frames(_sends("next")) is True
+    assert transport.written[1] == Frame(Opcode.TEXT, b"next").serialize(mask=False, extensions=[])
+
+
+async def test_write_frames_lets_websockets_frame_when_an_extension_was_negotiated(linger: asyncio.Event) -> None:
+    deflate = b"sec-websocket-extensions: permessage-deflate\r\nhost:"
+    request = REQUEST.replace(b"host:", deflate, 1)
+    upstream, upstream_transport, _ = await _open(WebSocketsSansIOProtocol, request, linger=linger)
+    lean, lean_transport, _ = await _open(LeanWebSocketsProtocol, request, linger=linger)
+    assert lean.conn.extensions  # permessage-deflate, negotiated on upstream's path
+    for message in _sends("hello " * 50, b"\x00" * 300):
+        await upstream.send(message)
+    assert lean.write_frames(_sends("hello " * 50, b"\x00" * 300)) is True
+    assert lean_transport.written[1] == b"".join(upstream_transport.written[1:])

@@ -9,7 +9,7 @@ import pytest
 
 from realtime import metrics
 from realtime.closecodes import SLOW_CONSUMER
-from realtime.hub import AsgiMessage, Connection, Hub
+from realtime.hub import MAX_HELD, AsgiMessage, Connection, Hub
 
 JSON = "pms.v1.json"
 PACKED = "pms.v1.msgpack"
@@ -20,14 +20,17 @@ class CountingEncoder:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.names: list[frozenset[str]] = []  # the codecs asked for, per call
 
-    def __call__(self, frame: dict[str, Any]) -> dict[str, AsgiMessage]:
+    def __call__(self, frame: dict[str, Any], names: frozenset[str]) -> dict[str, AsgiMessage]:
         self.calls += 1
+        self.names.append(names)
         text = json.dumps(frame, separators=(",", ":"))
-        return {
+        every: dict[str, AsgiMessage] = {
             JSON: {"type": "websocket.send", "text": text},
             PACKED: {"type": "websocket.send", "bytes": text.encode()},
         }
+        return {name: message for name, message in every.items() if name in names}
 
 
 class FakeSocket:
@@ -281,3 +284,144 @@ async def test_subscribe_unsubscribe_and_drop_report_first_and_last_local_subscr
     assert hub.drop(a) == []
     assert hub.drop(b) == ["t3"]
     assert hub.topics() == []
+
+
+# --- codecs encoded, batched writes, a reply held with its own event ---------------------------
+
+
+async def test_only_the_codecs_the_topics_subscribers_read_are_encoded(hub: Hub, encoder: CountingEncoder) -> None:
+    browser, app = FakeSocket("browser", JSON), FakeSocket("app", PACKED)
+    hub.subscribe("t", browser.conn)
+    hub.broadcast("t", frame(0))
+    hub.subscribe("t", app.conn)
+    hub.broadcast("t", frame(1))
+    hub.unsubscribe("t", app.conn)
+    hub.broadcast("t", frame(2))
+    assert encoder.names == [frozenset({JSON}), frozenset({JSON, PACKED}), frozenset({JSON})]
+    assert browser.seqs() == [0, 1, 2] and app.seqs() == [1]
+
+
+class BatchSocket(FakeSocket):
+    """A socket whose server also writes synchronously, several messages per write (`write_frames`)."""
+
+    def __init__(self, name: str, *, can_write: bool = True) -> None:
+        self.writes: list[list[AsgiMessage]] = []
+        self.can_write = can_write
+        super().__init__(name)
+        self.conn = Connection(name, JSON, self.send, self.close, write_batch=self.write_batch)
+
+    def write_batch(self, messages: Any) -> bool:
+        if not self.can_write:
+            return False
+        self.writes.append(list(messages))
+        self.sent.extend(messages)
+        return True
+
+
+def reply(seq: int) -> AsgiMessage:
+    return {"type": "websocket.send", "text": json.dumps({"seq": seq, "reply": True})}
+
+
+def own(seq: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda f: f.get("seq") == seq
+
+
+async def test_writes_go_through_the_synchronous_writer_one_message_each(hub: Hub) -> None:
+    s = BatchSocket("s")
+    hub.subscribe("t", s.conn)
+    hub.broadcast("t", frame(0))
+    s.conn.send_direct(reply(1))
+    assert [len(w) for w in s.writes] == [1, 1] and s.seqs() == [0, 1]
+
+
+async def test_the_awaited_event_and_all_after_it_wait_for_the_release_and_go_in_one_write(hub: Hub) -> None:
+    s = BatchSocket("s")
+    hub.subscribe("t", s.conn)
+    s.conn.hold_for(own(1))
+    hub.broadcast("t", frame(0))  # not the awaited one: written at once
+    hub.broadcast("t", frame(1))  # the command's own event: held
+    hub.broadcast("t", frame(2))  # after it: held too, to keep the order
+    assert s.seqs() == [0]
+    s.conn.send_direct(reply(3))
+    assert s.seqs() == [0]
+    before = metrics.value("hub.batched_writes"), metrics.value("hub.batched_frames")
+    s.conn.release()
+    assert s.seqs() == [0, 1, 2, 3]
+    assert [len(w) for w in s.writes] == [1, 3]
+    assert (metrics.value("hub.batched_writes"), metrics.value("hub.batched_frames")) == (before[0] + 1, before[1] + 3)
+    hub.broadcast("t", frame(1))  # released: even a match is written at once now
+    assert s.seqs() == [0, 1, 2, 3, 1]
+
+
+async def test_a_reply_that_comes_before_its_event_is_written_at_once(hub: Hub) -> None:
+    s = BatchSocket("s")
+    hub.subscribe("t", s.conn)
+    s.conn.hold_for(own(1))
+    s.conn.send_direct(reply(0))
+    s.conn.release()
+    hub.broadcast("t", frame(1))
+    assert s.seqs() == [0, 1] and [len(w) for w in s.writes] == [1, 1]
+
+
+async def test_held_messages_fall_back_to_the_asgi_send_in_order_when_the_server_cannot_write_now(hub: Hub) -> None:
+    s = BatchSocket("s", can_write=False)
+    hub.subscribe("t", s.conn)
+    s.conn.hold_for(own(0))
+    hub.broadcast("t", frame(0))
+    hub.broadcast("t", frame(1))
+    s.conn.send_direct(reply(2))
+    s.conn.release()
+    assert s.seqs() == [0, 1, 2] and s.writes == []
+
+
+async def test_without_a_batch_writer_held_messages_are_sent_one_by_one(hub: Hub) -> None:
+    s = FakeSocket("s")
+    hub.subscribe("t", s.conn)
+    s.conn.hold_for(own(0))
+    hub.broadcast("t", frame(0))
+    s.conn.send_direct(reply(1))
+    assert s.sent == []
+    s.conn.release()
+    assert s.seqs() == [0, 1]
+
+
+async def test_a_hold_never_grows_past_its_bound(hub: Hub) -> None:
+    s = BatchSocket("s")
+    hub.subscribe("t", s.conn)
+    s.conn.hold_for(own(0))
+    for seq in range(MAX_HELD + 5):
+        hub.broadcast("t", frame(seq))
+    # Written in one batch when the bound was reached, the rest at once, in order.
+    assert s.seqs() == list(range(MAX_HELD + 5))
+    assert [len(w) for w in s.writes] == [MAX_HELD] + [1] * 5
+    s.conn.release()
+    assert len(s.sent) == MAX_HELD + 5
+
+
+async def test_a_socket_dropped_while_holding_writes_nothing_more(hub: Hub) -> None:
+    s = BatchSocket("s")
+    hub.subscribe("t", s.conn)
+    s.conn.hold_for(own(0))
+    hub.broadcast("t", frame(0))
+    hub.drop(s.conn)
+    s.conn.release()
+    assert s.sent == []
+
+
+async def test_a_batch_write_that_raises_fails_the_connection(hub: Hub) -> None:
+    closes: list[int] = []
+
+    async def send(message: AsgiMessage) -> None:
+        raise AssertionError("not reached: the synchronous writer raised first")
+
+    async def close(code: int) -> None:
+        closes.append(code)
+
+    def write_batch(messages: Any) -> bool:
+        raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+    conn = Connection("c", JSON, send, close, write_batch=write_batch)
+    hub.subscribe("t", conn)
+    hub.broadcast("t", frame(0))
+    assert conn.dead
+    await wait_until(lambda: closes == [1011])

@@ -79,7 +79,7 @@ def _conn(name: str) -> Connection:
 
 
 def test_hub_counts_subscriptions_and_topics_through_subscribe_unsubscribe_and_drop() -> None:
-    hub = Hub(lambda frame: {})
+    hub = Hub(lambda frame, names: {})
     a, b = _conn("a"), _conn("b")
 
     def total() -> int:
