@@ -9,6 +9,7 @@ from typing import Any
 from redis.crc import key_slot
 
 from apps.common import cache
+from loadtests.bench.scenarios import forget_access_decisions
 from pms.rediscluster import LocalCluster
 from realtime import connections, keys
 from realtime.pipelined import round_trip
@@ -96,3 +97,15 @@ async def test_access_decisions_of_many_users_fill_in_one_batch_except_the_one_d
     other = next(key for key in _in_distinct_slots(keys.user_topic_access, 5) if _slot(key) not in map(_slot, access))
     await cache.afill(other, "field", ["chat:messages:1", "1"], 60, epoch)
     assert await redis.exists(other) == 0
+
+
+async def test_the_bench_forgets_cached_decisions_on_every_master(redis_cluster: LocalCluster) -> None:
+    """The benchmark's sweep of `user:access:*` (loadtests/bench), now that a cluster holds decisions."""
+    redis = connections.get_redis()
+    access = _in_distinct_slots(keys.user_topic_access, 30)
+    await cache.afill_many(
+        [(key, "field", ["chat:messages:1", "1"]) for key in access], 60, await cache.current_epoch(*access)
+    )
+    assert await redis.exists(*access) == len(access)
+    assert await forget_access_decisions(redis_cluster.url) == len(access)
+    assert await redis.exists(*access) == 0
