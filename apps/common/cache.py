@@ -1,6 +1,6 @@
 """Read-through caches of the seed's Redis keys, dropped after the transaction that changes their source commits.
 
-A fill never caches data loaded before a drop that already ran (see `EPOCH_KEY`), so
+A fill never caches data loaded before a drop of its key that already ran (the epochs below), so
 the first read after a commit sees the new data and no later read brings the old back.
 
 Encoding of hashes (DESIGN.md): numbers as decimal strings, booleans `1`/`0`, nulls left
