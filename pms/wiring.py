@@ -13,7 +13,7 @@ from apps.common.integration import arecover_intents
 from apps.events import relay as outbox_relay
 from apps.messaging.directory import ParticipantDirectory
 from apps.messaging.topic_access import CachedTopicAuthorizer, PolicyAuditor
-from realtime import connections, runtime
+from realtime import connections, keys, runtime
 from realtime.broker import make_broker
 from realtime.chat import ChatService
 from realtime.config import RealtimeSettings
@@ -91,7 +91,10 @@ def build_realtime() -> runtime.Realtime:
 
 def configure(config: RealtimeSettings | None = None) -> None:
     """Point the realtime core at the configured stores (called once at start-up, and by tests)."""
-    connections.configure(config or realtime_settings())
+    config = config or realtime_settings()
+    connections.configure(config)
+    if connections.cluster_url(config.redis_url):
+        keys.cache_epoch_of_slot(0)  # the slot tag table (80 ms) now, not inside the first cache miss
     runtime.install(build_realtime)
 
 

@@ -34,7 +34,7 @@ import asyncio
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -95,6 +95,46 @@ def _liveness(command_timeout: float, ping_interval: float | None, pong_timeout:
             f"({command_timeout} s), or a freeze that fails publishes could go unnoticed"
         )
     return ping, pong
+
+
+class _Liveness:
+    """The PING-on-silence watch of one pub/sub connection, shared by both brokers' readers.
+
+    `next_reply` returns the connection's next reply. Silent for `ping_interval`: it sends a
+    PING (through `send_ping`, which takes the broker's lock; taking it and writing are bounded
+    by `pong_timeout`, as a writer stuck on a frozen Redis holds the lock). From then until the
+    reader reports the PONG (`ponged`), nothing at all arriving for `pong_timeout` raises
+    RedisConnectionError. Any reply ahead of the PONG restarts that wait: a Redis draining a
+    backlog is alive, and a backlog is finite.
+    """
+
+    def __init__(
+        self, ping_interval: float, pong_timeout: float, send_ping: Callable[[], Awaitable[None]], where: str = ""
+    ) -> None:
+        self._ping_interval = ping_interval
+        self._pong_timeout = pong_timeout
+        self._send_ping = send_ping
+        self._where = where  # a prefix of the error messages ("<shard>: ")
+        self._pinged = False  # a PING of ours is out, not yet answered
+
+    async def next_reply(self, conn: AbstractConnection) -> Any:
+        """The next reply on `conn` (never None). Raises RedisConnectionError on a silent Redis."""
+        while True:
+            response = await conn.read_response(timeout=self._pong_timeout if self._pinged else self._ping_interval)
+            if response is not None:
+                return response
+            if self._pinged:
+                raise RedisConnectionError(f"{self._where}no reply to PING within {self._pong_timeout}s")
+            try:
+                async with asyncio.timeout(self._pong_timeout):
+                    await self._send_ping()
+            except TimeoutError as exc:
+                raise RedisConnectionError(f"{self._where}PING not sent within {self._pong_timeout}s") from exc
+            self._pinged = True
+
+    def ponged(self) -> None:
+        """Our PING was answered (the reader saw its PONG)."""
+        self._pinged = False
 
 
 def make_broker(
@@ -382,32 +422,17 @@ class RedisBroker:
         return conn, frozenset(channels)
 
     async def _read(self, conn: AbstractConnection) -> None:
-        """Dispatches replies until the connection fails.
-
-        Silent for `ping_interval`: a PING goes out. From then until its PONG, nothing at all
-        arriving for `pong_timeout` counts as failed (Redis frozen or cut off, the TCP
-        connection still open). Messages still arriving ahead of the PONG each restart that
-        wait: a Redis draining a backlog is alive, and a backlog is finite.
-        """
+        """Dispatches replies until the connection fails, a silent one included (`_Liveness`:
+        Redis frozen or cut off, the TCP connection still open)."""
         channels = self._channels
         on_message = self._on_message
-        pinged = False  # a PING of ours is out, not yet answered
+        liveness = _Liveness(self._ping_interval, self._pong_timeout, lambda: self._send("PING"))
         while True:
-            response = await conn.read_response(timeout=self._pong_timeout if pinged else self._ping_interval)
-            if response is None:
-                if pinged:
-                    raise RedisConnectionError(f"no reply to PING within {self._pong_timeout}s")
-                try:
-                    async with asyncio.timeout(self._pong_timeout):  # a writer stuck on a frozen Redis holds the lock
-                        await self._send("PING")
-                except TimeoutError as exc:
-                    raise RedisConnectionError(f"PING not sent within {self._pong_timeout}s") from exc
-                pinged = True
-                continue
+            response = await liveness.next_reply(conn)
             if not isinstance(response, list):
                 # PONG outside subscribed mode: b"PONG", or a barrier's token as it was sent.
                 if response == b"PONG":
-                    pinged = False
+                    liveness.ponged()
                 elif isinstance(response, bytes) and response.startswith(_BARRIER):
                     self._release_barriers(response)
                 continue
@@ -428,7 +453,7 @@ class RedisBroker:
                     fut.set_result(None)
             elif kind == b"pong":
                 if not response[1]:  # our PING's (a barrier's PONG, sent before it, proves nothing)
-                    pinged = False
+                    liveness.ponged()
                 elif response[1].startswith(_BARRIER):
                     self._release_barriers(response[1])
 
@@ -737,32 +762,27 @@ class ShardedBroker:
                 return
 
     async def _read(self, shard: _Shard) -> None:
-        """One shard's reader, with `RedisBroker._read`'s liveness: a frozen master fails its
+        """One shard's reader, with the same `_Liveness` as `RedisBroker._read`: a frozen master fails its
         connection within `ping_interval + pong_timeout`, which ends the generation for all."""
         channels = self._channels
         on_message = self._on_message
         conn = shard.conn
-        pinged = False  # a PING of ours is out, not yet answered
+
+        async def send_ping() -> None:
+            async with self._lock:
+                await conn.send_command("PING", check_health=False)
+
+        liveness = _Liveness(self._ping_interval, self._pong_timeout, send_ping, f"{shard.name}: ")
         while True:
             try:
-                response = await conn.read_response(timeout=self._pong_timeout if pinged else self._ping_interval)
+                response = await liveness.next_reply(conn)
             except ResponseError as exc:  # MOVED (slot not here any more) or another refusal
                 raise _TopologyChanged(f"{shard.name}: {exc}") from exc
-            if response is None:
-                if pinged:
-                    raise RedisConnectionError(f"{shard.name}: no reply to PING within {self._pong_timeout}s")
-                try:
-                    async with asyncio.timeout(self._pong_timeout), self._lock:
-                        await conn.send_command("PING", check_health=False)
-                except TimeoutError as exc:
-                    raise RedisConnectionError(f"{shard.name}: PING not sent within {self._pong_timeout}s") from exc
-                pinged = True
-                continue
             if not isinstance(response, list):
                 # PONG on a connection holding no shard channel (not in subscribed mode): the
                 # PING's argument as it was sent, or b"PONG".
                 if response == b"PONG":
-                    pinged = False
+                    liveness.ponged()
                 elif isinstance(response, bytes) and response.startswith(_BARRIER):
                     self._release(shard, response)
                 continue
@@ -792,6 +812,6 @@ class ShardedBroker:
                     raise _TopologyChanged(f"{shard.name} unsubscribed {name!r}")
             elif kind == b"pong":
                 if not response[1]:  # our PING's
-                    pinged = False
+                    liveness.ponged()
                 elif response[1].startswith(_BARRIER):
                     self._release(shard, response[1])

@@ -209,8 +209,9 @@ class RedisHistory:
     async def since(self, topic: str, offset: str) -> tuple[bool, list[dict[str, Any]]]:
         """(True, every event stored after `offset`, in order, as sent live) or (False, []) if any may be lost.
 
-        False when the offset is malformed, from another epoch, or older than what the
-        history still holds.
+        False when the offset is malformed, from another epoch, older than what the history
+        still holds, after its last event, or not the predecessor of the entry that follows it
+        (a failover lost it, and maybe events after it, before the replica got them).
         """
         parsed = parse_offset(offset)
         if parsed is None:

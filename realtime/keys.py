@@ -8,6 +8,11 @@ in the seed key's slot (`chat:presence:conns:{chat:presence:<userId>}` beside
 tag, so the script that appends and publishes (SPUBLISH on a cluster) stays on one shard.
 """
 
+import functools
+from binascii import crc_hqx
+
+CLUSTER_SLOTS = 16384
+
 
 def user_session(session_id: str) -> str:
     return f"user:session:{session_id}"
@@ -128,6 +133,34 @@ def subscription_status(user_id: str) -> str:
 
 def feature_access(user_id: str, feature_id: str) -> str:
     return f"feature:access:{user_id}:{feature_id}"
+
+
+# The epochs guarding read-through fills (apps/common/cache.py). One Redis: one global counter.
+# A Redis Cluster: one counter per hash slot, named with a hash tag of that slot, so a fill's
+# script reads the epoch and writes the cache key in one slot while the seed's cache key
+# names stay exact.
+CACHE_EPOCH = "cache:epoch"
+
+
+def cache_epoch_of_slot(slot: int) -> str:
+    """The epoch guarding the cache keys of Redis Cluster hash slot `slot` (0 to 16383); in that slot."""
+    return f"cache:epoch:{{{_slot_tags()[slot]}}}"
+
+
+@functools.cache
+def _slot_tags() -> tuple[str, ...]:
+    """For each slot, the smallest decimal number whose CRC16 lands in it: the same table in every
+    process (found once, lazily: about 110,000 candidates, 80 ms measured on this machine)."""
+    tags: list[str | None] = [None] * CLUSTER_SLOTS
+    left, number = CLUSTER_SLOTS, 0
+    while left:
+        tag = str(number)
+        slot = crc_hqx(tag.encode(), 0) % CLUSTER_SLOTS  # Redis Cluster's key hash (CRC16/XMODEM)
+        if tags[slot] is None:
+            tags[slot] = tag
+            left -= 1
+        number += 1
+    return tuple(tag for tag in tags if tag is not None)
 
 
 def user_conversations(user_id: str) -> str:

@@ -26,7 +26,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts.models import Session, SessionRevocation, User, UserRole
-from apps.common.cache import EPOCH_KEY, adrop, afill, current_epoch, drop_now
+from apps.common.cache import Epoch, adrop, afill, current_epoch, drop_now, queue_drop
 from apps.common.policy import permissions_for
 from apps.events.outbox import delete_recording_events, record_saved
 from realtime import keys, topics
@@ -139,7 +139,7 @@ async def _cache_session(principal: Principal, token_hash: str) -> None:
         logger.warning("could not cache session %s; PostgreSQL stays authoritative", principal.session_id)
 
 
-async def _refill_session(principal: Principal, token_hash: str, epoch: str | None) -> None:
+async def _refill_session(principal: Principal, token_hash: str, epoch: Epoch | None) -> None:
     """Cache a session read from PostgreSQL after a miss, unless a drop ran since `epoch` was read:
     a session revoked while it was being loaded is not brought back."""
     ttl = _session_cache_ttl(principal)
@@ -234,7 +234,7 @@ async def asession_authenticate(token: str) -> Principal:
             raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
         principal = _principal_from_hash(session_id, cached)
     else:
-        epoch = await current_epoch()
+        epoch = await current_epoch(keys.user_session(session_id))
         loaded = await _load_session(session_id)
         if loaded is None:
             raise ProtocolError(UNAUTHORIZED, INVALID_TOKEN)
@@ -352,9 +352,7 @@ def session_revocations_relay() -> int:
             publish = publish_command(client)
             # One MULTI on one Redis. On a cluster (no MULTI across slots): the drops first, then the news.
             with client.pipeline(transaction=not is_cluster(client)) as pipe:
-                for session_id in session_ids:  # one DEL each: the blocking cluster pipeline takes no multi-key DEL
-                    pipe.delete(keys.user_session(session_id))
-                pipe.incr(EPOCH_KEY)
+                queue_drop(pipe, client, [keys.user_session(session_id) for session_id in session_ids])
                 if is_cluster(client):
                     pipe.execute()
                 for session_id in session_ids:
@@ -392,7 +390,7 @@ async def apermissions_get(principal: Principal) -> frozenset[str]:
         cached = set()
     if cached:
         return frozenset(cached)
-    epoch = await current_epoch()
+    epoch = await current_epoch(key)
     granted = permissions_for(principal.user_type, list(principal.roles))
     if granted:
         # Not cached if the user's roles changed (and caches dropped) since `principal` was read.

@@ -57,7 +57,7 @@ def access_drop_now(*, user_ids: Iterable[Any]) -> None:
     ids = sorted({str(user_id) for user_id in user_ids if user_id is not None})
     if not ids:
         return
-    # drop_now also refuses a cache fill racing this change (cache:epoch).
+    # drop_now also refuses a cache fill racing this change (the epochs guarding these keys).
     drop_now([key for user_id in ids for key in access_cache_keys(user_id)])
     try:
         client = get_sync_redis()

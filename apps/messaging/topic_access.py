@@ -128,7 +128,8 @@ class CachedTopicAuthorizer:
 
     A cached decision is dropped whenever anything it was made from changes (memberships,
     the user's type, roles or active flag), and a decision made while such a drop ran is
-    not cached (`cache:epoch`), so a cached "1" never outlives the access it records.
+    not cached (the epoch guarding its key, apps/common/cache.py), so a cached "1" never outlives
+    the access it records.
     Decisions missing from the cache are made together (`topic_allowed_many`): those of one
     loop tick, and those that arrive while a batch is being decided (`Coalescer`).
     """
@@ -159,7 +160,7 @@ class CachedTopicAuthorizer:
 
 async def _decide_many(requests: list[Request]) -> list[bool]:
     """Decide from PostgreSQL and cache the decisions (unless a drop ran since the epoch was read)."""
-    epoch = await current_epoch()
+    epoch = await current_epoch(*{keys.user_topic_access(uid) for uid, _ in requests})
     decisions = await sync_to_async(topic_allowed_many)(requests)
     fills = [
         (keys.user_topic_access(uid), "field", [topic.name, "1" if decision else "0"])

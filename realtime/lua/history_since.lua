@@ -19,18 +19,22 @@ end
 
 local from = ARGV[2]
 if from == last then return {1} end
-if older(last, from) then return {0} end  -- an offset this epoch never gave out
+-- An offset after `last`: never given out, or given out by a master whose newest entries its
+-- replica had not received when it was promoted (a failover).
+if older(last, from) then return {0} end
 
-local first = redis.call("XRANGE", stream, "-", "+", "COUNT", 1)[1]
-if not first then return {0} end  -- events after `from` existed and expired
-local first_fields = first[2]
-local previous = nil
-for i = 1, #first_fields, 2 do
-  if first_fields[i] == "p" then previous = first_fields[i + 1] end
+-- Every entry links to its predecessor (`p`, the `last` it was appended after), so nothing after
+-- `from` is missing iff the first entry after it links back to it. This refuses an offset older
+-- than what trimming or expiry left, one this epoch never gave out, and one a failover lost
+-- once the promoted master has appended past it (the first entry after it links to an older one).
+local next_entry = redis.call("XRANGE", stream, "(" .. from, "+", "COUNT", 1)[1]
+if not next_entry then return {0} end  -- `last` is after `from`, yet no entry after `from` is held
+local linked = false
+local next_fields = next_entry[2]
+for i = 1, #next_fields, 2 do
+  if next_fields[i] == "p" then linked = next_fields[i + 1] == from end
 end
--- Trimming drops the oldest entries, so everything after `from` is held iff `from` is not
--- older than the first held entry's predecessor (the newest event that may be gone).
-if previous == nil or older(from, previous) then return {0} end
+if not linked then return {0} end
 
 local out = {1}
 for _, entry in ipairs(redis.call("XRANGE", stream, "(" .. from, "+")) do

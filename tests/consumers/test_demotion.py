@@ -17,7 +17,7 @@ from django.test import AsyncClient
 
 from apps.accounts.models import User
 from realtime import keys, topics
-from realtime.connections import get_redis, is_cluster
+from realtime.connections import get_redis
 from tests.consumers.conftest import token_for
 from tests.factories import make_lease, make_property, make_unit, make_user
 
@@ -67,10 +67,9 @@ async def test_admin_demoted_to_tenant_loses_topics_at_once_and_new_sockets_are_
     held = [world["lease"], world["maintenance"]]
     for topic in held:
         assert (await subscribe(socket, topic))["ok"] is True
-    # The admin's own access cache now says "1" for both: the defect kept it after the demotion.
-    # On a Redis Cluster nothing is cached (fills are off, `apps.common.cache.current_epoch`).
-    fills = not is_cluster(get_redis())
-    assert await get_redis().hget(keys.user_topic_access(str(admin.pk)), world["lease"]) == ("1" if fills else None)
+    # The admin's own access cache now says "1" for both (on one Redis and on a cluster alike):
+    # the defect kept it after the demotion.
+    assert await get_redis().hget(keys.user_topic_access(str(admin.pk)), world["lease"]) == "1"
 
     status, body = await http("PATCH", f"/users/{admin.pk}", await token_for(boss), {"userType": "tenant"})
     assert status == 200 and body["userType"] == "tenant"
@@ -94,7 +93,7 @@ async def test_admin_demoted_to_tenant_loses_topics_at_once_and_new_sockets_are_
     for topic in [*held, world["property"]]:
         reply = await subscribe(fresh, topic)
         assert reply["ok"] is False and reply["error"]["code"] == "forbidden", (topic, reply)
-    assert await get_redis().hget(keys.user_topic_access(str(admin.pk)), world["lease"]) == ("0" if fills else None)
+    assert await get_redis().hget(keys.user_topic_access(str(admin.pk)), world["lease"]) == "0"
     # The HTTP side agrees: the same token no longer lists users.
     status, _ = await http("GET", "/users", token)
     assert status == 403

@@ -94,10 +94,10 @@ async def test_many_keys_fill_only_what_did_not_race(sync_redis: Any) -> None:
 
 async def test_a_hash_field_fill_keeps_the_other_fields_and_is_refused_after_a_drop(sync_redis: Any) -> None:
     key = new_key()
-    await afill(key, "field", ["chat:messages:1", "1"], 60, await current_epoch())
-    await afill(key, "field", ["chat:messages:2", "0"], 60, await current_epoch())
+    await afill(key, "field", ["chat:messages:1", "1"], 60, await current_epoch(key))
+    await afill(key, "field", ["chat:messages:2", "0"], 60, await current_epoch(key))
     assert sync_redis.hgetall(key) == {"chat:messages:1": "1", "chat:messages:2": "0"}
-    epoch = await current_epoch()  # read after a miss, before deciding
+    epoch = await current_epoch(key)  # read after a miss, before deciding
     assert await adrop([key]) == 1  # e.g. a membership change committed meanwhile
     await afill(key, "field", ["chat:messages:3", "1"], 60, epoch)
     assert not sync_redis.exists(key)
