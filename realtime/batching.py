@@ -7,8 +7,10 @@ What a batch costs the stand-in (nx-27017; `python -m loadtests.bench.standin`, 
 docs/benchmarks.md "Chat: the MongoDB stand-in's share"): ~400 µs of its CPU per command
 (its socket loop, a hop to a worker thread and back, a `sqlite_master` read) and ~210 µs per
 document (copies, JSON, one autocommitted SQLite INSERT through seven indexes). One server
-process at 2,500 msg/s with one flush in flight made batches of ~3: 330 µs per message.
-Hence `InsertOnce`'s minimum interval between flushes (`min_interval`).
+process's batches are small below saturation (1.2 documents at 300 msg/s: ~750 µs per
+message) and large at it (70-370 documents, still ~220-240 µs each: the per-document work is
+the wall). `InsertOnce`'s minimum interval between flushes (`min_interval`, off by default)
+trades a few ms of latency for larger batches below saturation.
 """
 
 import asyncio
