@@ -30,7 +30,10 @@ from pymongo import ASCENDING, IndexModel, MongoClient
 
 BIN = Path(sys.executable).parent
 
-SEED = [IndexModel([(field, ASCENDING)], name=f"{field}_1") for field in ("conversationId", "senderId", "recipientId", "createdAt")]
+SEED = [
+    IndexModel([(field, ASCENDING)], name=f"{field}_1")
+    for field in ("conversationId", "senderId", "recipientId", "createdAt")
+]
 IDEMPOTENCY = IndexModel(
     [("conversationId", ASCENDING), ("senderId", ASCENDING), ("clientMessageId", ASCENDING)],
     name="conversationId_1_senderId_1_clientMessageId_1",
@@ -122,9 +125,21 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="standin-"))
     port = free_port()
     server = subprocess.Popen(
-        [str(BIN / "nx-27017"), "--host", "127.0.0.1", "-p", str(port), "--data-dir", str(data),
-         "--log-file", str(data / "nx.log"), "--pid-file", str(data / "nx.pid")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(BIN / "nx-27017"),
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--log-file",
+            str(data / "nx.log"),
+            "--pid-file",
+            str(data / "nx.pid"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     rows = []
     try:

@@ -1,14 +1,15 @@
 """Stand-in CPU per chat document through InsertOnce at a steady arrival rate, by min_interval."""
+from typing import Any
 import asyncio, socket, subprocess, sys, tempfile, time, json, shutil
 from pathlib import Path
 import psutil
 from pymongo import AsyncMongoClient
-sys.path.insert(0, "/work/wt/mongo")
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository root
 from realtime.batching import InsertOnce
 from loadtests.bench.standin import SEED, IDEMPOTENCY, PENDING, message, free_port, cpu
 
 async def case(port, proc, rate, interval, seconds, base):
-    client = AsyncMongoClient(f"mongodb://127.0.0.1:{port}/", retryWrites=True, w=1, heartbeatFrequencyMS=1000)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(f"mongodb://127.0.0.1:{port}/", retryWrites=True, w=1, heartbeatFrequencyMS=1000)
     coll = client["ii"]["chat_messages"]
     ins = InsertOnce(coll, ("conversationId", "senderId", "clientMessageId"), min_interval=interval)
     await ins.insert(message(base, 0, base))
@@ -38,7 +39,7 @@ async def main():
             try: socket.create_connection(("127.0.0.1", port), 0.2).close(); break
             except OSError: time.sleep(0.1)
         proc = psutil.Process(srv.pid)
-        c = AsyncMongoClient(f"mongodb://127.0.0.1:{port}/"); await c["ii"]["chat_messages"].create_indexes([*SEED, IDEMPOTENCY, PENDING]); await c.close()
+        c: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(f"mongodb://127.0.0.1:{port}/"); await c["ii"]["chat_messages"].create_indexes([*SEED, IDEMPOTENCY, PENDING]); await c.close()
         rows = []; base = 0
         for rnd in range(int(sys.argv[2]) if len(sys.argv) > 2 else 2):
             for rate in (300, 1600, 2500):
