@@ -42,6 +42,7 @@ def realtime_settings() -> RealtimeSettings:
             "mongo_heartbeat_ms": settings.MONGO_HEARTBEAT_MS,
             "mongo_retry_writes": settings.MONGO_RETRY_WRITES,
             "mongo_write_concern": settings.MONGO_WRITE_CONCERN,
+            "mongo_insert_interval_ms": settings.MONGO_INSERT_INTERVAL_MS,
         }
         | overrides,
     )

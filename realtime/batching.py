@@ -2,9 +2,19 @@
 
 MongoDB round trips dominate the chat path (and the stand-in server shares the CPU with
 everything else), so concurrent `chat.send`s become one `insert_many` (DESIGN.md).
+
+What a batch costs the stand-in (nx-27017; `python -m loadtests.bench.standin`, 2026-12-03,
+docs/benchmarks.md "Chat: the MongoDB stand-in's share"): ~400 µs of its CPU per command
+(its socket loop, a hop to a worker thread and back, a `sqlite_master` read) and ~210 µs per
+document (copies, JSON, one autocommitted SQLite INSERT through seven indexes). One server
+process's batches are small below saturation (1.2 documents at 300 msg/s: ~750 µs per
+message) and large at it (70-370 documents, still ~220-240 µs each: the per-document work is
+the wall). `InsertOnce`'s minimum interval between flushes (`min_interval`, off by default)
+trades a few ms of latency for larger batches below saturation.
 """
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -12,6 +22,8 @@ import bson
 from bson.errors import BSONError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, WriteError
+
+from realtime import connections
 
 DUPLICATE_KEY = 11000
 NOT_WRITTEN = "the document was not written"
@@ -34,19 +46,35 @@ class Batcher(Generic[T, R]):
     busy one makes fewer, larger batches instead of one small flush per tick (the round trips
     per item, and what the store spends per call, fall as the rate rises).
 
+    With `min_interval` (seconds), a flush starts no sooner than that after the previous one
+    started: items wait for it (at most `min_interval`), so at a high rate the batches grow to
+    rate x interval; a full batch (`max_size`) and `aclose` go at once. An item submitted
+    after a quiet spell longer than the interval still goes at the end of its tick.
+
     Every `submit` resolves exactly once: with its own outcome, or with the exception that
     failed the whole flush. A caller cancelled while waiting does not cancel the flush (its
     item may still be written), so callers must be idempotent on retry.
     """
 
-    def __init__(self, flush: "FlushFunction[T, R]", *, max_size: int = 500, max_in_flight: int = 1) -> None:
+    def __init__(
+        self,
+        flush: "FlushFunction[T, R]",
+        *,
+        max_size: int = 500,
+        max_in_flight: int = 1,
+        min_interval: float = 0.0,
+    ) -> None:
         if max_size < 1 or max_in_flight < 1:
             raise ValueError("max_size and max_in_flight must be at least 1")
+        if not min_interval >= 0:
+            raise ValueError("min_interval must be at least 0")
         self._flush = flush
         self._max_size = max_size
         self._max_in_flight = max_in_flight
+        self._min_interval = min_interval
+        self._last_start = -math.inf
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._scheduled = False
+        self._scheduled: asyncio.Handle | None = None
         # Strong references: the loop keeps only weak ones to tasks.
         self._tasks: set[asyncio.Task[None]] = set()
         self.flushes = 0
@@ -58,24 +86,39 @@ class Batcher(Generic[T, R]):
         self._pending.append((item, future))
         if len(self._pending) >= self._max_size:
             self._start_flush()
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._start_flush)
+        elif self._scheduled is None:
+            self._schedule(loop)
         return await future
 
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        wait = self._last_start + self._min_interval - loop.time()
+        if wait > 0:
+            self._scheduled = loop.call_later(wait, self._start_flush)
+        else:
+            self._scheduled = loop.call_soon(self._start_flush)
+
     def _start_flush(self) -> None:
-        self._scheduled = False
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
+        loop = asyncio.get_running_loop()
         # Full batches first; what a running flush leaves waiting goes out when it finishes.
         while self._pending and len(self._tasks) < self._max_in_flight:
             batch, self._pending = self._pending[: self._max_size], self._pending[self._max_size :]
-            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._last_start = loop.time()
+            task = loop.create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._flushed)
 
     def _flushed(self, task: "asyncio.Task[None]") -> None:
         self._tasks.discard(task)
-        if self._pending and not self._scheduled:
+        if not self._pending or self._scheduled is not None:
+            return
+        loop = asyncio.get_running_loop()
+        if len(self._pending) >= self._max_size or self._last_start + self._min_interval <= loop.time():
             self._start_flush()
+        else:
+            self._schedule(loop)
 
     async def _run(self, batch: list[tuple[T, "asyncio.Future[R]"]]) -> None:
         self.flushes += 1
@@ -127,12 +170,25 @@ class InsertOnce:
     index on `key`; the same key twice in one batch is sent once). MongoDB's connection
     errors reach every caller of the failed flush; a retry is safe. A document BSON cannot
     encode fails alone (`BadDocument`): the others of its batch are written.
+
+    Flushes start at least `min_interval` seconds apart (default: the configured
+    `mongo_insert_interval_ms`), see `Batcher`: a message waits at most that long.
     """
 
-    def __init__(self, collection: "AsyncCollection[Any]", key: tuple[str, ...], *, max_size: int = 500) -> None:
+    def __init__(
+        self,
+        collection: "AsyncCollection[Any]",
+        key: tuple[str, ...],
+        *,
+        max_size: int = 500,
+        min_interval: float | None = None,
+    ) -> None:
         self._collection = collection
         self._key = key
-        self._batcher: Batcher[dict[str, Any], tuple[dict[str, Any], bool]] = Batcher(self._flush, max_size=max_size)
+        interval = connections.mongo_insert_interval() if min_interval is None else min_interval
+        self._batcher: Batcher[dict[str, Any], tuple[dict[str, Any], bool]] = Batcher(
+            self._flush, max_size=max_size, min_interval=interval
+        )
 
     @property
     def flushes(self) -> int:

@@ -53,6 +53,47 @@ async def test_batcher_flushes_even_when_a_caller_gave_up() -> None:
     assert flushed == [1, 2]
 
 
+async def test_batcher_with_min_interval_gathers_what_arrives_meanwhile_into_one_batch() -> None:
+    batches: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int | BaseException]:
+        batches.append(items)
+        return list(items)
+
+    loop = asyncio.get_running_loop()
+    batcher: Batcher[int, int] = Batcher(flush, min_interval=0.2)
+    assert await batcher.submit(0) == 0  # nothing flushed lately: at the end of its tick
+    started = loop.time()
+    waiting = [asyncio.ensure_future(batcher.submit(i)) for i in (1, 2)]
+    await asyncio.sleep(0.05)
+    assert batches == [[0]] and not any(w.done() for w in waiting)
+    waiting.append(asyncio.ensure_future(batcher.submit(3)))
+    assert await asyncio.gather(*waiting) == [1, 2, 3]
+    assert batches == [[0], [1, 2, 3]] and loop.time() - started >= 0.19
+    await asyncio.sleep(0.25)  # a quiet spell longer than the interval: no wait
+    quiet = loop.time()
+    assert await batcher.submit(4) == 4 and loop.time() - quiet < 0.1
+
+
+async def test_batcher_with_min_interval_sends_a_full_batch_and_a_closing_one_at_once() -> None:
+    batches: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int | BaseException]:
+        batches.append(items)
+        return list(items)
+
+    loop = asyncio.get_running_loop()
+    batcher: Batcher[int, int] = Batcher(flush, max_size=3, min_interval=10.0)
+    await batcher.submit(0)
+    started = loop.time()
+    assert await asyncio.gather(*(batcher.submit(i) for i in (1, 2, 3))) == [1, 2, 3]
+    lone = asyncio.ensure_future(batcher.submit(4))
+    await asyncio.sleep(0)
+    await batcher.aclose()
+    assert await lone == 4 and loop.time() - started < 1.0
+    assert batches == [[0], [1, 2, 3], [4]]
+
+
 @pytest.fixture
 async def collection() -> AsyncIterator[Any]:
     client: AsyncMongoClient[Any] = AsyncMongoClient(settings.MONGO_URL, serverSelectionTimeoutMS=3000)
@@ -65,7 +106,7 @@ async def collection() -> AsyncIterator[Any]:
 
 
 async def test_insert_once_stores_new_keys_and_returns_the_stored_document_for_taken_ones(collection: Any) -> None:
-    inserter = InsertOnce(collection, ("group", "key"))
+    inserter = InsertOnce(collection, ("group", "key"), min_interval=0.05)
     (old, created) = await inserter.insert({"_id": ObjectId(), "group": "g", "key": "taken", "n": 0})
     assert created
     docs = [{"_id": ObjectId(), "group": "g", "key": key, "n": n} for n, key in enumerate(["a", "taken", "b", "a"], 1)]
