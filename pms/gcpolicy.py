@@ -40,7 +40,7 @@ def tune() -> tuple[int, int, int]:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GEN0_THRESHOLD, *OLDER_THRESHOLDS)
-    return previous  # type: ignore[return-value]  # typeshed: tuple[int, ...]
+    return previous
 
 
 def restore(thresholds: tuple[int, int, int]) -> None:

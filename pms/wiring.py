@@ -74,7 +74,7 @@ def build_realtime() -> runtime.Realtime:
             config.redis_url, on_message, command_timeout=config.redis_socket_timeout
         ),
         directory=directory,
-        chat=ChatService(database, history),
+        chat=ChatService(database, history, insert_interval=config.mongo_insert_interval_ms / 1000),
         notifications=NotificationService(database, redis, history),
         presence=presence,
     )

@@ -23,8 +23,6 @@ from bson.errors import BSONError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, WriteError
 
-from realtime import connections
-
 DUPLICATE_KEY = 11000
 NOT_WRITTEN = "the document was not written"
 
@@ -171,8 +169,8 @@ class InsertOnce:
     errors reach every caller of the failed flush; a retry is safe. A document BSON cannot
     encode fails alone (`BadDocument`): the others of its batch are written.
 
-    Flushes start at least `min_interval` seconds apart (default: the configured
-    `mongo_insert_interval_ms`), see `Batcher`: a message waits at most that long.
+    Flushes start at least `min_interval` seconds apart (0: none), see `Batcher`: a message
+    waits at most that long.
     """
 
     def __init__(
@@ -181,13 +179,12 @@ class InsertOnce:
         key: tuple[str, ...],
         *,
         max_size: int = 500,
-        min_interval: float | None = None,
+        min_interval: float = 0.0,
     ) -> None:
         self._collection = collection
         self._key = key
-        interval = connections.mongo_insert_interval() if min_interval is None else min_interval
         self._batcher: Batcher[dict[str, Any], tuple[dict[str, Any], bool]] = Batcher(
-            self._flush, max_size=max_size, min_interval=interval
+            self._flush, max_size=max_size, min_interval=min_interval
         )
 
     @property

@@ -244,11 +244,6 @@ def get_mongo() -> "AsyncMongoClient[Any]":
     return client
 
 
-def mongo_insert_interval() -> float:
-    """Seconds between two `InsertOnce` flushes at the least (`mongo_insert_interval_ms`)."""
-    return _settings.mongo_insert_interval_ms / 1000
-
-
 async def aclose_loop_clients() -> None:
     """Close the running loop's Redis and MongoDB clients (shutdown, end of a test)."""
     loop = asyncio.get_running_loop()
