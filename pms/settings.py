@@ -158,6 +158,8 @@ MONGO_WRITE_CONCERN = env_str("PMS_MONGO_WRITE_CONCERN", "1")
 # beside ~220 µs per document) 12 ms cut its CPU per message ~30 % at 300 msg/s for ~10 ms more
 # latency, and nothing once it is saturated (docs/benchmarks.md, issue #14).
 MONGO_INSERT_INTERVAL_MS = env_int("PMS_MONGO_INSERT_INTERVAL_MS", 0)
+if MONGO_INSERT_INTERVAL_MS < 0:
+    raise ImproperlyConfigured(f"PMS_MONGO_INSERT_INTERVAL_MS must be 0 or more, got {MONGO_INSERT_INTERVAL_MS}")
 
 CHANNEL_LAYERS = {
     "default": {
