@@ -35,7 +35,7 @@ application = DrainOnSigterm(
 )
 
 # The cycle collector, tuned for a server that holds thousands of sockets (docs/benchmarks.md,
-# "Connects, third round"): during a connect burst it took 20-25 % of the process's CPU, mostly
+# "Connects, third round"): in connect bursts it took up to about a fifth of the process's CPU, mostly
 # full collections walking every object Django and the app's modules made at startup (~155,000,
 # alive as long as the process). Frozen here, once the app is built, they are out of its sight;
 # and a young generation of 10,000 objects instead of 700 makes collections ten times rarer (each
