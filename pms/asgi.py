@@ -21,7 +21,7 @@ from pms.bodylimit import BodyLimit  # noqa: E402
 http_app = BodyLimit(django_http_app, limit=settings.MAX_UPLOAD_BYTES + settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 from consumers.routing import websocket_application  # noqa: E402
-from pms.gcpolicy import ServingGC  # noqa: E402
+from pms.gcpolicy import tune  # noqa: E402
 from pms.health import DrainOnSigterm  # noqa: E402
 from pms.wiring import WithOutboxRelay  # noqa: E402
 
@@ -30,7 +30,11 @@ from pms.wiring import WithOutboxRelay  # noqa: E402
 # The outbox relay (apps/events/relay.py) runs as a task on the server's loop.
 # On its first scope the process arms draining: SIGTERM answers /readyz 503 for PMS_DRAIN_SECONDS
 # before the server closes sockets with 1012 (pms/health.py).
-# Under uvicorn's lifespan the garbage collector is set for serving (pms/gcpolicy.py).
-application = ServingGC(
-    DrainOnSigterm(WithOutboxRelay(ProtocolTypeRouter({"http": http_app, "websocket": websocket_application})))
+application = DrainOnSigterm(
+    WithOutboxRelay(ProtocolTypeRouter({"http": http_app, "websocket": websocket_application}))
 )
+
+# The garbage collector set for a serving process, now that start-up is done (pms/gcpolicy.py;
+# PMS_GC_TUNE=0 keeps CPython's defaults, as scripts/test does for its own process).
+if settings.GC_TUNE:
+    tune()

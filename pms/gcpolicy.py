@@ -1,37 +1,34 @@
-"""The cyclic garbage collector while the process serves (ASGI lifespan, uvicorn).
+"""The cyclic garbage collector of a serving process (`pms.asgi` applies it once the app is built).
 
 CPython's defaults suit scripts: a young collection every 700 container allocations, and
 every full collection scans every object the process holds. A server allocates and frees
-a few hundred objects per chat message (dicts of frames, futures, coroutine frames), nearly
-all freed by reference counting before any collection sees them, and holds ~200,000
-objects it loaded at start-up (Django, the apps, the protocol tables) for its whole life.
-While serving, `ServingGC`:
+a few hundred objects per chat message or connect (frame dicts, futures, coroutine frames),
+nearly all freed by reference counting before any collection sees them, and holds ~155,000-
+200,000 objects it made at start-up (Django, the apps, the protocol tables) for its whole
+life. `tune`:
 
 - collects once, then freezes what start-up left (`gc.freeze`): those objects are never
   scanned again (nor collected: they live as long as the process anyway);
 - runs young collections every 50,000 allocations (`GEN0_THRESHOLD`) and the older
   generations 20 and 100 times less often (`OLDER_THRESHOLDS`): the young generation is
-  then mostly objects still in use, so fewer collections do the same work.
+  then mostly objects still in use, so far fewer collections do the same work. Garbage
+  without cycles is still freed at once; a cycle waits for the next young collection.
 
-Measured (docs/benchmarks.md, "Chat path, third pass"): the server's GC, timed by a
-`gc.callbacks` probe during a 300/1,600/2,500 msg/s chat run, took at least 1.06 s of
-thread CPU against 10.0 s of server CPU in the three steps with the defaults (a full
-collection ~135 ms); with this policy the server's CPU per chat message fell 10-27 % at
-1,600-2,500 msg/s, side by side on a busy machine.
-Lifespan shutdown puts the defaults back (an in-process test of the lifespan leaves the
-test process as it found it). daphne sends no lifespan: it keeps the defaults.
+Measured (docs/benchmarks.md, "Chat path, third pass" and "Connects, third round"), with a
+`gc.callbacks` probe in the server: CPython's defaults spent at least 1.06 s collecting in
+10.0 s of chat steps, and 2.92 s in one run of the three connect bursts (up to a fifth of
+the server's CPU there; each full collection walked every start-up object); frozen with a
+young generation of 10,000 the connect run spent 0.91 s. Side by side in the chat bench, this
+policy lowered the server's CPU per message in 7 of 8 steps, by 3-27 %.
+
+`PMS_GC_TUNE=0` keeps CPython's defaults: scripts/test sets it for the pytest process (a test
+that leaks a resource must see its warning where it happens), the servers it starts get 1.
 """
 
 import gc
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 GEN0_THRESHOLD = 50_000
 OLDER_THRESHOLDS = (20, 100)
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 def tune() -> tuple[int, int, int]:
@@ -47,32 +44,3 @@ def restore(thresholds: tuple[int, int, int]) -> None:
     """Undo `tune`: the thresholds back, frozen objects scanned again."""
     gc.set_threshold(*thresholds)
     gc.unfreeze()
-
-
-class ServingGC:
-    """ASGI wrapper: `tune` at lifespan startup, `restore` at lifespan shutdown (or when the lifespan ends)."""
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        saved: tuple[int, int, int] | None = None
-
-        async def receive_tuned() -> MutableMapping[str, Any]:
-            nonlocal saved
-            message = await receive()
-            if message["type"] == "lifespan.startup" and saved is None:
-                saved = tune()
-            elif message["type"] == "lifespan.shutdown" and saved is not None:
-                restore(saved)
-                saved = None
-            return message
-
-        try:
-            await self.app(scope, receive_tuned, send)
-        finally:
-            if saved is not None:
-                restore(saved)

@@ -157,6 +157,9 @@ MONGO_WRITE_CONCERN = env_str("PMS_MONGO_WRITE_CONCERN", "1")
 # a quiet spell. An option, not the default: with the stand-in (~400 µs of its CPU per command
 # beside ~220 µs per document) 12 ms cut its CPU per message ~30 % at 300 msg/s for ~10 ms more
 # latency, and nothing once it is saturated (docs/benchmarks.md, issue #14).
+# The serving process's garbage collector: start-up objects frozen, young collections every 50,000
+# allocations (pms/gcpolicy.py). 0 keeps CPython's defaults (scripts/test's own pytest process).
+GC_TUNE = env_bool("PMS_GC_TUNE", True)
 MONGO_INSERT_INTERVAL_MS = env_int("PMS_MONGO_INSERT_INTERVAL_MS", 0)
 if MONGO_INSERT_INTERVAL_MS < 0:
     raise ImproperlyConfigured(f"PMS_MONGO_INSERT_INTERVAL_MS must be 0 or more, got {MONGO_INSERT_INTERVAL_MS}")

@@ -120,6 +120,7 @@ def server_env(transactional_db: None, realtime_test_stores: None) -> dict[str, 
         PYTHONUNBUFFERED="1",
         # SIGTERM closes with 1012 at once; test_drain.py and test_haproxy.py set a drain grace.
         PMS_DRAIN_SECONDS="0",
+        PMS_GC_TUNE="1",  # as in production (scripts/test turns it off for its own process only)
     )
     assert settings.MONGO_DATABASE == TEST_MONGO_DATABASE, "not the test stores"
     return env

@@ -1,12 +1,18 @@
-"""The garbage collector's serving policy: tuned at lifespan startup, put back at shutdown."""
+"""The serving process's garbage collector: tuned when `pms.asgi` is loaded, unless PMS_GC_TUNE=0."""
 
 import gc
-from collections.abc import MutableMapping
-from typing import Any
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-from asgiref.testing import ApplicationCommunicator
+import pytest
 
-from pms.gcpolicy import GEN0_THRESHOLD, OLDER_THRESHOLDS, ServingGC, restore, tune
+from pms.gcpolicy import GEN0_THRESHOLD, OLDER_THRESHOLDS, restore, tune
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = "import gc, json, pms.asgi; print(json.dumps([gc.get_threshold(), gc.get_freeze_count()]))"
 
 
 class Trash:
@@ -30,30 +36,15 @@ def test_tune_freezes_what_is_left_and_raises_the_thresholds_restore_undoes_it()
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
-async def test_the_lifespan_tunes_at_startup_and_restores_at_shutdown() -> None:
-    seen: list[tuple[int, int, int]] = []
-
-    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                seen.append(gc.get_threshold())
-                kind = message["type"].rsplit(".", 1)[-1]
-                await send({"type": f"lifespan.{kind}.complete"})
-                if kind == "shutdown":
-                    return
-        seen.append(gc.get_threshold())
-
-    before = gc.get_threshold()
-    lifespan = ApplicationCommunicator(ServingGC(app), {"type": "lifespan", "asgi": {"version": "3.0"}})
-    await lifespan.send_input({"type": "lifespan.startup"})
-    assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.startup.complete"}
-    assert seen == [(GEN0_THRESHOLD, *OLDER_THRESHOLDS)]
-    await lifespan.send_input({"type": "lifespan.shutdown"})
-    assert await lifespan.receive_output(timeout=5) == {"type": "lifespan.shutdown.complete"}
-    await lifespan.wait(timeout=5)
-    assert seen[-1] == before == gc.get_threshold() and gc.get_freeze_count() == 0
-
-    http = ApplicationCommunicator(ServingGC(app), {"type": "http"})  # other scopes pass through untouched
-    await http.wait(timeout=5)
-    assert seen[-1] == before
+@pytest.mark.parametrize(("setting", "tuned"), [("1", True), ("", True), ("0", False)])
+def test_a_process_that_loads_the_asgi_app_is_tuned_unless_told_not_to(setting: str, tuned: bool) -> None:
+    env = dict(os.environ, PMS_DEBUG="1", DJANGO_SETTINGS_MODULE="pms.settings", PMS_GC_TUNE=setting)
+    result = subprocess.run(  # noqa: S603  (our own interpreter, a fixed probe)
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    thresholds, frozen = json.loads(result.stdout.strip().splitlines()[-1])
+    if tuned:
+        assert thresholds == [GEN0_THRESHOLD, *OLDER_THRESHOLDS]
+        assert frozen > 10_000  # Django and the apps, built at import
+    else:
+        assert thresholds == [700, 10, 10] and frozen == 0
