@@ -2,8 +2,10 @@
 
 Layout per topic (keys from `realtime.keys`, both hash-tagged by the topic so a script
 may touch them on Redis Cluster):
-- `topic_epoch(topic)`: a hash `{epoch, last}`: a random token naming this life of the
-  history, and the stream id of the last stored event (`0-0` before the first one).
+- `topic_epoch(topic)`: a hash `{epoch, last, r}`: a random token naming this life of the
+  history, the stream id of the last stored event (`0-0` before the first one), and the
+  replication id of the master that last wrote it (a replica promoted after a failover ends
+  the epoch: `lua/history_life.lua`, docs/deployment.md "Failover").
 - `topic_history(topic)`: a stream, one entry per stored event: `f` = the frame as
   MessagePack without its offset, `p` = the id of the event stored before it.
 
@@ -45,7 +47,15 @@ from realtime.events import make_event
 from realtime.pipelined import evalsha_many
 
 _LUA = Path(__file__).parent / "lua"
-_PUBLISH = (_LUA / "history_publish.lua").read_text()
+
+
+def script_text(name: str) -> str:
+    """A history script (`realtime/lua/<name>.lua`) after the prelude every one of them shares
+    (`history_life.lua`: the master's life, so a failover ends a topic's epoch)."""
+    return (_LUA / "history_life.lua").read_text() + (_LUA / f"{name}.lua").read_text()
+
+
+_PUBLISH = script_text("history_publish")
 # On Redis Cluster the same script publishes with SPUBLISH: the channel is the stream keys' hash
 # tag, so it hashes to their slot and the script stays on one shard, atomic.
 _SPUBLISH = _PUBLISH.replace('redis.call("PUBLISH"', 'redis.call("SPUBLISH"')
@@ -56,8 +66,8 @@ def _publish_script(client: Any) -> str:
     return _SPUBLISH if publish_command(client) == "SPUBLISH" else _PUBLISH
 
 
-_POSITION = (_LUA / "history_position.lua").read_text()
-_SINCE = (_LUA / "history_since.lua").read_text()
+_POSITION = script_text("history_position")
+_SINCE = script_text("history_since")
 
 _SINCE_BATCH = 500  # topics per pipelined round trip in `since_many`
 

@@ -24,14 +24,13 @@ Reads that do go to Redis are sent with the other commands of the loop tick
 
 import random
 import time
-from pathlib import Path
 from typing import Any, Protocol
 
 from realtime import keys
-from realtime.history import RedisHistory, parse_offset
+from realtime.history import RedisHistory, parse_offset, script_text
 from realtime.pipelined import LuaScript, tick_pipeline
 
-_POSITION = LuaScript((Path(__file__).parent / "lua" / "history_position.lua").read_text())
+_POSITION = LuaScript(script_text("history_position"))
 DEFAULT_MAX_AGE_SECONDS = 30.0
 
 

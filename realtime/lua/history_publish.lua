@@ -1,5 +1,5 @@
 -- Store one event in a topic's recent history and publish it, atomically.
--- KEYS[1] = epoch hash {epoch, last}, KEYS[2] = stream of events {p = previous id, f = frame}
+-- KEYS[1] = epoch hash {epoch, last, r}, KEYS[2] = stream of events {p = previous id, f = frame}
 -- ARGV[1] = channel (the topic), ARGV[2] = MessagePack fixmap of the frame without "offset",
 -- ARGV[3] = max events (approximate, MAXLEN ~), ARGV[4] = max age in ms,
 -- ARGV[5] = a fresh epoch token, used only when the topic has none (first use or data lost)
@@ -20,8 +20,9 @@ end
 local t = redis.call("TIME")
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local state = redis.call("HMGET", meta, "epoch", "last")
+local state = redis.call("HMGET", meta, "epoch", "last", "r")
 local epoch, last = state[1], state[2]
+if epoch and life_ended(state[3]) then epoch = nil end  -- promoted after a failover: a new epoch
 local ids, event_key = KEYS[3], ARGV[6]
 if event_key == "" then event_key = nil end
 if event_key and epoch then
@@ -47,7 +48,7 @@ else
   id = redis.call("XADD", stream, "MAXLEN", "~", maxlen, id, "p", last, "f", frame)
 end
 redis.call("XTRIM", stream, "MINID", "~", string.format("%.0f", now_ms - max_age))
-redis.call("HSET", meta, "epoch", epoch, "last", id)
+redis.call("HSET", meta, "epoch", epoch, "last", id, "r", life)
 local expire_at = string.format("%.0f", now_ms + max_age)
 redis.call("PEXPIREAT", meta, expire_at)
 redis.call("PEXPIREAT", stream, expire_at)

@@ -3,9 +3,11 @@
 -- ARGV[1] = the offset's epoch, ARGV[2] = its stream id ("<ms>-<seq>", validated by the caller)
 -- Returns {0} when not recovered, else {1, id1, frame1, id2, frame2, ...} in order.
 local meta, stream = KEYS[1], KEYS[2]
-local state = redis.call("HMGET", meta, "epoch", "last")
+local state = redis.call("HMGET", meta, "epoch", "last", "r")
 local epoch, last = state[1], state[2]
-if not epoch or epoch ~= ARGV[1] then return {0} end
+-- After a failover the promoted master may lack entries the old one handed out: nothing of that
+-- epoch is recovered (the next publish or position starts a new one).
+if not epoch or epoch ~= ARGV[1] or life_ended(state[3]) then return {0} end
 
 local function parse(id)
   local ms, seq = string.match(id, "^(%d+)-(%d+)$")

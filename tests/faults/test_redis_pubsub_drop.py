@@ -8,7 +8,6 @@ first retry is 0.1 s later): none reaches it live.
 """
 
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
@@ -16,13 +15,14 @@ import redis
 from realtime import keys
 from realtime.codecs import pack
 from realtime.events import make_event
+from realtime.history import script_text
 from tests.e2e.conftest import ServerFactory
 from tests.factories import make_conversation, make_user
 from tests.faults.conftest import Participant, RedisProcess, session_token, start_own_servers, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
-_PUBLISH = (Path(__file__).resolve().parents[2] / "realtime" / "lua" / "history_publish.lua").read_text()
+_PUBLISH = script_text("history_publish")
 MAX_EVENTS = 5  # PMS_HISTORY_MAX_EVENTS: MAXLEN ~ trims whole stream nodes (100 entries) past it
 
 

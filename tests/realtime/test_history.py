@@ -212,8 +212,8 @@ async def test_an_offset_a_failover_lost_is_not_recovered_even_once_newer_events
     # Its first entry after `seen` links back to `held`, not to `seen`: event 3 may be missing.
     assert await history.since(topic, seen["offset"]) == (False, [])
     assert await history.since_many([(topic, seen["offset"]), (topic, after["offset"])]) == [(False, []), (True, [])]
-    # An offset the promoted master holds recovers what it appended since; that it lacks events 2
-    # and 3 is the gap docs/deployment.md names (`WAIT` or an epoch per master life would close it).
+    # On the same master an older offset still recovers what follows it (a real promotion ends
+    # the epoch instead: tests/realtime/test_history_failover.py).
     assert await history.since(topic, held["offset"]) == (True, [after])
 
 
