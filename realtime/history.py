@@ -44,7 +44,7 @@ from realtime import keys
 from realtime.codecs import pack
 from realtime.connections import publish_command
 from realtime.events import make_event
-from realtime.pipelined import evalsha_many
+from realtime.pipelined import evalsha_many, round_trip
 
 _LUA = Path(__file__).parent / "lua"
 
@@ -200,13 +200,19 @@ class RedisHistory:
         return frame
 
     async def publish_ephemeral_many(self, events: list[tuple[str, str, Any]]) -> None:
-        """`publish_ephemeral` for each (topic, event, data), in one pipelined round trip."""
+        """`publish_ephemeral` for each (topic, event, data), in one round trip on the lean path
+        (`realtime.pipelined.round_trip`: packed by hiredis, one pooled connection per batch; a
+        burst of connects announces its users' presence here, and redis-py's pipeline packed each
+        argument in Python). Raises the first error a command met; an ephemeral event may go out
+        twice when a dropped connection is retried (harmless: it carries state, not a change)."""
         if not events:
             return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for topic, event, data in events:
-                pipe.execute_command(self._publish_command, topic, pack(make_event(topic, event, data)))
-            await pipe.execute()
+        commands = [
+            (self._publish_command, topic, pack(make_event(topic, event, data))) for topic, event, data in events
+        ]
+        for reply in await round_trip(self._redis, commands):
+            if isinstance(reply, Exception):
+                raise reply
 
     async def position(self, topic: str) -> str:
         """The topic's current offset: a valid `since` later, also before its first event."""
