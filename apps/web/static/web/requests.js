@@ -53,10 +53,13 @@ async function loadUnits() {
     units.set(unit.id, unit.unitNumber);
     select.append(new Option(`Unit ${unit.unitNumber}`, unit.id));
   }
+  // The button stays disabled until a unit can be chosen: a click before that would submit a
+  // form whose required unit is empty, which the browser refuses without a word.
   if (!units.size) {
     showMessage(formMessage, "You have no active lease, so you cannot file a request yet.");
-    form.querySelector("button[type=submit]").disabled = true;
+    return;
   }
+  form.querySelector("button[type=submit]").disabled = false;
 }
 
 async function loadRequests() {
