@@ -152,17 +152,16 @@ MONGO_HEARTBEAT_MS = env_int("PMS_MONGO_HEARTBEAT_MS", 1000)
 # ("1", "majority", or a number; journaled as the server defaults).
 MONGO_RETRY_WRITES = env_bool("PMS_MONGO_RETRY_WRITES", True)
 MONGO_WRITE_CONCERN = env_str("PMS_MONGO_WRITE_CONCERN", "1")
-# The least time between two chat `insert_many` flushes of one process (ms; 0, the default: the
-# next one as soon as the previous returns). A message waits at most this long, not at all after
-# a quiet spell. An option, not the default: with the stand-in (~400 µs of its CPU per command
-# beside ~220 µs per document) 12 ms cut its CPU per message ~30 % at 300 msg/s for ~10 ms more
-# latency, and nothing once it is saturated (docs/benchmarks.md, issue #14).
 # The serving process's garbage collector: start-up objects frozen, young collections every 50,000
 # allocations (pms/gcpolicy.py). 0 keeps CPython's defaults (scripts/test's own pytest process).
 GC_TUNE = env_bool("PMS_GC_TUNE", True)
-MONGO_INSERT_INTERVAL_MS = env_int("PMS_MONGO_INSERT_INTERVAL_MS", 0)
-if MONGO_INSERT_INTERVAL_MS < 0:
-    raise ImproperlyConfigured(f"PMS_MONGO_INSERT_INTERVAL_MS must be 0 or more, got {MONGO_INSERT_INTERVAL_MS}")
+# How many chat `insert_many`s one process keeps in flight at once (realtime.batching): with one,
+# the store's per-command latency is paid in series (p99 94-112 ms at 2,500 msg/s); with three,
+# 25-28 ms, and 3,200 msg/s held (docs/benchmarks.md, "Chat: inserts in flight"). Replies and
+# events keep the order of the sends either way.
+MONGO_INSERTS_IN_FLIGHT = env_int("PMS_MONGO_INSERTS_IN_FLIGHT", 3)
+if MONGO_INSERTS_IN_FLIGHT < 1:
+    raise ImproperlyConfigured(f"PMS_MONGO_INSERTS_IN_FLIGHT must be 1 or more, got {MONGO_INSERTS_IN_FLIGHT}")
 
 CHANNEL_LAYERS = {
     "default": {

@@ -42,7 +42,7 @@ def realtime_settings() -> RealtimeSettings:
             "mongo_heartbeat_ms": settings.MONGO_HEARTBEAT_MS,
             "mongo_retry_writes": settings.MONGO_RETRY_WRITES,
             "mongo_write_concern": settings.MONGO_WRITE_CONCERN,
-            "mongo_insert_interval_ms": settings.MONGO_INSERT_INTERVAL_MS,
+            "mongo_inserts_in_flight": settings.MONGO_INSERTS_IN_FLIGHT,
         }
         | overrides,
     )
@@ -74,7 +74,7 @@ def build_realtime() -> runtime.Realtime:
             config.redis_url, on_message, command_timeout=config.redis_socket_timeout
         ),
         directory=directory,
-        chat=ChatService(database, history, insert_interval=config.mongo_insert_interval_ms / 1000),
+        chat=ChatService(database, history, inserts_in_flight=config.mongo_inserts_in_flight),
         notifications=NotificationService(database, redis, history),
         presence=presence,
     )

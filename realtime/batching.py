@@ -1,4 +1,4 @@
-"""Coalesce concurrent calls into one batched call: those of one event-loop tick, and those made while a flush runs.
+"""Coalesce concurrent calls into one batched call: those of one event-loop tick, and those made while flushes run.
 
 MongoDB round trips dominate the chat path (and the stand-in server shares the CPU with
 everything else), so concurrent `chat.send`s become one `insert_many` (DESIGN.md).
@@ -6,15 +6,17 @@ everything else), so concurrent `chat.send`s become one `insert_many` (DESIGN.md
 What a batch costs the stand-in (nx-27017; `python -m loadtests.bench.standin`, 2026-12-03,
 docs/benchmarks.md "Chat: the MongoDB stand-in's share"): ~400 µs of its CPU per command
 (its socket loop, a hop to a worker thread and back, a `sqlite_master` read) and ~210 µs per
-document (copies, JSON, one autocommitted SQLite INSERT through seven indexes). One server
-process's batches are small below saturation (1.2 documents at 300 msg/s: ~750 µs per
-message) and large at it (70-370 documents, still ~220-240 µs each: the per-document work is
-the wall). `InsertOnce`'s minimum interval between flushes (`min_interval`, off by default)
-trades a few ms of latency for larger batches below saturation.
+document (copies, JSON, one autocommitted SQLite INSERT through seven indexes).
+
+Several flushes in flight (`max_in_flight`): with one, the store's per-command latency (the
+stand-in's thread hops under the GIL, a real server's round trip and journal) is paid in
+series, and at 2,500 chat msg/s the machine sat 30 % idle while p99 reached 94-112 ms; with
+three, 25-28 ms, and 3,200 msg/s held at 66 ms (docs/benchmarks.md, "Chat: inserts in flight").
+Outcomes are still handed out in the order the flushes started, so what callers do next
+(publish, reply) keeps the order of their submits.
 """
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -38,43 +40,34 @@ FlushFunction = Callable[[list[T]], Awaitable[Sequence["R | BaseException"]]]
 class Batcher(Generic[T, R]):
     """Collects submitted items and flushes them together, at most `max_size` at once (group commit).
 
-    At most `max_in_flight` flushes run at a time: items submitted while they run wait and
-    go out together as the next batch the moment one finishes; with none running, the items
-    of one loop tick go out at the end of that tick. So an idle batcher adds no delay, and a
+    At most `max_in_flight` flushes run at a time: items submitted while that many run wait
+    and go out together as the next batch the moment one returns; below that, the items of
+    one loop tick go out at the end of that tick. So an idle batcher adds no delay, and a
     busy one makes fewer, larger batches instead of one small flush per tick (the round trips
     per item, and what the store spends per call, fall as the rate rises).
 
-    With `min_interval` (seconds), a flush starts no sooner than that after the previous one
-    started: items wait for it (at most `min_interval`), so at a high rate the batches grow to
-    rate x interval; a full batch (`max_size`) and `aclose` go at once. An item submitted
-    after a quiet spell longer than the interval still goes at the end of its tick.
+    Order: flushes may finish in any order, but their outcomes are handed out in the order
+    the flushes started (a flush that finished early waits for the ones before it), so an
+    item's caller resumes after the callers of every item submitted before it.
 
     Every `submit` resolves exactly once: with its own outcome, or with the exception that
     failed the whole flush. A caller cancelled while waiting does not cancel the flush (its
     item may still be written), so callers must be idempotent on retry.
     """
 
-    def __init__(
-        self,
-        flush: "FlushFunction[T, R]",
-        *,
-        max_size: int = 500,
-        max_in_flight: int = 1,
-        min_interval: float = 0.0,
-    ) -> None:
+    def __init__(self, flush: "FlushFunction[T, R]", *, max_size: int = 500, max_in_flight: int = 1) -> None:
         if max_size < 1 or max_in_flight < 1:
             raise ValueError("max_size and max_in_flight must be at least 1")
-        if not min_interval >= 0:
-            raise ValueError("min_interval must be at least 0")
         self._flush = flush
         self._max_size = max_size
         self._max_in_flight = max_in_flight
-        self._min_interval = min_interval
-        self._last_start = -math.inf
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._scheduled: asyncio.Handle | None = None
         # Strong references: the loop keeps only weak ones to tasks.
         self._tasks: set[asyncio.Task[None]] = set()
+        # Resolved once the newest flush has handed out its outcomes: the next one waits for it.
+        self._handed_out: asyncio.Future[None] | None = None
+        self._in_flight = 0
         self.flushes = 0
 
     async def submit(self, item: T) -> R:
@@ -85,61 +78,61 @@ class Batcher(Generic[T, R]):
         if len(self._pending) >= self._max_size:
             self._start_flush()
         elif self._scheduled is None:
-            self._schedule(loop)
-        return await future
-
-    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        wait = self._last_start + self._min_interval - loop.time()
-        if wait > 0:
-            self._scheduled = loop.call_later(wait, self._start_flush)
-        else:
             self._scheduled = loop.call_soon(self._start_flush)
+        return await future
 
     def _start_flush(self) -> None:
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
         loop = asyncio.get_running_loop()
-        # Full batches first; what a running flush leaves waiting goes out when it finishes.
-        while self._pending and len(self._tasks) < self._max_in_flight:
+        # Full batches first; what running flushes leave waiting goes out when one finishes.
+        while self._pending and self._in_flight < self._max_in_flight:
             batch, self._pending = self._pending[: self._max_size], self._pending[self._max_size :]
-            self._last_start = loop.time()
-            task = loop.create_task(self._run(batch))
+            previous, self._handed_out = self._handed_out, loop.create_future()
+            self._in_flight += 1
+            task = loop.create_task(self._run(batch, previous, self._handed_out))
             self._tasks.add(task)
-            task.add_done_callback(self._flushed)
+            task.add_done_callback(self._tasks.discard)
 
-    def _flushed(self, task: "asyncio.Task[None]") -> None:
-        self._tasks.discard(task)
-        if not self._pending or self._scheduled is not None:
-            return
-        loop = asyncio.get_running_loop()
-        if len(self._pending) >= self._max_size or self._last_start + self._min_interval <= loop.time():
-            self._start_flush()
-        else:
-            self._schedule(loop)
-
-    async def _run(self, batch: list[tuple[T, "asyncio.Future[R]"]]) -> None:
+    async def _run(
+        self,
+        batch: list[tuple[T, "asyncio.Future[R]"]],
+        previous: "asyncio.Future[None] | None",
+        handed_out: "asyncio.Future[None]",
+    ) -> None:
         self.flushes += 1
         try:
-            outcomes = await self._flush([item for item, _ in batch])
-            if len(outcomes) != len(batch):
-                raise RuntimeError(f"flush returned {len(outcomes)} outcomes for {len(batch)} items")
+            failure: Exception | None = None
+            outcomes: Sequence[R | BaseException] = ()
+            try:
+                outcomes = await self._flush([item for item, _ in batch])
+                if len(outcomes) != len(batch):
+                    raise RuntimeError(f"flush returned {len(outcomes)} outcomes for {len(batch)} items")
+            except Exception as exc:  # every waiter must hear about the failure
+                failure = exc
+            finally:
+                self._in_flight -= 1
+            # The store is free for the next batch while this one waits for its turn to hand out.
+            if self._pending and self._scheduled is None:
+                self._start_flush()
+            if previous is not None:
+                await previous
+            for index, (_, future) in enumerate(batch):
+                if future.done():  # the caller was cancelled; its item was still flushed
+                    continue
+                outcome = failure if failure is not None else outcomes[index]
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
         except asyncio.CancelledError:
             for _, future in batch:
                 future.cancel()
             raise
-        except Exception as exc:  # every waiter must hear about the failure
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():  # the caller was cancelled; its item was still flushed
-                continue
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+        finally:
+            if not handed_out.done():
+                handed_out.set_result(None)
 
     async def aclose(self) -> None:
         """Flush what is queued and wait for every running flush to finish."""
@@ -169,8 +162,8 @@ class InsertOnce:
     errors reach every caller of the failed flush; a retry is safe. A document BSON cannot
     encode fails alone (`BadDocument`): the others of its batch are written.
 
-    Flushes start at least `min_interval` seconds apart (0: none), see `Batcher`: a message
-    waits at most that long.
+    Up to `max_in_flight` `insert_many`s run at once (see `Batcher`); their outcomes are handed
+    out in the order they were submitted.
     """
 
     def __init__(
@@ -179,12 +172,12 @@ class InsertOnce:
         key: tuple[str, ...],
         *,
         max_size: int = 500,
-        min_interval: float = 0.0,
+        max_in_flight: int = 1,
     ) -> None:
         self._collection = collection
         self._key = key
         self._batcher: Batcher[dict[str, Any], tuple[dict[str, Any], bool]] = Batcher(
-            self._flush, max_size=max_size, min_interval=min_interval
+            self._flush, max_size=max_size, max_in_flight=max_in_flight
         )
 
     @property

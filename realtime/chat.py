@@ -126,14 +126,15 @@ class ChatService:
         *,
         clock: Callable[[], datetime] = _utcnow,
         batch_max_size: int = 500,
-        insert_interval: float = 0.0,
+        inserts_in_flight: int = 1,
     ) -> None:
         self._messages = db[CHAT_MESSAGES]
         self._publisher = publisher
         self._clock = clock
         key = ("conversationId", "senderId", "clientMessageId")
-        # `insert_interval` (s): the least time between two `insert_many`s (settings: PMS_MONGO_INSERT_INTERVAL_MS).
-        self._inserter = InsertOnce(self._messages, key, max_size=batch_max_size, min_interval=insert_interval)
+        # Up to `inserts_in_flight` `insert_many`s at once (settings: PMS_MONGO_INSERTS_IN_FLIGHT); the
+        # sends' outcomes come back in order, so the announcer publishes them in the order sent.
+        self._inserter = InsertOnce(self._messages, key, max_size=batch_max_size, max_in_flight=inserts_in_flight)
         # Every change's event, one pipelined publish per loop tick; kept and retried when Redis fails.
         self.announcer = Announcer(
             publisher, self._messages, now_ms=self._now_ms, claim_ms=PUBLISH_CLAIM_MS, max_batch=batch_max_size

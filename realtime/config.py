@@ -21,8 +21,8 @@ class RealtimeSettings:
     mongo_heartbeat_ms: int = 1000
     mongo_retry_writes: bool = True
     mongo_write_concern: str = "1"
-    # Least time between two `InsertOnce` flushes of one process (realtime.batching; 0: none).
-    mongo_insert_interval_ms: int = 0
+    # Chat `insert_many`s of one process in flight at once (realtime.batching.InsertOnce).
+    mongo_inserts_in_flight: int = 3
 
     # Connection
     auth_timeout_seconds: float = 10.0

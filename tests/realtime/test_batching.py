@@ -53,45 +53,62 @@ async def test_batcher_flushes_even_when_a_caller_gave_up() -> None:
     assert flushed == [1, 2]
 
 
-async def test_batcher_with_min_interval_gathers_what_arrives_meanwhile_into_one_batch() -> None:
-    batches: list[list[int]] = []
+async def test_batcher_with_flushes_in_flight_hands_out_outcomes_in_the_order_they_started() -> None:
+    release_first = asyncio.Event()
+    running: list[list[int]] = []
+    most = 0
 
     async def flush(items: list[int]) -> list[int | BaseException]:
-        batches.append(items)
-        return list(items)
+        nonlocal most
+        running.append(items)
+        most = max(most, len(running))
+        if items[0] == 1:
+            await release_first.wait()
+        running.remove(items)
+        return [item * 10 for item in items]
 
-    loop = asyncio.get_running_loop()
-    batcher: Batcher[int, int] = Batcher(flush, min_interval=0.2)
-    assert await batcher.submit(0) == 0  # nothing flushed lately: at the end of its tick
-    started = loop.time()
-    waiting = [asyncio.ensure_future(batcher.submit(i)) for i in (1, 2)]
-    await asyncio.sleep(0.05)
-    assert batches == [[0]] and not any(w.done() for w in waiting)
-    waiting.append(asyncio.ensure_future(batcher.submit(3)))
-    assert await asyncio.gather(*waiting) == [1, 2, 3]
-    assert batches == [[0], [1, 2, 3]] and loop.time() - started >= 0.19
-    await asyncio.sleep(0.25)  # a quiet spell longer than the interval: no wait
-    quiet = loop.time()
-    assert await batcher.submit(4) == 4 and loop.time() - quiet < 0.1
+    resumed: list[int] = []
+
+    async def send(item: int) -> None:
+        resumed.append(await batcher.submit(item))
+
+    batcher: Batcher[int, int] = Batcher(flush, max_in_flight=2)
+    first = asyncio.ensure_future(send(1))
+    await asyncio.sleep(0.01)  # the first flush runs and waits
+    later = [asyncio.ensure_future(send(i)) for i in (2, 3)]
+    await asyncio.sleep(0.01)  # the second flush ran and finished, but its outcomes wait for the first's
+    assert running == [[1]] and resumed == [] and not any(task.done() for task in later)
+    release_first.set()
+    await asyncio.gather(first, *later)
+    assert resumed == [10, 20, 30] and most == 2 and batcher.flushes == 2
 
 
-async def test_batcher_with_min_interval_sends_a_full_batch_and_a_closing_one_at_once() -> None:
-    batches: list[list[int]] = []
+async def test_batcher_runs_no_more_than_max_in_flight_and_a_failed_flush_fails_only_its_own_items() -> None:
+    gates = {1: asyncio.Event(), 2: asyncio.Event()}
+    started: list[list[int]] = []
 
     async def flush(items: list[int]) -> list[int | BaseException]:
-        batches.append(items)
+        started.append(items)
+        if items[0] in gates:
+            await gates[items[0]].wait()
+        if items[0] == 1:
+            raise ConnectionError("store down")
         return list(items)
 
-    loop = asyncio.get_running_loop()
-    batcher: Batcher[int, int] = Batcher(flush, max_size=3, min_interval=10.0)
-    await batcher.submit(0)
-    started = loop.time()
-    assert await asyncio.gather(*(batcher.submit(i) for i in (1, 2, 3))) == [1, 2, 3]
-    lone = asyncio.ensure_future(batcher.submit(4))
-    await asyncio.sleep(0)
-    await batcher.aclose()
-    assert await lone == 4 and loop.time() - started < 1.0
-    assert batches == [[0], [1, 2, 3], [4]]
+    batcher: Batcher[int, int] = Batcher(flush, max_in_flight=2)
+    one = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0.01)
+    two = asyncio.ensure_future(batcher.submit(2))
+    await asyncio.sleep(0.01)
+    rest = [asyncio.ensure_future(batcher.submit(i)) for i in (3, 4)]
+    await asyncio.sleep(0.01)
+    assert started == [[1], [2]]  # two in flight: 3 and 4 wait, together
+    gates[2].set()
+    await asyncio.sleep(0.01)
+    assert started == [[1], [2], [3, 4]] and not two.done()  # 2 is written, but 1 comes first
+    gates[1].set()
+    results = await asyncio.gather(one, two, *rest, return_exceptions=True)
+    assert isinstance(results[0], ConnectionError) and results[1:] == [2, 3, 4]
 
 
 @pytest.fixture
@@ -106,7 +123,7 @@ async def collection() -> AsyncIterator[Any]:
 
 
 async def test_insert_once_stores_new_keys_and_returns_the_stored_document_for_taken_ones(collection: Any) -> None:
-    inserter = InsertOnce(collection, ("group", "key"), min_interval=0.05)
+    inserter = InsertOnce(collection, ("group", "key"), max_in_flight=2)
     (old, created) = await inserter.insert({"_id": ObjectId(), "group": "g", "key": "taken", "n": 0})
     assert created
     docs = [{"_id": ObjectId(), "group": "g", "key": key, "n": n} for n, key in enumerate(["a", "taken", "b", "a"], 1)]

@@ -213,6 +213,42 @@ async def test_concurrent_sends_use_one_insert_many(
     assert len(set(offsets)) == 25
 
 
+async def test_sends_whose_inserts_finish_out_of_order_are_published_and_answered_in_the_order_sent(
+    db: Any, publisher: FakePublisher, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = ChatService(db, publisher, clock=clock, inserts_in_flight=3)
+    await service.ensure_indexes()
+    collection = service._messages
+    real, first_may_finish, inserts = collection.insert_many, asyncio.Event(), []
+
+    async def first_insert_is_slow(documents: list[dict[str, Any]], **kwargs: Any) -> Any:
+        inserts.append(len(documents))
+        result = await real(documents, **kwargs)
+        if len(inserts) == 1:
+            await first_may_finish.wait()
+        return result
+
+    monkeypatch.setattr(collection, "insert_many", first_insert_is_slow)
+    conv, replies = conversation(), []
+
+    async def send_in_turn(text: str) -> None:
+        replies.append((text, await send(service, conv, text)))
+
+    sends = []
+    for i in range(3):  # three inserts in flight: each send in its own loop tick
+        sends.append(asyncio.ensure_future(send_in_turn(f"m{i}")))
+        await wait_for(lambda: len(inserts) == len(sends))
+    sends.append(asyncio.ensure_future(send_in_turn("m3")))
+    await asyncio.sleep(0.05)
+    assert replies == [] and publisher.events() == []  # m1, m2 and m3 are stored but wait for m0
+    first_may_finish.set()
+    await asyncio.gather(*sends)
+    assert [text for text, _ in replies] == ["m0", "m1", "m2", "m3"] and inserts == [1, 1, 1, 1]
+    assert [frame["data"]["message"] for frame in publisher.events()] == ["m0", "m1", "m2", "m3"]
+    assert [reply["offset"] for _, reply in replies] == [frame["offset"] for frame in publisher.events()]
+    await service.aclose()
+
+
 async def wait_for(condition: Any, timeout: float = 10.0) -> None:
     """Waits until `condition()` is true (checked every 10 ms), failing after `timeout` seconds."""
     async with asyncio.timeout(timeout):
