@@ -38,9 +38,3 @@ def tune() -> tuple[int, int, int]:
     gc.freeze()
     gc.set_threshold(GEN0_THRESHOLD, *OLDER_THRESHOLDS)
     return previous
-
-
-def restore(thresholds: tuple[int, int, int]) -> None:
-    """Undo `tune`: the thresholds back, frozen objects scanned again."""
-    gc.set_threshold(*thresholds)
-    gc.unfreeze()

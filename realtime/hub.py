@@ -141,7 +141,8 @@ class Connection:
         how a slow reader is noticed; past `max_backlog_bytes` the socket closes with 4008.
         `write_batch`, when given, is the server's synchronous write of one or more messages with
         one transport write (False when it cannot write now): every write tries it before `send`,
-        a coroutine the fast path would otherwise have to create and drive."""
+        a coroutine the fast path would otherwise have to create and drive (`release` tries it
+        once for everything it held)."""
         self.id = conn_id
         self.codec = codec
         self.max_backlog_events = max_backlog_events
@@ -214,8 +215,15 @@ class Connection:
             except Exception as exc:
                 self._fail(exc)
                 return
+        # One by one, in order, and never through the batch writer again: it just refused, or a
+        # writer task owns the socket (they queue for it), or there is no batch writer.
         for message in held:
-            self.send_direct(message)
+            if self.dead or self.closing:
+                return
+            if self._writer is not None:
+                self._enqueue(message)
+            else:
+                self._send_now(message)
 
     def send_direct(self, message: AsgiMessage) -> None:
         """Writes one ASGI message (a reply, an event) in order with everything else; never blocks, never raises."""
@@ -239,6 +247,12 @@ class Connection:
             except Exception as exc:
                 self._fail(exc)
                 return
+        self._send_now(message)
+
+    def _send_now(self, message: AsgiMessage) -> None:
+        """`message` through the ASGI `send`: written at once, or the rest of it goes to a writer
+        task started here if the transport pushes back. Preconditions: not dead, not closing,
+        nothing held, no writer task."""
         try:
             coro = self._send(message)
             pending = coro.send(None)

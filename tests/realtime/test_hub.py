@@ -304,14 +304,16 @@ async def test_only_the_codecs_the_topics_subscribers_read_are_encoded(hub: Hub,
 class BatchSocket(FakeSocket):
     """A socket whose server also writes synchronously, several messages per write (`write_frames`)."""
 
-    def __init__(self, name: str, *, can_write: bool = True) -> None:
+    def __init__(self, name: str, *, can_write: bool = True, gate: asyncio.Event | None = None) -> None:
         self.writes: list[list[AsgiMessage]] = []
+        self.refused: list[int] = []  # the size of every batch it could not write now
         self.can_write = can_write
-        super().__init__(name)
+        super().__init__(name, gate=gate)
         self.conn = Connection(name, JSON, self.send, self.close, write_batch=self.write_batch)
 
     def write_batch(self, messages: Any) -> bool:
         if not self.can_write:
+            self.refused.append(len(messages))
             return False
         self.writes.append(list(messages))
         self.sent.extend(messages)
@@ -372,6 +374,24 @@ async def test_held_messages_fall_back_to_the_asgi_send_in_order_when_the_server
     s.conn.send_direct(reply(2))
     s.conn.release()
     assert s.seqs() == [0, 1, 2] and s.writes == []
+    assert s.refused == [3]  # asked once for the three, not again for each
+
+
+async def test_held_messages_queue_behind_a_send_that_pushes_back_after_a_refused_batch(hub: Hub) -> None:
+    gate = asyncio.Event()
+    s = BatchSocket("s", can_write=False, gate=gate)
+    hub.subscribe("t", s.conn)
+    s.conn.hold_for(own(0))
+    hub.broadcast("t", frame(0))
+    hub.broadcast("t", frame(1))
+    s.conn.send_direct(reply(2))
+    s.conn.release()
+    # The first one stalled in `send`: a writer task has it, the other two wait in its backlog.
+    assert s.conn.writing and s.conn.backlog[0] == 2 and s.sent == []
+    assert s.refused == [3]
+    gate.set()
+    await s.conn.drain()
+    assert s.seqs() == [0, 1, 2] and s.writes == [] and s.refused == [3]
 
 
 async def test_without_a_batch_writer_held_messages_are_sent_one_by_one(hub: Hub) -> None:
