@@ -155,11 +155,12 @@ MONGO_WRITE_CONCERN = env_str("PMS_MONGO_WRITE_CONCERN", "1")
 # The serving process's garbage collector: start-up objects frozen, young collections every 50,000
 # allocations (pms/gcpolicy.py). 0 keeps CPython's defaults (scripts/test's own pytest process).
 GC_TUNE = env_bool("PMS_GC_TUNE", True)
-# How many chat `insert_many`s one process keeps in flight at once (realtime.batching): with one,
-# the store's per-command latency is paid in series (p99 94-112 ms at 2,500 msg/s); with three,
-# 25-28 ms, and 3,200 msg/s held (docs/benchmarks.md, "Chat: inserts in flight"). Replies and
-# events keep the order of the sends either way.
-MONGO_INSERTS_IN_FLIGHT = env_int("PMS_MONGO_INSERTS_IN_FLIGHT", 3)
+# How many chat `insert_many`s one process keeps in flight at once (realtime.batching). Replies
+# and events keep the order of the sends either way. 1, the default: against the stand-in (one
+# process, its inserts serialized under one lock and the GIL) 3 showed no gain in five
+# alternated runs (docs/benchmarks.md, "Chat: inserts in flight"); a mongod, which runs
+# commands in parallel, may take more.
+MONGO_INSERTS_IN_FLIGHT = env_int("PMS_MONGO_INSERTS_IN_FLIGHT", 1)
 if MONGO_INSERTS_IN_FLIGHT < 1:
     raise ImproperlyConfigured(f"PMS_MONGO_INSERTS_IN_FLIGHT must be 1 or more, got {MONGO_INSERTS_IN_FLIGHT}")
 

@@ -8,12 +8,12 @@ docs/benchmarks.md "Chat: the MongoDB stand-in's share"): ~400 µs of its CPU pe
 (its socket loop, a hop to a worker thread and back, a `sqlite_master` read) and ~210 µs per
 document (copies, JSON, one autocommitted SQLite INSERT through seven indexes).
 
-Several flushes in flight (`max_in_flight`): with one, the store's per-command latency (the
-stand-in's thread hops under the GIL, a real server's round trip and journal) is paid in
-series, and at 2,500 chat msg/s the machine sat 30 % idle while p99 reached 94-112 ms; with
-three, 25-28 ms, and 3,200 msg/s held at 66 ms (docs/benchmarks.md, "Chat: inserts in flight").
-Outcomes are still handed out in the order the flushes started, so what callers do next
-(publish, reply) keeps the order of their submits.
+Several flushes in flight (`max_in_flight`, 1 by default): a store that runs commands in
+parallel (a mongod) can then take the next batch while one is written. Against the stand-in,
+whose inserts run one at a time under its lock and the GIL (~0.55 of a core at most), three in
+flight showed no gain in five alternated runs at 2,000-2,800 msg/s (docs/benchmarks.md, "Chat:
+inserts in flight"). Outcomes are handed out in the order the flushes started either way, so
+what callers do next (publish, reply) keeps the order of their submits.
 """
 
 import asyncio

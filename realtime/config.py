@@ -22,7 +22,7 @@ class RealtimeSettings:
     mongo_retry_writes: bool = True
     mongo_write_concern: str = "1"
     # Chat `insert_many`s of one process in flight at once (realtime.batching.InsertOnce).
-    mongo_inserts_in_flight: int = 3
+    mongo_inserts_in_flight: int = 1
 
     # Connection
     auth_timeout_seconds: float = 10.0
