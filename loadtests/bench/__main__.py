@@ -28,7 +28,7 @@ from typing import Any
 
 import psutil
 
-from loadtests.bench import scale, scenarios
+from loadtests.bench import scale, scenarios, speed
 from loadtests.bench.pool import Pool
 from loadtests.bench.servers import ROOT, Stack, make_workdir
 
@@ -116,6 +116,7 @@ async def run(args: argparse.Namespace) -> Path:
             "workers": args.workers,
             "sizes": sizes.__dict__,
             "p99_limit_ms": scenarios.P99_LIMIT_MS,
+            "speed_ms": speed.probe(),
         },
         "runs": [],
     }
@@ -144,9 +145,10 @@ async def run(args: argparse.Namespace) -> Path:
                         continue  # one in-memory process: nothing to share across processes
                     if number in SCALE and kind != "ours":
                         continue
+                    speed_ms = speed.probe()  # the machine's speed now: runs are comparable only at like speeds
                     scenarios.say(
                         f"scenario {number} ({NAMES[number]}) on {kind}, run {repeat + 1}"
-                        f"  [{time.perf_counter() - t0:.0f} s]"
+                        f"  [{time.perf_counter() - t0:.0f} s, speed probe {speed_ms} ms]"
                     )
                     servers = [] if number in SCALE else [stack.start(kind) for _ in range(2 if number == 4 else 1)]
                     try:
@@ -173,7 +175,14 @@ async def run(args: argparse.Namespace) -> Path:
                         for server in servers:
                             stack.stop(server)
                     result["runs"].append(
-                        {"scenario": NAMES[number], "number": number, "server": kind, "repeat": repeat, **data}
+                        {
+                            "scenario": NAMES[number],
+                            "number": number,
+                            "server": kind,
+                            "repeat": repeat,
+                            "speed_ms": speed_ms,
+                            **data,
+                        }
                     )
                     out.write_text(json.dumps(result, indent=1))
     finally:
