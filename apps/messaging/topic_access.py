@@ -162,10 +162,11 @@ async def _decide_many(requests: list[Request]) -> list[bool]:
     """Decide from PostgreSQL and cache the decisions (unless a drop ran since the epoch was read)."""
     epoch = await current_epoch(*{keys.user_topic_access(uid) for uid, _ in requests})
     decisions = await sync_to_async(topic_allowed_many)(requests)
-    fills = [
-        (keys.user_topic_access(uid), "field", [topic.name, "1" if decision else "0"])
-        for (uid, topic), decision in zip(requests, decisions, strict=True)
-    ]
+    # One fill per user, all of its topics' fields at once (a socket asks for several together).
+    fields: dict[str, list[str]] = {}
+    for (uid, topic), decision in zip(requests, decisions, strict=True):
+        fields.setdefault(uid, []).extend((topic.name, "1" if decision else "0"))
+    fills = [(keys.user_topic_access(uid), "field", values) for uid, values in fields.items()]
     # Not cached if a membership change's drop ran meanwhile: a decision may predate it.
     await afill_many(fills, settings.PERMISSIONS_CACHE_TTL_SECONDS, epoch)
     return decisions

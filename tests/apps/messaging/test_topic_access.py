@@ -12,6 +12,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from apps.common.policy import Actor
+from apps.messaging import topic_access
 from apps.messaging.topic_access import CachedTopicAuthorizer, topic_allowed, topic_allowed_many
 from apps.properties.models import Property, PropertyManager
 from apps.properties.services import property_manager_add
@@ -232,7 +233,17 @@ def test_a_malformed_user_id_fails_only_its_own_decision(world: World) -> None:
     assert topic_allowed_many([bad, good]) == [False, True]
 
 
-def test_uncached_decisions_of_one_tick_are_made_and_cached_together(world: World, clean_redis: redis.Redis) -> None:
+def test_uncached_decisions_of_one_tick_are_made_and_cached_together(
+    world: World, clean_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filled: list[list[tuple[str, str, list[str]]]] = []
+    real_fill = topic_access.afill_many
+
+    async def spy(fills: list[tuple[str, str, list[str]]], *args: Any) -> None:
+        filled.append(fills)
+        await real_fill(fills, *args)
+
+    monkeypatch.setattr(topic_access, "afill_many", spy)
     authorizer = CachedTopicAuthorizer()
     asked = [(who, what) for who in ("tenant", "manager", "admin", "other_manager") for what in ("chat", "property")]
 
@@ -247,6 +258,8 @@ def test_uncached_decisions_of_one_tick_are_made_and_cached_together(world: Worl
         return results
 
     assert async_to_sync(burst)() == [what in ALLOWED[who] for who, what in asked]
+    # One cache write per user, with both of its topics.
+    assert [sorted(len(values) for _, _, values in fills) for fills in filled] == [[4, 4, 4, 4]]
     for who, what in asked:
         uid, topic = _request(world, who, what)
         assert clean_redis.hget(f"user:access:{uid}", topic.name) == ("1" if what in ALLOWED[who] else "0")
