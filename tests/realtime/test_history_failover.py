@@ -44,6 +44,17 @@ def start_redis(servers: list[RedisProcess], directory: Path, *extra: str) -> Re
     return started
 
 
+async def linked(replica: RedisProcess) -> None:
+    """Returns once the replica finished its first sync with its master (WAIT counts it from then)."""
+    client = replica.async_client()
+    try:
+        async with asyncio.timeout(30):
+            while (await client.info("replication")).get("master_link_status") != "up":
+                await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
 def epoch(offset: str) -> str:
     parsed = parse_offset(offset)
     assert parsed is not None
@@ -53,8 +64,11 @@ def epoch(offset: str) -> str:
 async def test_a_promoted_replica_ends_the_epochs_of_the_old_masters_life(
     servers: list[RedisProcess], tmp_path: Path
 ) -> None:
-    master = start_redis(servers, tmp_path / "master", *NO_PERSISTENCE)
+    # No wait before the first sync (Redis 7 waits 5 s for more replicas by default; the WAIT
+    # below once ran out first on a loaded machine).
+    master = start_redis(servers, tmp_path / "master", *NO_PERSISTENCE, "--repl-diskless-sync-delay", "0")
     replica = start_redis(servers, tmp_path / "replica", *NO_PERSISTENCE, "--replicaof", "127.0.0.1", str(master.port))
+    await linked(replica)
     busy, quiet = topics.chat_messages(str(uuid.uuid4())), topics.chat_messages(str(uuid.uuid4()))
     old = master.async_client()
     history = RedisHistory(old)
