@@ -227,29 +227,36 @@ async def aread_json_list(key: str, ttl: int, load: Callable[[], Awaitable[list[
     return fresh
 
 
-def queue_drop(pipe: Any, client: object, cache_keys: Iterable[str]) -> None:
+def queue_drop(pipe: Any, client: object, cache_keys: Iterable[str]) -> int:
     """Queue on `pipe` (a pipeline of `client`) a drop of `cache_keys`: the epochs guarding them
-    bumped first, then one DEL per key. One Redis bumps `cache:epoch` even with no keys.
+    bumped first, then the keys deleted (one DEL on one Redis, one per key on a cluster, whose
+    blocking pipeline takes no multi-key DEL). One Redis bumps `cache:epoch` even with no keys.
+    Returns how many epoch bumps were queued (their replies come before the deletes').
 
     Atomic in a MULTI on one Redis. On a cluster (no MULTI across slots) each slot's commands
     still run in this order on its master, which is what the guarantee needs: a fill that ran
     before the INCR is deleted by the DEL, one after it is refused.
     """
     cache_keys = list(cache_keys)
-    guards = sorted({epoch_key(client, key) for key in cache_keys})
-    for guard in guards if is_cluster(client) else [EPOCH_KEY]:
+    cluster = is_cluster(client)
+    guards = sorted({epoch_key(client, key) for key in cache_keys}) if cluster else [EPOCH_KEY]
+    for guard in guards:
         pipe.incr(guard)
-    for key in cache_keys:  # one DEL each: the blocking cluster pipeline takes no multi-key DEL
-        pipe.delete(key)
+    if cluster:
+        for key in cache_keys:
+            pipe.delete(key)
+    elif cache_keys:
+        pipe.delete(*cache_keys)
+    return len(guards)
 
 
 async def adrop(cache_keys: list[str]) -> int:
     """Delete `cache_keys` now and refuse fills racing the drop (async); returns how many existed. Raises RedisError."""
     client = get_redis()
     async with client.pipeline(transaction=not is_cluster(client)) as pipe:
-        queue_drop(pipe, client, cache_keys)
+        bumps = queue_drop(pipe, client, cache_keys)
         replies = await pipe.execute()
-    return sum(int(reply) for reply in replies[len(replies) - len(cache_keys) :])  # the DELs
+    return sum(int(reply) for reply in replies[bumps:])  # the DELs
 
 
 def _bump_every_slot(client: redis.cluster.RedisCluster) -> None:

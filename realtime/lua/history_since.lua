@@ -29,7 +29,8 @@ if older(last, from) then return {0} end
 -- `from` is missing iff the first entry after it links back to it. This refuses an offset older
 -- than what trimming or expiry left, one this epoch never gave out, and one a failover lost
 -- once the promoted master has appended past it (the first entry after it links to an older one).
-local next_entry = redis.call("XRANGE", stream, "(" .. from, "+", "COUNT", 1)[1]
+local entries = redis.call("XRANGE", stream, "(" .. from, "+")
+local next_entry = entries[1]
 if not next_entry then return {0} end  -- `last` is after `from`, yet no entry after `from` is held
 local linked = false
 local next_fields = next_entry[2]
@@ -39,7 +40,7 @@ end
 if not linked then return {0} end
 
 local out = {1}
-for _, entry in ipairs(redis.call("XRANGE", stream, "(" .. from, "+")) do
+for _, entry in ipairs(entries) do
   local fields = entry[2]
   for i = 1, #fields, 2 do
     if fields[i] == "f" then
