@@ -51,6 +51,12 @@ COUNTERS = (
         "broker.connection_errors",
     ),
     ("pms_broker_messages_total", "Messages received from Redis pub/sub.", "broker.messages"),
+    (
+        "pms_presence_opens_settled_total",
+        "Socket opens whose presence registration and announcement finished (written, or failed and logged).",
+        "presence.opens_settled",
+    ),
+    ("pms_presence_failures_total", "Presence writes or announcements that failed (one per batch).", "presence.failed"),
     ("pms_housekeeping_failures_total", "Failed rounds or jobs of periodic housekeeping.", "housekeeping.failed"),
 )
 

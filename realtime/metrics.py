@@ -11,7 +11,7 @@ from typing import NamedTuple
 # broker.reconnects, broker.connection_errors,
 # broker.callback_errors, broker.messages, sockets.opened, sockets.closed,
 # events.in.<family>, events.out.<family>, commands.<type>, commands.failed,
-# recovery.late_duplicates_skipped.
+# recovery.late_duplicates_skipped, presence.opens_settled, presence.failed.
 _counts: Counter[str] = Counter()
 
 

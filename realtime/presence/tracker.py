@@ -87,6 +87,7 @@ class PresenceTracker:
                 logger.warning("presence update failed for %d opening sockets", len(batch), exc_info=True)
             finally:
                 self._in_flight = []
+                metrics.incr("presence.opens_settled", len(batch))
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)

@@ -71,6 +71,13 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/"
 
+    def metric(self, name: str) -> int:
+        """One unlabelled sample of the process's own `/metrics` (a counter or a gauge)."""
+        with urllib.request.urlopen(f"{self.http_url}/metrics", timeout=WAIT) as response:  # noqa: S310
+            text = response.read().decode()
+        line = next(line for line in text.splitlines() if line.startswith(name + " "))
+        return int(float(line.split()[-1]))
+
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -23,11 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SENDS = 40
 
 
-def counter(server: ServerProcess, name: str) -> int:
-    with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=5) as response:  # noqa: S310
-        text = response.read().decode()
-    return int(float(next(line for line in text.splitlines() if line.startswith(name + " ")).split()[-1]))
-
 
 @pytest.fixture
 def pair(transactional_db: None) -> tuple[Any, Any, Any]:
@@ -46,7 +41,7 @@ async def test_each_send_gets_its_reply_and_own_event_once_in_order_batched_into
     other = await open_client(server, await alogin(server, manager.email))
     for client in (sender, other):
         await client.ok({"type": "subscribe", "topic": topic})
-    writes_before = counter(server, "pms_batched_writes_total")
+    writes_before = server.metric("pms_batched_writes_total")
 
     # Pipelined, as a phone catching up would send: every send on the wire before any reply is read.
     refs = [f"r{n}" for n in range(SENDS)]
@@ -74,4 +69,4 @@ async def test_each_send_gets_its_reply_and_own_event_once_in_order_batched_into
     await sender.assert_no_more_stored_events()
     # A batched write carries a reply and at least the event held for it. Under the run's own timing
     # an event can come after its reply (then both are written alone); all forty never did here.
-    assert counter(server, "pms_batched_writes_total") - writes_before >= 1
+    assert server.metric("pms_batched_writes_total") - writes_before >= 1

@@ -111,13 +111,6 @@ def read_until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, bool]
     return bytes(data), False
 
 
-def slow_closes(server: ServerProcess) -> int:
-    """The server's own count of sockets it closed with 4008 (`/metrics`)."""
-    with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=5) as response:  # noqa: S310
-        text = response.read().decode()
-    line = next(line for line in text.splitlines() if line.startswith("pms_slow_consumer_closes_total"))
-    return int(float(line.split()[-1]))
-
 
 @pytest.fixture
 def user(transactional_db: None) -> Any:
@@ -161,7 +154,7 @@ async def test_slow_reader_is_closed_4008_and_others_get_everything(
         # (autobahn) then waits out its close handshake and aborts the connection: if that RST
         # reaches this never-reading client first, the kernel discards the unread bytes, close
         # frame included; the server's own count says it closed the socket with 4008 either way.
-        assert await asyncio.to_thread(slow_closes, server) == 1
+        assert await asyncio.to_thread(server.metric, "pms_slow_consumer_closes_total") == 1
         assert close_code_of(stream) == 4008 or reset
         assert len(stream) < EVENTS * len(PAD)  # it did not get everything: it was cut off
     finally:

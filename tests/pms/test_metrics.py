@@ -23,6 +23,8 @@ EVERY_METRIC = {
     "pms_sockets_closed_total": "counter",
     "pms_slow_consumer_closes_total": "counter",
     "pms_broker_reconnects_total": "counter",
+    "pms_presence_opens_settled_total": "counter",
+    "pms_presence_failures_total": "counter",
     "pms_delivery_latency_seconds": "histogram",
 }
 
