@@ -695,7 +695,9 @@ def start_py_spy(server: Server, name: str) -> subprocess.Popen[bytes] | None:
     """With BENCH_PY_SPY=<folder>: sample the server with py-spy (raw stacks) until `stop_py_spy`.
 
     Summarize with `python -m loadtests.bench.profile --stacks <file>`. Sampling costs the
-    server some CPU: compare such runs only with each other.
+    server some CPU: compare such runs only with each other. BENCH_PY_SPY_GIL=1 samples only
+    the thread holding the GIL: where the interpreter's CPU goes across threads, without the
+    samples of a thread waiting for PostgreSQL or for the GIL itself.
     """
     folder = os.environ.get("BENCH_PY_SPY")
     if not folder:
@@ -704,6 +706,8 @@ def start_py_spy(server: Server, name: str) -> subprocess.Popen[bytes] | None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out = Path(folder) / f"{name}.txt"
     command = [spy, "record", "--pid", str(server.proc.pid), "--rate", "250", "--format", "raw"]
+    if os.environ.get("BENCH_PY_SPY_GIL"):
+        command.append("--gil")
     return subprocess.Popen([*command, "--nonblocking", "--output", str(out)], stdout=subprocess.DEVNULL)
 
 
