@@ -8,20 +8,18 @@ write (`LeanWebSocketsProtocol.write_frames`); the process counts such writes on
 """
 
 import json
-import urllib.request
 import uuid
 from typing import Any
 
 import pytest
 
 from realtime import topics
-from tests.e2e.conftest import ClientFactory, ServerFactory, ServerProcess, alogin
+from tests.e2e.conftest import ClientFactory, ServerFactory, alogin
 from tests.factories import make_conversation, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SENDS = 40
-
 
 
 @pytest.fixture

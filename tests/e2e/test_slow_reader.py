@@ -13,7 +13,6 @@ import os
 import socket
 import struct
 import time
-import urllib.request
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from django.conf import settings
 
 from realtime import topics
 from realtime.history import RedisHistory
-from tests.e2e.conftest import ClientFactory, ServerFactory, ServerProcess, alogin
+from tests.e2e.conftest import ClientFactory, ServerFactory, alogin
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,7 +108,6 @@ def read_until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, bool]
     except ConnectionResetError:
         return bytes(data), True
     return bytes(data), False
-
 
 
 @pytest.fixture
