@@ -34,7 +34,7 @@ UVICORN_OPTIONS = [
     "--loop",
     "uvloop",
     "--http",
-    "httptools",
+    "pms.httpprotocol:UpgradeFirstProtocol",
     "--lifespan",
     "off",
     "--ws-ping-interval",

@@ -21,7 +21,9 @@ deletes) and builds the 101 from it: a fifth of the server's CPU per connect und
 line as websockets' parser would accept it, `Connection: upgrade`, `Upgrade: websocket`, a
 16-byte key, version 13, no extension to negotiate) is split with `bytes` methods and answered
 with the same bytes upstream writes; any other request, and every refusal, takes upstream's path
-unchanged.
+unchanged. With `pms.httpprotocol.UpgradeFirstProtocol` as uvicorn's `--http` protocol, httptools'
+part is skipped too: a connection whose first bytes `parse_handshake` accepts comes straight here
+(`start_handshake`), already parsed.
 
 One behaviour differs: a text frame that is not UTF-8 closes the socket 1007 (RFC 6455) as
 upstream does, but is logged as one INFO line rather than an ERROR with a traceback: it is
@@ -55,6 +57,9 @@ _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 # so a hostile line costs linear time. Matched for the whole block at once.
 _HEADER = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+):[ \t]*+([\x09\x20-\x7e\x80-\xff]*+)\r\n")
 _HEADERS = re.compile(rb"(?:" + _HEADER.pattern + rb")*")
+# A request target as httptools takes it in a request line: visible ASCII only (a control
+# character, a space or a byte above 0x7e is a 400 there).
+_TARGET = re.compile(rb"[\x21-\x7e]+")
 # Headers websockets reads as one value (a second one is a 400), and those it refuses or weighs.
 _ONCE = frozenset({b"connection", b"upgrade", b"sec-websocket-key", b"sec-websocket-version", b"origin"})
 _NOT_LEAN = frozenset({b"content-length", b"transfer-encoding"})
@@ -199,7 +204,7 @@ def parse_handshake(data: bytes, *, deflate: bool) -> Handshake | None:
         return None
     method, _, remainder = request_line.partition(b" ")
     target, _, protocol = remainder.partition(b" ")
-    if method != b"GET" or protocol != b"HTTP/1.1" or not target.isascii():
+    if method != b"GET" or protocol != b"HTTP/1.1" or not _TARGET.fullmatch(target):
         return None
     block = rest[:-2]  # every header line, each ending in CRLF
     if len(block) > MAX_LINE_LENGTH or not _HEADERS.fullmatch(block):
@@ -212,8 +217,8 @@ def parse_handshake(data: bytes, *, deflate: bool) -> Handshake | None:
     subprotocols: list[str] = []
     for name, raw_value in lines:
         value = raw_value.rstrip(b" \t")
-        headers.append((name, value))
         lowered = name.lower()
+        headers.append((lowered, value))  # ASGI's names are lower-case (uvicorn's HTTP parser lowers them too)
         if lowered in _ONCE:
             if lowered in once:
                 return None
@@ -305,6 +310,12 @@ class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
         handshake = parse_handshake(data, deflate=bool(self.config.ws_per_message_deflate))
         if handshake is None:
             return False
+        self.start_handshake(handshake)
+        return True
+
+    def start_handshake(self, handshake: Handshake) -> None:
+        """Start the app on `handshake` (from `parse_handshake`, with this config's `deflate`), the
+        first thing this protocol receives: `pms.httpprotocol` hands over one it parsed itself."""
         self.handshake_initiated = True
         self.response = SwitchingProtocols(handshake.accept)  # type: ignore[assignment]
         self._early = []
@@ -328,7 +339,6 @@ class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
         task = self.loop.create_task(self.run_asgi())
         task.add_done_callback(self.on_task_complete)
         self.tasks.add(task)
-        return True
 
     def write_frames(self, messages: Sequence[dict[str, Any]]) -> bool:
         """Writes `websocket.send` messages as frames, in order, with one transport write.

@@ -343,7 +343,7 @@ def write(paths: list[Path]) -> Path:
             f"processes, {r['meta'].get('duration_s', '?')} s in all), started {r['meta']['started']}."
             for i, r in enumerate(results)
         ],
-        "- Every server is one process on 127.0.0.1; ours is uvicorn (`--ws pms.wsprotocol:LeanWebSocketsProtocol`, i.e. websockets-sansio with less per socket; uvloop, httptools) "
+        "- Every server is one process on 127.0.0.1; ours is uvicorn (`--ws pms.wsprotocol:LeanWebSocketsProtocol`, i.e. websockets-sansio with less per socket; uvloop; `--http pms.httpprotocol:UpgradeFirstProtocol`, httptools for all but plain handshakes) "
         "on the machine's PostgreSQL (throwaway database), the bench's own `redis-server` and the MongoDB "
         "stand-in (nx-27017); the peer is the Channels tutorial chat on daphne with channels-redis on the same "
         "Redis; bare is `loadtests/peers/bare_websockets.py`. The load generators share the same 2 cores, so "

@@ -46,7 +46,7 @@ def ours_options() -> list[str]:
         "--loop",
         "uvloop",
         "--http",
-        "httptools",
+        os.environ.get("BENCH_HTTP", "pms.httpprotocol:UpgradeFirstProtocol"),
         "--lifespan",
         "off",
         "--ws-ping-interval",

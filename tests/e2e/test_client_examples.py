@@ -22,6 +22,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
+from pms.server import UVICORN_OPTIONS
 from tests.conftest import TEST_MONGO_DATABASE
 from tests.factories import DEFAULT_PASSWORD, make_conversation, make_user
 
@@ -86,20 +87,7 @@ def server(transactional_db: Any, settings: Any) -> Iterator[str]:
         "127.0.0.1",
         "--port",
         str(port),
-        "--ws",
-        "pms.wsprotocol:LeanWebSocketsProtocol",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--lifespan",
-        "off",
-        "--ws-ping-interval",
-        "25",
-        "--ws-ping-timeout",
-        "60",
-        "--ws-max-size",
-        "1048576",
+        *UVICORN_OPTIONS,  # the production flags (pms/server.py)
     ]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
