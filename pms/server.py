@@ -15,6 +15,14 @@ socket of its own (pms/launch.py says why not uvicorn's own `--workers`).
 
 It reads the two variables itself (not Django's settings: nothing else needs to be set up to
 start the server); apps/common/http.py `client_ip` follows the same switch.
+
+- Per-message deflate (RFC 7692) is declined unless PMS_WS_DEFLATE is on. Browsers offer it and
+  uvicorn accepts by default; then every frame to such a socket is compressed for that socket
+  alone (a fanned-out event once per socket, not once per codec), ~9 µs of zlib per 460-byte chat
+  event here, and its zlib state holds ~35 KiB per socket (an idle socket is ~14 KiB without).
+  Our events are small and our mobile and server clients offer none; the saving is bandwidth
+  (460 -> ~90 bytes), which an operator on slow links can choose (docs/benchmarks.md, "Issue 14,
+  fifth round").
 """
 
 import argparse
@@ -46,6 +54,12 @@ UVICORN_OPTIONS = [
 ]
 
 
+def ws_options(environ: Mapping[str, str]) -> list[str]:
+    """uvicorn's per-message deflate flag for PMS_WS_DEFLATE (off unless set)."""
+    deflate = environ.get("PMS_WS_DEFLATE", "").strip().lower() in TRUE
+    return ["--ws-per-message-deflate", "true" if deflate else "false"]
+
+
 def proxy_options(environ: Mapping[str, str]) -> list[str]:
     """uvicorn's proxy-header flags for PMS_TRUST_X_FORWARDED_FOR / PMS_FORWARDED_ALLOW_IPS."""
     trusted = environ.get("PMS_TRUST_X_FORWARDED_FOR", "").strip().lower() in TRUE
@@ -61,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    options = ["pms.asgi:application", *UVICORN_OPTIONS, *proxy_options(os.environ)]
+    options = ["pms.asgi:application", *UVICORN_OPTIONS, *ws_options(os.environ), *proxy_options(os.environ)]
     # One worker: uvicorn is exec'd and becomes this process (signals, exit code and pid are its own).
     return launch.run(args.host, args.port, args.workers, options)
 

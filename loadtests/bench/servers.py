@@ -55,6 +55,8 @@ def ours_options() -> list[str]:
         "60",
         "--ws-max-size",
         "1048576",
+        "--ws-per-message-deflate",
+        "false",
         "--log-level",
         "warning",
         "--backlog",

@@ -30,7 +30,7 @@ from django.db import connection
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from pms.server import UVICORN_OPTIONS
+from pms.server import UVICORN_OPTIONS, ws_options
 from tests.conftest import TEST_MONGO_DATABASE
 from tests.factories import DEFAULT_PASSWORD
 
@@ -45,7 +45,7 @@ HOUSEKEEPING_SECONDS = 0.5
 EPHEMERAL_EVENTS = frozenset({"presence", "chat.typing"})
 
 # The production command line (pms/devstack.py `serve`, Dockerfile): same flags, free port.
-UVICORN_ARGS = UVICORN_OPTIONS  # the production flags (pms/server.py)
+UVICORN_ARGS = [*UVICORN_OPTIONS, *ws_options({})]  # the production flags (pms/server.py), defaults
 
 
 def free_port() -> int:
@@ -331,3 +331,36 @@ def kill(server: ServerProcess) -> None:
     """SIGKILL: the process dies with no chance to clean up (its presence must expire)."""
     server.signal(signal.SIGKILL)
     server.process.wait(STOP_TIMEOUT)
+
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_production_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[StartServer]:
+    """`start_production_server(**env)`: `python -m pms.server` (the production command line, one
+    worker) with `env` added, healthy on return; stopped and its log printed at teardown."""
+    started: list[ServerProcess] = []
+
+    def start(**env: str) -> ServerProcess:
+        port = free_port()
+        log_path = tmp_path / f"pms-server-{port}.log"
+        command = [sys.executable, "-m", "pms.server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port)]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(  # noqa: S603
+                command,
+                cwd=ROOT,
+                env={**server_env, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        server = ServerProcess(f"pms.server:{port}", port, process, log_path)
+        started.append(server)
+        _wait_healthy(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+        print(f"----- {server.name} (exit {server.process.returncode}) -----\n{server.logs()}")

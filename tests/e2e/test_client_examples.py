@@ -22,7 +22,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from pms.server import UVICORN_OPTIONS
+from pms.server import UVICORN_OPTIONS, ws_options
 from tests.conftest import TEST_MONGO_DATABASE
 from tests.factories import DEFAULT_PASSWORD, make_conversation, make_user
 
@@ -88,6 +88,7 @@ def server(transactional_db: Any, settings: Any) -> Iterator[str]:
         "--port",
         str(port),
         *UVICORN_OPTIONS,  # the production flags (pms/server.py)
+        *ws_options({}),
     ]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

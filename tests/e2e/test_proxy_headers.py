@@ -4,50 +4,14 @@ start it): uvicorn on its own trusts proxy headers from 127.0.0.1, so a spoofed 
 client pick a new address for every attempt and dodge the per-address login limit."""
 
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
 
 from pms.server import proxy_options
-from tests.e2e.conftest import ROOT, WAIT, ServerProcess, _wait_healthy, free_port
+from tests.e2e.conftest import WAIT, ServerProcess, StartServer
 from tests.factories import make_user
 
 LOGIN_LIMIT = 5  # the protocol's default: 5 failures per address per 10 minutes
-
-StartServer = Callable[..., ServerProcess]
-
-
-@pytest.fixture
-def start_production_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[StartServer]:
-    started: list[ServerProcess] = []
-
-    def start(**env: str) -> ServerProcess:
-        port = free_port()
-        log_path = tmp_path / f"pms-server-{port}.log"
-        command = [sys.executable, "-m", "pms.server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port)]
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(  # noqa: S603
-                command,
-                cwd=ROOT,
-                env={**server_env, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        server = ServerProcess(f"pms.server:{port}", port, process, log_path)
-        started.append(server)
-        _wait_healthy(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-        print(f"----- {server.name} (exit {server.process.returncode}) -----\n{server.logs()}")
 
 
 def failed_login(server: ServerProcess, email: str, forwarded_for: str) -> int:
