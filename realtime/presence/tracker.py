@@ -82,6 +82,11 @@ class PresenceTracker:
                     for session in sessions:
                         if WORKER_ROLE in session.identity.roles:
                             await self.workers.join(session.identity.user_id)
+            except RedisError as exc:
+                # Redis down, stalled or restarting: an expected fault, one line per batch (no
+                # traceback), as for heartbeats and closes; the heartbeat registers them again.
+                metrics.incr("presence.failed")
+                logger.warning("presence update failed for %d opening sockets (%r)", len(batch), exc)
             except Exception:
                 metrics.incr("presence.failed")
                 logger.warning("presence update failed for %d opening sockets", len(batch), exc_info=True)
@@ -125,6 +130,9 @@ class PresenceTracker:
                     await self._announce_many(
                         sorted({s.identity.user_id for s, flag in zip(chunk, changed, strict=True) if flag})
                     )
+                except RedisError as exc:
+                    metrics.incr("presence.failed")
+                    logger.warning("presence refresh failed for %d active sockets (%r)", len(chunk), exc)
                 except Exception:
                     metrics.incr("presence.failed")
                     logger.warning("presence refresh failed for %d active sockets", len(chunk), exc_info=True)

@@ -10,6 +10,7 @@ from typing import Any
 import msgpack
 import pytest
 import redis.asyncio as aredis
+import redis.exceptions as redis_exceptions
 from django.conf import settings
 
 from realtime import topics
@@ -248,3 +249,48 @@ async def test_a_socket_closed_before_its_activity_refresh_is_not_registered_aga
     await asyncio.wait_for(tracker.activity_flushed(), 5)
     assert store.touch_batches == []
     assert (await store.query([phone.identity.user_id]))[phone.identity.user_id]["status"] == OFFLINE
+
+
+class FailingPresence(CountingPresence):
+    """Its store calls fail with `error` (a Redis timeout, or a bug)."""
+
+    def __init__(self, *args: Any, error: Exception, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.error = error
+
+    async def connect_many(self, sockets: list[tuple[str, str]]) -> list[bool]:
+        raise self.error
+
+    async def touch_many(self, sockets: list[tuple[str, str, bool]]) -> list[bool]:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "traceback"),
+    [(redis_exceptions.TimeoutError("no reply within 5.0 s"), False), (RuntimeError("a bug"), True)],
+    ids=["redis-fault", "bug"],
+)
+async def test_a_failed_open_or_refresh_is_one_line_per_batch_with_a_traceback_only_for_a_bug(
+    redis_client: aredis.Redis,
+    clock: DrivenClock,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+    traceback: bool,
+) -> None:
+    store = FailingPresence(
+        redis_client, PresenceSettings(ttl_seconds=600, away_after_seconds=300), clock=clock, error=error
+    )
+    tracker = PresenceTracker(store, history=RedisHistory(redis_client), directory=CountingDirectory())  # type: ignore[arg-type]
+    sessions = [session(str(uuid.uuid4())) for _ in range(3)]
+    with caplog.at_level("WARNING", logger=tracker_module.logger.name):
+        await asyncio.gather(*(tracker.open_later(s) for s in sessions))  # done even though it failed
+        tracker._last_activity.clear()  # refresh them now, not after the rate limit
+        for s in sessions:
+            await tracker.active(s)
+        await tracker.activity_flushed()
+    lines = [r for r in caplog.records if r.name == tracker_module.logger.name]
+    assert [r.getMessage().split(" (")[0] for r in lines] == [
+        "presence update failed for 3 opening sockets",
+        "presence refresh failed for 3 active sockets",
+    ]
+    assert all((r.exc_info is not None) is traceback for r in lines)
