@@ -252,6 +252,9 @@ class PresenceTracker:
                 for session, flag in zip(sessions, gone, strict=True):
                     if flag and WORKER_ROLE in session.identity.roles:
                         await self.workers.leave(session.identity.user_id)
+        except RedisError as exc:
+            metrics.incr("presence.failed")
+            logger.warning("telling %d users' conversations they went offline failed (%r)", len(offline), exc)
         except Exception:
             metrics.incr("presence.failed")
             logger.warning("telling %d users' conversations they went offline failed", len(offline), exc_info=True)

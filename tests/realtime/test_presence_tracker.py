@@ -294,3 +294,43 @@ async def test_a_failed_open_or_refresh_is_one_line_per_batch_with_a_traceback_o
         "presence refresh failed for 3 active sockets",
     ]
     assert all((r.exc_info is not None) is traceback for r in lines)
+
+
+class QueryFailingPresence(CountingPresence):
+    """Registers and unregisters; reading statuses for an announcement fails with `error`."""
+
+    def __init__(self, *args: Any, error: Exception, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.error = error
+
+    async def query(self, user_ids: list[str]) -> dict[str, Any]:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "traceback"),
+    [(redis_exceptions.ConnectionError("Connection reset by peer"), False), (RuntimeError("a bug"), True)],
+    ids=["redis-fault", "bug"],
+)
+async def test_a_failed_announcement_after_opens_or_closes_is_one_line_with_a_traceback_only_for_a_bug(
+    redis_client: aredis.Redis,
+    clock: DrivenClock,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+    traceback: bool,
+) -> None:
+    store = QueryFailingPresence(
+        redis_client, PresenceSettings(ttl_seconds=600, away_after_seconds=300), clock=clock, error=error
+    )
+    tracker = PresenceTracker(store, history=RedisHistory(redis_client), directory=CountingDirectory())  # type: ignore[arg-type]
+    sessions = [session(str(uuid.uuid4())) for _ in range(2)]
+    with caplog.at_level("WARNING", logger=tracker_module.logger.name):
+        await asyncio.gather(*(tracker.open_later(s) for s in sessions))
+        await asyncio.gather(*(tracker.closed(s) for s in sessions))
+    lines = [r for r in caplog.records if r.name == tracker_module.logger.name]
+    assert [r.getMessage().split(" (")[0] for r in lines] == [
+        "presence update failed for 2 opening sockets",
+        "telling 2 users' conversations they went offline failed",
+    ]
+    assert all((r.exc_info is not None) is traceback for r in lines)
+    assert store.disconnect_batches == [2]  # the registrations themselves were written
