@@ -37,7 +37,7 @@ def actors_current(*, user_ids: "list[Any]") -> dict[str, Actor]:
         except ValueError:
             continue  # not a user id: not a user (one bad id must not fail the others' decisions)
     rows = (
-        User.objects.filter(pk__in=valid, is_active=True)
+        User.objects.filter(pk__any=valid, is_active=True)  # one array parameter (apps/common/lookups.py)
         .annotate(role_names=ArrayAgg("roles__role_name", filter=Q(roles__isnull=False), default=Value([])))
         .values_list("pk", "user_type", "role_names")
     )

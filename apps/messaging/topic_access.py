@@ -111,11 +111,11 @@ def topic_allowed_many(requests: list[Request]) -> list[bool]:
     own = [(uid, cid) for _, uid, cid, sees_all in chats if not sees_all]
     existing: set[str] = set()
     if every:
-        existing = {str(pk) for pk in Conversation.objects.filter(pk__in=every).values_list("pk", flat=True)}
+        existing = {str(pk) for pk in Conversation.objects.filter(pk__any=every).values_list("pk", flat=True)}
     joined: set[tuple[str, str]] = set()
     if own:
         rows = ConversationParticipant.objects.filter(
-            user_id__in={uid for uid, _ in own}, conversation_id__in={cid for _, cid in own}
+            user_id__any={uid for uid, _ in own}, conversation_id__any={cid for _, cid in own}
         ).values_list("user_id", "conversation_id")
         joined = {(str(uid), str(cid)) for uid, cid in rows}
     for index, uid, cid, sees_all in chats:
