@@ -26,7 +26,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 REDIS_SERVER = "redis-server"
@@ -58,8 +57,20 @@ def _wait(check: Callable[[], bool], what: str, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def _answers(node: Node) -> bool:
-    return node.cli("PING").strip() == "PONG"
+MAX_PORT_TRIES = 20
+
+
+def _owned(node: Node, timeout: float) -> bool:
+    """Until the server on the node's port answers: True when it is the node's own process."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not node.alive:
+            return False  # it could not bind: the port was taken meanwhile
+        process_id = node.info("server").get("process_id", "").strip()
+        if process_id:
+            return int(process_id) == node.process.pid
+        time.sleep(0.05)
+    return False
 
 
 @dataclass
@@ -117,9 +128,7 @@ class LocalCluster:
         atexit.register(self.stop)  # redis-server outlives its parent: never leave nodes behind
         try:
             for _ in range(self.masters * (1 + self.replicas)):
-                self.nodes.append(self._spawn(_free_port()))
-            for node in self.nodes:
-                _wait(partial(_answers, node), f"redis node {node.address}", timeout)
+                self.nodes.append(self._start_node(timeout))
             subprocess.run(
                 [
                     REDIS_CLI,
@@ -146,6 +155,21 @@ class LocalCluster:
         index = self.nodes.index(node)
         self.nodes[index] = self._spawn(node.port)
         self.wait_ok(timeout)
+
+    def _start_node(self, timeout: float) -> Node:
+        """A node on a free port that is really its own. Two clusters starting at once (one per
+        pytest-xdist worker) can pick the same free port: the second redis-server cannot bind and
+        exits, and the first one answers its PINGs, so both clusters took it for theirs (the two
+        workers' suites then wrote into one another's cluster; CI saw it once). The node is kept
+        only when the server answering on its port is its own process; else a new port is tried."""
+        for _ in range(MAX_PORT_TRIES):
+            node = self._spawn(_free_port())
+            if _owned(node, timeout):
+                return node
+            if node.alive:
+                node.process.kill()
+            node.process.wait()
+        raise RuntimeError(f"no redis node could keep a free port in {MAX_PORT_TRIES} tries")
 
     def _spawn(self, port: int) -> Node:
         assert self.root is not None
