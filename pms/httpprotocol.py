@@ -79,9 +79,6 @@ class UpgradeFirstProtocol(asyncio.Protocol):
         transport.set_protocol(http)
         http.data_received(data)
 
-    def eof_received(self) -> bool | None:
-        return None  # nothing was asked: the transport closes itself
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
 

@@ -17,6 +17,17 @@ from realtime.workers import ActiveWorkers
 
 logger = logging.getLogger(__name__)
 
+
+def _failed(exc: Exception, message: str, count: int) -> None:
+    """Count a failed presence batch and log it once: a Redis fault (down, stalled, restarting) is
+    expected and gets one line without a traceback; anything else is a bug and keeps its traceback."""
+    metrics.incr("presence.failed")
+    if isinstance(exc, RedisError):
+        logger.warning(message + " (%r)", count, exc)
+    else:
+        logger.warning(message, count, exc_info=exc)
+
+
 WORKER_ROLE = "maintenance_staff"
 # A command refreshes `lastActive` at most this often per socket (not a Redis call per frame).
 ACTIVITY_REFRESH_SECONDS = 15.0
@@ -82,14 +93,8 @@ class PresenceTracker:
                     for session in sessions:
                         if WORKER_ROLE in session.identity.roles:
                             await self.workers.join(session.identity.user_id)
-            except RedisError as exc:
-                # Redis down, stalled or restarting: an expected fault, one line per batch (no
-                # traceback), as for heartbeats and closes; the heartbeat registers them again.
-                metrics.incr("presence.failed")
-                logger.warning("presence update failed for %d opening sockets (%r)", len(batch), exc)
-            except Exception:
-                metrics.incr("presence.failed")
-                logger.warning("presence update failed for %d opening sockets", len(batch), exc_info=True)
+            except Exception as exc:  # the heartbeat registers them again
+                _failed(exc, "presence update failed for %d opening sockets", len(batch))
             finally:
                 self._in_flight = []
                 metrics.incr("presence.opens_settled", len(batch))
@@ -130,12 +135,8 @@ class PresenceTracker:
                     await self._announce_many(
                         sorted({s.identity.user_id for s, flag in zip(chunk, changed, strict=True) if flag})
                     )
-                except RedisError as exc:
-                    metrics.incr("presence.failed")
-                    logger.warning("presence refresh failed for %d active sockets (%r)", len(chunk), exc)
-                except Exception:
-                    metrics.incr("presence.failed")
-                    logger.warning("presence refresh failed for %d active sockets", len(chunk), exc_info=True)
+                except Exception as exc:
+                    _failed(exc, "presence refresh failed for %d active sockets", len(chunk))
 
     async def heartbeat(self, sessions: list[SocketSession]) -> None:
         """Keep every local socket registered; announce users who turned away. Sockets that close
@@ -163,14 +164,8 @@ class PresenceTracker:
                     for session in chunk:
                         if WORKER_ROLE in session.identity.roles:
                             await self.workers.heartbeat(session.identity.user_id)
-            except RedisError as exc:
-                # Redis down or restarting: an expected fault, one line per round (no traceback);
-                # the next round registers the sockets again.
-                metrics.incr("presence.failed")
-                logger.warning("presence heartbeat failed for %d sockets (%r)", len(chunk), exc)
-            except Exception:
-                metrics.incr("presence.failed")
-                logger.warning("presence heartbeat failed for %d sockets", len(chunk), exc_info=True)
+            except Exception as exc:  # the next round registers the sockets again
+                _failed(exc, "presence heartbeat failed for %d sockets", len(chunk))
         if self.workers is not None:
             try:
                 await self.workers.sweep()
@@ -252,12 +247,8 @@ class PresenceTracker:
                 for session, flag in zip(sessions, gone, strict=True):
                     if flag and WORKER_ROLE in session.identity.roles:
                         await self.workers.leave(session.identity.user_id)
-        except RedisError as exc:
-            metrics.incr("presence.failed")
-            logger.warning("telling %d users' conversations they went offline failed (%r)", len(offline), exc)
-        except Exception:
-            metrics.incr("presence.failed")
-            logger.warning("telling %d users' conversations they went offline failed", len(offline), exc_info=True)
+        except Exception as exc:
+            _failed(exc, "telling %d users' conversations they went offline failed", len(offline))
 
     async def _announce(self, user_id: str) -> None:
         await self._announce_many([user_id])
