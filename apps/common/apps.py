@@ -7,8 +7,3 @@ class CommonConfig(AppConfig):
     name = "apps.common"
     label = "common"
     verbose_name = "Shared plumbing"
-
-    def ready(self) -> None:
-        from apps.common import lookups
-
-        lookups.register()  # `field__any=[...]` for every field (apps/common/lookups.py)

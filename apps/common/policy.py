@@ -33,6 +33,7 @@ This module imports no models (its filters are built from field paths), so every
 and `apps/common` itself, can use it.
 """
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -237,7 +238,14 @@ def permissions_for(user_type: str, roles: tuple[str, ...] | list[str]) -> froze
 
 def scope_of(subject: Subject, permission: str) -> Scope:
     """The widest scope in which `subject` holds `permission` (its `_own` variant gives OWN)."""
-    granted = grants_of(subject.user_type, subject.roles)
+    return _scope(subject.user_type, tuple(subject.roles), permission)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scope(user_type: str, roles: tuple[str, ...], permission: str) -> Scope:
+    # A function of the grant tables alone, which never change while the process runs; a burst
+    # of socket decisions asks it two or three times per decision (0.9-1.9 -> 0.2 µs a call).
+    granted = grants_of(user_type, roles)
     own = Scope.OWN if permission + OWN_SUFFIX in granted else Scope.NONE
     return max(granted.get(permission, Scope.NONE), own)
 

@@ -15,6 +15,7 @@ from apps.accounts.selectors import actor_current
 from apps.common import policy
 from apps.common.cache import aread_json_many
 from apps.messaging.models import ConversationParticipant
+from apps.messaging.selectors import conversation_ids_of
 from apps.properties.models import Property
 from realtime import keys
 from realtime.topics import Viewer
@@ -59,11 +60,7 @@ def _participants(conversation_id: str) -> list[str]:
 
 @sync_to_async
 def _conversations_of(user_ids: list[str]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {user_id: [] for user_id in user_ids}
-    rows = ConversationParticipant.objects.filter(user_id__in=user_ids).values_list("user_id", "conversation_id")
-    for user_id, conversation_id in rows:
-        found[str(user_id)].append(str(conversation_id))
-    return found
+    return conversation_ids_of(user_ids=user_ids)
 
 
 def _properties_of(subject: policy.Subject) -> Any:

@@ -10,14 +10,17 @@ are not deleted. Read positions move with `chat.read` over the socket and
 """
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
 from bson import ObjectId
+from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from apps.accounts.services import Principal
 from apps.common import policy
+from apps.common.pgarrays import is_canonical_uuid, uuid_array
 from apps.common.visibility import not_found
 from apps.messaging.models import Conversation, ConversationParticipant
 from realtime import connections
@@ -27,6 +30,60 @@ from realtime.documents import CHAT_MESSAGES
 UNREAD_COUNT_CONCURRENCY = 8
 MAX_UNREAD_COUNTED = 999
 _NOT_TRUE = {"$nin": [True, 1]}  # the stand-in reads a $set boolean back as 1 (DESIGN.md)
+
+
+# The sockets' chat facts: one statement each per batch, no ORM, ids as one array literal
+# (apps/common/pgarrays.py): `topic_allowed_many`'s decisions and the presence directory's lists.
+_EXISTING = (
+    f"SELECT {Conversation._meta.pk.column}::text FROM {Conversation._meta.db_table}"
+    f" WHERE {Conversation._meta.pk.column} = ANY(%s::uuid[])"
+)
+_PARTICIPANT_USER = ConversationParticipant._meta.get_field("user").column
+_PARTICIPANT_CONVERSATION = ConversationParticipant._meta.get_field("conversation").column
+_PARTICIPATIONS = (
+    f"SELECT {_PARTICIPANT_USER}::text, {_PARTICIPANT_CONVERSATION}::text"
+    f" FROM {ConversationParticipant._meta.db_table}"
+    f" WHERE {_PARTICIPANT_USER} = ANY(%s::uuid[]) AND {_PARTICIPANT_CONVERSATION} = ANY(%s::uuid[])"
+)
+
+
+def conversations_existing(*, conversation_ids: Iterable[str]) -> set[str]:
+    """The ids among `conversation_ids` (canonical UUID strings) of conversations that exist."""
+    ids = sorted(set(conversation_ids))
+    if not ids:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(_EXISTING, [uuid_array(ids)])
+        return {pk for (pk,) in cursor.fetchall()}
+
+
+def participations(*, user_ids: Iterable[str], conversation_ids: Iterable[str]) -> set[tuple[str, str]]:
+    """(user, conversation) for each of the users taking part in each of the conversations
+    (canonical UUID strings both): one query for a whole batch of pairs."""
+    users, conversations = sorted(set(user_ids)), sorted(set(conversation_ids))
+    if not users or not conversations:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(_PARTICIPATIONS, [uuid_array(users), uuid_array(conversations)])
+        return {(user_id, conversation_id) for user_id, conversation_id in cursor.fetchall()}
+
+
+_MEMBERSHIPS = (
+    f"SELECT {_PARTICIPANT_USER}::text, {_PARTICIPANT_CONVERSATION}::text"
+    f" FROM {ConversationParticipant._meta.db_table} WHERE {_PARTICIPANT_USER} = ANY(%s::uuid[])"
+)
+
+
+def conversation_ids_of(*, user_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Each user's conversation ids, by the id as given (one that is not a canonical UUID has none)."""
+    found: dict[str, list[str]] = {user_id: [] for user_id in user_ids}
+    valid = [user_id for user_id in found if is_canonical_uuid(user_id)]
+    if valid:
+        with connection.cursor() as cursor:
+            cursor.execute(_MEMBERSHIPS, [uuid_array(valid)])
+            for user_id, conversation_id in cursor.fetchall():
+                found[user_id].append(conversation_id)
+    return found
 
 
 def conversation_list_for_user(*, user_id: str) -> QuerySet[Conversation]:

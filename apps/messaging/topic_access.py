@@ -31,6 +31,7 @@ from apps.common.cache import afill_many, current_epoch, drop_now
 from apps.common.policy import Subject
 from apps.leasing.models import Lease
 from apps.messaging.models import Conversation, ConversationParticipant
+from apps.messaging.selectors import conversations_existing, participations
 from apps.properties.models import Property, Unit
 from realtime import keys, topics
 from realtime.audit import Holding, Verdict
@@ -109,15 +110,8 @@ def topic_allowed_many(requests: list[Request]) -> list[bool]:
             decisions[index] = topic_allowed_for(actor, topic)
     every = {cid for _, _, cid, sees_all in chats if sees_all}
     own = [(uid, cid) for _, uid, cid, sees_all in chats if not sees_all]
-    existing: set[str] = set()
-    if every:
-        existing = {str(pk) for pk in Conversation.objects.filter(pk__any=every).values_list("pk", flat=True)}
-    joined: set[tuple[str, str]] = set()
-    if own:
-        rows = ConversationParticipant.objects.filter(
-            user_id__any={uid for uid, _ in own}, conversation_id__any={cid for _, cid in own}
-        ).values_list("user_id", "conversation_id")
-        joined = {(str(uid), str(cid)) for uid, cid in rows}
+    existing = conversations_existing(conversation_ids=every)
+    joined = participations(user_ids=[uid for uid, _ in own], conversation_ids=[cid for _, cid in own])
     for index, uid, cid, sees_all in chats:
         decisions[index] = cid in existing if sees_all else (uid, cid) in joined
     return decisions
