@@ -17,10 +17,11 @@ def test_the_literal_holds_canonical_ids_and_refuses_anything_else() -> None:
     ids = [str(uuid.uuid4()) for _ in range(3)]
     assert uuid_array(ids) == "{" + ",".join(ids) + "}"
     assert uuid_array([]) == "{}"
-    for bad in (ids[0].upper(), ids[0].replace("-", ""), f"{ids[0]},{ids[1]}", ids[0] + "}", "", uuid.UUID(ids[0])):
+    bad_ids: list[object] = [ids[0].upper(), ids[0].replace("-", ""), f"{ids[0]},{ids[1]}", ids[0] + "}", ""]
+    for bad in [*bad_ids, uuid.UUID(ids[0])]:
         assert not is_canonical_uuid(bad)
         with pytest.raises(ValueError):
-            uuid_array([ids[1], bad])
+            uuid_array([ids[1], bad])  # type: ignore[list-item]  # what a buggy caller might pass
 
 
 def test_canonical_uuids_drops_what_is_not_an_id() -> None:
@@ -50,12 +51,16 @@ def test_the_chat_facts_are_what_the_orm_reads() -> None:
         str(pk) for pk in Conversation.objects.values_list("pk", flat=True)
     }
     user_ids = [str(users[1].pk), str(users[3].pk), nobody]
-    assert participations(user_ids=user_ids, conversation_ids=[room_ids[0], room_ids[2]]) == {
-        (str(u), str(c))
-        for u, c in ConversationParticipant.objects.filter(
-            user_id__in=user_ids, conversation_id__in=[room_ids[0], room_ids[2]]
-        ).values_list("user_id", "conversation_id")
-    } == {(str(users[1].pk), room_ids[0]), (str(users[3].pk), room_ids[2])}
+    assert (
+        participations(user_ids=user_ids, conversation_ids=[room_ids[0], room_ids[2]])
+        == {
+            (str(u), str(c))
+            for u, c in ConversationParticipant.objects.filter(
+                user_id__in=user_ids, conversation_id__in=[room_ids[0], room_ids[2]]
+            ).values_list("user_id", "conversation_id")
+        }
+        == {(str(users[1].pk), room_ids[0]), (str(users[3].pk), room_ids[2])}
+    )
     assert participations(user_ids=[], conversation_ids=room_ids) == set()
     lists = conversation_ids_of(user_ids=[str(users[1].pk), nobody, "NOT-AN-ID"])
     assert {k: sorted(v) for k, v in lists.items()} == {
