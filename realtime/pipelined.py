@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import hiredis
 import redis.asyncio as aredis
+from redis._parsers import hiredis as hiredis_parser
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -74,39 +75,119 @@ async def round_trip(client: aredis.Redis, commands: list[tuple[Any, ...]], time
     if is_cluster(client):
         return await _cluster_round_trip(client, commands, timeout)
     packed = b"".join([hiredis.pack_command(command) for command in commands])
+    lane = _lane(client)
     try:
-        return await _round_trip(client, packed, commands, timeout)
+        return await _round_trip(lane, packed, commands, timeout)
     except RedisConnectionError:
-        # A pooled connection the server closed while idle: once more on a fresh one.
-        return await _round_trip(client, packed, commands, timeout)
+        # A connection the server closed while idle (a restart closes them all: the lane let
+        # its idle ones go with this one): once more on a fresh one.
+        return await _round_trip(lane, packed, commands, timeout)
 
 
-async def _round_trip(
-    client: aredis.Redis, packed: bytes, commands: list[tuple[Any, ...]], timeout: float
-) -> list[Any]:
-    pool = client.connection_pool
-    conn = await pool.get_connection()
+class _Lane:
+    """A few connections of one client's pool kept checked out between round trips.
+
+    redis-py's pool checkout and release cost more than the rest of a one-command round trip
+    (redis-py 8: a condition, a lock, a health read and observability records on each;
+    `python /tmp/mb/rt.py`-style loop of 5,000 HGETs, docs/benchmarks.md): round trips take
+    an idle connection from here instead and put it back, up to `IDLE` of them. A connection
+    comes back only after every reply of its batch was read; on any failure it is
+    disconnected and given back to the pool, and the idle ones go too (a Redis restart
+    closes them all). The pool still bounds the total: these count as in use there.
+    """
+
+    IDLE = 4
+
+    def __init__(self, client: aredis.Redis) -> None:
+        self.pool = client.connection_pool
+        self.idle: list[Any] = []
+
+    async def take(self) -> Any:
+        if self.idle:
+            return self.idle.pop()
+        return await self.pool.get_connection()
+
+    async def give_back(self, conn: Any) -> None:
+        if len(self.idle) < self.IDLE:
+            self.idle.append(conn)
+        else:
+            await self.pool.release(conn)
+
+    async def discard(self, conn: Any) -> None:
+        idle, self.idle = self.idle, []
+        for other in (conn, *idle):
+            await other.disconnect(nowait=True)
+            await self.pool.release(other)
+
+
+# What redis-py's hiredis reader answers while a reply is incomplete (hiredis's own default: False).
+_NOT_ENOUGH_DATA = getattr(hiredis_parser, "NOT_ENOUGH_DATA", False)
+
+_lanes: "weakref.WeakKeyDictionary[aredis.Redis, _Lane]" = weakref.WeakKeyDictionary()
+
+
+def _lane(client: aredis.Redis) -> _Lane:
+    lane = _lanes.get(client)
+    if lane is None or lane.pool is not client.connection_pool:
+        lane = _lanes[client] = _Lane(client)
+    return lane
+
+
+async def _round_trip(lane: _Lane, packed: bytes, commands: list[tuple[Any, ...]], timeout: float) -> list[Any]:
+    conn = await lane.take()
     try:
         async with asyncio.timeout(timeout):  # one timer for the batch, not one per reply
-            await conn.send_packed_command(packed, check_health=False)
-            replies: list[Any] = []
-            for command in commands:
-                try:
-                    reply = await conn.read_response(timeout=math.inf)
-                except ResponseError as exc:  # that command's own error; the stream stays in step
-                    reply = exc
-                if command[0] == "HGETALL" and isinstance(reply, list):
-                    reply = dict(zip(reply[::2], reply[1::2], strict=True))
-                replies.append(reply)
-            return replies
+            await _write_batch(conn, packed)
+            replies = await _read_replies(conn, commands)
     except TimeoutError as exc:  # asyncio's: callers handle Redis's errors
-        await conn.disconnect(nowait=True)
+        await lane.discard(conn)
         raise RedisTimeoutError(f"no reply within {timeout} s") from exc
+    except OSError as exc:  # the socket itself (reset, broken pipe): a Redis connection error to callers
+        await lane.discard(conn)
+        raise RedisConnectionError(f"Redis connection lost: {exc}") from exc
     except BaseException:
-        await conn.disconnect(nowait=True)  # replies may be left unread on it
+        await lane.discard(conn)  # replies may be left unread on it
         raise
-    finally:
-        await pool.release(conn)
+    await lane.give_back(conn)
+    return replies
+
+
+async def _write_batch(conn: Any, packed: bytes) -> None:
+    """The batch written to the connection's stream. redis-py's `send_packed_command` wraps
+    the write in `wait_for` (a task per call) for its socket timeout; the batch's own timer
+    already covers it here."""
+    writer = getattr(conn, "_writer", None)
+    if writer is None or writer.is_closing():  # not connected (or a redis-py without it): its own way
+        await conn.send_packed_command(packed, check_health=False)
+        return
+    writer.write(packed)
+    await writer.drain()
+
+
+async def _read_replies(conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """One reply per command. With redis-py's hiredis parser, straight from its reader (a reply
+    already buffered costs one `gets()`); otherwise through `read_response`, one call each."""
+    parser = getattr(conn, "_parser", None)
+    reader = getattr(parser, "_reader", None) if isinstance(parser, hiredis_parser._AsyncHiredisParser) else None
+    replies: list[Any] = []
+    for command in commands:
+        if reader is not None:
+            reply = reader.gets()
+            while reply is _NOT_ENOUGH_DATA:  # no whole reply buffered yet
+                await parser.read_from_socket()  # type: ignore[union-attr]  # raises on EOF
+                reply = reader.gets()
+            if isinstance(reply, RedisConnectionError):  # what redis-py raises rather than returns
+                raise reply
+        else:
+            try:
+                reply = await conn.read_response(timeout=math.inf)
+            except ResponseError as exc:
+                reply = exc
+        # An error reply (a ResponseError) stays in its command's place; the stream stays in step.
+        if command[0] == "HGETALL" and isinstance(reply, list):
+            reply = dict(zip(reply[::2], reply[1::2], strict=True))
+        replies.append(reply)
+    return replies
 
 
 async def _cluster_round_trip(client: aredis.Redis, commands: list[tuple[Any, ...]], timeout: float) -> list[Any]:

@@ -1,4 +1,5 @@
-"""Pipelined script calls on real Redis: loaded on NOSCRIPT, one reply or error per call, in order."""
+"""Pipelined calls on real Redis: scripts loaded on NOSCRIPT, one reply or error per call, in order;
+round trips keep a connection between batches and give it up on any failure."""
 
 import asyncio
 import uuid
@@ -8,8 +9,9 @@ import pytest
 import redis.asyncio as aredis
 from django.conf import settings
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from realtime.pipelined import LuaScript, TickPipeline, evalsha_many
+from realtime.pipelined import LuaScript, TickPipeline, evalsha_many, round_trip
 
 
 @pytest.fixture
@@ -74,3 +76,57 @@ async def test_a_tick_pipeline_loads_a_script_the_server_does_not_know(client: a
         assert await client.get(key) == "11"  # each ran exactly once
     finally:
         await client.delete(key)
+
+
+def _count_checkouts(client: aredis.Redis) -> list[int]:
+    """How many times the pool hands out a connection from now on (a list to read it back)."""
+    pool = client.connection_pool
+    original = pool.get_connection
+    count = [0]
+
+    async def counted() -> object:
+        count[0] += 1
+        return await original()
+
+    pool.get_connection = counted  # type: ignore[method-assign,assignment]
+    return count
+
+
+async def test_round_trips_keep_their_connection_instead_of_checking_one_out_each(client: aredis.Redis) -> None:
+    key = f"test:pipelined:{uuid.uuid4()}"
+    value = "v" * 1000
+    await client.set(key, value)
+    checkouts = _count_checkouts(client)
+    try:
+        for _ in range(20):
+            assert await round_trip(client, [("GET", key), ("STRLEN", key)]) == [value, 1000]
+        assert checkouts[0] == 1
+        # Replies over many socket reads (2,000 x 1 KB) come back whole and in order.
+        many = await round_trip(client, [("GET", key) if i % 2 else ("INCR", f"{key}:n") for i in range(2000)])
+        assert many[1::2] == [value] * 1000 and many[0::2] == list(range(1, 1001))
+        assert checkouts[0] == 1
+    finally:
+        await client.delete(key, f"{key}:n")
+
+
+async def test_a_connection_killed_while_kept_is_replaced_and_the_kept_ones_let_go(client: aredis.Redis) -> None:
+    checkouts = _count_checkouts(client)
+    (conn_id,) = await round_trip(client, [("CLIENT", "ID")])
+    assert checkouts[0] == 1
+    await aredis.Redis.from_url(settings.REDIS_URL).execute_command("CLIENT", "KILL", "ID", conn_id)
+    (new_id,) = await round_trip(client, [("CLIENT", "ID")])  # the dead one fails, a fresh one answers
+    assert new_id != conn_id and checkouts[0] == 2
+
+
+async def test_a_batch_that_times_out_gives_up_its_connection_and_its_late_reply(client: aredis.Redis) -> None:
+    key, empty = f"test:pipelined:{uuid.uuid4()}", f"test:pipelined:{uuid.uuid4()}"
+    await client.set(key, "here")
+    try:
+        with pytest.raises(RedisTimeoutError):
+            await round_trip(client, [("BLPOP", empty, 0)], timeout=0.1)  # blocks until a push
+        # The push answers that BLPOP at once, on its connection if it were still kept.
+        await client.lpush(empty, "late")
+        assert await round_trip(client, [("GET", key)]) == ["here"]  # not the late reply
+        assert await client.lrange(empty, 0, -1) == ["late"]  # nobody popped it: that connection was closed
+    finally:
+        await client.delete(key, empty)
