@@ -87,10 +87,11 @@ async def round_trip(client: aredis.Redis, commands: list[tuple[Any, ...]], time
 class _Lane:
     """A few connections of one client's pool kept checked out between round trips.
 
-    redis-py's pool checkout and release cost more than the rest of a one-command round trip
-    (redis-py 8: a condition, a lock, a health read and observability records on each;
-    `python /tmp/mb/rt.py`-style loop of 5,000 HGETs, docs/benchmarks.md): round trips take
-    an idle connection from here instead and put it back, up to `IDLE` of them. A connection
+    redis-py's pool checkout and release (redis-py 8: a condition, a lock, a health read and
+    observability records on each) and its `wait_for` around every write cost more than the
+    rest of a one-command round trip: with the direct write and read below, one HGET went
+    from ~120 to ~52 µs of CPU (`python -m loadtests.bench.micro`, three alternated runs).
+    Round trips take an idle connection from here instead and put it back, up to `IDLE` of them. A connection
     comes back only after every reply of its batch was read; on any failure it is
     disconnected and given back to the pool, and the idle ones go too (a Redis restart
     closes them all). The pool still bounds the total: these count as in use there.
@@ -249,6 +250,7 @@ class TickPipeline:
         self._client = client
         self._timeout = timeout
         self._coalescer: Coalescer[tuple[Any, ...], Any] = Coalescer(self._flush)
+        self._loading: dict[str, asyncio.Future[Any]] = {}  # script sha -> its SCRIPT LOAD in flight
 
     @property
     def flushes(self) -> int:
@@ -262,11 +264,19 @@ class TickPipeline:
         return self._coalescer.submit(args)
 
     async def evalsha(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        """One call of a script; loaded first if Redis does not know it (NOSCRIPT)."""
+        """One call of a script; loaded first if Redis does not know it (NOSCRIPT).
+
+        The calls that meet NOSCRIPT together (a burst's first batch after a Redis start or
+        SCRIPT FLUSH: ~500 in the bench's first connect phase) wait for one load, not one each.
+        """
         try:
             return await self._coalescer.submit(("EVALSHA", script.sha, len(keys), *keys, *args))
         except NoScriptError:
-            await self._client.script_load(script.script)
+            loading = self._loading.get(script.sha)
+            if loading is None:
+                loading = self._loading[script.sha] = asyncio.ensure_future(self._client.script_load(script.script))
+                loading.add_done_callback(lambda _: self._loading.pop(script.sha, None))
+            await asyncio.shield(loading)  # one caller cancelled does not cancel the others' load
             return await self._coalescer.submit(("EVALSHA", script.sha, len(keys), *keys, *args))
 
     async def _flush(self, commands: list[tuple[Any, ...]]) -> list[Any]:
