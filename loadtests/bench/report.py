@@ -221,8 +221,8 @@ def storm_table(results: list[dict[str, Any]]) -> list[str]:
 def connects_table(results: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| server | run | phase | clients | subscribes | opened | connects/s | connect p50 / p99 ms "
-        "| server µs CPU per connect | Redis µs CPU per connect |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| server µs CPU per connect | Redis µs CPU per connect | server CPU ÷ load generators' CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind in ("base", *KINDS):
         for r in _runs(results, "connects", kind):
@@ -230,7 +230,8 @@ def connects_table(results: list[dict[str, Any]]) -> list[str]:
                 lines.append(
                     f"| {kind} | {r['repeat'] + 1} | {p['phase']} | {p['clients']:,} | {p['subscribes']:,} | "
                     f"{p['opened']:,} | {_fmt(p['connect_rate'])} | {_fmt(p['connect_ms']['p50'])} / "
-                    f"{_fmt(p['connect_ms']['p99'])} | {p['server_us_per_connect']:,} | {p['redis_us_per_connect']:,} |"
+                    f"{_fmt(p['connect_ms']['p99'])} | {p['server_us_per_connect']:,} | {p['redis_us_per_connect']:,} | "
+                    f"{_fmt(p.get('server_per_loadgen_cpu'), 2)} |"
                 )
     return lines
 

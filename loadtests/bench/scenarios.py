@@ -776,10 +776,18 @@ async def connects(
             "cpu": cpu,
             "server_us_per_connect": round(cpu["server_cpu_s"] / max(1, opened["opened"]) * 1e6),
             "redis_us_per_connect": round(cpu["redis_cpu_s"] / max(1, opened["opened"]) * 1e6),
+            # The server's CPU per CPU second of the load generators in the same phase. Their
+            # work is the same whichever server they drive, and on this machine the speed of a
+            # CPU second changes from minute to minute (`speed_ms`): this ratio moves with the
+            # server's own cost, not with the machine's (docs/benchmarks.md, sixth round).
+            "server_per_loadgen_cpu": round(cpu["server_cpu_s"] / cpu["loadgen_cpu_s"], 2)
+            if cpu["loadgen_cpu_s"]
+            else None,
         }
         say(
             f"  connects {label} {phase}: {row['opened']}/{row['clients']} at {row['connect_rate']}/s, "
-            f"server {row['server_us_per_connect']} us CPU per connect, p99 {row['connect_ms']['p99']} ms"
+            f"server {row['server_us_per_connect']} us CPU per connect ({row['server_per_loadgen_cpu']} of the "
+            f"load generators' CPU), p99 {row['connect_ms']['p99']} ms"
         )
         phases.append(row)
         await pool.all("close")
