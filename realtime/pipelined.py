@@ -91,10 +91,10 @@ class _Lane:
     observability records on each) and its `wait_for` around every write cost more than the
     rest of a one-command round trip: with the direct write and read below, one HGET went
     from ~120 to ~52 µs of CPU (`python -m loadtests.bench.micro`, three alternated runs).
-    Round trips take an idle connection from here instead and put it back, up to `IDLE` of them. A connection
-    comes back only after every reply of its batch was read; on any failure it is
-    disconnected and given back to the pool, and the idle ones go too (a Redis restart
-    closes them all). The pool still bounds the total: these count as in use there.
+    Round trips take an idle connection from here instead and put it back, up to `IDLE` of
+    them. A connection comes back only after every reply of its batch was read; on any
+    failure it is disconnected and given back to the pool, and the idle ones go too (a Redis
+    restart closes them all). The pool still bounds the total: these count as in use there.
     """
 
     IDLE = 4

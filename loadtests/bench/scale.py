@@ -54,12 +54,12 @@ def haproxy_binary() -> str | None:
     return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
 
 
-def _cpu(process: psutil.Process) -> float:
+def _cpu(process: psutil.Process, *, system_only: bool = False) -> float:
     try:
         t = process.cpu_times()
     except psutil.NoSuchProcess:
         return 0.0
-    return float(t.user + t.system)
+    return float(t.system if system_only else t.user + t.system)
 
 
 class Group(Server):
@@ -81,6 +81,9 @@ class Group(Server):
 
     def cpu(self) -> float:
         return sum(_cpu(p) for p in self.members())
+
+    def cpu_system(self) -> float:
+        return sum(_cpu(p, system_only=True) for p in self.members())
 
     def rss(self) -> int:
         total = 0

@@ -246,6 +246,7 @@ class Meter:
         self.servers, self.stack, self.pool = servers, stack, pool
         self.t0 = time.perf_counter()
         self.c0 = sum(s.cpu() for s in servers)
+        self.k0 = sum(s.cpu_system() for s in servers)
         self.r0 = stack.redis_cpu()
         self.m0 = stack.mongo_cpu()
         self.w0 = pool.cpu()
@@ -255,6 +256,8 @@ class Meter:
         return {
             "wall_s": round(wall, 3),
             "server_cpu_s": round(sum(s.cpu() for s in self.servers) - self.c0, 3),
+            # Of which in the kernel (syscalls: every socket and Redis read and write).
+            "server_system_cpu_s": round(sum(s.cpu_system() for s in self.servers) - self.k0, 3),
             "redis_cpu_s": round(self.stack.redis_cpu() - self.r0, 3),
             "mongo_cpu_s": round(self.stack.mongo_cpu() - self.m0, 3),
             "loadgen_cpu_s": round(self.pool.cpu() - self.w0, 3),
@@ -787,7 +790,8 @@ async def connects(
         say(
             f"  connects {label} {phase}: {row['opened']}/{row['clients']} at {row['connect_rate']}/s, "
             f"server {row['server_us_per_connect']} us CPU per connect ({row['server_per_loadgen_cpu']} of the "
-            f"load generators' CPU), p99 {row['connect_ms']['p99']} ms"
+            f"load generators' CPU, {cpu['server_system_cpu_s'] / max(cpu['server_cpu_s'], 1e-9):.0%} in the kernel), "
+            f"p99 {row['connect_ms']['p99']} ms"
         )
         phases.append(row)
         await pool.all("close")

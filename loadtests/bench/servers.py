@@ -118,6 +118,10 @@ class Server:
         t = self.ps.cpu_times()
         return float(t.user + t.system)
 
+    def cpu_system(self) -> float:
+        """The kernel's part of `cpu()`: the process's syscalls (socket reads and writes, epoll)."""
+        return float(self.ps.cpu_times().system)
+
     def rss(self) -> int:
         return int(self.ps.memory_info().rss)
 
