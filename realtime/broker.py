@@ -48,6 +48,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from realtime import metrics
 from realtime.connections import DRIVER_INFO, ClusterAddress, async_cluster_client, cluster_url
+from realtime.pipelined import NOT_BUFFERED, buffered_reply
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,11 @@ class _Liveness:
     async def next_reply(self, conn: AbstractConnection) -> Any:
         """The next reply on `conn` (never None). Raises RedisConnectionError on a silent Redis."""
         while True:
-            response = await conn.read_response(timeout=self._pong_timeout if self._pinged else self._ping_interval)
+            # A reply already buffered (one socket read brings many in a burst) is taken without
+            # read_response's timer and wrappers; only waiting for one needs them.
+            response = buffered_reply(conn)
+            if response is NOT_BUFFERED:
+                response = await conn.read_response(timeout=self._pong_timeout if self._pinged else self._ping_interval)
             if response is not None:
                 return response
             if self._pinged:

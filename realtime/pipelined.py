@@ -16,7 +16,7 @@ import hiredis
 import redis.asyncio as aredis
 from redis._parsers import hiredis as hiredis_parser
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from realtime.coalesce import Coalescer
@@ -124,6 +124,9 @@ class _Lane:
 # What redis-py's hiredis reader answers while a reply is incomplete (hiredis's own default: False).
 _NOT_ENOUGH_DATA = getattr(hiredis_parser, "NOT_ENOUGH_DATA", False)
 
+# RESP3's out-of-band pushes as hiredis gives them (hiredis >= 3.2; None before: no such replies).
+_PUSH = getattr(hiredis, "PushNotification", None)
+
 _lanes: "weakref.WeakKeyDictionary[aredis.Redis, _Lane]" = weakref.WeakKeyDictionary()
 
 
@@ -165,6 +168,33 @@ async def _write_batch(conn: Any, packed: bytes) -> None:
     await writer.drain()
 
 
+NOT_BUFFERED = object()
+"""What `buffered_reply` answers when no whole reply is buffered yet."""
+
+
+def buffered_reply(conn: Any) -> Any:
+    """The connection's next reply if a whole one is already buffered in redis-py's hiredis reader,
+    else `NOT_BUFFERED`: no await, no timer. An error reply is raised, as `read_response` raises it.
+
+    For readers that take replies one by one as they come (the broker's pub/sub connection):
+    one socket read brings many, and redis-py's `read_response` sets up a timeout and its
+    wrappers for each even when it is already there. Any other parser: always `NOT_BUFFERED`
+    (the caller reads as before).
+    """
+    parser = getattr(conn, "_parser", None)
+    if not isinstance(parser, hiredis_parser._AsyncHiredisParser) or not getattr(parser, "_connected", False):
+        return NOT_BUFFERED
+    reader = getattr(parser, "_reader", None)
+    if reader is None:
+        return NOT_BUFFERED
+    reply = reader.gets()  # a RESP3 push comes as it is: on a pub/sub connection, that is the message
+    if reply is _NOT_ENOUGH_DATA:
+        return NOT_BUFFERED
+    if isinstance(reply, RedisError):  # an error reply, or the connection's own failure
+        raise reply
+    return reply
+
+
 async def _read_replies(conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     """One reply per command. With redis-py's hiredis parser, straight from its reader (a reply
     already buffered costs one `gets()`); otherwise through `read_response`, one call each."""
@@ -174,8 +204,10 @@ async def _read_replies(conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]
     for command in commands:
         if reader is not None:
             reply = reader.gets()
-            while reply is _NOT_ENOUGH_DATA:  # no whole reply buffered yet
-                await parser.read_from_socket()  # type: ignore[union-attr]  # raises on EOF
+            # No whole reply buffered yet, or a RESP3 out-of-band push (redis-py only logs them).
+            while reply is _NOT_ENOUGH_DATA or (_PUSH is not None and isinstance(reply, _PUSH)):
+                if reply is _NOT_ENOUGH_DATA:
+                    await parser.read_from_socket()  # type: ignore[union-attr]  # raises on EOF
                 reply = reader.gets()
             if isinstance(reply, RedisConnectionError):  # what redis-py raises rather than returns
                 raise reply

@@ -7,6 +7,8 @@
   release beside it, which the round trip no longer pays per batch.
 - `coalescer submit`: a call waiting on `realtime.coalesce.Coalescer` from twelve coroutine
   frames deep (what a socket command's `await` sits under), 1,000 at a time.
+- `pub/sub read`: the broker's reader taking 5,000 published messages off its connection
+  (`realtime.broker._Liveness.next_reply`, as the broker reads every event it fans out).
 
 Run it side by side with another tree (`python -m loadtests.bench.micro` from each; the numbers
 move with this machine's speed, `python -m loadtests.bench.speed`), alternated a few times.
@@ -21,11 +23,13 @@ from typing import Any
 
 import redis.asyncio as aredis
 
+from realtime.broker import _Liveness
 from realtime.coalesce import Coalescer
 from realtime.pipelined import round_trip
 
 ROUND_TRIPS = 5000
 SUBMITS = 20
+MESSAGES = 5000
 
 
 async def round_trip_cost(url: str) -> tuple[float, float]:
@@ -73,11 +77,46 @@ async def submit_cost() -> float:
     return (time.thread_time() - started) / (SUBMITS * 1000) * 1e6
 
 
+async def pubsub_read_cost(url: str) -> float:
+    """µs per message read off a subscribed connection by the broker's reader."""
+    channel = "bench:micro:channel"
+    listener = aredis.Redis.from_url(url, protocol=2)  # as the broker's pub/sub connection speaks
+    publisher = aredis.Redis.from_url(url)
+    conn = listener.connection_pool.make_connection()
+    try:
+        await conn.connect()
+        await conn.send_command("SUBSCRIBE", channel, check_health=False)
+        await conn.read_response()  # the confirmation
+
+        async def no_ping() -> None:
+            return None
+
+        liveness = _Liveness(60.0, 60.0, no_ping)
+        payload = b"x" * 200
+        async with publisher.pipeline(transaction=False) as pipe:
+            for _ in range(MESSAGES):
+                pipe.publish(channel, payload)
+            await pipe.execute()
+        started = time.thread_time()
+        for _ in range(MESSAGES):
+            reply = await liveness.next_reply(conn)
+            assert reply[0] == b"message"
+        return (time.thread_time() - started) / MESSAGES * 1e6
+    finally:
+        await conn.disconnect()
+        await listener.aclose()
+        await publisher.aclose()
+
+
 async def run(url: str) -> None:
     for _ in range(3):
         trip, checkout = await round_trip_cost(url)
         submit = await submit_cost()
-        print(f"round trip {trip:.1f} us (pool checkout + release {checkout:.1f} us), coalescer submit {submit:.1f} us")
+        read = await pubsub_read_cost(url)
+        print(
+            f"round trip {trip:.1f} us (pool checkout + release {checkout:.1f} us), "
+            f"coalescer submit {submit:.1f} us, pub/sub read {read:.1f} us"
+        )
 
 
 def main() -> int:
