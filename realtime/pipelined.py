@@ -65,8 +65,10 @@ async def round_trip(client: aredis.Redis, commands: list[tuple[Any, ...]], time
 
     The lean path for the hottest commands: hiredis packs them (in C, where redis-py's
     pipeline packs each argument in Python), one timer covers the batch, and an error reply
-    stays in its command's place. HGETALL answers a dict; other replies are as Redis sends
-    them (RESP2), decoded as the client decodes. A connection error is retried once on a
+    stays in its command's place. HGETALL answers a dict; other replies are as redis-py's
+    parser gives them for the client's protocol, decoded as the client decodes; a RESP3
+    out-of-band push between them (a client-tracking invalidation) is skipped, as redis-py
+    skips it. A connection error is retried once on a
     fresh connection (as redis-py's pipelines retry): use it for reads and for scripts that
     may run twice (idempotent, or at least once by contract).
     """
